@@ -1,0 +1,45 @@
+# The two commands a user needs: `make demo` (the main job) and `make test`.
+# Both do all set-up on a fresh machine: Debian packages, the Python venv with pinned
+# dependencies, and the Go-built control plane (cached outside the repository).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export TBO_CACHE ?= $(HOME)/.cache/timeout-budget-operator
+
+.PHONY: setup venv binaries system-deps lint test test-unit test-integration demo clean
+
+setup: system-deps venv binaries
+
+system-deps:
+	@bash sandbox/install-system-deps.sh
+
+$(VENV)/.installed: pyproject.toml
+	@echo "[venv] creating $(VENV) and installing pinned dependencies" >&2
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip==24.3.1
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+binaries:
+	@bash sandbox/build-binaries.sh all
+
+lint: venv
+	$(VENV)/bin/ruff check operator sandbox tests bench
+	$(VENV)/bin/ruff format --check operator sandbox tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test-unit: venv
+	$(PY) -m pytest -m unit -q
+
+test: setup lint
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) -m sandbox.demo $(DEMO_ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

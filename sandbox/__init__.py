@@ -1,0 +1,1 @@
+"""The local sandbox: real control plane, Prometheus, Cloudflare emulator, synthetic origin."""

@@ -1,0 +1,111 @@
+"""Where the sandbox's Go-built binaries live, and building them when they are missing.
+
+The binaries are cached outside the repository (``$TBO_CACHE``, default
+``~/.cache/timeout-budget-operator``), keyed by the versions in ``versions.env``, so a
+fresh clone (CI) finds them without rebuilding.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+class BinariesUnavailable(RuntimeError):
+    """The control-plane binaries are missing and could not be built."""
+
+
+def versions() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in (HERE / "versions.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            out[key] = value
+    return out
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("TBO_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "timeout-budget-operator"
+
+
+@dataclass(frozen=True)
+class Binaries:
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kubectl: Path
+    etcd: Path
+    kwok: Path
+    kwok_stages: tuple[Path, ...]
+    helm: Path
+    versions: dict[str, str]
+
+    def all_paths(self) -> list[Path]:
+        return [
+            self.kube_apiserver,
+            self.kube_controller_manager,
+            self.kube_scheduler,
+            self.kubectl,
+            self.etcd,
+            self.kwok,
+            self.helm,
+            *self.kwok_stages,
+        ]
+
+
+def locate() -> Binaries:
+    v = versions()
+    bin_dir = cache_dir() / "bin"
+    k8s = bin_dir / f"kubernetes-{v['K8S_VERSION']}"
+    kwok = bin_dir / f"kwok-{v['KWOK_VERSION']}"
+    stages = kwok / "stages"
+    return Binaries(
+        kube_apiserver=k8s / "kube-apiserver",
+        kube_controller_manager=k8s / "kube-controller-manager",
+        kube_scheduler=k8s / "kube-scheduler",
+        kubectl=k8s / "kubectl",
+        etcd=bin_dir / f"etcd-{v['ETCD_VERSION']}" / "etcd",
+        kwok=kwok / "kwok",
+        kwok_stages=tuple(
+            stages / name
+            for name in (
+                "node-initialize.yaml",
+                "node-heartbeat.yaml",
+                "pod-ready.yaml",
+                "pod-complete.yaml",
+                "pod-delete.yaml",
+            )
+        ),
+        helm=bin_dir / f"helm-{v['HELM_VERSION']}" / "helm",
+        versions=v,
+    )
+
+
+def missing(binaries: Binaries) -> list[Path]:
+    return [p for p in binaries.all_paths() if not p.exists()]
+
+
+def ensure(build: bool = True) -> Binaries:
+    """Return the binaries, building the missing ones first (progress on stderr)."""
+    binaries = locate()
+    if missing(binaries) and build:
+        result = subprocess.run(["bash", str(HERE / "build-binaries.sh"), "all"], check=False)
+        if result.returncode != 0:
+            raise BinariesUnavailable(
+                f"sandbox/build-binaries.sh failed with exit code {result.returncode}"
+            )
+        binaries = locate()
+    gone = missing(binaries)
+    if gone:
+        raise BinariesUnavailable(
+            "missing sandbox binaries: "
+            + ", ".join(str(p) for p in gone)
+            + " (run `make binaries`)"
+        )
+    return binaries

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Builds the sandbox's real components from source through the Go module proxy:
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (k8s.io/kubernetes
+# through a wrapper module), etcd (go.etcd.io/etcd/server/v3), kwok and helm.
+#
+# Everything lands outside the repository, keyed by version, so a fresh clone (CI)
+# reuses it: $TBO_CACHE (default ~/.cache/timeout-budget-operator)/
+#   bin/<component>-<version>/   the binaries
+#   gomod/ gobuild/              Go module and build caches
+# A binary already present is never rebuilt. Progress goes to stderr.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=versions.env
+source "$HERE/versions.env"
+
+CACHE="${TBO_CACHE:-$HOME/.cache/timeout-budget-operator}"
+export GOMODCACHE="$CACHE/gomod"
+export GOCACHE="$CACHE/gobuild"
+export GOFLAGS="-mod=mod"
+export CGO_ENABLED=0
+export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+BIN="$CACHE/bin"
+WORK="$CACHE/work"
+mkdir -p "$BIN" "$WORK" "$GOMODCACHE" "$GOCACHE"
+
+say() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+have_all() { local d="$1"; shift; for b in "$@"; do [ -x "$d/$b" ] || return 1; done; }
+
+build_kubernetes() {
+  local out="$BIN/kubernetes-$K8S_VERSION"
+  if have_all "$out" kube-apiserver kube-controller-manager kube-scheduler kubectl; then
+    say "kubernetes $K8S_VERSION: cached in $out"; return; fi
+  local mod="$WORK/kubernetes-$K8S_VERSION"
+  rm -rf "$mod"; mkdir -p "$mod"; cd "$mod"
+  say "kubernetes $K8S_VERSION: preparing wrapper module (first time downloads ~1 GB of modules)"
+  go mod init tbo.local/k8s-wrapper >/dev/null 2>&1
+  go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
+  # Replace every staging module (=> ./staging/...) with its published v0.Y.Z.
+  local upstream staging minor
+  minor="${K8S_VERSION#v1.}"; staging="v0.$minor"
+  go mod download -json "k8s.io/kubernetes@$K8S_VERSION" > dl.json
+  upstream="$(python3 -c 'import json,sys;print(json.load(open("dl.json"))["GoMod"])')"
+  grep -oE 'k8s\.io/[a-z0-9-]+ => \./staging' "$upstream" | awk '{print $1}' | sort -u > staging.txt
+  say "kubernetes $K8S_VERSION: $(wc -l < staging.txt) staging modules replaced with $staging"
+  while read -r name; do
+    go mod edit -replace="$name=$name@$staging"
+  done < staging.txt
+  cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubectl/pkg/cmd"
+)
+GO
+  say "kubernetes $K8S_VERSION: go mod tidy"
+  go mod tidy >/dev/null
+  local major=1 kminor
+  kminor="$(echo "$K8S_VERSION" | cut -d. -f2)"
+  local date; date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  local ld="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$kminor"
+    ld="$ld -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date -X $pkg.gitCommit=release-$K8S_VERSION"
+  done
+  mkdir -p "$out.tmp"
+  say "kubernetes $K8S_VERSION: compiling kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (cold: 15-30 min on 2 cores)"
+  go build -trimpath -ldflags "$ld" -o "$out.tmp/" \
+    k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubectl
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  say "kubernetes $K8S_VERSION: done -> $("$out/kube-apiserver" --version)"
+}
+
+build_etcd() {
+  local out="$BIN/etcd-$ETCD_VERSION"
+  if have_all "$out" etcd; then say "etcd $ETCD_VERSION: cached"; return; fi
+  local mod="$WORK/etcd-$ETCD_VERSION"
+  rm -rf "$mod"; mkdir -p "$mod"; cd "$mod"
+  say "etcd $ETCD_VERSION: wrapper module"
+  go mod init tbo.local/etcd-wrapper >/dev/null 2>&1
+  go mod edit -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
+  go mod tidy >/dev/null
+  mkdir -p "$out.tmp"
+  go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  say "etcd $ETCD_VERSION: done"
+}
+
+go_install() {  # name module/cmd version binary
+  local name="$1" pkg="$2" ver="$3" binname="$4"
+  local out="$BIN/$name-$ver"
+  if have_all "$out" "$binname"; then say "$name $ver: cached"; return; fi
+  say "$name $ver: go install $pkg@$ver"
+  GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w ${5:-}" "$pkg@$ver"
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  say "$name $ver: done"
+}
+
+build_kwok() {
+  go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" kwok
+  # Stage configs ship inside the module: copy them next to the binary.
+  local stages="$BIN/kwok-$KWOK_VERSION/stages"
+  if [ ! -d "$stages" ]; then
+    local src="$GOMODCACHE/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
+    mkdir -p "$stages"
+    cp "$src/node/fast/node-initialize.yaml" "$src/node/heartbeat/node-heartbeat.yaml" \
+       "$src/pod/fast/pod-ready.yaml" "$src/pod/fast/pod-complete.yaml" "$src/pod/fast/pod-delete.yaml" "$stages/"
+  fi
+}
+
+what="${1:-all}"
+case "$what" in
+  kubernetes) build_kubernetes ;;
+  etcd) build_etcd ;;
+  kwok) build_kwok ;;
+  helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
+  all)
+    build_etcd; build_kwok
+    go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+    build_kubernetes ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,251 @@
+"""The CRDs as users meet them: the real API server accepts the samples, rejects bad
+resources with messages a user understands, and `kubectl` documents and lists them."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from sandbox.controlplane import ControlPlane
+from tests.support import kube
+
+pytestmark = pytest.mark.integration
+
+API = "timeoutbudget.io/v1alpha1"
+
+
+def valid_budget() -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "TimeoutBudget",
+        "metadata": {"name": "bad"},
+        "spec": {
+            "route": {"host": "api.example.com", "pathPrefix": "/export"},
+            "budget": {"timeoutSeconds": 120, "atRiskRatio": 0.8, "recoverRatio": 0.6},
+            "latency": {"metric": "http_request_duration_seconds", "selector": {"route": "x"}},
+            "origin": {"deploymentName": "api", "minReplicas": 1, "maxReplicas": 5},
+            "reroute": {"serviceName": "api", "longRunningSelector": {"pool": "long"}},
+            "edge": {"zoneRef": {"name": "example-com"}},
+        },
+    }
+
+
+def valid_zone() -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "CloudflareZone",
+        "metadata": {"name": "bad"},
+        "spec": {
+            "zoneId": "023e105f4ecef8ad9ca31a8372d0c353",
+            "apiTokenSecretRef": {"name": "cf"},
+        },
+    }
+
+
+def with_change(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """Set (or delete, for value=DELETE) ``path`` like "spec.budget.timeoutSeconds"."""
+    body = copy.deepcopy(base)
+    *parents, leaf = path.split(".")
+    node = body
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is DELETE:
+        node.pop(leaf, None)
+    else:
+        node[leaf] = value
+    return body
+
+
+DELETE = object()
+
+# (id, resource, text the user must read in kubectl's error)
+BAD_RESOURCES: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "hysteresis-inverted",
+        with_change(valid_budget(), "spec.budget.recoverRatio", 0.9),
+        "budget.recoverRatio must be lower than budget.atRiskRatio",
+    ),
+    (
+        "min-above-max",
+        with_change(valid_budget(), "spec.origin.minReplicas", 9),
+        "origin.minReplicas must be less than or equal to origin.maxReplicas",
+    ),
+    (
+        "timeout-above-6000",
+        with_change(valid_budget(), "spec.budget.timeoutSeconds", 7000),
+        "spec.budget.timeoutSeconds: Invalid value: 7000: spec.budget.timeoutSeconds in body "
+        "should be less than or equal to 6000",
+    ),
+    (
+        "timeout-zero",
+        with_change(valid_budget(), "spec.budget.timeoutSeconds", 0),
+        "should be greater than or equal to 1",
+    ),
+    (
+        "host-with-scheme",
+        with_change(valid_budget(), "spec.route.host", "https://api.example.com"),
+        "route.host must be a lowercase DNS hostname",
+    ),
+    (
+        "host-wildcard",
+        with_change(valid_budget(), "spec.route.host", "*.example.com"),
+        "route.host must be a lowercase DNS hostname",
+    ),
+    (
+        "path-without-slash",
+        with_change(valid_budget(), "spec.route.pathPrefix", "export"),
+        "route.pathPrefix must start with '/'",
+    ),
+    (
+        "path-with-quote-injection",
+        with_change(valid_budget(), "spec.route.pathPrefix", '/x" or true or "'),
+        "route.pathPrefix must start with '/' and contain only URL path characters",
+    ),
+    (
+        "window-in-words",
+        with_change(valid_budget(), "spec.latency.window", "5 minutes"),
+        "latency.window must be a duration like 30s, 5m or 1h",
+    ),
+    (
+        "quantile-above-one",
+        with_change(valid_budget(), "spec.latency.quantile", 1.5),
+        "spec.latency.quantile in body should be less than 1",
+    ),
+    (
+        "metric-with-bucket-suffix",
+        with_change(valid_budget(), "spec.latency.metric", "http_request_duration_seconds_bucket"),
+        "latency.metric must be a Prometheus metric name",
+    ),
+    (
+        "selector-reserved-label",
+        with_change(valid_budget(), "spec.latency.selector", {"__name__": "up"}),
+        "latency.selector keys must be Prometheus label names",
+    ),
+    (
+        "no-metric-no-query",
+        with_change(valid_budget(), "spec.latency.metric", DELETE),
+        "latency needs either metric (a histogram name) or query",
+    ),
+    (
+        "metric-and-query",
+        with_change(valid_budget(), "spec.latency.query", "vector(1)"),
+        "latency.metric and latency.query are exclusive",
+    ),
+    (
+        "reroute-without-target",
+        with_change(valid_budget(), "spec.reroute", {"afterEvaluations": 2}),
+        "reroute needs serviceName (with longRunningSelector) or dnsOnlyHostname",
+    ),
+    (
+        "required-above-timeout",
+        with_change(valid_budget(), "spec.budget.requiredSeconds", 300),
+        "budget.requiredSeconds cannot exceed budget.timeoutSeconds",
+    ),
+    (
+        "matcher-bad-operator",
+        with_change(
+            valid_budget(),
+            "spec.latency.matchers",
+            [{"label": "a", "operator": "==", "value": "b"}],
+        ),
+        'Unsupported value: "=="',
+    ),
+    (
+        "missing-deployment",
+        with_change(valid_budget(), "spec.origin.deploymentName", DELETE),
+        "spec.origin.deploymentName: Required value",
+    ),
+    (
+        "negative-replicas",
+        with_change(valid_budget(), "spec.origin.minReplicas", -3),
+        "spec.origin.minReplicas in body should be greater than or equal to 1",
+    ),
+    (
+        "zone-id-is-domain",
+        with_change(valid_zone(), "spec.zoneId", "example.com"),
+        "zoneId must be the 32-character hexadecimal Cloudflare zone id",
+    ),
+    (
+        "zone-timeout-above-6000",
+        with_change(valid_zone(), "spec.proxyReadTimeoutSeconds", 6001),
+        "should be less than or equal to 6000",
+    ),
+    (
+        "zone-without-secret",
+        with_change(valid_zone(), "spec.apiTokenSecretRef", DELETE),
+        "spec.apiTokenSecretRef: Required value",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("resource", "message"),
+    [pytest.param(r, m, id=i) for i, r, m in BAD_RESOURCES],
+)
+def test_bad_resource_is_rejected_by_the_api_server(
+    control_plane: ControlPlane, namespace: str, resource: dict[str, Any], message: str
+) -> None:
+    result = control_plane.kubectl(
+        "apply", "-n", namespace, "-f", "-", input_text=json.dumps(resource), check=False
+    )
+    assert result.returncode != 0, f"accepted: {result.stdout}"
+    assert "is invalid" in result.stderr
+    assert message in result.stderr, result.stderr
+    # Nothing was stored.
+    kind = resource["kind"].lower()
+    listed = kube.get_json(control_plane, kind, "-n", namespace)
+    assert listed["items"] == []
+
+
+def test_every_sample_applies_with_defaults(control_plane: ControlPlane, namespace: str) -> None:
+    out = control_plane.kubectl("apply", "-n", namespace, "-f", str(kube.SAMPLES))
+    assert "timeoutbudget.timeoutbudget.io/api created" in out.stdout
+    assert "cloudflarezone.timeoutbudget.io/example-com created" in out.stdout
+    sample_names = set()
+    for path in kube.SAMPLES.glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] == "TimeoutBudget":
+                sample_names.add(doc["metadata"]["name"])
+    stored = kube.get_json(control_plane, "timeoutbudgets", "-n", namespace)["items"]
+    assert {item["metadata"]["name"] for item in stored} == sample_names
+    search = next(i for i in stored if i["metadata"]["name"] == "search")
+    # Defaults applied by the API server.
+    assert search["spec"]["route"]["pathPrefix"] == "/"
+    assert search["spec"]["budget"] == {"atRiskRatio": 0.8, "recoverRatio": 0.6}
+    assert search["spec"]["latency"]["quantile"] == 0.95
+    assert search["spec"]["latency"]["signal"] == "ttfb"
+    assert search["spec"]["edge"]["sync"] is True
+    assert search["spec"]["paused"] is False
+
+
+def test_kubectl_get_tb_shows_printer_columns(control_plane: ControlPlane, namespace: str) -> None:
+    control_plane.kubectl("apply", "-n", namespace, "-f", str(kube.SAMPLES / "export-route.yaml"))
+    status = {
+        "status": {"p95Seconds": 42.5, "budgetSeconds": 360, "state": "Healthy", "replicas": 2}
+    }
+    control_plane.kubectl(
+        "patch", "tb", "export", "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps(status),
+    )  # fmt: skip
+    out = control_plane.kubectl("get", "tb", "-n", namespace).stdout.splitlines()
+    assert out[0].split() == ["NAME", "HOST", "PATH", "P95", "BUDGET", "STATE", "REPLICAS", "AGE"]
+    row = out[1].split()
+    assert row[:7] == ["export", "api.example.com", "/export", "42.5", "360", "Healthy", "2"]
+
+
+def test_kubectl_explain_documents_fields(control_plane: ControlPlane) -> None:
+    out = control_plane.kubectl("explain", "tb.spec.budget.recoverRatio").stdout
+    assert "Release (undo reroute, scale down) only below this fraction" in out
+    out = control_plane.kubectl("explain", "cloudflarezone.spec.zoneId").stdout
+    assert "32 lowercase hex characters" in out
+
+
+def test_api_server_reports_its_real_version(control_plane: ControlPlane) -> None:
+    out = json.loads(control_plane.kubectl("version", "-o", "json").stdout)
+    want = control_plane.binaries.versions["K8S_VERSION"]
+    assert out["serverVersion"]["gitVersion"] == want
+    assert out["clientVersion"]["gitVersion"] == want

@@ -1,0 +1,54 @@
+"""Small helpers for tests that talk to the sandbox's real API server."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sandbox.controlplane import ControlPlane
+
+REPO = Path(__file__).resolve().parents[2]
+CRDS = REPO / "crds"
+SAMPLES = CRDS / "samples"
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def install_crds(cp: ControlPlane) -> None:
+    cp.kubectl("apply", "--server-side", "-f", str(CRDS))
+    for crd in ("timeoutbudgets.timeoutbudget.io", "cloudflarezones.timeoutbudget.io"):
+        cp.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+
+
+def new_namespace(cp: ControlPlane, prefix: str = "t") -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    cp.kubectl("create", "namespace", name)
+    # The default ServiceAccount comes from kube-controller-manager.
+    wait_for(
+        lambda: cp.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
+        30,
+        f"default ServiceAccount in {name}",
+    )
+    return name
+
+
+def get_json(cp: ControlPlane, *args: str) -> dict[str, Any]:
+    out = cp.kubectl("get", *args, "-o", "json")
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data
