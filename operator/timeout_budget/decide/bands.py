@@ -1,0 +1,71 @@
+"""Where a latency reading sits against a route's budget, and whether it can be trusted.
+
+Two lines cut the latency axis: the at-risk line (``atRiskRatio x budget``), where the
+operator acts, and the recover line (``recoverRatio x budget``), below which it may release.
+Between them it holds, so a P95 oscillating around one line cannot make it flap. A reading at
+or above the budget is breaching.
+
+A reading can also lie. ``histogram_quantile`` never returns more than the largest finite
+bucket bound: with buckets that stop at 10 s, a P95 of 10 s means "10 s or more, unknown".
+Such a saturated reading below the at-risk line is put in the hold band: it must not start
+a recovery (and so a scale-down or an undo), and it is not evidence of risk either.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+from timeout_budget.model.observation import LatencyObservation
+from timeout_budget.model.spec import Budget
+
+
+class Band(Enum):
+    RECOVERED = "below the recover line"
+    HOLD = "between the lines"
+    AT_RISK = "at risk"
+    BREACHING = "breaching"
+
+    @property
+    def at_risk(self) -> bool:
+        """At or above the at-risk line: the bands in which the ladder climbs."""
+        return self in (Band.AT_RISK, Band.BREACHING)
+
+
+@dataclass(frozen=True)
+class Lines:
+    budget: int
+    at_risk: float
+    recover: float
+
+    @classmethod
+    def of(cls, budget_seconds: int, budget: Budget) -> Lines:
+        return cls(
+            budget=budget_seconds,
+            at_risk=budget.at_risk_ratio * budget_seconds,
+            recover=budget.recover_ratio * budget_seconds,
+        )
+
+
+def usable_seconds(latency: LatencyObservation) -> float | None:
+    """The reading to decide on, or ``None``: only a finite, non-negative value counts."""
+    if not latency.has_value or latency.seconds is None:
+        return None
+    seconds = latency.seconds
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def saturated(seconds: float, top_bucket_seconds: float | None) -> bool:
+    """The reading is the largest finite bucket bound: the true quantile may be anywhere above."""
+    return top_bucket_seconds is not None and seconds >= top_bucket_seconds
+
+
+def classify(seconds: float, lines: Lines, top_bucket_seconds: float | None) -> Band:
+    if seconds >= lines.budget:
+        return Band.BREACHING
+    if seconds >= lines.at_risk:
+        return Band.AT_RISK
+    if seconds < lines.recover and not saturated(seconds, top_bucket_seconds):
+        return Band.RECOVERED
+    return Band.HOLD

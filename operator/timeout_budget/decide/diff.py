@@ -1,0 +1,40 @@
+"""Desired against observed: keep only the changes the world still needs.
+
+The ladder states desired values (a reroute in force, a read timeout, a replica count) and
+re-states them while they hold; most evaluations therefore ask for nothing new. This step
+drops every action the observation already satisfies, so the apply step touches the API only
+for real changes, an Event is emitted only for something that happened, and a dry run plans
+only what would change. A purely computational function with no side effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import assert_never
+
+from timeout_budget.model.actions import Action, EdgeTimeout, Reroute, ScaleTo
+from timeout_budget.model.world import RouteObservation, ScaleObservation
+
+
+def changes(actions: Iterable[Action], observation: RouteObservation) -> tuple[Action, ...]:
+    return tuple(a for a in actions if is_needed(a, observation))
+
+
+def is_needed(action: Action, observation: RouteObservation) -> bool:
+    match action:
+        case ScaleTo():
+            return action.replicas != _scale_value(action, observation.scale)
+        case Reroute():
+            return action.apply != (action.target in observation.rerouted)
+        case EdgeTimeout():
+            edge = observation.edge
+            return edge is None or action.seconds != edge.route_timeout_seconds
+        case _:
+            assert_never(action)
+
+
+def _scale_value(action: ScaleTo, scale: ScaleObservation) -> int | None:
+    """The value the action would change; ``None`` when its knob is gone (HPA deleted)."""
+    if action.via_hpa:
+        return scale.hpa.min_replicas if scale.hpa is not None else None
+    return scale.spec_replicas

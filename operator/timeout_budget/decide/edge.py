@@ -1,0 +1,167 @@
+"""The third rung: the route's read timeout at the Cloudflare edge.
+
+Two reasons to give a route a read timeout of its own (a Cache Rule ``read_timeout``):
+
+* it declares ``requiredSeconds`` (a 300 s export must not be cut at 120 s): always, as
+  configuration, with or without latency data;
+* it is at risk at max replicas: the timeout is raised to the budget (or the declared need,
+  if larger) as a rung of the ladder, and lowered again after the same recovery window as a
+  reroute.
+
+Cloudflare may answer 524 about one second after the configured value, so the target is
+always one second more (121 for 120). A Cache Rule read timeout is 100..6000 s, and only as
+much as the zone's plan allows: when the plan does not allow it (``editable: false``) or the
+need exceeds the plan's maximum, the rung refuses with the reason, and Cloudflare's advice
+applies. When the zone's own timeout is enough, the route needs no rule and a rule the
+operator made earlier goes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from timeout_budget.decide.bands import Band
+from timeout_budget.decide.context import Context, Step, secs
+from timeout_budget.model.actions import MIN_ROUTE_READ_TIMEOUT_SECONDS, EdgeTimeout, Refusal
+from timeout_budget.model.memory import Memory
+from timeout_budget.model.spec import MAX_EDGE_TIMEOUT_SECONDS
+from timeout_budget.model.world import EdgeObservation
+
+RAISE = "raise the edge read timeout"
+
+
+@dataclass(frozen=True)
+class _Fit:
+    seconds: int | None = None
+    """The read timeout to set; ``None``: none needed, or refused."""
+    refusal: str | None = None
+    note: str | None = None
+
+
+def plan(ctx: Context, memory: Memory) -> Step:
+    edge, zone = ctx.spec.edge, ctx.observation.edge
+    if edge is None:
+        return Step(memory, exhausted="no edge.zoneRef to raise the read timeout at")
+    if not edge.sync:
+        return Step(memory, exhausted="edge.sync is off")
+    if zone is None:
+        return _zone_unknown(ctx, memory)
+    declared = _declared(ctx, zone)
+    escalation = _fit(_escalation_target(ctx), zone)
+    memory, escalation_notes = _raise_or_release(ctx, memory, zone, declared, escalation)
+    return Step(
+        memory,
+        actions=_action(ctx, zone, declared, escalation if memory.edge_raised else _Fit()),
+        refusals=(Refusal(RAISE, declared.refusal),) if declared.refusal else (),
+        notes=tuple(n for n in (declared.note, *escalation_notes) if n),
+        exhausted=_exhausted(ctx, memory, zone, declared, escalation),
+        needs_advice=declared.refusal is not None,
+    )
+
+
+def _zone_unknown(ctx: Context, memory: Memory) -> Step:
+    why = "the zone's Cloudflare state is not known yet"
+    required = ctx.spec.budget.required_seconds
+    refusals = (Refusal(f"allow {secs(required)} at the edge", why),) if required else ()
+    return Step(memory, refusals=refusals, exhausted=why)
+
+
+def _declared(ctx: Context, zone: EdgeObservation) -> _Fit:
+    required = ctx.spec.budget.required_seconds
+    if required is None:
+        return _Fit()
+    fit = _fit(required + 1, zone)
+    if fit.refusal:
+        return replace(
+            fit, refusal=f"requiredSeconds {required} needs {required + 1}s: {fit.refusal}"
+        )
+    return fit
+
+
+def _escalation_target(ctx: Context) -> int:
+    return max(ctx.spec.budget.required_seconds or 0, ctx.lines.budget) + 1
+
+
+def _fit(wanted: int, zone: EdgeObservation) -> _Fit:
+    """Bound a wanted read timeout by Cloudflare's range and the zone's plan."""
+    if wanted <= zone.zone_timeout_seconds:
+        return _Fit()
+    if not zone.editable:
+        return _Fit(
+            refusal=f"the zone's plan does not allow changing the read timeout "
+            f"(editable: false), it stays at {secs(zone.zone_timeout_seconds)}"
+        )
+    limit = min(zone.max_timeout_seconds, MAX_EDGE_TIMEOUT_SECONDS)
+    if wanted - 1 > limit:
+        return _Fit(refusal=f"the zone's plan allows at most {secs(limit)}")
+    seconds = max(MIN_ROUTE_READ_TIMEOUT_SECONDS, min(wanted, limit))
+    note = None
+    if seconds < wanted:
+        note = f"edge read timeout capped at {secs(limit)}: no 1 s margin over {secs(wanted - 1)}"
+    return _Fit(seconds=seconds, note=note)
+
+
+def _raise_or_release(
+    ctx: Context, memory: Memory, zone: EdgeObservation, declared: _Fit, escalation: _Fit
+) -> tuple[Memory, tuple[str, ...]]:
+    if memory.edge_raised:
+        window = _release_window(ctx)
+        held = ctx.held_for(memory.recovery_started_at)
+        if ctx.band is Band.RECOVERED and held >= window:
+            note = f"P95 has stayed below {secs(ctx.lines.recover)} for {secs(round(held))}: "
+            return replace(memory, edge_raised=False, released_at=ctx.now), (
+                note + "lowering the edge read timeout again",
+            )
+        return memory, ()
+    if ctx.at_risk and ctx.bounds.at_cap and _raise_helps(zone, declared, escalation):
+        to = secs(escalation.seconds or 0)
+        note = f"at risk at max replicas: raising the edge read timeout to {to}"
+        return replace(memory, edge_raised=True), (note,)
+    return memory, ()
+
+
+def _raise_helps(zone: EdgeObservation, declared: _Fit, escalation: _Fit) -> bool:
+    if escalation.seconds is None:
+        return False
+    return escalation.seconds > max(declared.seconds or 0, zone.zone_timeout_seconds)
+
+
+def _release_window(ctx: Context) -> int:
+    if ctx.spec.reroute is not None:
+        return ctx.spec.reroute.recovery_seconds
+    return ctx.spec.origin.scale_down_stabilization_seconds
+
+
+def _action(
+    ctx: Context, zone: EdgeObservation, declared: _Fit, escalation: _Fit
+) -> tuple[EdgeTimeout, ...]:
+    if declared.refusal:
+        return ()  # leave whatever is there; the refusal says why
+    route = ctx.spec.route
+    required = ctx.spec.budget.required_seconds
+    if escalation.seconds is not None and escalation.seconds > (declared.seconds or 0):
+        reason = (
+            f"at risk at max replicas: read timeout {secs(escalation.seconds)} "
+            f"(budget {secs(ctx.lines.budget)} + 1 s) until P95 recovers"
+        )
+        return (EdgeTimeout(route.host, route.path_prefix, escalation.seconds, reason),)
+    if declared.seconds is not None:
+        reason = (
+            f"the route declares requiredSeconds {required}; Cloudflare may answer 524 about "
+            f"1 s after the read timeout, so {secs(declared.seconds)}"
+        )
+        return (EdgeTimeout(route.host, route.path_prefix, declared.seconds, reason),)
+    reason = f"the zone's read timeout ({secs(zone.zone_timeout_seconds)}) is enough for this route"
+    return (EdgeTimeout(route.host, route.path_prefix, None, reason),)
+
+
+def _exhausted(
+    ctx: Context, memory: Memory, zone: EdgeObservation, declared: _Fit, escalation: _Fit
+) -> str | None:
+    if memory.edge_raised:
+        return f"edge read timeout already raised to {secs(escalation.seconds or 0)}"
+    if escalation.refusal:
+        return escalation.refusal
+    if not _raise_helps(zone, declared, escalation):
+        return f"the edge already allows {secs(max(declared.seconds or 0, zone.in_force_seconds))}"
+    return None

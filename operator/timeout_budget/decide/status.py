@@ -1,0 +1,117 @@
+"""From a decision to the TimeoutBudget's status, and whether that status needs a patch.
+
+Every evaluation ends in a status, but most evaluations change nothing a person would see.
+Patching anyway would write to the API server every 15 s for every route (10,000 routes:
+hundreds of writes a second) and wake every watcher. So the status is rebuilt in full, and
+compared with the previous one ignoring ``lastEvaluationTime``; only a difference is patched.
+For the comparison to mean something the build is stable: readings are rounded, condition
+transition times are kept (``model.conditions.merge``), and a dry run's unchanged plan keeps
+its time.
+
+Fields that no longer apply are ``None`` rather than missing, so a JSON merge patch removes
+them (``p95Seconds`` once data is gone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from timeout_budget.model import conditions
+from timeout_budget.model.actions import Action, EdgeTimeout
+from timeout_budget.model.conditions import ConditionInput
+from timeout_budget.model.decision import Decision
+from timeout_budget.model.timestamps import rfc3339
+from timeout_budget.model.world import RouteObservation
+
+VOLATILE = frozenset({"lastEvaluationTime"})
+"""Fields that change on every evaluation and alone never justify a patch."""
+
+
+def build(
+    decision: Decision,
+    observation: RouteObservation,
+    *,
+    previous: Mapping[str, Any] | None,
+    now: float,
+    generation: int | None,
+    acted: Sequence[Action] = (),
+    extra_conditions: Sequence[ConditionInput] = (),
+) -> dict[str, Any]:
+    """The full status after one evaluation.
+
+    ``acted``: the actions applied this evaluation (after the diff), or in a dry run the
+    planned ones. ``extra_conditions``: inputs from other writers (the edge sync's
+    ``EdgeSynced``), which replace the ladder's placeholders of the same type.
+    """
+    before = previous or {}
+    ratio = decision.ratio
+    return {
+        "observedGeneration": generation,
+        "state": decision.state.value,
+        "p95Seconds": None if decision.p95_seconds is None else round(decision.p95_seconds, 2),
+        "budgetSeconds": decision.budget_seconds,
+        "ratio": None if ratio is None else round(ratio, 3),
+        "replicas": observation.scale.ready_replicas,
+        "desiredReplicas": decision.desired_replicas,
+        "edgeTimeoutSeconds": _edge_timeout(observation, () if decision.dry_run else acted),
+        "rerouted": decision.memory.rerouted,
+        **_last_action(decision, before, acted, now),
+        "lastEvaluationTime": rfc3339(now, whole_seconds=True),
+        "message": decision.message,
+        "plannedActions": [a.describe() for a in acted] if decision.dry_run else None,
+        "memory": decision.memory.to_status(),
+        "conditions": conditions.merge(
+            before.get("conditions"),
+            (*decision.conditions, *extra_conditions),
+            now=now,
+            generation=generation,
+        ),
+    }
+
+
+def changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether ``new`` differs from ``old`` in anything but the volatile fields."""
+    return _comparable(old) != _comparable(new)
+
+
+def patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch for ``status``: the top-level fields that differ (``None`` removes one),
+    the volatile ones only alongside a real change; empty when nothing changed."""
+    if not changed(old, new):
+        return {}
+    before = old or {}
+    keys = (set(new) | set(before)) - VOLATILE
+    diff = {k: new.get(k) for k in sorted(keys) if before.get(k) != new.get(k)}
+    diff.update({k: new[k] for k in VOLATILE if k in new})
+    return diff
+
+
+def _comparable(status: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (status or {}).items() if k not in VOLATILE and v is not None}
+
+
+def _edge_timeout(observation: RouteObservation, applied: Sequence[Action]) -> int | None:
+    edge = observation.edge
+    if edge is None:
+        return None
+    seconds = edge.in_force_seconds
+    for action in applied:
+        if isinstance(action, EdgeTimeout):
+            seconds = action.seconds if action.seconds is not None else edge.zone_timeout_seconds
+    return seconds
+
+
+def _last_action(
+    decision: Decision, before: Mapping[str, Any], acted: Sequence[Action], now: float
+) -> dict[str, Any]:
+    keys = ("lastAction", "lastActionReason", "lastActionTime")
+    if not acted:
+        return {k: before.get(k) for k in keys}
+    prefix = "planned: " if decision.dry_run else ""
+    what = prefix + "; ".join(a.describe() for a in acted)
+    why = "; ".join(dict.fromkeys(a.reason for a in acted))
+    when = rfc3339(now, whole_seconds=True)
+    if decision.dry_run and before.get("lastAction") == what:
+        when = before.get("lastActionTime") or when  # the same plan again: not news
+    return dict(zip(keys, (what, why, when), strict=True))

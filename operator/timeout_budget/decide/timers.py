@@ -1,0 +1,54 @@
+"""The part of memory that follows the readings alone, whatever the operator then does.
+
+The hysteresis latch, the at-risk streak and the start of a recovery depend only on what was
+observed, so they advance even when the operator is paused or in a dry run (and a dry run's
+plan is then the same each evaluation, instead of appearing once per cooldown). The rest of
+memory — when it scaled, what it rerouted — changes only when it acts.
+
+Missing data never completes a recovery: without a reading the recovery window starts again,
+and it is only the latch and the streak that hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from timeout_budget.decide.bands import Band
+from timeout_budget.model.memory import Memory
+
+
+def observe(
+    previous: Memory, band: Band | None, now: float, *, at_cap: bool, streak_limit: int
+) -> Memory:
+    """``streak_limit``: the count that triggers a reroute (0 without one); counting further
+    would only change status on every evaluation."""
+    if band is None:
+        return replace(previous, recovery_started_at=None)
+    return replace(
+        previous,
+        at_risk=_latch(previous.at_risk, band),
+        at_risk_streak=min(_streak(previous, band, at_cap), streak_limit),
+        recovery_started_at=_recovery(previous.recovery_started_at, band, now),
+    )
+
+
+def _latch(was_at_risk: bool, band: Band) -> bool:
+    if band.at_risk:
+        return True
+    if band is Band.RECOVERED:
+        return False
+    return was_at_risk
+
+
+def _streak(previous: Memory, band: Band, at_cap: bool) -> int:
+    if band is Band.HOLD:
+        return previous.at_risk_streak
+    if band.at_risk and at_cap and not previous.rerouted:
+        return previous.at_risk_streak + 1
+    return 0
+
+
+def _recovery(started_at: float | None, band: Band, now: float) -> float | None:
+    if band is not Band.RECOVERED:
+        return None
+    return now if started_at is None else started_at

@@ -1,0 +1,105 @@
+"""The changes the policy ladder may ask for, each carrying the reason a person can read.
+
+The pure core says *what* should be true and *why*; the apply step makes it true. An action
+names its target and desired value, never how to reach it: ``ScaleTo`` does not know whether
+the scale subresource or an HPA is patched beyond its ``via_hpa`` flag, ``Reroute`` does not
+know the original Service selector (that lives in an annotation on the Service, written by
+the apply step), ``EdgeTimeout`` does not know the ruleset. Actions are desired values, so
+the diff step can drop the ones the world already matches, and applying one twice is
+harmless.
+
+A ``Refusal`` is something the route would need that the operator will not or cannot do
+(the zone's plan does not allow a longer read timeout, a DNS-only reroute without a zone),
+with the reason: the apply step turns it into a Warning event, status into a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+MIN_ROUTE_READ_TIMEOUT_SECONDS = 100
+"""The least a Cache Rule ``read_timeout`` may be (Terraform validates 100..6000)."""
+
+
+class RerouteVia(StrEnum):
+    SERVICE = "Service"
+    """Switch a Service's selector to the long-running pool."""
+    DNS_ONLY = "DnsOnly"
+    """Set a dedicated hostname's DNS records to DNS-only (grey cloud)."""
+
+
+@dataclass(frozen=True, order=True)
+class RerouteTarget:
+    via: RerouteVia
+    name: str
+    """The Service name, or the DNS-only hostname."""
+
+    def describe(self) -> str:
+        if self.via is RerouteVia.SERVICE:
+            return f"Service {self.name}"
+        return f"DNS-only hostname {self.name}"
+
+
+@dataclass(frozen=True)
+class ScaleTo:
+    """Desired replicas: the HPA's ``minReplicas`` when ``via_hpa``, else ``spec.replicas``."""
+
+    deployment: str
+    replicas: int
+    via_hpa: bool
+    reason: str
+    restores_baseline: bool = False
+    """True when this gives back the last replica the operator added: the apply step may then
+    forget the original value it remembered in an annotation."""
+
+    def describe(self) -> str:
+        knob = "HPA minReplicas" if self.via_hpa else "replicas"
+        return f"scale Deployment {self.deployment} to {self.replicas} ({knob})"
+
+
+@dataclass(frozen=True)
+class Reroute:
+    """Desired reroute of one target: in force (``apply``) or restored (undo)."""
+
+    target: RerouteTarget
+    apply: bool
+    reason: str
+
+    def describe(self) -> str:
+        verb = "reroute" if self.apply else "undo reroute of"
+        return f"{verb} {self.target.describe()}"
+
+
+@dataclass(frozen=True)
+class EdgeTimeout:
+    """Desired Cloudflare read timeout of the route's own Cache Rule.
+
+    ``seconds`` is within ``MIN_ROUTE_READ_TIMEOUT_SECONDS..6000`` (and the plan's maximum);
+    ``None`` means the route needs no rule of its own (the zone's timeout is enough), so a
+    rule the operator created earlier should go.
+    """
+
+    host: str
+    path_prefix: str
+    seconds: int | None
+    reason: str
+
+    def describe(self) -> str:
+        route = f"{self.host}{self.path_prefix}"
+        if self.seconds is None:
+            return f"remove the read timeout rule of {route}"
+        return f"set the edge read timeout of {route} to {self.seconds}s"
+
+
+Action = ScaleTo | Reroute | EdgeTimeout
+
+
+@dataclass(frozen=True)
+class Refusal:
+    action: str
+    """What was wanted, e.g. ``EdgeTimeout`` or ``Reroute``."""
+    reason: str
+
+    def describe(self) -> str:
+        return f"cannot {self.action}: {self.reason}"

@@ -1,0 +1,32 @@
+"""Time as the pure core sees it: seconds since the epoch, always passed in.
+
+The policy ladder never reads a clock, so tests can move time by hand and a decision can be
+replayed. Kubernetes status, on the other hand, wants RFC 3339 strings. These two functions
+are the only crossing between the two, and the parser is lenient because a status can be
+edited by hand or written by an older operator.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def rfc3339(epoch_seconds: float, *, whole_seconds: bool = False) -> str:
+    """``2026-01-02T03:04:05Z``; fractions are kept unless ``whole_seconds`` (as conditions use)."""
+    moment = datetime.fromtimestamp(epoch_seconds, tz=UTC)
+    if whole_seconds or not moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_rfc3339(value: object) -> float | None:
+    """Seconds since the epoch, or ``None`` for anything that is not an RFC 3339 string."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

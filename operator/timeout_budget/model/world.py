@@ -1,0 +1,68 @@
+"""What the observe step found around one route, besides its latency: the facts the ladder
+decides on and the diff compares with.
+
+Everything here is read from the world each evaluation (never remembered), so a change made
+by someone else — a person scaling the Deployment, an HPA moving replicas, a Service selector
+put back by hand — is seen on the next evaluation. The observe step fills it; tests build it
+by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from timeout_budget.model.actions import RerouteTarget
+from timeout_budget.model.observation import LatencyObservation
+from timeout_budget.model.spec import MAX_EDGE_TIMEOUT_SECONDS
+
+
+@dataclass(frozen=True)
+class Hpa:
+    """An autoscaling/v2 HPA that targets the origin Deployment and so owns its replicas."""
+
+    name: str
+    min_replicas: int
+    max_replicas: int
+
+
+@dataclass(frozen=True)
+class ScaleObservation:
+    spec_replicas: int
+    """The Deployment's ``spec.replicas`` (with an HPA: the HPA's current choice)."""
+    ready_replicas: int
+    hpa: Hpa | None = None
+    baseline_replicas: int | None = None
+    """What the operator found before its first scale-up, read back from its annotation on
+    the Deployment (or the HPA's original ``minReplicas``). ``None``: the operator has added
+    nothing, so it has nothing to give back and never scales down."""
+
+
+@dataclass(frozen=True)
+class EdgeObservation:
+    """The zone's Cloudflare state as far as this route is concerned."""
+
+    zone_timeout_seconds: int
+    """The zone's effective Proxy Read Timeout."""
+    editable: bool
+    """Whether the zone's plan lets the read timeout be changed (Cloudflare's ``editable``)."""
+    max_timeout_seconds: int = MAX_EDGE_TIMEOUT_SECONDS
+    """The longest read timeout the plan allows."""
+    route_timeout_seconds: int | None = None
+    """The read timeout of the route's own Cache Rule (created by the operator), if any."""
+
+    @property
+    def in_force_seconds(self) -> int:
+        """The read timeout Cloudflare applies to this route right now."""
+        if self.route_timeout_seconds is not None:
+            return self.route_timeout_seconds
+        return self.zone_timeout_seconds
+
+
+@dataclass(frozen=True)
+class RouteObservation:
+    latency: LatencyObservation
+    scale: ScaleObservation
+    rerouted: frozenset[RerouteTarget] = frozenset()
+    """Targets found rerouted by the operator (its annotation present and in force)."""
+    edge: EdgeObservation | None = None
+    """``None`` when the route has no zone or the zone's state is not known yet."""

@@ -1,0 +1,173 @@
+"""The ladder over time: a latency profile replayed every 15 s against a small simulated
+world that applies the diffed changes, as the operator's loop would. Memory goes through its
+status form between evaluations, as it does in the cluster. The assertions are the timeline
+a user would see in the Events: when replicas moved, when the route was rerouted and when
+it all came back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import pytest
+from test_ladder_helpers import SERVICE, FakeClock, make_observation, make_spec
+
+from timeout_budget.decide import diff, ladder
+from timeout_budget.model.actions import Action, EdgeTimeout, Reroute, RerouteTarget, ScaleTo
+from timeout_budget.model.memory import Memory
+from timeout_budget.model.spec import TimeoutBudgetSpec
+from timeout_budget.model.state import State
+from timeout_budget.model.world import EdgeObservation, RouteObservation
+
+pytestmark = pytest.mark.unit
+
+EVERY = 15
+
+
+@dataclass
+class World:
+    """A Deployment, a Service and a zone that do what they are told, at once."""
+
+    replicas: int = 2
+    baseline: int | None = None
+    rerouted: set[RerouteTarget] = field(default_factory=set)
+    route_timeout: int | None = None
+
+    def observe(self, p95: float | None) -> RouteObservation:
+        return make_observation(
+            p95,
+            replicas=self.replicas,
+            baseline=self.baseline,
+            rerouted=self.rerouted,
+            edge=EdgeObservation(120, True, route_timeout_seconds=self.route_timeout),
+        )
+
+    def apply(self, actions: Iterable[Action]) -> None:
+        for action in actions:
+            match action:
+                case ScaleTo():
+                    if self.baseline is None:
+                        self.baseline = self.replicas  # the apply step's annotation
+                    self.replicas = action.replicas
+                    if action.restores_baseline:
+                        self.baseline = None
+                case Reroute():
+                    (self.rerouted.add if action.apply else self.rerouted.discard)(action.target)
+                case EdgeTimeout():
+                    self.route_timeout = action.seconds
+
+
+def describe(action: Action) -> str:
+    match action:
+        case ScaleTo():
+            return f"scale {action.replicas}"
+        case Reroute():
+            return ("reroute " if action.apply else "undo ") + action.target.name
+        case EdgeTimeout():
+            return f"edge {action.seconds}"
+
+
+@dataclass
+class Replay:
+    events: list[tuple[int, str]]
+    states: list[State]
+    world: World
+
+
+def replay(
+    p95_at: Callable[[int], float | None],
+    until: int,
+    spec: TimeoutBudgetSpec | None = None,
+) -> Replay:
+    spec = spec or make_spec()
+    world, clock, memory = World(), FakeClock(), Memory()
+    start = clock.now
+    events: list[tuple[int, str]] = []
+    states: list[State] = []
+    for _ in range(0, until + 1, EVERY):
+        offset = int(clock.now - start)
+        observation = world.observe(p95_at(offset))
+        decision = ladder.decide(spec, observation, memory, clock.now)
+        changes = diff.changes(decision.actions, observation)
+        if not decision.dry_run:
+            world.apply(changes)
+        events.extend((offset, describe(a)) for a in changes)
+        states.append(decision.state)
+        memory = Memory.from_status(decision.memory.to_status())
+        clock.tick(EVERY)
+    return Replay(events, states, world)
+
+
+def incident(t: int) -> float:
+    """Healthy, 2 minutes at 100 s (at risk at 96 s), then healthy again."""
+    return 100.0 if 60 <= t < 180 else 50.0
+
+
+def test_incident_climbs_the_ladder_and_comes_back_down() -> None:
+    result = replay(incident, until=2400)
+    assert result.events == [
+        (60, "scale 4"),  # at risk: one step
+        (120, "scale 6"),  # after the 60 s cooldown, up to maxReplicas
+        (135, "edge 121"),  # at max and still at risk: the edge allows the budget + 1 s
+        (165, "reroute api"),  # third at-risk evaluation at max replicas
+        (480, "undo api"),  # recovery since 180 held for reroute.recoverySeconds
+        (480, "edge None"),
+        (780, "scale 5"),  # then one replica per 300 s stabilization window
+        (1080, "scale 4"),
+        (1380, "scale 3"),
+        (1680, "scale 2"),  # back to what it was; nothing more after that
+    ]
+    assert result.world == World()
+
+
+def test_states_along_the_incident() -> None:
+    states = replay(incident, until=600).states
+    at = {t: states[t // EVERY] for t in (0, 60, 165, 180, 480)}
+    assert at == {
+        0: State.HEALTHY,
+        60: State.AT_RISK,
+        165: State.REROUTED,
+        180: State.REROUTED,
+        480: State.HEALTHY,
+    }
+
+
+def test_breach_reroutes_at_once() -> None:
+    result = replay(lambda t: 150.0 if t >= 30 else 50.0, until=45)
+    assert result.events == [(30, "scale 4"), (30, "reroute api")]
+    assert result.world.rerouted == {SERVICE}
+
+
+def test_oscillating_between_the_lines_does_not_flap() -> None:
+    """After one scale-up, P95 alternating 75 s / 95 s (between 72 and 96) moves nothing."""
+    result = replay(lambda t: 100.0 if t == 0 else (75.0 if t // EVERY % 2 else 95.0), 3000)
+    assert result.events == [(0, "scale 4")]
+    assert set(result.states) == {State.AT_RISK}
+
+
+def test_crossing_both_lines_never_scales_down() -> None:
+    """A recovery window that never holds never releases, however often P95 dips."""
+    result = replay(lambda t: 100.0 if t // 150 % 2 else 50.0, until=3000)
+    assert [e for e in result.events if e[1].startswith("scale")] == [
+        (150, "scale 4"),
+        (210, "scale 6"),  # cooldown over, still in the first at-risk stretch
+    ]
+
+
+def test_missing_data_restarts_the_recovery_window() -> None:
+    def profile(t: int) -> float | None:
+        if t < 180:
+            return 150.0 if t >= 60 else 50.0
+        return None if 300 <= t < 405 else 50.0
+
+    result = replay(profile, until=900)
+    undo = [t for t, what in result.events if what == "undo api"]
+    assert undo == [405 + 300]  # not 180 + 300: the gap did not count as recovery
+
+
+def test_dry_run_changes_nothing_and_keeps_planning() -> None:
+    result = replay(lambda t: 100.0, until=300, spec=make_spec(dryRun=True))
+    assert result.world == World()
+    assert {what for _, what in result.events} == {"scale 4"}
+    assert len(result.events) == 300 // EVERY + 1
