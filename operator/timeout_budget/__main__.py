@@ -8,6 +8,28 @@ import sys
 from timeout_budget import __version__
 
 
+def _run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from timeout_budget import handlers, settings
+
+    del handlers  # imported for its kopf registrations
+    try:
+        settings.OperatorSettings.from_env()
+    except ValueError as exc:
+        print(f"timeout-budget: configuration error: {exc}", file=sys.stderr)
+        return 2
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace or (),
+        standalone=args.peering is None,
+        peering_name=args.peering,
+        liveness_endpoint=args.liveness,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="timeout-budget",
@@ -15,10 +37,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("version", help="print the operator's version")
+    run = sub.add_parser(
+        "run",
+        help="run the operator (settings from TBO_* environment variables)",
+        description="Run the operator. Prometheus: TBO_PROMETHEUS_URL (required), "
+        "TBO_PROMETHEUS_BEARER_TOKEN_FILE, TBO_PROMETHEUS_CA_FILE; cycle: "
+        "TBO_EVALUATION_INTERVAL_SECONDS (default 15).",
+    )
+    run.add_argument(
+        "-n", "--namespace", action="append", help="watch only this namespace (repeatable)"
+    )
+    run.add_argument("--peering", help="kopf peering name (several replicas, one active)")
+    run.add_argument("--liveness", help="health endpoint, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--log-format", default="plain", choices=["plain", "full", "json"])
+    run.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "version":
         print(__version__)
-    return 0
+        return 0
+    return _run(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,184 @@
+"""The operator's one seam to the Kubernetes API for its own reads and writes.
+
+kopf watches the custom resources; everything else the loop touches (Deployments, their
+scale subresource, HPAs, Services, the TimeoutBudget status) goes through this class.
+The official ``kubernetes`` client is synchronous, so every call runs in a worker thread
+(``asyncio.to_thread``) and never blocks the event loop. Errors are translated into the
+operator's own exceptions so callers need not know the client library:
+
+    KubeError
+    ├── NotFound        the object does not exist (a user's reference to fix)
+    ├── Conflict        409: someone else wrote first; retried by the caller
+    └── KubeUnavailable connection errors and 5xx; retried next cycle
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+T = TypeVar("T")
+
+GROUP = "timeoutbudget.io"
+VERSION = "v1alpha1"
+PLURAL = "timeoutbudgets"
+
+
+class KubeError(RuntimeError):
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    pass
+
+
+class KubeUnavailable(KubeError):
+    pass
+
+
+def _translate(exc: Exception, what: str) -> KubeError:
+    if isinstance(exc, ApiException):
+        status = int(exc.status or 0)
+        reason = exc.reason or "error"
+        if status == 404:
+            return NotFound(f"{what}: not found", status)
+        if status == 409:
+            return Conflict(f"{what}: conflict ({reason})", status)
+        if status >= 500 or status == 0:
+            return KubeUnavailable(f"{what}: API server error {status} {reason}", status)
+        return KubeError(f"{what}: {status} {reason}", status)
+    return KubeUnavailable(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def load_api_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
+    """In-cluster config when running in a pod, else the kubeconfig (``$KUBECONFIG``)."""
+    config = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=config)
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=config)
+    return kubernetes.client.ApiClient(configuration=config)
+
+
+class Kube:
+    """Async facade over the parts of the Kubernetes API the loop needs."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+        self.apps = kubernetes.client.AppsV1Api(api_client)
+        self.autoscaling = kubernetes.client.AutoscalingV2Api(api_client)
+        self.core = kubernetes.client.CoreV1Api(api_client)
+        self.custom = kubernetes.client.CustomObjectsApi(api_client)
+
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except Exception as exc:  # translated: callers see only KubeError
+            raise _translate(exc, what) from exc
+
+    # -- reads --------------------------------------------------------------------------
+    async def list_deployments(self, namespace: str) -> list[dict[str, Any]]:
+        out = await self._call(
+            f"list deployments in {namespace}",
+            self.apps.list_namespaced_deployment,
+            namespace,
+            _preload_content=False,
+        )
+        return _items(out)
+
+    async def list_hpas(self, namespace: str) -> list[dict[str, Any]]:
+        out = await self._call(
+            f"list horizontalpodautoscalers in {namespace}",
+            self.autoscaling.list_namespaced_horizontal_pod_autoscaler,
+            namespace,
+            _preload_content=False,
+        )
+        return _items(out)
+
+    async def list_services(self, namespace: str) -> list[dict[str, Any]]:
+        out = await self._call(
+            f"list services in {namespace}",
+            self.core.list_namespaced_service,
+            namespace,
+            _preload_content=False,
+        )
+        return _items(out)
+
+    # -- writes -------------------------------------------------------------------------
+    async def patch_deployment_metadata(
+        self, namespace: str, name: str, annotations: dict[str, str | None]
+    ) -> None:
+        body = {"metadata": {"annotations": annotations}}
+        await self._call(
+            f"patch deployment {namespace}/{name}",
+            self.apps.patch_namespaced_deployment,
+            name,
+            namespace,
+            body,
+        )
+
+    async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        await self._call(
+            f"scale deployment {namespace}/{name}",
+            self.apps.patch_namespaced_deployment_scale,
+            name,
+            namespace,
+            {"spec": {"replicas": replicas}},
+        )
+
+    async def patch_hpa(
+        self,
+        namespace: str,
+        name: str,
+        min_replicas: int,
+        annotations: dict[str, str | None],
+    ) -> None:
+        body = {"metadata": {"annotations": annotations}, "spec": {"minReplicas": min_replicas}}
+        await self._call(
+            f"patch horizontalpodautoscaler {namespace}/{name}",
+            self.autoscaling.patch_namespaced_horizontal_pod_autoscaler,
+            name,
+            namespace,
+            body,
+        )
+
+    async def json_patch_service(
+        self, namespace: str, name: str, operations: list[dict[str, Any]]
+    ) -> None:
+        # A JSON patch replaces the selector whole; a merge patch would keep stale keys.
+        await self._call(
+            f"patch service {namespace}/{name}",
+            self.core.patch_namespaced_service,
+            name,
+            namespace,
+            operations,
+        )
+
+    async def patch_budget_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        await self._call(
+            f"patch timeoutbudget {namespace}/{name} status",
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"status": status},
+        )
+
+
+def _items(response: Any) -> list[dict[str, Any]]:
+    import json
+
+    data = json.loads(response.data)
+    items: list[dict[str, Any]] = data.get("items", [])
+    return items

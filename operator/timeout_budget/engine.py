@@ -1,0 +1,426 @@
+"""One evaluation cycle for every route: observe, decide, diff, apply, report.
+
+The cycle is the operator's heartbeat (default every 15 s). It runs the batched
+Prometheus query once for all routes and lists each namespace's objects once, then
+decides each route with the pure ladder, applies only the needed changes, and patches a
+route's status only when something a person would see changed. A failure in one route's
+apply never stops the others: it is reported in that route's status and as a Warning
+Event, and the next cycle tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pydantic
+
+from timeout_budget.actions import reroute, scale
+from timeout_budget.clients.kube import Conflict, Kube, KubeError
+from timeout_budget.decide import diff, ladder, status
+from timeout_budget.model import conditions
+from timeout_budget.model.actions import (
+    Action,
+    EdgeTimeout,
+    Reroute,
+    RerouteTarget,
+    RerouteVia,
+    ScaleTo,
+)
+from timeout_budget.model.conditions import ConditionInput, ConditionStatus, ConditionType
+from timeout_budget.model.decision import Decision
+from timeout_budget.model.memory import Memory
+from timeout_budget.model.observation import LatencyObservation
+from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, parse_timeout_budget, route_key
+from timeout_budget.model.timestamps import rfc3339
+from timeout_budget.model.world import EdgeObservation, RouteObservation
+from timeout_budget.observe import cluster
+
+log = logging.getLogger("timeout_budget.engine")
+
+CONFLICT_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class RouteSnapshot:
+    """A TimeoutBudget as the watch last saw it."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int | None
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+
+    @property
+    def key(self) -> RouteKey:
+        return route_key(self.namespace, self.name)
+
+    def ref(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "timeoutbudget.io/v1alpha1",
+            "kind": "TimeoutBudget",
+            "metadata": {"namespace": self.namespace, "name": self.name, "uid": self.uid},
+        }
+
+
+class LatencySource(Protocol):
+    async def observe(
+        self, routes: Mapping[RouteKey, TimeoutBudgetSpec], at: float | None = None
+    ) -> Mapping[RouteKey, LatencyObservation]: ...
+
+
+class EdgeSync(Protocol):
+    """The Cloudflare side: what the edge looks like for a route, and changing it.
+
+    ``observe`` and ``rerouted`` answer from the zone's cached state (no API call);
+    ``apply`` may queue the changes for the zone's one batched write per cycle and
+    raise with a readable reason when they cannot be made (plan, rate limit, API down).
+    """
+
+    def observe(
+        self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec
+    ) -> EdgeObservation | None: ...
+
+    def rerouted(
+        self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec
+    ) -> frozenset[RerouteTarget]:
+        """DNS-only reroutes of this route found in force (operator-owned)."""
+        ...
+
+    def conditions(
+        self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec
+    ) -> Sequence[ConditionInput]:
+        """The route's ``EdgeSynced`` condition (and any other edge condition)."""
+        ...
+
+    async def apply(
+        self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec, actions: Sequence[Action]
+    ) -> None: ...
+
+    async def flush(self) -> Mapping[RouteKey, str]:
+        """End of cycle: send each zone's batched changes (one ruleset write per zone).
+
+        Returns, per route whose queued edge changes could not be made, the reason."""
+        ...
+
+
+EventSink = Callable[[Mapping[str, Any], str, str, str], None]
+"""``post(object_ref, type, reason, message)``: a Kubernetes Event about a TimeoutBudget."""
+
+
+@dataclass
+class CycleReport:
+    routes: int = 0
+    actions_applied: int = 0
+    actions_failed: int = 0
+    status_patches: int = 0
+    duration_seconds: float = 0.0
+    states: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Engine:
+    kube: Kube
+    latency: LatencySource
+    post_event: EventSink
+    edge: EdgeSync | None = None
+    clock: Callable[[], float] = time.time
+    _refusals: dict[RouteKey, frozenset[str]] = field(default_factory=dict)
+
+    async def evaluate(self, snapshots: Sequence[RouteSnapshot]) -> CycleReport:
+        started = time.monotonic()
+        report = CycleReport(routes=len(snapshots))
+        now = self.clock()
+        specs: dict[RouteKey, TimeoutBudgetSpec] = {}
+        for snap in snapshots:
+            try:
+                specs[snap.key] = parse_timeout_budget(dict(snap.spec))
+            except pydantic.ValidationError as exc:
+                await self._report_invalid(snap, exc, now, report)
+        valid = [s for s in snapshots if s.key in specs]
+        latency = await self.latency.observe(specs, None)
+        objects = await cluster.read_namespaces(self.kube, {s.namespace for s in valid})
+        pending: list[_Pending] = []
+        for snap in valid:
+            try:
+                outcome = await self._evaluate_route(
+                    snap, specs[snap.key], latency.get(snap.key), objects, now, report
+                )
+            except KubeError as exc:
+                log.warning("route %s: %s", snap.key, exc)
+                continue
+            if outcome is not None:
+                pending.append(outcome)
+        edge_failures = await self.edge.flush() if self.edge is not None else {}
+        for item in pending:
+            try:
+                await self._finish(item, edge_failures.get(item.snap.key), now, report)
+            except KubeError as exc:
+                log.warning("route %s: status not reported: %s", item.snap.key, exc)
+        report.duration_seconds = time.monotonic() - started
+        return report
+
+    # -- one route ----------------------------------------------------------------------
+    async def _evaluate_route(
+        self,
+        snap: RouteSnapshot,
+        spec: TimeoutBudgetSpec,
+        latency: LatencyObservation | None,
+        objects: Mapping[str, cluster.NamespaceObjects],
+        now: float,
+        report: CycleReport,
+    ) -> _Pending | None:
+        ns_objects = objects.get(snap.namespace)
+        if ns_objects is None:
+            # Could not list the namespace: hold everything, say why.
+            await self._report_problem(
+                snap, now, "ClusterUnavailable", "could not read the origin's objects", report
+            )
+            return None
+        origin = cluster.origin_state(snap.key, spec, ns_objects)
+        if not origin.deployment_found:
+            await self._report_problem(
+                snap, now, "OriginNotFound", "; ".join(origin.problems), report
+            )
+            return None
+        edge = self.edge.observe(snap.namespace, snap.key, spec) if self.edge else None
+        rerouted = origin.rerouted
+        if self.edge is not None:
+            rerouted = rerouted | self.edge.rerouted(snap.namespace, snap.key, spec)
+        observation = RouteObservation(
+            latency=latency or LatencyObservation.unavailable("route not observed this cycle"),
+            scale=origin.scale,
+            rerouted=rerouted,
+            edge=edge,
+        )
+        memory = Memory.from_status(snap.status.get("memory")).adopt(rerouted)
+        decision = ladder.decide(spec, observation, memory, now)
+        changes = diff.changes(decision.actions, observation)
+        acted: list[Action] = []
+        failures: list[str] = []
+        if decision.dry_run:
+            acted = list(changes)
+        else:
+            acted, failures = await self._apply(snap, spec, changes, origin, ns_objects)
+        return _Pending(snap, spec, observation, decision, acted, failures, origin.problems)
+
+    async def _finish(
+        self, item: _Pending, edge_failure: str | None, now: float, report: CycleReport
+    ) -> None:
+        snap, spec, decision = item.snap, item.spec, item.decision
+        acted, failures = list(item.acted), list(item.failures)
+        if edge_failure is not None and not decision.dry_run:
+            for action in [a for a in acted if _is_edge(a)]:
+                acted.remove(action)
+                failures.append(f"{action.describe()}: {edge_failure}")
+        observation = item.observation
+        report.actions_applied += 0 if decision.dry_run else len(acted)
+        report.actions_failed += len(failures)
+        extra: list[ConditionInput] = []
+        if self.edge is not None:
+            extra.extend(self.edge.conditions(snap.namespace, snap.key, spec))
+        if item.problems:
+            extra.append(
+                ConditionInput(
+                    ConditionType.READY,
+                    ConditionStatus.FALSE,
+                    "ReferenceNotFound",
+                    "; ".join(item.problems),
+                )
+            )
+        if failures:
+            extra.append(
+                ConditionInput(
+                    ConditionType.READY,
+                    ConditionStatus.FALSE,
+                    "ActionFailed",
+                    "; ".join(failures) + " (retried next cycle)",
+                )
+            )
+        new = status.build(
+            decision,
+            observation,
+            previous=snap.status,
+            now=now,
+            generation=snap.generation,
+            acted=acted,
+            extra_conditions=extra,
+        )
+        if failures:
+            new["message"] = f"{decision.message} Failed: {'; '.join(failures)}".strip()
+        report.states[decision.state.value] = report.states.get(decision.state.value, 0) + 1
+        self._emit_events(snap, decision.dry_run, acted, failures, decision.refusals)
+        await self._patch_status(snap, new, report)
+
+    async def _apply(
+        self,
+        snap: RouteSnapshot,
+        spec: TimeoutBudgetSpec,
+        changes: Sequence[Action],
+        origin: cluster.OriginState,
+        ns_objects: cluster.NamespaceObjects,
+    ) -> tuple[list[Action], list[str]]:
+        acted: list[Action] = []
+        failures: list[str] = []
+        edge_actions: list[Action] = []
+        for action in changes:
+            if _is_edge(action):
+                edge_actions.append(action)
+                continue
+            try:
+                await self._apply_with_retry(snap, spec, action, origin, ns_objects)
+                acted.append(action)
+                log.info("route %s: %s (%s)", snap.key, action.describe(), action.reason)
+            except (KubeError, reroute.RerouteRefused, LookupError) as exc:
+                failures.append(f"{action.describe()}: {exc}")
+                log.warning("route %s: %s failed: %s", snap.key, action.describe(), exc)
+        if edge_actions:
+            if self.edge is None:
+                failures.extend(
+                    f"{a.describe()}: Cloudflare sync is not configured" for a in edge_actions
+                )
+            else:
+                try:
+                    await self.edge.apply(snap.namespace, snap.key, spec, edge_actions)
+                    acted.extend(edge_actions)
+                except Exception as exc:  # the edge says why; nothing else is lost
+                    failures.extend(f"{a.describe()}: {exc}" for a in edge_actions)
+        return acted, failures
+
+    async def _apply_with_retry(
+        self,
+        snap: RouteSnapshot,
+        spec: TimeoutBudgetSpec,
+        action: Action,
+        origin: cluster.OriginState,
+        ns_objects: cluster.NamespaceObjects,
+    ) -> None:
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                await self._apply_cluster_action(snap, spec, action, origin, ns_objects)
+                return
+            except Conflict:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+
+    async def _apply_cluster_action(
+        self,
+        snap: RouteSnapshot,
+        spec: TimeoutBudgetSpec,
+        action: Action,
+        origin: cluster.OriginState,
+        ns_objects: cluster.NamespaceObjects,
+    ) -> None:
+        if isinstance(action, ScaleTo):
+            await scale.apply(self.kube, snap.namespace, snap.key, action, origin.scale)
+        elif isinstance(action, Reroute):
+            service = ns_objects.services.get(action.target.name)
+            if service is None:
+                raise LookupError(f"Service {action.target.name} not found")
+            if action.apply:
+                selector = (spec.reroute.long_running_selector if spec.reroute else None) or {}
+                await reroute.switch(self.kube, snap.namespace, snap.key, service, selector)
+            else:
+                await reroute.restore(self.kube, snap.namespace, snap.key, service)
+
+    # -- report -------------------------------------------------------------------------
+    def _emit_events(
+        self,
+        snap: RouteSnapshot,
+        dry_run: bool,
+        acted: Sequence[Action],
+        failures: Sequence[str],
+        refusals: Sequence[Any],
+    ) -> None:
+        ref = snap.ref()
+        if not dry_run:
+            for action in acted:
+                self.post_event(
+                    ref, "Normal", _reason(action), f"{action.describe()}: {action.reason}"
+                )
+        for failure in failures:
+            self.post_event(ref, "Warning", "ActionFailed", failure)
+        described = frozenset(r.describe() for r in refusals)
+        if described and described != self._refusals.get(snap.key):
+            for text in sorted(described - self._refusals.get(snap.key, frozenset())):
+                self.post_event(ref, "Warning", "Refused", text)
+        self._refusals[snap.key] = described
+
+    async def _patch_status(
+        self, snap: RouteSnapshot, new: Mapping[str, Any], report: CycleReport
+    ) -> None:
+        body = status.patch(snap.status, new)
+        if not body:
+            return
+        await _with_conflict_retry(
+            lambda: self.kube.patch_budget_status(snap.namespace, snap.name, body)
+        )
+        report.status_patches += 1
+
+    async def _report_problem(
+        self, snap: RouteSnapshot, now: float, reason: str, message: str, report: CycleReport
+    ) -> None:
+        text = f"{message}; holding everything as it is"
+        new = dict(snap.status)
+        new["message"] = text
+        new["observedGeneration"] = snap.generation
+        new["lastEvaluationTime"] = rfc3339(now, whole_seconds=True)
+        new["conditions"] = conditions.merge(
+            snap.status.get("conditions"),
+            [ConditionInput(ConditionType.READY, ConditionStatus.FALSE, reason, text)],
+            now=now,
+            generation=snap.generation,
+        )
+        if status.changed(snap.status, new):
+            self.post_event(snap.ref(), "Warning", reason, text)
+        await self._patch_status(snap, new, report)
+
+    async def _report_invalid(
+        self, snap: RouteSnapshot, exc: pydantic.ValidationError, now: float, report: CycleReport
+    ) -> None:
+        errors = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        await self._report_problem(snap, now, "InvalidSpec", f"invalid spec: {errors}", report)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A route decided and applied this cycle, waiting for the edge flush to be reported."""
+
+    snap: RouteSnapshot
+    spec: TimeoutBudgetSpec
+    observation: RouteObservation
+    decision: Decision
+    acted: Sequence[Action]
+    failures: Sequence[str]
+    problems: Sequence[str]
+
+
+def _is_edge(action: Action) -> bool:
+    """Edge actions go through the zone's batched Cloudflare writer, not the cluster."""
+    if isinstance(action, EdgeTimeout):
+        return True
+    return isinstance(action, Reroute) and action.target.via is RerouteVia.DNS_ONLY
+
+
+def _reason(action: Action) -> str:
+    if isinstance(action, ScaleTo):
+        return "Scaled"
+    if isinstance(action, Reroute):
+        return "Rerouted" if action.apply else "RerouteUndone"
+    return "EdgeTimeoutSet"
+
+
+async def _with_conflict_retry(call: Callable[[], Any]) -> None:
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            await call()
+            return
+        except Conflict:
+            if attempt == CONFLICT_RETRIES - 1:
+                raise

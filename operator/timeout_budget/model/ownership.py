@@ -1,0 +1,18 @@
+"""The annotations the operator writes on objects it changes, to restore them exactly.
+
+The original value lives on the changed object itself, so an undo, a finalizer or a
+newly elected operator restores it even if the TimeoutBudget's status was lost.
+"""
+
+from __future__ import annotations
+
+PREFIX = "timeoutbudget.io"
+
+OWNER = f"{PREFIX}/owner"
+"""``namespace/name`` of the TimeoutBudget that changed this object."""
+BASELINE_REPLICAS = f"{PREFIX}/baseline-replicas"
+"""On a Deployment: its ``spec.replicas`` before the operator's first scale-up."""
+BASELINE_MIN_REPLICAS = f"{PREFIX}/baseline-min-replicas"
+"""On an HPA: its ``minReplicas`` before the operator raised it."""
+ORIGINAL_SELECTOR = f"{PREFIX}/original-selector"
+"""On a Service: its selector (JSON) before the operator rerouted it."""

@@ -1,0 +1,144 @@
+"""Read each route's origin from the cluster: replicas, the HPA that owns them, reroutes.
+
+For thousands of routes the reads are batched: one list of Deployments, HPAs and
+Services per namespace per cycle, however many routes live there. Everything is read
+fresh each cycle, so changes made by people or other controllers are seen at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from timeout_budget.clients.kube import Kube, KubeError
+from timeout_budget.model import ownership
+from timeout_budget.model.actions import RerouteTarget, RerouteVia
+from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec
+from timeout_budget.model.world import Hpa, ScaleObservation
+
+
+@dataclass(frozen=True)
+class OriginState:
+    """What the cluster says about one route's origin."""
+
+    deployment_found: bool
+    scale: ScaleObservation
+    service_selector: dict[str, str] | None = None
+    rerouted: frozenset[RerouteTarget] = frozenset()
+    problems: tuple[str, ...] = ()
+    """References that do not resolve (missing Deployment or Service), for status."""
+
+
+@dataclass
+class NamespaceObjects:
+    deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hpas: list[dict[str, Any]] = field(default_factory=list)
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class ClusterReadError(RuntimeError):
+    """A namespace's objects could not be listed; its routes hold as they are."""
+
+
+async def read_namespaces(kube: Kube, namespaces: Iterable[str]) -> dict[str, NamespaceObjects]:
+    """List Deployments, HPAs and Services once per namespace, concurrently.
+
+    A namespace whose lists fail is absent from the result.
+    """
+
+    async def one(ns: str) -> tuple[str, NamespaceObjects | None]:
+        try:
+            deps, hpas, svcs = await asyncio.gather(
+                kube.list_deployments(ns), kube.list_hpas(ns), kube.list_services(ns)
+            )
+        except KubeError:
+            return ns, None
+        return ns, NamespaceObjects(
+            deployments={d["metadata"]["name"]: d for d in deps},
+            hpas=hpas,
+            services={s["metadata"]["name"]: s for s in svcs},
+        )
+
+    results = await asyncio.gather(*(one(ns) for ns in sorted(set(namespaces))))
+    return {ns: objs for ns, objs in results if objs is not None}
+
+
+def origin_state(key: RouteKey, spec: TimeoutBudgetSpec, objects: NamespaceObjects) -> OriginState:
+    """Pure: this route's origin from its namespace's objects."""
+    name = spec.origin.deployment_name
+    deployment = objects.deployments.get(name)
+    problems: list[str] = []
+    if deployment is None:
+        problems.append(f"Deployment {name} not found")
+        scale = ScaleObservation(spec_replicas=0, ready_replicas=0)
+        return OriginState(False, scale, problems=tuple(problems))
+    hpa = _hpa_for(name, objects.hpas)
+    dep_annotations = _annotations(deployment)
+    if hpa is not None:
+        baseline = _int(_annotations(hpa[1]).get(ownership.BASELINE_MIN_REPLICAS))
+    else:
+        baseline = _int(dep_annotations.get(ownership.BASELINE_REPLICAS))
+    scale = ScaleObservation(
+        spec_replicas=int(deployment.get("spec", {}).get("replicas", 1) or 0),
+        ready_replicas=int(deployment.get("status", {}).get("readyReplicas", 0) or 0),
+        hpa=hpa[0] if hpa else None,
+        baseline_replicas=baseline,
+    )
+    rerouted: set[RerouteTarget] = set()
+    selector = None
+    reroute = spec.reroute
+    if reroute is not None and reroute.service_name:
+        service = objects.services.get(reroute.service_name)
+        if service is None:
+            problems.append(f"Service {reroute.service_name} not found")
+        else:
+            selector = dict(service.get("spec", {}).get("selector") or {})
+            svc_ann = _annotations(service)
+            if (
+                svc_ann.get(ownership.ORIGINAL_SELECTOR) is not None
+                and svc_ann.get(ownership.OWNER) == key
+                and selector == dict(reroute.long_running_selector or {})
+            ):
+                rerouted.add(RerouteTarget(RerouteVia.SERVICE, reroute.service_name))
+    return OriginState(True, scale, selector, frozenset(rerouted), tuple(problems))
+
+
+def original_selector(service: Mapping[str, Any]) -> dict[str, str] | None:
+    raw = _annotations(service).get(ownership.ORIGINAL_SELECTOR)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
+
+
+def _hpa_for(deployment: str, hpas: list[dict[str, Any]]) -> tuple[Hpa, dict[str, Any]] | None:
+    for item in hpas:
+        ref = item.get("spec", {}).get("scaleTargetRef", {})
+        if ref.get("kind") == "Deployment" and ref.get("name") == deployment:
+            spec = item["spec"]
+            hpa = Hpa(
+                name=item["metadata"]["name"],
+                min_replicas=int(spec.get("minReplicas", 1)),
+                max_replicas=int(spec["maxReplicas"]),
+            )
+            return hpa, item
+    return None
+
+
+def _annotations(obj: Mapping[str, Any]) -> dict[str, str]:
+    return dict(obj.get("metadata", {}).get("annotations") or {})
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None

@@ -1,0 +1,463 @@
+"""Every route's latency quantile from Prometheus, batched, with honest outcomes.
+
+The observe step of the loop must read P95 for up to 10,000 routes inside a 15 s cycle,
+without blocking kopf's event loop and without ever turning missing data into a number.
+``LatencyObserver`` plans the fewest safe queries (``promql.plan_queries``), runs them
+through ``prometheus_api_client.PrometheusConnect`` in worker threads (one pooled HTTP
+session, bounded concurrency, timeouts, a short retry policy), and gives each route one
+``LatencyObservation``:
+
+* ``VALUE``: a finite quantile;
+* ``NO_DATA``: NaN (no requests in the window) or no series at all; never 0;
+* ``UNAVAILABLE``: Prometheus unreachable, timing out, or answering an error status that
+  is not about the query (401/403, 5xx, ...), with the reason;
+* ``REJECTED``: Prometheus refused the query (400 ``bad_data``, 422 ``execution``), with
+  Prometheus' own message; for a batched query the batch is bisected so only the culprit
+  routes carry it;
+* ``INVALID``: the operator refused to build the selector; nothing was sent.
+
+Each observation carries the largest finite ``le`` bound seen for the route's histogram
+(``top_bucket_seconds``), refreshed at most every ``coverage_refresh_seconds``, so the
+report step can flag buckets too coarse for the budget (``coverage.check_bucket_coverage``).
+No message ever contains the bearer token or a URL password.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import requests
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from prometheus_api_client.prometheus_connect import PrometheusConnect
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from timeout_budget.model.observation import LatencyObservation, Outcome
+from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec
+from timeout_budget.observe.promql import (
+    BatchQuery,
+    OverrideQuery,
+    QueryPlan,
+    ResultError,
+    RouteSelector,
+    map_override,
+    plan_queries,
+)
+from timeout_budget.observe.settings import PrometheusSettings
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_LENGTH = 600
+RETRY_STATUSES = (502, 503, 504)
+# 422 "execution" errors that are about Prometheus' capacity, not about the query's text.
+_CAPACITY_ERRORS = ("too many samples", "query timed out", "context deadline exceeded")
+_CLIENT_ERROR_RE = re.compile(r"^HTTP Status Code (\d+) \((b(['\"]).*\3)\)$", re.DOTALL)
+_OBJECT_REPR_RE = re.compile(r"<[^<>]* object at 0x[0-9a-f]+>:?\s*")
+
+
+class PromClient(Protocol):
+    """The part of ``PrometheusConnect`` the observer uses (a fake can stand in for tests)."""
+
+    def custom_query(self, query: str, params: dict[Any, Any] = ...) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class QueryFailed(Exception):
+    """A query did not produce a result; ``observation`` says how, for every route it served."""
+
+    def __init__(self, observation: LatencyObservation) -> None:
+        super().__init__(observation.message)
+        self.observation = observation
+
+
+@dataclass(frozen=True)
+class _Coverage:
+    selector: RouteSelector
+    top_bucket_seconds: float | None
+    fetched_at: float
+
+
+class LatencyObserver:
+    """Reads every route's latency quantile from one Prometheus.
+
+    Create one per operator process and reuse it: it keeps one HTTP connection pool and the
+    per-route bucket-coverage cache. ``close()`` (or ``async with``) releases the pool.
+    """
+
+    def __init__(
+        self,
+        settings: PrometheusSettings,
+        client: PromClient | None = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._session: requests.Session | None = None
+        self._client: PromClient = client if client is not None else self._connect(settings)
+        self._limit = asyncio.Semaphore(settings.max_concurrency)
+        self._coverage: dict[RouteKey, _Coverage] = {}
+        self.queries_sent = 0
+        """HTTP queries sent so far (for benchmarks and metrics)."""
+
+    def _connect(self, settings: PrometheusSettings) -> PromClient:
+        session = requests.Session()
+        session.verify = settings.ca_file or not settings.insecure_skip_verify
+        if settings.client_cert_file and settings.client_key_file:
+            session.cert = (settings.client_cert_file, settings.client_key_file)
+        # Retry refused connections and gateway errors once, quickly; never a read timeout
+        # (the query already took timeout_seconds). raise_on_status=False keeps the last
+        # response, so the error body reaches the message.
+        retry = Retry(
+            total=settings.retries,
+            connect=settings.retries,
+            read=0,
+            status=settings.retries,
+            other=0,
+            backoff_factor=0.2,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET", "POST"}),
+            raise_on_status=False,
+        )
+        headers = (
+            {"Authorization": f"Bearer {settings.bearer_token}"} if settings.bearer_token else {}
+        )
+        client = PrometheusConnect(
+            url=settings.base_url,
+            headers=headers,
+            session=session,
+            retry=retry,
+            # requests takes float seconds; the library annotates int, narrower than it uses.
+            timeout=settings.timeout_seconds,  # type: ignore[arg-type]
+        )
+        # Replace the adapter PrometheusConnect mounted: same retry, a pool as large as the
+        # concurrency so worker threads reuse connections instead of opening new ones.
+        pool = max(10, settings.max_concurrency)
+        session.mount(
+            settings.base_url,
+            HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool),
+        )
+        self._session = session
+        return client
+
+    async def __aenter__(self) -> LatencyObserver:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ------------------------------------------------------------------ public API
+
+    async def observe(
+        self, routes: Mapping[RouteKey, TimeoutBudgetSpec], at: float | None = None
+    ) -> dict[RouteKey, LatencyObservation]:
+        """One observation per route, evaluated at ``at`` (Unix seconds) or now.
+
+        All batched quantile queries, overrides and due coverage queries run concurrently,
+        at most ``max_concurrency`` at a time.
+        """
+        plan = plan_queries(
+            {key: spec.latency for key, spec in routes.items()}, self.settings.max_query_length
+        )
+        out: dict[RouteKey, LatencyObservation] = {
+            key: LatencyObservation.invalid(message) for key, message in plan.invalid.items()
+        }
+        stale = self._stale_coverage(plan)
+        quantile_tasks = [self._batch_quantiles(batch, at) for batch in plan.batches]
+        override_tasks = [self._override(o, at) for o in plan.overrides]
+        coverage_tasks = [self._batch_coverage(batch, at) for batch in stale]
+        gathered = await asyncio.gather(
+            asyncio.gather(*quantile_tasks),
+            asyncio.gather(*override_tasks),
+            asyncio.gather(*coverage_tasks),
+        )
+        quantiles, overrides, coverages = gathered
+        now = self._clock()
+        for coverage in coverages:
+            for key, top in coverage.items():
+                self._coverage[key] = _Coverage(plan.selectors[key], top, now)
+        for key in list(self._coverage):
+            if key not in plan.selectors:
+                del self._coverage[key]
+        for batch, values in zip(plan.batches, quantiles, strict=True):
+            for key, raw in values.items():
+                out[key] = self._to_observation(batch, key, raw, plan.selectors[key])
+        for override, observation in zip(plan.overrides, overrides, strict=True):
+            out[override.route] = observation
+        return out
+
+    async def build_info(self) -> dict[str, str]:
+        """Prometheus' ``/api/v1/status/buildinfo`` (version, revision, ...)."""
+        session = self._session
+        if session is None:
+            raise RuntimeError("build_info needs the observer's own HTTP session")
+        url = f"{self.settings.base_url}/api/v1/status/buildinfo"
+        headers = (
+            {"Authorization": f"Bearer {self.settings.bearer_token}"}
+            if self.settings.bearer_token
+            else {}
+        )
+
+        def fetch() -> dict[str, str]:
+            response = session.get(url, headers=headers, timeout=self.settings.timeout_seconds)
+            response.raise_for_status()
+            data = response.json()["data"]
+            return {str(k): str(v) for k, v in data.items()}
+
+        try:
+            return await asyncio.to_thread(fetch)
+        except (requests.RequestException, KeyError, ValueError) as exc:
+            raise QueryFailed(self._failure(exc)) from None
+
+    # ------------------------------------------------------------------ queries
+
+    async def _query(self, promql: str, at: float | None) -> Any:
+        params: dict[str, Any] = {"timeout": f"{self.settings.timeout_seconds:g}"}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        async with self._limit:
+            self.queries_sent += 1
+            try:
+                return await asyncio.to_thread(self._client.custom_query, promql, params)
+            except Exception as exc:
+                raise QueryFailed(self._failure(exc)) from None
+
+    async def _batch_quantiles(
+        self, batch: BatchQuery, at: float | None
+    ) -> dict[RouteKey, float | LatencyObservation | None]:
+        try:
+            return dict(await self._map(batch, batch.map_quantiles, batch.promql, at))
+        except QueryFailed as failed:
+            if failed.observation.outcome is Outcome.REJECTED and len(batch.members) > 1:
+                return await self._bisect(batch, at)
+            return dict.fromkeys(batch.route_keys, failed.observation)
+
+    async def _bisect(
+        self, batch: BatchQuery, at: float | None
+    ) -> dict[RouteKey, float | LatencyObservation | None]:
+        """Prometheus refused a whole batch: find the members it refuses.
+
+        Halves are queried; a refused half is split further only while its sibling passed
+        (one culprit), so a refusal that hits everyone costs two extra queries, not 2n.
+        """
+        halves = batch.split()
+        results: list[dict[RouteKey, float | None] | QueryFailed] = []
+        for half in halves:
+            try:
+                results.append(await self._map(half, half.map_quantiles, half.promql, at))
+            except QueryFailed as failed:
+                results.append(failed)
+        out: dict[RouteKey, float | LatencyObservation | None] = {}
+        both_failed = all(isinstance(r, QueryFailed) for r in results)
+        for half, result in zip(halves, results, strict=True):
+            if not isinstance(result, QueryFailed):
+                out.update(result)
+            elif (
+                not both_failed
+                and result.observation.outcome is Outcome.REJECTED
+                and len(half.members) > 1
+            ):
+                out.update(await self._bisect(half, at))
+            else:
+                out.update(dict.fromkeys(half.route_keys, result.observation))
+        return out
+
+    async def _map(
+        self,
+        batch: BatchQuery,
+        mapper: Callable[[object], dict[RouteKey, float | None]],
+        promql: str,
+        at: float | None,
+    ) -> dict[RouteKey, float | None]:
+        result = await self._query(promql, at)
+        try:
+            mapped: dict[RouteKey, float | None] = mapper(result)
+        except ResultError as exc:
+            raise QueryFailed(
+                LatencyObservation.unavailable(
+                    self._scrub(f"unexpected answer from Prometheus at {self._where}: {exc}")
+                )
+            ) from None
+        return mapped
+
+    async def _batch_coverage(
+        self, batch: BatchQuery, at: float | None
+    ) -> dict[RouteKey, float | None]:
+        try:
+            return await self._map(batch, batch.map_coverage, batch.coverage_promql, at)
+        except QueryFailed as failed:
+            # Coverage is advisory: keep the last known bounds and retry next cycle.
+            log.warning("bucket coverage query failed: %s", failed.observation.message)
+            return {}
+
+    async def _override(self, override: OverrideQuery, at: float | None) -> LatencyObservation:
+        try:
+            result = await self._query(override.promql, at)
+        except QueryFailed as failed:
+            return failed.observation
+        try:
+            value = map_override(result)
+        except ResultError as exc:
+            return LatencyObservation.rejected(self._scrub(str(exc)))
+        if value is None:
+            return LatencyObservation.no_data("latency.query returned no series")
+        if math.isnan(value):
+            return LatencyObservation.no_data("latency.query returned NaN (no requests?)")
+        if math.isinf(value):
+            return LatencyObservation.no_data(f"latency.query returned {value}")
+        return LatencyObservation.value(value)
+
+    # ------------------------------------------------------------------ coverage cache
+
+    def _stale_coverage(self, plan: QueryPlan) -> list[BatchQuery]:
+        """Batches with at least one route whose bucket bounds are unknown or due."""
+        now = self._clock()
+        refresh = self.settings.coverage_refresh_seconds
+        # A route with no series yet is retried sooner: it may start receiving traffic.
+        refresh_unknown = min(refresh, 60.0)
+        stale: list[BatchQuery] = []
+        for batch in plan.batches:
+            for key in batch.route_keys:
+                entry = self._coverage.get(key)
+                if (
+                    entry is None
+                    or entry.selector != plan.selectors[key]
+                    or now - entry.fetched_at
+                    >= (refresh if entry.top_bucket_seconds is not None else refresh_unknown)
+                ):
+                    stale.append(batch)
+                    break
+        return stale
+
+    def top_bucket_seconds(self, key: RouteKey) -> float | None:
+        entry = self._coverage.get(key)
+        return entry.top_bucket_seconds if entry else None
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _to_observation(
+        self,
+        batch: BatchQuery,
+        key: RouteKey,
+        raw: float | LatencyObservation | None,
+        selector: RouteSelector,
+    ) -> LatencyObservation:
+        entry = self._coverage.get(key)
+        top = entry.top_bucket_seconds if entry and entry.selector == selector else None
+        if isinstance(raw, LatencyObservation):
+            return replace(raw, top_bucket_seconds=top)
+        window = batch.key.window
+        if raw is None:
+            own = BatchQuery(batch.key, ((selector.values, (key,)),)).selector
+            message = f"no series match {own} in the last {window}"
+            return LatencyObservation(Outcome.NO_DATA, message=message, top_bucket_seconds=top)
+        if math.isnan(raw):
+            message = f"no requests in the last {window} (histogram_quantile is NaN)"
+            return LatencyObservation(Outcome.NO_DATA, message=message, top_bucket_seconds=top)
+        if math.isinf(raw):
+            message = "the histogram has no finite buckets to interpolate in"
+            return LatencyObservation(Outcome.NO_DATA, message=message, top_bucket_seconds=top)
+        return LatencyObservation.value(raw, top_bucket_seconds=top)
+
+    @property
+    def _where(self) -> str:
+        return self.settings.display_url
+
+    def _failure(self, exc: BaseException) -> LatencyObservation:
+        """Classify an exception from a query into REJECTED or UNAVAILABLE, with a message."""
+        if isinstance(exc, PrometheusApiClientException):
+            status, error_type, error = parse_client_error(str(exc))
+            capacity = any(s in error.lower() for s in _CAPACITY_ERRORS)
+            if status in (400, 422) and error_type in ("bad_data", "execution") and not capacity:
+                return LatencyObservation.rejected(
+                    self._scrub(f"Prometheus rejected the query ({error_type}): {error}")
+                )
+            detail = f" ({error_type}): {error}" if error_type else f": {error}" if error else ""
+            return LatencyObservation.unavailable(
+                self._scrub(f"Prometheus at {self._where} answered HTTP {status}{detail}")
+            )
+        if isinstance(exc, requests.Timeout):
+            return LatencyObservation.unavailable(
+                self._scrub(
+                    f"Prometheus at {self._where} did not answer within "
+                    f"{self.settings.timeout_seconds:g}s: {_reason(exc)}"
+                )
+            )
+        if isinstance(exc, requests.ConnectionError):
+            return LatencyObservation.unavailable(
+                self._scrub(f"cannot reach Prometheus at {self._where}: {_reason(exc)}")
+            )
+        if isinstance(exc, requests.RequestException | KeyError | ValueError):
+            return LatencyObservation.unavailable(
+                self._scrub(
+                    f"unexpected answer from Prometheus at {self._where}: "
+                    f"{type(exc).__name__}: {_reason(exc)}"
+                )
+            )
+        # Anything else is a bug here, not Prometheus' state: let it surface.
+        raise exc
+
+    def _scrub(self, message: str) -> str:
+        for secret in self.settings.secrets:
+            message = message.replace(secret, "***")
+        if len(message) > MAX_MESSAGE_LENGTH:
+            message = message[: MAX_MESSAGE_LENGTH - 3] + "..."
+        return message
+
+
+def parse_client_error(text: str) -> tuple[int | None, str, str]:
+    """``(status, errorType, error)`` from ``PrometheusApiClientException``'s text.
+
+    prometheus-api-client 0.7.2 raises ``"HTTP Status Code <n> (<repr of body bytes>)"``;
+    Prometheus' body is ``{"status":"error","errorType":...,"error":...}``, a proxy's may be
+    anything (its first line is kept).
+    """
+    match = _CLIENT_ERROR_RE.match(text)
+    if not match:
+        return None, "", text
+    status = int(match.group(1))
+    try:
+        body = ast.literal_eval(match.group(2))
+    except (ValueError, SyntaxError):
+        return status, "", ""
+    if not isinstance(body, bytes):
+        return status, "", ""
+    decoded = body.decode("utf-8", errors="replace")
+    try:
+        payload = json.loads(decoded)
+    except ValueError:
+        return status, "", decoded.strip().splitlines()[0] if decoded.strip() else ""
+    if not isinstance(payload, dict):
+        return status, "", decoded.strip()
+    return status, str(payload.get("errorType", "")), str(payload.get("error", ""))
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost readable cause ("Connection refused", "Read timed out"), no URLs."""
+    cause: object = exc
+    for _ in range(5):
+        args = getattr(cause, "args", ())
+        inner = getattr(cause, "reason", None) or (args[0] if args else None)
+        if inner is None or inner is cause or isinstance(inner, str):
+            break
+        cause = inner
+    text = str(cause)
+    text = _OBJECT_REPR_RE.sub("", text)
+    # urllib3 puts the full request URL (the query) in pool errors: keep the reason only.
+    text = re.sub(r"\w+\(host=[^)]*\): ", "", text)
+    caused = re.search(r"Max retries exceeded with url: \S+ \(Caused by (.*)\)$", text, re.DOTALL)
+    if caused:
+        text = caused.group(1)
+    return text or type(exc).__name__

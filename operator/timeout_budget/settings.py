@@ -1,0 +1,47 @@
+"""The operator process's settings, read once from the environment the Helm chart sets.
+
+TBO_PROMETHEUS_URL ...          see observe.settings.PrometheusSettings
+TBO_EVALUATION_INTERVAL_SECONDS the cycle length (default 15)
+TBO_DRY_RUN                     plan every route, change nothing (default false)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from timeout_budget.observe.settings import PrometheusSettings
+
+
+class SettingsError(ValueError):
+    """An operator setting is missing or malformed; the message names it."""
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    prometheus: PrometheusSettings
+    interval_seconds: float = 15.0
+    dry_run: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
+        env = os.environ if env is None else env
+        raw = env.get("TBO_EVALUATION_INTERVAL_SECONDS", "15")
+        try:
+            interval = float(raw)
+        except ValueError as exc:
+            raise SettingsError(
+                f"TBO_EVALUATION_INTERVAL_SECONDS must be a number of seconds, not {raw!r}"
+            ) from exc
+        if not 1 <= interval <= 3600:
+            raise SettingsError("TBO_EVALUATION_INTERVAL_SECONDS must be between 1 and 3600")
+        return cls(
+            prometheus=PrometheusSettings.from_env(env),
+            interval_seconds=interval,
+            dry_run=_bool(env.get("TBO_DRY_RUN")),
+        )
