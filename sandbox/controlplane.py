@@ -46,6 +46,14 @@ class ComponentFailed(RuntimeError):
     """A control-plane component exited or never became ready."""
 
 
+class KubectlError(RuntimeError):
+    """kubectl failed; the message carries its stderr."""
+
+    def __init__(self, args: tuple[str, ...], code: int, stderr: str) -> None:
+        super().__init__(f"kubectl {' '.join(args)} exited {code}: {stderr}")
+        self.stderr = stderr
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -303,7 +311,7 @@ class ControlPlane:
                 f"--service-account-private-key-file={self.pki / 'sa.key'}",
                 f"--root-ca-file={self.pki / 'ca.crt'}",
                 "--use-service-account-credentials=false",
-                "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle",
+                "--controllers=*,-nodeipam",
                 "--concurrent-deployment-syncs=10",
                 "--concurrent-replicaset-syncs=10",
                 "--horizontal-pod-autoscaler-sync-period=15s",
@@ -416,9 +424,7 @@ class ControlPlane:
             timeout=120,
         )
         if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(
-                result.returncode, result.args, result.stdout, result.stderr
-            )
+            raise KubectlError(args, result.returncode, result.stderr.strip())
         return result
 
     def env(self) -> dict[str, str]:
