@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -108,7 +108,7 @@ class EdgeSync(Protocol):
         ...
 
 
-EventSink = Callable[[Mapping[str, Any], str, str, str], None]
+EventSink = Callable[[Mapping[str, Any], str, str, str], Awaitable[None]]
 """``post(object_ref, type, reason, message)``: a Kubernetes Event about a TimeoutBudget."""
 
 
@@ -253,7 +253,7 @@ class Engine:
         if failures:
             new["message"] = f"{decision.message} Failed: {'; '.join(failures)}".strip()
         report.states[decision.state.value] = report.states.get(decision.state.value, 0) + 1
-        self._emit_events(snap, decision.dry_run, acted, failures, decision.refusals)
+        await self._emit_events(snap, decision.dry_run, acted, failures, decision.refusals)
         await self._patch_status(snap, new, report)
 
     async def _apply(
@@ -328,7 +328,7 @@ class Engine:
                 await reroute.restore(self.kube, snap.namespace, snap.key, service)
 
     # -- report -------------------------------------------------------------------------
-    def _emit_events(
+    async def _emit_events(
         self,
         snap: RouteSnapshot,
         dry_run: bool,
@@ -339,15 +339,15 @@ class Engine:
         ref = snap.ref()
         if not dry_run:
             for action in acted:
-                self.post_event(
+                await self.post_event(
                     ref, "Normal", _reason(action), f"{action.describe()}: {action.reason}"
                 )
         for failure in failures:
-            self.post_event(ref, "Warning", "ActionFailed", failure)
+            await self.post_event(ref, "Warning", "ActionFailed", failure)
         described = frozenset(r.describe() for r in refusals)
         if described and described != self._refusals.get(snap.key):
             for text in sorted(described - self._refusals.get(snap.key, frozenset())):
-                self.post_event(ref, "Warning", "Refused", text)
+                await self.post_event(ref, "Warning", "Refused", text)
         self._refusals[snap.key] = described
 
     async def _patch_status(
@@ -376,7 +376,7 @@ class Engine:
             generation=snap.generation,
         )
         if status.changed(snap.status, new):
-            self.post_event(snap.ref(), "Warning", reason, text)
+            await self.post_event(snap.ref(), "Warning", reason, text)
         await self._patch_status(snap, new, report)
 
     async def _report_invalid(

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
@@ -22,6 +22,7 @@ from timeout_budget.engine import Engine, RouteSnapshot
 from timeout_budget.model import ownership
 from timeout_budget.model.spec import parse_timeout_budget, route_key
 from timeout_budget.observe.latency import LatencyObserver
+from timeout_budget.report import events
 from timeout_budget.settings import OperatorSettings
 
 log = logging.getLogger("timeout_budget.loop")
@@ -62,13 +63,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _post_event(ref: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(cast(kopf.Body, dict(ref)), type=type_, reason=reason, message=message[:1000])
-
-
 def build_engine(settings: OperatorSettings) -> Engine:
     kube = Kube(load_api_client())
-    return Engine(kube=kube, latency=LatencyObserver(settings.prometheus), post_event=_post_event)
+    return Engine(
+        kube=kube,
+        latency=LatencyObserver(settings.prometheus),
+        post_event=events.EventPoster(kube),
+    )
 
 
 async def run_forever(index: kopf.Index[Any, Any], wake: asyncio.Event) -> None:

@@ -163,6 +163,11 @@ class Kube:
             operations,
         )
 
+    async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
+        await self._call(
+            f"create event in {namespace}", self.core.create_namespaced_event, namespace, body
+        )
+
     async def patch_budget_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         await self._call(
             f"patch timeoutbudget {namespace}/{name} status",
