@@ -292,6 +292,6 @@ def test_missing_deployment_is_reported(
         lambda: (s := status_of(cp, ns, "ghost")).get("message") and s, 60, "a message"
     )
     assert "Deployment ghost not found" in st["message"]
-    ready = [c for c in st["conditions"] if c["type"] == "Ready"][0]
+    ready = next(c for c in st["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False"
     assert ready["reason"] == "OriginNotFound"

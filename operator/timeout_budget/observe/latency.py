@@ -31,6 +31,7 @@ import logging
 import math
 import re
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -104,7 +105,7 @@ class LatencyObserver:
         self._clock = clock
         self._session: requests.Session | None = None
         self._client: PromClient = client if client is not None else self._connect(settings)
-        self._limit = asyncio.Semaphore(settings.max_concurrency)
+        self._limits: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
         self._coverage: dict[RouteKey, _Coverage] = {}
         self.queries_sent = 0
         """HTTP queries sent so far (for benchmarks and metrics)."""
@@ -168,8 +169,11 @@ class LatencyObserver:
         All batched quantile queries, overrides and due coverage queries run concurrently,
         at most ``max_concurrency`` at a time.
         """
-        plan = plan_queries(
-            {key: spec.latency for key, spec in routes.items()}, self.settings.max_query_length
+        # Planning 10,000 routes takes a few hundred ms of CPU: keep it off the event loop.
+        plan = await asyncio.to_thread(
+            plan_queries,
+            {key: spec.latency for key, spec in routes.items()},
+            self.settings.max_query_length,
         )
         out: dict[RouteKey, LatencyObservation] = {
             key: LatencyObservation.invalid(message) for key, message in plan.invalid.items()
@@ -185,9 +189,19 @@ class LatencyObserver:
         )
         quantiles, overrides, coverages = gathered
         now = self._clock()
+        failures = [c for c in coverages if isinstance(c, QueryFailed)]
         for coverage in coverages:
-            for key, top in coverage.items():
-                self._coverage[key] = _Coverage(plan.selectors[key], top, now)
+            if not isinstance(coverage, QueryFailed):
+                for key, top in coverage.items():
+                    self._coverage[key] = _Coverage(plan.selectors[key], top, now)
+        if failures:
+            # Coverage is advisory: keep the last known bounds, retry next cycle, log once.
+            log.warning(
+                "bucket coverage not refreshed for %d of %d batches: %s",
+                len(failures),
+                len(coverages),
+                failures[0].observation.message,
+            )
         for key in list(self._coverage):
             if key not in plan.selectors:
                 del self._coverage[key]
@@ -223,14 +237,31 @@ class LatencyObserver:
 
     # ------------------------------------------------------------------ queries
 
-    async def _query(self, promql: str, at: float | None) -> Any:
+    def _limit(self) -> asyncio.Semaphore:
+        """The concurrency bound of the running event loop (asyncio primitives bind to one)."""
+        loop = asyncio.get_running_loop()
+        limit = self._limits.get(loop)
+        if limit is None:
+            self._limits = {loop: asyncio.Semaphore(self.settings.max_concurrency)}
+            limit = self._limits[loop]
+        return limit
+
+    async def _query(
+        self, promql: str, at: float | None, parse: Callable[[Any], Any] | None = None
+    ) -> Any:
+        """Run one query in a worker thread; ``parse`` (mapping the result) runs there too."""
         params: dict[str, Any] = {"timeout": f"{self.settings.timeout_seconds:g}"}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        async with self._limit:
+
+        def call() -> Any:
+            result = self._client.custom_query(promql, params)
+            return parse(result) if parse is not None else result
+
+        async with self._limit():
             self.queries_sent += 1
             try:
-                return await asyncio.to_thread(self._client.custom_query, promql, params)
+                return await asyncio.to_thread(call)
             except Exception as exc:
                 raise QueryFailed(self._failure(exc)) from None
 
@@ -238,7 +269,10 @@ class LatencyObserver:
         self, batch: BatchQuery, at: float | None
     ) -> dict[RouteKey, float | LatencyObservation | None]:
         try:
-            return dict(await self._map(batch, batch.map_quantiles, batch.promql, at))
+            mapped: dict[RouteKey, float | None] = await self._query(
+                batch.promql, at, batch.map_quantiles
+            )
+            return dict(mapped)
         except QueryFailed as failed:
             if failed.observation.outcome is Outcome.REJECTED and len(batch.members) > 1:
                 return await self._bisect(batch, at)
@@ -253,12 +287,17 @@ class LatencyObserver:
         (one culprit), so a refusal that hits everyone costs two extra queries, not 2n.
         """
         halves = batch.split()
-        results: list[dict[RouteKey, float | None] | QueryFailed] = []
-        for half in halves:
+
+        async def attempt(half: BatchQuery) -> dict[RouteKey, float | None] | QueryFailed:
             try:
-                results.append(await self._map(half, half.map_quantiles, half.promql, at))
+                mapped: dict[RouteKey, float | None] = await self._query(
+                    half.promql, at, half.map_quantiles
+                )
             except QueryFailed as failed:
-                results.append(failed)
+                return failed
+            return mapped
+
+        results = await asyncio.gather(*(attempt(half) for half in halves))
         out: dict[RouteKey, float | LatencyObservation | None] = {}
         both_failed = all(isinstance(r, QueryFailed) for r in results)
         for half, result in zip(halves, results, strict=True):
@@ -274,33 +313,16 @@ class LatencyObserver:
                 out.update(dict.fromkeys(half.route_keys, result.observation))
         return out
 
-    async def _map(
-        self,
-        batch: BatchQuery,
-        mapper: Callable[[object], dict[RouteKey, float | None]],
-        promql: str,
-        at: float | None,
-    ) -> dict[RouteKey, float | None]:
-        result = await self._query(promql, at)
-        try:
-            mapped: dict[RouteKey, float | None] = mapper(result)
-        except ResultError as exc:
-            raise QueryFailed(
-                LatencyObservation.unavailable(
-                    self._scrub(f"unexpected answer from Prometheus at {self._where}: {exc}")
-                )
-            ) from None
-        return mapped
-
     async def _batch_coverage(
         self, batch: BatchQuery, at: float | None
-    ) -> dict[RouteKey, float | None]:
+    ) -> dict[RouteKey, float | None] | QueryFailed:
         try:
-            return await self._map(batch, batch.map_coverage, batch.coverage_promql, at)
+            mapped: dict[RouteKey, float | None] = await self._query(
+                batch.coverage_promql, at, batch.map_coverage
+            )
         except QueryFailed as failed:
-            # Coverage is advisory: keep the last known bounds and retry next cycle.
-            log.warning("bucket coverage query failed: %s", failed.observation.message)
-            return {}
+            return failed
+        return mapped
 
     async def _override(self, override: OverrideQuery, at: float | None) -> LatencyObservation:
         try:
@@ -324,11 +346,14 @@ class LatencyObserver:
     def _stale_coverage(self, plan: QueryPlan) -> list[BatchQuery]:
         """Batches with at least one route whose bucket bounds are unknown or due."""
         now = self._clock()
-        refresh = self.settings.coverage_refresh_seconds
-        # A route with no series yet is retried sooner: it may start receiving traffic.
-        refresh_unknown = min(refresh, 60.0)
         stale: list[BatchQuery] = []
         for batch in plan.batches:
+            # Spread refreshes over [0.5, 1] x the period, stably per batch, so 10,000 routes'
+            # coverage does not all come due in the same cycle.
+            spread = 0.5 + 0.5 * zlib.crc32(batch.route_keys[0].encode()) / 2**32
+            refresh = self.settings.coverage_refresh_seconds * spread
+            # A route with no series yet is retried sooner: it may start receiving traffic.
+            refresh_unknown = min(refresh, 60.0)
             for key in batch.route_keys:
                 entry = self._coverage.get(key)
                 if (

@@ -43,7 +43,7 @@ proxies in front of Prometheus accept (nginx ``large_client_header_buffers``).""
 
 RE2_MAX_REPEAT = 1000
 # Go's regexp.QuoteMeta escapes exactly these; RE2 treats "\" + punctuation as a literal.
-_RE2_META = frozenset("\\.+*?()|[]{}^$")
+_QUOTE_META = {ord(ch): "\\" + ch for ch in "\\.+*?()|[]{}^$"}
 
 
 class SelectorError(ValueError):
@@ -57,6 +57,17 @@ class ResultError(ValueError):
 # --------------------------------------------------------------------------- escaping
 
 
+_STRING_ESCAPES: dict[int, str] = {
+    **{code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)},
+    ord("\\"): "\\\\",
+    ord('"'): '\\"',
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
 def promql_string(value: str) -> str:
     """``value`` as a PromQL double-quoted string literal that decodes back to ``value``.
 
@@ -64,32 +75,14 @@ def promql_string(value: str) -> str:
     string in PromQL's lexer); other Unicode passes through as UTF-8. Lone surrogates cannot
     be encoded as UTF-8, so they are refused rather than mangled.
     """
-    out = ['"']
-    for ch in value:
-        code = ord(ch)
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif 0xD800 <= code <= 0xDFFF:
-            raise SelectorError(f"value {value!r} contains a lone UTF-16 surrogate")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    if _SURROGATE_RE.search(value):
+        raise SelectorError(f"value {value!r} contains a lone UTF-16 surrogate")
+    return '"' + value.translate(_STRING_ESCAPES) + '"'
 
 
 def quote_meta(value: str) -> str:
     """RE2 pattern matching ``value`` literally: Go's ``regexp.QuoteMeta`` semantics."""
-    return "".join("\\" + ch if ch in _RE2_META else ch for ch in value)
+    return value.translate(_QUOTE_META)
 
 
 def check_label_name(name: str, where: str) -> None:
