@@ -1,0 +1,488 @@
+"""LatencyObserver without a server: outcomes, error classification, bisection, caching.
+
+A fake client stands in for ``PrometheusConnect``: it answers (or raises) per query text, as
+the real one does from a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from timeout_budget.model.observation import LatencyObservation, Outcome
+from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, parse_timeout_budget
+from timeout_budget.observe.latency import LatencyObserver, QueryFailed, parse_client_error
+from timeout_budget.observe.settings import PrometheusSettings, SettingsError
+
+pytestmark = pytest.mark.unit
+
+M = "http_request_duration_seconds"
+TOKEN = "tok-3f9a-very-secret"
+QUOTED = b'quote"s'  # bytes whose repr uses single quotes around a double quote
+Handler = Callable[[str, dict[str, Any]], Any]
+
+
+class FakeClient:
+    def __init__(self, handler: Handler, delay: float = 0.0) -> None:
+        self.handler = handler
+        self.delay = delay
+        self.queries: list[str] = []
+        self.params: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def custom_query(self, query: str, params: dict[Any, Any] = ...) -> Any:  # type: ignore[assignment]
+        with self._lock:
+            self.queries.append(query)
+            self.params.append(dict(params))
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            return self.handler(query, params)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def spec(selector: Mapping[str, str] | None = None, **latency: Any) -> TimeoutBudgetSpec:
+    body: dict[str, Any] = {"selector": dict(selector or {}), **latency}
+    if "query" not in body:
+        body.setdefault("metric", M)
+    return parse_timeout_budget(
+        {"route": {"host": "h"}, "latency": body, "origin": {"deploymentName": "d"}}
+    )
+
+
+def settings(**kw: Any) -> PrometheusSettings:
+    kw.setdefault("coverage_refresh_seconds", 300.0)
+    return PrometheusSettings("http://prometheus.example:9090", bearer_token=TOKEN, **kw)
+
+
+def run(
+    client: FakeClient,
+    routes: Mapping[RouteKey, TimeoutBudgetSpec],
+    at: float | None = 1700000000.0,
+    observer: LatencyObserver | None = None,
+    **kw: Any,
+) -> dict[RouteKey, LatencyObservation]:
+    obs = observer or LatencyObserver(settings(**kw), client=client)
+    return asyncio.run(obs.observe(routes, at=at))
+
+
+def vector(series: Mapping[str, str], label: str = "route") -> list[dict[str, Any]]:
+    return [{"metric": {label: k}, "value": [1700000000.0, v]} for k, v in series.items()]
+
+
+def routes_in(query: str) -> list[str]:
+    """The route values a batched query selects (``route="a"`` or ``route=~"a|b"``)."""
+    m = re.search(r'route=~?"([^"]*)"', query)
+    return m.group(1).split("|") if m else []
+
+
+def answering(values: Mapping[str, str], tops: Mapping[str, list[str]] | None = None) -> Handler:
+    def handler(query: str, params: dict[str, Any]) -> Any:
+        wanted = routes_in(query)
+        if query.startswith("group by"):
+            return [
+                {"metric": {"route": r, "le": le}, "value": [0, "1"]}
+                for r, les in (tops or {}).items()
+                if r in wanted
+                for le in les
+            ]
+        return vector({r: v for r, v in values.items() if r in wanted})
+
+    return handler
+
+
+def client_error(status: int, body: bytes) -> PrometheusApiClientException:
+    # prometheus-api-client 0.7.2's exact wording
+    return PrometheusApiClientException(f"HTTP Status Code {status} ({body!r})")
+
+
+# ---------------------------------------------------------------- outcomes
+
+
+def test_values_nan_and_missing_series_stay_distinct() -> None:
+    client = FakeClient(
+        answering(
+            {"fast": "0.42", "idle": "NaN", "inf": "+Inf"},
+            {"fast": ["0.1", "10", "6000", "+Inf"], "idle": ["10", "+Inf"]},
+        )
+    )
+    routes = {RouteKey(f"n/{r}"): spec({"route": r}) for r in ("fast", "idle", "gone", "inf")}
+    got = run(client, routes)
+
+    assert got[RouteKey("n/fast")] == LatencyObservation.value(0.42, top_bucket_seconds=6000.0)
+    idle = got[RouteKey("n/idle")]
+    assert idle.outcome is Outcome.NO_DATA
+    assert "NaN" in idle.message
+    assert idle.top_bucket_seconds == 10.0
+    gone = got[RouteKey("n/gone")]
+    assert gone.outcome is Outcome.NO_DATA
+    assert f'{M}_bucket{{route="gone"}}' in gone.message
+    assert got[RouteKey("n/inf")].outcome is Outcome.NO_DATA
+    assert not any(o.seconds == 0 for o in got.values())
+    # one quantile query and one coverage query for the whole group, at the asked time
+    assert len(client.queries) == 2
+    assert all(p["time"] == "1700000000.000" for p in client.params)
+    assert all(p["timeout"] == "10" for p in client.params)
+
+
+def test_invalid_selectors_send_nothing() -> None:
+    client = FakeClient(answering({}))
+    got = run(client, {RouteKey("n/bad"): spec({"bad-label": "x"})})
+    assert got[RouteKey("n/bad")].outcome is Outcome.INVALID
+    assert client.queries == []
+
+
+def test_override_outcomes() -> None:
+    answers: dict[str, Any] = {
+        "scalar(q1)": [1700000000.0, "12.5"],
+        "q2": vector({"x": "NaN"}),
+        "q3": vector({"x": "1", "y": "2"}),
+        "q4": [],
+        "q5": vector({"x": "4.5"}),
+    }
+    client = FakeClient(lambda q, p: answers[q])
+    routes = {RouteKey(f"n/{q}"): spec(query=q) for q in answers}
+    got = run(client, routes)
+    assert got[RouteKey("n/scalar(q1)")].seconds == 12.5
+    assert got[RouteKey("n/q2")].outcome is Outcome.NO_DATA
+    assert got[RouteKey("n/q3")].outcome is Outcome.REJECTED
+    assert "one series" in got[RouteKey("n/q3")].message
+    assert got[RouteKey("n/q4")].outcome is Outcome.NO_DATA
+    assert got[RouteKey("n/q5")] == LatencyObservation.value(4.5)
+    assert not any(q.startswith("group by") for q in client.queries)  # no coverage for overrides
+
+
+# ---------------------------------------------------------------- error classification
+
+
+def _refused() -> requests.ConnectionError:
+    reason = NewConnectionError(
+        object(),  # type: ignore[arg-type]
+        "<urllib3.connection.HTTPConnection object at 0x7f0>: Failed to establish a new "
+        "connection: [Errno 111] Connection refused",
+    )
+    url = "/api/v1/query?query=histogram_quantile%28...&time=1"
+    return requests.ConnectionError(MaxRetryError(None, url, reason))  # type: ignore[arg-type]
+
+
+ERRORS: list[tuple[str, BaseException, Outcome, str]] = [
+    ("refused", _refused(), Outcome.UNAVAILABLE, "Connection refused"),
+    (
+        "read-timeout",
+        requests.ReadTimeout("HTTPConnectionPool(host='p', port=9090): Read timed out."),
+        Outcome.UNAVAILABLE,
+        "did not answer within 10s",
+    ),
+    (
+        "bad-data",
+        client_error(
+            400,
+            b'{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected }"}',
+        ),
+        Outcome.REJECTED,
+        "Prometheus rejected the query (bad_data): 1:5: parse error: unexpected }",
+    ),
+    (
+        "execution",
+        client_error(
+            422,
+            b'{"status":"error","errorType":"execution",'
+            b'"error":"vector cannot contain metrics with the same labelset"}',
+        ),
+        Outcome.REJECTED,
+        "same labelset",
+    ),
+    (
+        "too-many-samples",
+        client_error(
+            422,
+            b'{"status":"error","errorType":"execution","error":"query processing would load '
+            b'too many samples into memory in query execution"}',
+        ),
+        Outcome.UNAVAILABLE,
+        "too many samples",
+    ),
+    (
+        "server-timeout",
+        client_error(
+            503, b'{"status":"error","errorType":"timeout","error":"query timed out in eval"}'
+        ),
+        Outcome.UNAVAILABLE,
+        "HTTP 503 (timeout): query timed out",
+    ),
+    ("unauthorized", client_error(401, b"Unauthorized\n"), Outcome.UNAVAILABLE, "HTTP 401"),
+    (
+        "proxy-echoes-token",
+        client_error(502, f"<html>bad gateway for Bearer {TOKEN}</html>".encode()),
+        Outcome.UNAVAILABLE,
+        "HTTP 502",
+    ),
+    (
+        "json-garbage",
+        requests.JSONDecodeError("Expecting value", "<html>", 0),
+        Outcome.UNAVAILABLE,
+        "unexpected answer",
+    ),
+    ("missing-data-key", KeyError("data"), Outcome.UNAVAILABLE, "unexpected answer"),
+]
+
+
+@pytest.mark.parametrize(
+    ("exc", "outcome", "fragment"), [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS]
+)
+def test_errors_are_classified_without_leaking_secrets(
+    exc: BaseException, outcome: Outcome, fragment: str
+) -> None:
+    def fail(query: str, params: dict[str, Any]) -> Any:
+        raise exc
+
+    routes = {
+        RouteKey("n/a"): spec({"route": "a"}),
+        RouteKey("n/b"): spec({"route": "b"}),
+        RouteKey("n/o"): spec(query="max(x)"),
+    }
+    got = run(FakeClient(fail), routes)
+    for obs in got.values():
+        assert obs.outcome is outcome, obs
+        assert fragment in obs.message
+        assert TOKEN not in obs.message
+        assert "query=" not in obs.message
+        assert len(obs.message) <= 600
+
+
+def test_a_bug_is_not_disguised_as_an_outage() -> None:
+    def fail(query: str, params: dict[str, Any]) -> Any:
+        raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError, match="bug"):
+        run(FakeClient(fail), {RouteKey("n/a"): spec({"route": "a"})})
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        (
+            'HTTP Status Code 400 (b\'{"status":"error","errorType":"bad_data","error":"x"}\')',
+            (400, "bad_data", "x"),
+        ),
+        ("HTTP Status Code 502 (b'<html>\\nbad gateway</html>')", (502, "", "<html>")),
+        ("HTTP Status Code 500 (b'')", (500, "", "")),
+        ("something else", (None, "", "something else")),
+        ("HTTP Status Code 400 (" + repr(QUOTED) + ")", (400, "", 'quote"s')),
+    ],
+)
+def test_parse_client_error(text: str, parsed: tuple[int | None, str, str]) -> None:
+    assert parse_client_error(text) == parsed
+
+
+# ---------------------------------------------------------------- batching behaviour
+
+
+def test_a_rejected_batch_is_bisected_to_the_culprit() -> None:
+    names = [f"r{i}" for i in range(16)]
+    values = {n: str(i + 1) for i, n in enumerate(names)}
+
+    def handler(query: str, params: dict[str, Any]) -> Any:
+        if "r13" in routes_in(query):
+            raise client_error(400, b'{"status":"error","errorType":"bad_data","error":"nope r13"}')
+        return answering(values)(query, params)
+
+    client = FakeClient(handler)
+    got = run(client, {RouteKey(f"n/{n}"): spec({"route": n}) for n in names})
+    assert got[RouteKey("n/r13")].outcome is Outcome.REJECTED
+    assert "nope r13" in got[RouteKey("n/r13")].message
+    for n in names:
+        if n != "r13":
+            assert got[RouteKey(f"n/{n}")].seconds == float(values[n])
+    quantile_queries = [q for q in client.queries if q.startswith("histogram_quantile")]
+    assert len(quantile_queries) == 1 + 2 * 4  # the batch, then two halves per level
+
+
+def test_a_systematic_rejection_costs_two_extra_queries() -> None:
+    def handler(query: str, params: dict[str, Any]) -> Any:
+        raise client_error(400, b'{"status":"error","errorType":"bad_data","error":"all bad"}')
+
+    client = FakeClient(handler)
+    got = run(client, {RouteKey(f"n/{i}"): spec({"route": str(i)}) for i in range(64)})
+    assert {o.outcome for o in got.values()} == {Outcome.REJECTED}
+    assert len([q for q in client.queries if q.startswith("histogram_quantile")]) == 3
+
+
+def test_concurrency_is_bounded() -> None:
+    client = FakeClient(answering({}), delay=0.05)
+    routes = {RouteKey(f"n/{i}"): spec({"route": str(i)}, window=f"{i + 1}m") for i in range(12)}
+    run(client, routes, max_concurrency=3)
+    assert len(client.queries) == 24  # 12 windows: 12 quantile + 12 coverage queries
+    assert client.max_in_flight == 3
+
+
+def test_coverage_is_cached_and_refreshed() -> None:
+    now = [1000.0]
+    client = FakeClient(answering({"a": "1"}, {"a": ["10", "+Inf"]}))
+    observer = LatencyObserver(settings(), client=client, clock=lambda: now[0])
+    routes = {RouteKey("n/a"): spec({"route": "a"})}
+
+    def coverage_queries() -> int:
+        return sum(q.startswith("group by") for q in client.queries)
+
+    assert run(client, routes, observer=observer)[RouteKey("n/a")].top_bucket_seconds == 10.0
+    # Refreshes are spread over [0.5, 1] x the 300 s period, stably per batch.
+    now[0] += 149
+    assert run(client, routes, observer=observer)[RouteKey("n/a")].top_bucket_seconds == 10.0
+    assert coverage_queries() == 1
+    now[0] += 152
+    run(client, routes, observer=observer)
+    assert coverage_queries() == 2
+    # a changed selector is a different histogram: re-read at once
+    run(client, {RouteKey("n/a"): spec({"route": "a"}, window="1m")}, observer=observer)
+    assert coverage_queries() == 3
+
+
+def test_failed_coverage_keeps_the_last_known_bounds() -> None:
+    now = [1000.0]
+    fail = [False]
+
+    def handler(query: str, params: dict[str, Any]) -> Any:
+        if fail[0] and query.startswith("group by"):
+            raise requests.ConnectTimeout("connect timed out")
+        return answering({"a": "1"}, {"a": ["120", "+Inf"]})(query, params)
+
+    client = FakeClient(handler)
+    observer = LatencyObserver(settings(), client=client, clock=lambda: now[0])
+    routes = {RouteKey("n/a"): spec({"route": "a"})}
+    run(client, routes, observer=observer)
+    fail[0], now[0] = True, now[0] + 1000
+    got = run(client, routes, observer=observer)[RouteKey("n/a")]
+    assert got == LatencyObservation.value(1.0, top_bucket_seconds=120.0)
+
+
+def test_unknown_coverage_is_retried_sooner() -> None:
+    now = [0.0]
+    client = FakeClient(answering({}))
+    observer = LatencyObserver(settings(), client=client, clock=lambda: now[0])
+    routes = {RouteKey("n/a"): spec({"route": "a"})}
+    run(client, routes, observer=observer)
+    now[0] = 61.0
+    run(client, routes, observer=observer)
+    assert sum(q.startswith("group by") for q in client.queries) == 2
+
+
+# ---------------------------------------------------------------- settings and wiring
+
+
+def test_real_client_wiring_carries_auth_and_tls() -> None:
+    s = PrometheusSettings(
+        "https://user:pw@prom.example:9091/prefix/",
+        bearer_token=TOKEN,
+        ca_file="/etc/ca.pem",
+        client_cert_file="/c.pem",
+        client_key_file="/k.pem",
+        max_concurrency=16,
+    )
+    observer = LatencyObserver(s)
+    client: Any = observer._client
+    assert client.url == "https://user:pw@prom.example:9091/prefix"
+    assert client.headers == {"Authorization": f"Bearer {TOKEN}"}
+    session: Any = observer._session
+    assert session.verify == "/etc/ca.pem"
+    assert session.cert == ("/c.pem", "/k.pem")
+    adapter = session.get_adapter("https://user:pw@prom.example:9091/prefix/api/v1/query")
+    assert adapter._pool_maxsize == 16
+    assert adapter.max_retries.total == 1
+    observer.close()
+    assert TOKEN not in repr(s)
+    assert s.display_url == "https://prom.example:9091/prefix"
+    assert set(s.secrets) == {TOKEN, "pw"}
+
+
+def test_build_info_failure_is_classified() -> None:
+    observer = LatencyObserver(PrometheusSettings("http://127.0.0.1:9", retries=0))
+    with pytest.raises(QueryFailed) as failed:
+        asyncio.run(observer.build_info())
+    assert failed.value.observation.outcome is Outcome.UNAVAILABLE
+    observer.close()
+
+
+def test_settings_from_env(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    s = PrometheusSettings.from_env(
+        {
+            "TBO_PROMETHEUS_URL": "https://prom:9090",
+            "TBO_PROMETHEUS_BEARER_TOKEN_FILE": str(token_file),
+            "TBO_PROMETHEUS_INSECURE_SKIP_VERIFY": "true",
+            "TBO_PROMETHEUS_TIMEOUT_SECONDS": "2.5",
+            "TBO_PROMETHEUS_MAX_CONCURRENCY": "8",
+        }
+    )
+    assert s.bearer_token == TOKEN
+    assert s.insecure_skip_verify is True
+    assert s.timeout_seconds == 2.5
+    assert s.max_concurrency == 8
+    assert s.coverage_refresh_seconds == 300.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"url": "prom:9090"}, "http"),
+        ({"url": "http://p", "ca_file": "/ca", "insecure_skip_verify": True}, "not both"),
+        ({"url": "http://p", "client_cert_file": "/c"}, "both cert and key"),
+        ({"url": "http://p", "timeout_seconds": 0}, "timeout"),
+    ],
+)
+def test_settings_refused(kwargs: dict[str, Any], reason: str) -> None:
+    with pytest.raises(SettingsError, match=reason):
+        PrometheusSettings(**kwargs)
+    with pytest.raises(SettingsError, match="URL is not set"):
+        PrometheusSettings.from_env({})
+
+
+def test_nan_is_never_a_number_downstream() -> None:
+    got = run(FakeClient(answering({"a": "NaN"})), {RouteKey("n/a"): spec({"route": "a"})})
+    obs = got[RouteKey("n/a")]
+    assert obs.seconds is None
+    assert not obs.has_value
+    assert not math.isnan(obs.top_bucket_seconds or 0.0)
+
+
+def test_one_observer_serves_successive_event_loops() -> None:
+    client = FakeClient(answering({}), delay=0.01)
+    observer = LatencyObserver(settings(max_concurrency=1), client=client)
+    routes = {RouteKey(f"n/{i}"): spec({"route": str(i)}, window=f"{i + 1}m") for i in range(4)}
+    for _ in range(2):  # the semaphore must not stay bound to the first loop
+        run(client, routes, observer=observer)
+    assert client.max_in_flight == 1
+
+
+def test_failed_coverage_is_logged_once_per_cycle(caplog: pytest.LogCaptureFixture) -> None:
+    def fail(query: str, params: dict[str, Any]) -> Any:
+        raise _refused()
+
+    routes = {RouteKey(f"n/{i}"): spec({"route": str(i)}, window=f"{i + 1}m") for i in range(5)}
+    with caplog.at_level("WARNING", logger="timeout_budget.observe.latency"):
+        run(FakeClient(fail), routes)
+    (record,) = caplog.records
+    assert "not refreshed for 5 of 5 batches" in record.getMessage()
+    assert TOKEN not in record.getMessage()
