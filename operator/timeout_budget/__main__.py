@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 
 from timeout_budget import __version__
@@ -15,19 +16,33 @@ def _run(args: argparse.Namespace) -> int:
 
     del handlers  # imported for its kopf registrations
     try:
-        settings.OperatorSettings.from_env()
+        config = settings.OperatorSettings.from_env()
     except ValueError as exc:
         print(f"timeout-budget: configuration error: {exc}", file=sys.stderr)
         return 2
+    namespaces = list(args.namespace or [])
+    if namespaces and config.operator_namespace not in namespaces:
+        namespaces.append(config.operator_namespace)  # the loop's ConfigMap lives there
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     kopf.run(
-        clusterwide=not args.namespace,
-        namespaces=args.namespace or (),
+        clusterwide=not namespaces,
+        namespaces=namespaces,
         standalone=args.peering is None,
         peering_name=args.peering,
+        priority=_priority(args),
         liveness_endpoint=args.liveness,
     )
     return 0
+
+
+def _priority(args: argparse.Namespace) -> int | None:
+    if args.peering is None:
+        return None
+    if args.priority is not None:
+        return int(args.priority)
+    # Replicas of one Deployment share their arguments; equal priorities would pause them
+    # all (kopf's rule), so each process draws its own and the highest one acts.
+    return secrets.randbelow(1_000_000) + 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         "-n", "--namespace", action="append", help="watch only this namespace (repeatable)"
     )
     run.add_argument("--peering", help="kopf peering name (several replicas, one active)")
+    run.add_argument(
+        "--priority",
+        type=int,
+        help="peering priority (highest acts; default: random per process, ties impossible)",
+    )
     run.add_argument("--liveness", help="health endpoint, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("--log-format", default="plain", choices=["plain", "full", "json"])
     run.add_argument("-v", "--verbose", action="store_true")

@@ -38,6 +38,7 @@ from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, parse_timeout
 from timeout_budget.model.timestamps import rfc3339
 from timeout_budget.model.world import EdgeObservation, RouteObservation
 from timeout_budget.observe import cluster
+from timeout_budget.report.metrics import METRICS, OperatorMetrics
 
 log = logging.getLogger("timeout_budget.engine")
 
@@ -129,6 +130,9 @@ class Engine:
     post_event: EventSink
     edge: EdgeSync | None = None
     clock: Callable[[], float] = time.time
+    dry_run: bool = False
+    """Operator-wide dry run (``TBO_DRY_RUN``): every route plans, nothing changes."""
+    metrics: OperatorMetrics = METRICS
     _refusals: dict[RouteKey, frozenset[str]] = field(default_factory=dict)
 
     async def evaluate(self, snapshots: Sequence[RouteSnapshot]) -> CycleReport:
@@ -139,10 +143,18 @@ class Engine:
         for snap in snapshots:
             try:
                 specs[snap.key] = parse_timeout_budget(dict(snap.spec))
+                if self.dry_run:
+                    specs[snap.key] = specs[snap.key].model_copy(update={"dry_run": True})
             except pydantic.ValidationError as exc:
                 await self._report_invalid(snap, exc, now, report)
         valid = [s for s in snapshots if s.key in specs]
+        observe_started = time.monotonic()
         latency = await self.latency.observe(specs, None)
+        self.metrics.latency_read(
+            time.monotonic() - observe_started,
+            [latency.get(key) for key in specs],
+            getattr(self.latency, "queries_sent", None),
+        )
         objects = await cluster.read_namespaces(self.kube, {s.namespace for s in valid})
         pending: list[_Pending] = []
         for snap in valid:
@@ -162,6 +174,7 @@ class Engine:
             except KubeError as exc:
                 log.warning("route %s: status not reported: %s", item.snap.key, exc)
         report.duration_seconds = time.monotonic() - started
+        self.metrics.cycle_done(report.duration_seconds, report.states)
         return report
 
     # -- one route ----------------------------------------------------------------------
@@ -217,6 +230,7 @@ class Engine:
             for action in [a for a in acted if _is_edge(a)]:
                 acted.remove(action)
                 failures.append(f"{action.describe()}: {edge_failure}")
+                self.metrics.actions_done([action], "failed")
         observation = item.observation
         report.actions_applied += 0 if decision.dry_run else len(acted)
         report.actions_failed += len(failures)
@@ -253,6 +267,8 @@ class Engine:
         if failures:
             new["message"] = f"{decision.message} Failed: {'; '.join(failures)}".strip()
         report.states[decision.state.value] = report.states.get(decision.state.value, 0) + 1
+        self.metrics.actions_done(acted, "planned" if decision.dry_run else "applied")
+        self.metrics.route(snap.namespace, snap.name, decision, extra)
         await self._emit_events(snap, decision.dry_run, acted, failures, decision.refusals)
         await self._patch_status(snap, new, report)
 
@@ -289,6 +305,7 @@ class Engine:
                     acted.extend(edge_actions)
                 except Exception as exc:  # the edge says why; nothing else is lost
                     failures.extend(f"{a.describe()}: {exc}" for a in edge_actions)
+        self.metrics.actions_done([a for a in changes if a not in acted], "failed")
         return acted, failures
 
     async def _apply_with_retry(

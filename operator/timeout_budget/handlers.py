@@ -1,8 +1,9 @@
 """kopf wiring only: every handler hands off to the engine or the actions in one line.
 
 * An index keeps every TimeoutBudget as the watch last saw it.
-* One evaluation loop (started at startup) evaluates all routes each interval with one
-  batched Prometheus query, and wakes early when a route is created or changed.
+* One evaluation loop evaluates all routes each interval with one batched Prometheus
+  query, and wakes early when a route is created or changed. It runs as a kopf daemon on
+  one ConfigMap of the operator's own, so kopf peering stops it on a paused replica.
 * Create/update/resume handlers only validate and wake the loop; the finalizer restores
   what the operator changed (Service selector, HPA minReplicas) and nothing else.
 """
@@ -17,6 +18,7 @@ import kopf
 
 from timeout_budget import loop
 from timeout_budget.model.spec import parse_timeout_budget
+from timeout_budget.settings import OperatorSettings
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 GROUP, VERSION, PLURAL = "timeoutbudget.io", "v1alpha1", "timeoutbudgets"
@@ -24,8 +26,12 @@ GROUP, VERSION, PLURAL = "timeoutbudget.io", "v1alpha1", "timeoutbudgets"
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    loop.configure_kopf(settings)
+    memo.settings = OperatorSettings.from_env()
+    loop.configure_kopf(settings, memo.settings)
     memo.wake = asyncio.Event()
+    memo.engine = loop.build_engine(memo.settings)
+    memo.settle = 0.0 if settings.peering.standalone else memo.settings.peering_settle_seconds
+    await loop.ensure_loop_host(memo.settings)
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -33,15 +39,15 @@ def budgets(body: kopf.Body, **_: Any) -> dict[tuple[str, str], loop.RouteSnapsh
     return loop.snapshot_entry(body)
 
 
-@kopf.on.startup()
-async def start_loop(memo: kopf.Memo, **kwargs: Any) -> None:
+def _is_loop_host(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> bool:
+    return loop.is_loop_host(name, namespace, memo.settings)
+
+
+@kopf.daemon("v1", "configmaps", labels={loop.LOOP_LABEL: "true"}, when=_is_loop_host)
+async def evaluation_loop(stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs: Any) -> None:
     index = kwargs["budgets"]  # the index above, passed by name
-    memo.loop_task = asyncio.create_task(loop.run_forever(index, memo.wake), name="evaluation")
-
-
-@kopf.on.cleanup()
-async def stop_loop(memo: kopf.Memo, **_: Any) -> None:
-    await loop.stop(memo.get("loop_task"))
+    interval = memo.settings.interval_seconds
+    await loop.run(memo.engine, index, memo.wake, stopped, interval, memo.settle)
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)

@@ -22,15 +22,27 @@ from timeout_budget.engine import Engine, RouteSnapshot
 from timeout_budget.model import ownership
 from timeout_budget.model.spec import parse_timeout_budget, route_key
 from timeout_budget.observe.latency import LatencyObserver
-from timeout_budget.report import events
+from timeout_budget.report import events, metrics
 from timeout_budget.settings import OperatorSettings
 
 log = logging.getLogger("timeout_budget.loop")
 
-__all__ = ["RouteSnapshot", "configure_kopf", "finalize", "run_forever", "snapshot_entry", "stop"]
+__all__ = [
+    "RouteSnapshot",
+    "build_engine",
+    "configure_kopf",
+    "ensure_loop_host",
+    "finalize",
+    "is_loop_host",
+    "run",
+    "snapshot_entry",
+]
 
 
-def configure_kopf(settings: kopf.OperatorSettings) -> None:
+LOOP_LABEL = "timeoutbudget.io/evaluation-loop"
+
+
+def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) -> None:
     # Handler progress in annotations: the status schema is ours, kopf's would be pruned.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix="kopf.timeoutbudget.io"
@@ -40,6 +52,11 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     )
     settings.posting.level = logging.WARNING  # only our own Events, not kopf's chatter
     settings.watching.server_timeout = 300
+    # A dead active replica's claim expires after this; a standby then takes over.
+    settings.peering.lifetime = config.peering_lifetime_seconds
+    # Watch only the loop's own ConfigMap, filtered server-side, not every ConfigMap.
+    settings.watching.field_selectors["configmaps"] = f"metadata.name={config.loop_configmap}"
+    settings.watching.label_selectors["configmaps"] = f"{LOOP_LABEL}=true"
 
 
 def snapshot_entry(body: kopf.Body) -> dict[tuple[str, str], RouteSnapshot]:
@@ -64,19 +81,50 @@ def _plain(value: Any) -> Any:
 
 
 def build_engine(settings: OperatorSettings) -> Engine:
+    metrics.serve()  # once per process, at startup: standby replicas are scraped too
     kube = Kube(load_api_client())
     return Engine(
         kube=kube,
         latency=LatencyObserver(settings.prometheus),
         post_event=events.EventPoster(kube),
+        dry_run=settings.dry_run,
     )
 
 
-async def run_forever(index: kopf.Index[Any, Any], wake: asyncio.Event) -> None:
-    settings = OperatorSettings.from_env()
-    engine = build_engine(settings)
-    log.info("evaluation loop started: every %.0fs", settings.interval_seconds)
-    while True:
+async def ensure_loop_host(settings: OperatorSettings) -> None:
+    """The ConfigMap whose kopf daemon runs the loop (see ``handlers.evaluation_loop``)."""
+    kube = Kube(load_api_client())
+    await kube.ensure_configmap(
+        settings.operator_namespace, settings.loop_configmap, {LOOP_LABEL: "true"}
+    )
+
+
+def is_loop_host(name: str, namespace: str | None, settings: OperatorSettings) -> bool:
+    return name == settings.loop_configmap and namespace == settings.operator_namespace
+
+
+async def run(
+    engine: Engine,
+    index: kopf.Index[Any, Any],
+    wake: asyncio.Event,
+    stopped: kopf.DaemonStopped,
+    interval: float,
+    settle: float = 0.0,
+) -> None:
+    """Evaluate every route each ``interval`` until kopf stops the daemon.
+
+    kopf stops daemons when this operator is paused by peering (another replica is
+    active) and when it exits, so only the active replica ever runs a cycle. With peering,
+    a replica that just became active first waits ``settle`` seconds: a peer starting at
+    the same moment is seen within them, and one of the two pauses before either acts.
+    """
+    if settle > 0:
+        log.info("evaluation loop: settling %.0fs before the first cycle (peering)", settle)
+        await stopped.wait(settle)
+    if stopped:
+        return
+    log.info("evaluation loop active: every %.0fs", interval)
+    while not stopped:
         snapshots = [snap for key in list(index) for snap in index.get(key, [])]
         try:
             report = await engine.evaluate(snapshots)
@@ -91,17 +139,12 @@ async def run_forever(index: kopf.Index[Any, Any], wake: asyncio.Event) -> None:
             )
         except Exception:  # one bad cycle must not end the loop
             log.exception("evaluation cycle failed; retrying next interval")
+            engine.metrics.cycle_failed()
         wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=settings.interval_seconds)
-
-
-async def stop(task: asyncio.Task[None] | None) -> None:
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+            await asyncio.wait_for(wake.wait(), timeout=interval)
+    log.info("evaluation loop stopped (paused by peering or shutting down)")
+    engine.metrics.retain_routes(())  # the active replica reports the routes, not this one
 
 
 async def finalize(body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:

@@ -27,6 +27,10 @@ class OperatorSettings:
     prometheus: PrometheusSettings
     interval_seconds: float = 15.0
     dry_run: bool = False
+    operator_namespace: str = "default"
+    loop_configmap: str = "timeout-budget-operator-loop"
+    peering_lifetime_seconds: int = 30
+    peering_settle_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -44,4 +48,8 @@ class OperatorSettings:
             prometheus=PrometheusSettings.from_env(env),
             interval_seconds=interval,
             dry_run=_bool(env.get("TBO_DRY_RUN")),
+            operator_namespace=env.get("TBO_OPERATOR_NAMESPACE", "default"),
+            loop_configmap=env.get("TBO_LOOP_CONFIGMAP", "timeout-budget-operator-loop"),
+            peering_lifetime_seconds=int(env.get("TBO_PEERING_LIFETIME_SECONDS", "30")),
+            peering_settle_seconds=float(env.get("TBO_PEERING_SETTLE_SECONDS", "5")),
         )

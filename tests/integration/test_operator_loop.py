@@ -24,23 +24,6 @@ HOST = "api.example.com"
 
 
 @pytest.fixture(scope="module")
-def origin() -> Iterator[OriginExporter]:
-    exporter = OriginExporter(tick_seconds=0.25)
-    exporter.start()
-    yield exporter
-    exporter.stop()
-
-
-@pytest.fixture(scope="module")
-def prometheus(origin: OriginExporter, control_plane: ControlPlane) -> Iterator[PrometheusServer]:
-    server = PrometheusServer(workdir=control_plane.workdir / "prometheus-loop", quiet=True)
-    server.start(scrape_targets=[origin.target], scrape_interval="1s")
-    yield server
-    server.stop()
-    server.cleanup()
-
-
-@pytest.fixture(scope="module")
 def loop_ns(control_plane: ControlPlane) -> Iterator[str]:
     name = kube.new_namespace(control_plane, "loop")
     yield name

@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sandbox.controlplane import ControlPlane
@@ -23,6 +23,7 @@ class OperatorProcess:
         log: Path,
         interval: float = 2.0,
         extra_env: Mapping[str, str] | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         env = cp.env()
         for var in ("CLOUDFLARE_EMAIL", "CLOUDFLARE_API_KEY"):
@@ -38,6 +39,7 @@ class OperatorProcess:
         argv = [sys.executable, "-m", "timeout_budget", "run", "--verbose"]
         for ns in namespaces:
             argv += ["--namespace", ns]
+        argv += list(extra_args)
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
         handle = log.open("ab")

@@ -163,6 +163,24 @@ class Kube:
             operations,
         )
 
+    async def ensure_configmap(self, namespace: str, name: str, labels: dict[str, str]) -> None:
+        """Create the ConfigMap unless it exists (409 is success)."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "data": {"purpose": "hosts the timeout-budget-operator evaluation loop (kopf daemon)"},
+        }
+        try:
+            await self._call(
+                f"create configmap {namespace}/{name}",
+                self.core.create_namespaced_config_map,
+                namespace,
+                body,
+            )
+        except Conflict:
+            return
+
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
         await self._call(
             f"create event in {namespace}", self.core.create_namespaced_event, namespace, body
