@@ -173,6 +173,8 @@ class ControlPlane:
         owns = workdir is None
         wd = Path(tempfile.mkdtemp(prefix="tbo-cp-")) if workdir is None else workdir
         wd.mkdir(parents=True, exist_ok=True)
+        for stale in ("etcd-data", "pki", "logs"):  # a previous run's state is not reused
+            shutil.rmtree(wd / stale, ignore_errors=True)
         cp = cls(workdir=wd, binaries=bins, nodes=nodes, _owns_workdir=owns)
         try:
             cp._start_all()
