@@ -20,10 +20,8 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -37,6 +35,8 @@ from types import TracebackType
 import yaml
 
 from sandbox import binaries as binaries_mod
+from sandbox import procutil
+from sandbox.procutil import free_port
 
 ADMIN_USER = "sandbox-admin"
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -54,14 +54,8 @@ class KubectlError(RuntimeError):
         self.stderr = stderr
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def progress(message: str) -> None:
-    print(f"[sandbox {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    procutil.progress("sandbox", message)
 
 
 @dataclass

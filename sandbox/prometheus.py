@@ -28,9 +28,7 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -42,6 +40,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
+from sandbox import procutil
+from sandbox.procutil import free_port
+
 PROMETHEUS_BIN = os.environ.get("TBO_PROMETHEUS_BIN", "/usr/bin/prometheus")
 PROMTOOL_BIN = os.environ.get("TBO_PROMTOOL_BIN", "/usr/bin/promtool")
 
@@ -50,14 +51,8 @@ class PrometheusFailed(RuntimeError):
     """Prometheus (or promtool) exited or never became ready; the message names the log."""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _progress(message: str) -> None:
-    print(f"[prometheus {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    procutil.progress("prometheus", message)
 
 
 @dataclass
