@@ -16,8 +16,10 @@ from typing import Any
 
 import kopf
 
-from timeout_budget import loop
+from timeout_budget import loop, zone_handlers
+from timeout_budget.actions.edge.registry import ZoneRegistry
 from timeout_budget.model.spec import parse_timeout_budget
+from timeout_budget.report import metrics
 from timeout_budget.settings import OperatorSettings
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -29,7 +31,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.settings = OperatorSettings.from_env()
     loop.configure_kopf(settings, memo.settings)
     memo.wake = asyncio.Event()
-    memo.engine = loop.build_engine(memo.settings)
+    memo.zones = ZoneRegistry.from_env(metrics=metrics.METRICS)
+    memo.engine = loop.build_engine(memo.settings, edge=memo.zones)
     memo.settle = 0.0 if settings.peering.standalone else memo.settings.peering_settle_seconds
     await loop.ensure_loop_host(memo.settings)
 
@@ -62,5 +65,5 @@ def validate(spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-async def finalize(body: kopf.Body, logger: Logger, **_: Any) -> None:
-    await loop.finalize(body, logger)
+async def finalize(body: kopf.Body, logger: Logger, memo: kopf.Memo, **_: Any) -> None:
+    await loop.finalize(body, logger, zone_handlers.registry_of(memo))

@@ -17,8 +17,11 @@ from typing import Any
 import kopf
 
 from timeout_budget.actions import reroute
+from timeout_budget.actions.edge import errors as edge_errors
+from timeout_budget.actions.edge.registry import ZoneRegistry
+from timeout_budget.clients.cloudflare import CloudflareError
 from timeout_budget.clients.kube import Kube, KubeError, NotFound, load_api_client
-from timeout_budget.engine import Engine, RouteSnapshot
+from timeout_budget.engine import EdgeSync, Engine, RouteSnapshot
 from timeout_budget.model import ownership
 from timeout_budget.model.spec import parse_timeout_budget, route_key
 from timeout_budget.observe.latency import LatencyObserver
@@ -80,13 +83,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def build_engine(settings: OperatorSettings) -> Engine:
+def build_engine(settings: OperatorSettings, edge: EdgeSync | None = None) -> Engine:
     metrics.serve()  # once per process, at startup: standby replicas are scraped too
     kube = Kube(load_api_client())
     return Engine(
         kube=kube,
         latency=LatencyObserver(settings.prometheus),
         post_event=events.EventPoster(kube),
+        edge=edge,
         dry_run=settings.dry_run,
     )
 
@@ -147,8 +151,13 @@ async def run(
     engine.metrics.retain_routes(())  # the active replica reports the routes, not this one
 
 
-async def finalize(body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
-    """Restore what this route changed: Service selector, HPA minReplicas, annotations."""
+async def finalize(
+    body: kopf.Body,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    zones: ZoneRegistry | None = None,
+) -> None:
+    """Restore what this route changed: Cache Rule, DNS proxied flag, Service selector,
+    HPA minReplicas, annotations. What the operator never owned is left alone."""
     meta = body.get("metadata", {})
     namespace, name = str(meta.get("namespace")), str(meta.get("name"))
     key = route_key(namespace, name)
@@ -157,6 +166,14 @@ async def finalize(body: kopf.Body, logger: logging.Logger | logging.LoggerAdapt
     except ValueError:
         logger.info("finalizer: spec unreadable, nothing of ours to restore")
         return
+    if zones is not None and spec.edge is not None and spec.edge.sync:
+        try:
+            await zones.finalize_route(namespace, key, spec)
+        except (edge_errors.EdgeError, CloudflareError) as exc:
+            # The route's Cloudflare changes must go before it does: retry, say why.
+            raise kopf.TemporaryError(
+                f"finalizer: Cloudflare cleanup pending: {exc}", delay=30
+            ) from exc
     kube = Kube(load_api_client())
     try:
         if spec.reroute and spec.reroute.service_name:

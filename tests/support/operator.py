@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sandbox.controlplane import ControlPlane
+from sandbox.procutil import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,8 +25,13 @@ class OperatorProcess:
         interval: float = 2.0,
         extra_env: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
+        kubeconfig: Path | None = None,
     ) -> None:
         env = cp.env()
+        if kubeconfig is not None:  # e.g. a ServiceAccount token's, to run with its RBAC only
+            env["KUBECONFIG"] = str(kubeconfig)
+        self.metrics_port = free_port()
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         for var in ("CLOUDFLARE_EMAIL", "CLOUDFLARE_API_KEY"):
             env.pop(var, None)
         env.update(
@@ -33,6 +39,8 @@ class OperatorProcess:
                 "TBO_PROMETHEUS_URL": prometheus_url,
                 "TBO_EVALUATION_INTERVAL_SECONDS": str(interval),
                 "PYTHONUNBUFFERED": "1",
+                "TBO_METRICS_ADDRESS": "127.0.0.1",
+                "TBO_METRICS_PORT": str(self.metrics_port),
             }
         )
         env.update(extra_env or {})

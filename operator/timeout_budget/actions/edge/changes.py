@@ -1,0 +1,92 @@
+"""Turning a route's edge actions into queued changes, refusing what cannot be done.
+
+``apply`` must raise at once, with a reason a person can act on, when a change cannot be
+made at all: the zone is unknown or its token rejected, Cloudflare said to wait, the plan
+has no read timeout, the DNS-only hostname is not dedicated. Everything else is queued
+for the zone's one write at the end of the cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from timeout_budget.actions.edge import routes
+from timeout_budget.actions.edge.errors import EdgeRefused, ZoneNotReady
+from timeout_budget.actions.edge.routes import Route
+from timeout_budget.actions.edge.zone import Problem, ZoneState
+from timeout_budget.actions.edge.zone_sync import NOT_EDITABLE
+from timeout_budget.decide import rules
+from timeout_budget.model.actions import (
+    MIN_ROUTE_READ_TIMEOUT_SECONDS,
+    Action,
+    EdgeTimeout,
+    Reroute,
+    RerouteVia,
+)
+from timeout_budget.model.spec import MAX_EDGE_TIMEOUT_SECONDS, RouteKey
+from timeout_budget.model.timestamps import rfc3339
+
+
+@dataclass(frozen=True)
+class RuleChange:
+    ref: str
+    rule: Mapping[str, Any] | None
+    """``None``: remove the route's rule."""
+
+
+@dataclass(frozen=True)
+class DnsChange:
+    hostname: str
+    on: bool
+
+
+def ready(zone: ZoneState | None, route: Route, problem: Problem | None, now: float) -> ZoneState:
+    """The route's zone, if changes can be sent through it now."""
+    label = f"CloudflareZone {route.zone[0]}/{route.zone[1]}"
+    if zone is None or zone.timeout is None:
+        why = problem.message if problem else "not created, or not read from Cloudflare yet"
+        raise ZoneNotReady(f"{label}: {why}")
+    held = zone.problem
+    if held is not None and held.retry_at is not None and now < held.retry_at:
+        until = rfc3339(held.retry_at, whole_seconds=True)
+        raise ZoneNotReady(f"{label}: holding back until {until}: {held.message}")
+    return zone
+
+
+def change(
+    zone: ZoneState, route: Route, action: Action, others: Mapping[RouteKey, Route]
+) -> RuleChange | DnsChange:
+    if isinstance(action, EdgeTimeout):
+        ref = rules.rule_ref(route.namespace, route.name)
+        if action.seconds is None:
+            return RuleChange(ref, None)
+        _check_timeout(zone, action.seconds)
+        return RuleChange(
+            ref,
+            rules.desired_rule(
+                route.namespace, route.name, action.host, action.path_prefix, action.seconds
+            ),
+        )
+    if isinstance(action, Reroute) and action.target.via is RerouteVia.DNS_ONLY:
+        hostname = action.target.name
+        if action.apply:
+            sharing = routes.dedicated_conflicts(others, route, hostname)
+            if sharing:
+                raise EdgeRefused(
+                    f"{hostname} also serves TimeoutBudget {', '.join(sharing)}, which does "
+                    "not allow DNS-only there: a DNS-only hostname must be dedicated"
+                )
+        return DnsChange(hostname, action.apply)
+    raise EdgeRefused(f"{action.describe()} is not a Cloudflare change")
+
+
+def _check_timeout(zone: ZoneState, seconds: int) -> None:
+    if zone.timeout is None or not zone.timeout.editable:
+        raise EdgeRefused(f"{NOT_EDITABLE}: no Cache Rule read timeout either")
+    if not MIN_ROUTE_READ_TIMEOUT_SECONDS <= seconds <= MAX_EDGE_TIMEOUT_SECONDS:
+        raise EdgeRefused(
+            f"a Cache Rule read timeout must be {MIN_ROUTE_READ_TIMEOUT_SECONDS}.."
+            f"{MAX_EDGE_TIMEOUT_SECONDS}s, not {seconds}s"
+        )

@@ -1,0 +1,117 @@
+"""What a zone's cached state says about one route: its edge observation, its DNS-only
+reroute, its ``EdgeSynced`` condition.
+
+The engine asks these for every route every cycle, so they never call Cloudflare: they
+read the zone's cache. A rule the operator made but someone edited counts as absent (see
+``decide.rules.read_timeout_in_force``), so the next cycle writes it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from timeout_budget.actions.edge.zone import ZoneState
+from timeout_budget.decide import dns_only, rules
+from timeout_budget.model.actions import RerouteTarget, RerouteVia
+from timeout_budget.model.conditions import ConditionInput, ConditionType
+from timeout_budget.model.conditions import ConditionStatus as S
+from timeout_budget.model.spec import MAX_EDGE_TIMEOUT_SECONDS, RouteKey, TimeoutBudgetSpec
+from timeout_budget.model.world import EdgeObservation
+
+ZoneRef = tuple[str, str]
+"""``(namespace, name)`` of a CloudflareZone."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route with edge sync, as the engine last showed it."""
+
+    namespace: str
+    name: str
+    key: RouteKey
+    zone: ZoneRef
+    spec: TimeoutBudgetSpec
+
+    @property
+    def dns_only_hostname(self) -> str | None:
+        return self.spec.reroute.dns_only_hostname if self.spec.reroute else None
+
+
+def zone_of(namespace: str, spec: TimeoutBudgetSpec) -> ZoneRef | None:
+    """The CloudflareZone a route syncs through (same namespace), if edge sync is on."""
+    if spec.edge is None or not spec.edge.sync:
+        return None
+    return (namespace, spec.edge.zone_ref.name)
+
+
+def name_of(key: RouteKey) -> str:
+    return key.split("/", 1)[1]
+
+
+def observation(zone: ZoneState, route: Route) -> EdgeObservation | None:
+    if zone.timeout is None:
+        return None
+    host, prefix = route.spec.route.host, route.spec.route.path_prefix
+    in_force = rules.read_timeout_in_force(zone.rules, route.namespace, route.name, host, prefix)
+    editable = zone.timeout.editable
+    return EdgeObservation(
+        zone_timeout_seconds=zone.timeout.seconds,
+        editable=editable,
+        max_timeout_seconds=MAX_EDGE_TIMEOUT_SECONDS if editable else zone.timeout.seconds,
+        route_timeout_seconds=in_force,
+    )
+
+
+def rerouted(zone: ZoneState, route: Route) -> frozenset[RerouteTarget]:
+    hostname = route.dns_only_hostname
+    records = zone.dns.get(hostname) if hostname else None
+    if hostname is None or records is None or not dns_only.in_force(records, route.key):
+        return frozenset()
+    return frozenset({RerouteTarget(RerouteVia.DNS_ONLY, hostname)})
+
+
+def condition(
+    zone: ZoneState | None, route: Route, failure: str | None, zone_problem: str | None
+) -> ConditionInput:
+    t = ConditionType.EDGE_SYNCED
+    label = f"CloudflareZone {route.zone[0]}/{route.zone[1]}"
+    if zone is None or zone.timeout is None:
+        why = zone_problem or "not created, or not read from Cloudflare yet"
+        return ConditionInput(t, S.FALSE, "ZoneNotReady", f"{label}: {why}")
+    if failure is not None:
+        return ConditionInput(t, S.FALSE, "SyncFailed", f"{failure} (retried next cycle)")
+    if zone.token_rejected() and zone.problem is not None:
+        return ConditionInput(t, S.FALSE, "AuthFailed", f"{label}: {zone.problem.message}")
+    return ConditionInput(t, S.TRUE, "Synced", _in_force(zone, route))
+
+
+def _in_force(zone: ZoneState, route: Route) -> str:
+    assert zone.timeout is not None
+    ref = rules.rule_ref(route.namespace, route.name)
+    seconds = rules.read_timeout_in_force(
+        zone.rules, route.namespace, route.name, route.spec.route.host, route.spec.route.path_prefix
+    )
+    if seconds is not None:
+        text = f"Cache Rule {ref} sets the read timeout to {seconds}s"
+    else:
+        text = f"no Cache Rule of its own: the zone's {zone.timeout.seconds}s applies"
+    hostname = route.dns_only_hostname
+    if hostname is not None and hostname in zone.dns:
+        state = "DNS-only" if rerouted(zone, route) else "proxied"
+        text += f"; {hostname} is {state}"
+    return text
+
+
+def dedicated_conflicts(
+    routes: Mapping[RouteKey, Route], route: Route, hostname: str
+) -> list[RouteKey]:
+    """Other routes of the zone served on ``hostname`` that do not allow DNS-only there."""
+    return sorted(
+        other.key
+        for other in routes.values()
+        if other.key != route.key
+        and other.zone == route.zone
+        and other.spec.route.host == hostname
+        and other.dns_only_hostname != hostname
+    )

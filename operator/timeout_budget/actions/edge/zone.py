@@ -1,0 +1,115 @@
+"""What the operator knows about one CloudflareZone between two reads of Cloudflare.
+
+Every route of a zone asks about it every cycle (what is the zone's timeout? is my rule
+there? is my hostname grey?), and Cloudflare allows only so many requests. So each zone
+keeps a cache: the ``proxy_read_timeout`` setting, the Cache Rules entry point and the DNS
+records of the hostnames its routes use, refreshed when the operator writes (from
+Cloudflare's answer) and every ``syncIntervalSeconds`` (to see drift). It also remembers
+the last thing that went wrong and until when to hold back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from timeout_budget.clients.cloudflare import (
+    ApiToken,
+    AuthFailed,
+    BudgetExhausted,
+    CloudflareClient,
+    CloudflareError,
+    CloudflareUnavailable,
+    Entrypoint,
+    RateLimited,
+    ZoneTimeout,
+)
+from timeout_budget.model.spec import CloudflareZoneSpec
+
+BACKOFF_BASE_SECONDS = 15.0
+BACKOFF_MAX_SECONDS = 300.0
+AUTH_RETRY_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The last failure, as a condition reason and a message a person can act on."""
+
+    reason: str
+    message: str
+    retry_at: float | None = None
+    """No request before this moment (``None``: retry whenever asked)."""
+
+
+@dataclass
+class ZoneState:
+    namespace: str
+    name: str
+    spec: CloudflareZoneSpec
+    token: ApiToken
+    client: CloudflareClient
+    timeout: ZoneTimeout | None = None
+    entrypoint: Entrypoint | None = None
+    rules_read: bool = False
+    """The entry point was read (``entrypoint`` may still be ``None``: the zone has none)."""
+    dns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Records by hostname, for the DNS-only hostnames of the zone's routes."""
+    synced_at: float | None = None
+    """When everything was last read successfully."""
+    attempted_at: float | None = None
+    enforce_note: Problem | None = None
+    """Why ``proxyReadTimeoutSeconds`` is not in force (plan, refusal), if it is not."""
+    problem: Problem | None = None
+    auth_failed: str | None = None
+    """Fingerprint of the token Cloudflare rejected: nothing is sent with it until the
+    Secret changes or the problem's ``retry_at`` (its permissions may have been fixed)."""
+    unavailable_streak: int = 0
+    """5xx/timeouts in a row: the backoff doubles with each."""
+
+    @property
+    def label(self) -> str:
+        return f"CloudflareZone {self.namespace}/{self.name}"
+
+    @property
+    def rules(self) -> list[dict[str, Any]]:
+        return self.entrypoint.rules if self.entrypoint is not None else []
+
+    def failed(self, exc: CloudflareError, now: float) -> None:
+        """Remember what went wrong and how long to hold back."""
+        text = str(exc)
+        if isinstance(exc, AuthFailed):
+            # Tried again when the Secret changes, or after a while (permissions fixed).
+            self.auth_failed = self.token.fingerprint
+            wait = max(AUTH_RETRY_SECONDS, self.spec.sync_interval_seconds)
+            self.problem = Problem("AuthFailed", text, retry_at=now + wait)
+        elif isinstance(exc, RateLimited):
+            reason = "BudgetExhausted" if isinstance(exc, BudgetExhausted) else "RateLimited"
+            self.problem = Problem(reason, text, retry_at=now + exc.retry_after)
+        elif isinstance(exc, CloudflareUnavailable):
+            self.problem = Problem("CloudflareUnavailable", text, retry_at=self.unavailable(now))
+        else:
+            self.problem = Problem("Refused", text)
+
+    def succeeded(self) -> None:
+        self.problem = None
+        self.auth_failed = None
+        self.available()
+
+    def held_back(self, now: float) -> bool:
+        """Cloudflare said to wait (429), is down (backoff) or rejected the token."""
+        retry_at = self.problem.retry_at if self.problem is not None else None
+        return retry_at is not None and now < retry_at
+
+    def token_rejected(self) -> bool:
+        return self.auth_failed == self.token.fingerprint
+
+    def unavailable(self, now: float) -> float:
+        """Count one more 5xx/timeout; returns the moment to hold back until."""
+        self.unavailable_streak += 1
+        delay = min(
+            BACKOFF_BASE_SECONDS * 2.0 ** (self.unavailable_streak - 1), BACKOFF_MAX_SECONDS
+        )
+        return now + delay
+
+    def available(self) -> None:
+        self.unavailable_streak = 0

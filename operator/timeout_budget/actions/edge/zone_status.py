@@ -1,0 +1,109 @@
+"""A CloudflareZone's status, rebuilt from what the operator knows about the zone.
+
+``kubectl get cfz`` should answer what a platform engineer asks first: which timeout is in
+force at Cloudflare, may it be changed, which rules does the operator hold there, when was
+it last read, how much of the request budget is left, and if something is wrong, what.
+Everything comes from the zone's cached state; never a token, never a fingerprint of one.
+Conditions keep their transition times through ``model.conditions.merge``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from timeout_budget.actions.edge.zone import Problem, ZoneState
+from timeout_budget.actions.edge.zone_sync import NOT_EDITABLE
+from timeout_budget.clients.request_budget import RequestBudget
+from timeout_budget.decide import rules
+from timeout_budget.model import conditions
+from timeout_budget.model.conditions import ConditionInput, ConditionType
+from timeout_budget.model.conditions import ConditionStatus as S
+from timeout_budget.model.spec import CloudflareZoneSpec
+from timeout_budget.model.timestamps import rfc3339
+
+TIMEOUT_ENFORCED = "ProxyReadTimeoutEnforced"
+
+
+def build(
+    spec: CloudflareZoneSpec,
+    zone: ZoneState | None,
+    budget: RequestBudget | None,
+    *,
+    problem: Problem | None,
+    now: float,
+    previous: Mapping[str, Any] | None,
+    generation: int | None,
+) -> dict[str, Any]:
+    status: dict[str, Any] = {"observedGeneration": generation} if generation is not None else {}
+    inputs = [_synced(zone, problem)]
+    if zone is not None and zone.timeout is not None:
+        status["effectiveProxyReadTimeoutSeconds"] = zone.timeout.seconds
+        status["editable"] = zone.timeout.editable
+        status["plan"] = "enterprise" if zone.timeout.editable else "not-editable"
+        inputs.append(_enforced(spec, zone))
+    if zone is not None and zone.rules_read:
+        status["managedRuleRefs"] = rules.owned_refs(zone.rules)
+    if zone is not None and zone.synced_at is not None:
+        status["lastSyncTime"] = rfc3339(zone.synced_at, whole_seconds=True)
+    if budget is not None:
+        status["requestsRemaining"] = budget.remaining()
+        until = budget.rate_limited_until
+        status["rateLimitedUntil"] = (
+            rfc3339(until, whole_seconds=True) if until is not None and until > now else None
+        )
+    status["message"] = _message(zone, problem)
+    status["conditions"] = conditions.merge(
+        (previous or {}).get("conditions"), inputs, now=now, generation=generation
+    )
+    return status
+
+
+def _synced(zone: ZoneState | None, problem: Problem | None) -> ConditionInput:
+    t = ConditionType.EDGE_SYNCED
+    if problem is not None:
+        return ConditionInput(t, S.FALSE, problem.reason, problem.message)
+    if zone is None or zone.synced_at is None:
+        return ConditionInput(t, S.UNKNOWN, "Pending", "not read from Cloudflare yet")
+    return ConditionInput(t, S.TRUE, "Synced", _summary(zone))
+
+
+def _enforced(spec: CloudflareZoneSpec, zone: ZoneState) -> ConditionInput:
+    assert zone.timeout is not None
+    seconds, wanted = zone.timeout.seconds, spec.proxy_read_timeout_seconds
+    if zone.enforce_note is not None:
+        return ConditionInput(
+            TIMEOUT_ENFORCED, S.FALSE, zone.enforce_note.reason, zone.enforce_note.message
+        )
+    if wanted is None:
+        extra = f"; {NOT_EDITABLE}" if not zone.timeout.editable else ""
+        return ConditionInput(
+            TIMEOUT_ENFORCED,
+            S.TRUE,
+            "NotConfigured",
+            f"spec.proxyReadTimeoutSeconds is unset: the zone's {seconds}s is left as it is{extra}",
+        )
+    return ConditionInput(
+        TIMEOUT_ENFORCED, S.TRUE, "Enforced", f"proxy_read_timeout is {seconds}s as asked"
+    )
+
+
+def _summary(zone: ZoneState) -> str:
+    parts = []
+    if zone.timeout is not None:
+        editable = "" if zone.timeout.editable else f" ({NOT_EDITABLE})"
+        parts.append(f"proxy_read_timeout {zone.timeout.seconds}s{editable}")
+    if zone.rules_read:
+        owned = len(rules.owned_refs(zone.rules))
+        parts.append(f"{owned} of {len(zone.rules)} Cache Rule(s) managed by the operator")
+    return "; ".join(parts) or "read from Cloudflare"
+
+
+def _message(zone: ZoneState | None, problem: Problem | None) -> str:
+    if problem is not None:
+        return problem.message
+    if zone is None or zone.synced_at is None:
+        return "not read from Cloudflare yet"
+    if zone.enforce_note is not None:
+        return f"{_summary(zone)}; {zone.enforce_note.message}"
+    return _summary(zone)

@@ -1,0 +1,408 @@
+"""The operator's one seam to the Cloudflare API: the handful of calls it makes, nothing more.
+
+Everything goes through the official ``cloudflare`` SDK (``AsyncCloudflare``), pointed at
+``base_url`` (Cloudflare's, or the sandbox's emulator). Four things the SDK does not do for
+the operator are done here, once:
+
+* **No hidden retries.** ``max_retries=0``: one call is one request, counted against the
+  token's ``RequestBudget`` before it is sent. A refusal costs nothing; the caller
+  requeues. A 429 sets the budget's embargo from ``Retry-After``.
+* **The token stays a secret.** It lives in an ``ApiToken`` whose ``repr`` is a
+  placeholder; ``CLOUDFLARE_EMAIL``/``CLOUDFLARE_API_KEY`` in the environment, which the SDK
+  would otherwise send *instead* of the token, are ignored; errors are rebuilt from
+  Cloudflare's error list only, outside the SDK exception's context (which holds the
+  request and its ``Authorization`` header).
+* **Raw JSON where it matters.** Rules and DNS records come back as Cloudflare sent them,
+  so a rule the operator does not own is written back byte for byte.
+* **Errors the caller can act on:**
+
+    CloudflareError
+    ├── RateLimited             429, or the budget refused (nothing sent): retry after
+    │   │                       ``retry_after`` seconds, never sooner
+    │   └── BudgetExhausted     the operator's own per-token budget is spent
+    ├── CloudflareUnavailable   5xx, timeout, connection error: back off, retry next cycle
+    ├── CloudflareRefused       4xx: plan, quota or validation; Cloudflare's message says
+    │   │                       what; retrying the same request will not help
+    │   └── NotFound            404
+    └── AuthFailed              401/403: the token is wrong or lacks a permission; stop
+                                until the Secret changes
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar, cast
+
+import cloudflare
+from cloudflare.types.zones.proxy_read_timeout import ProxyReadTimeout
+
+from timeout_budget.clients import request_budget
+from timeout_budget.clients.request_budget import RequestBudget
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
+PHASE: Literal["http_request_cache_settings"] = "http_request_cache_settings"
+SETTING = "proxy_read_timeout"
+DNS_PAGE_SIZE = 100
+
+
+class CloudflareError(Exception):
+    """Something Cloudflare (or the budget) said no to; the message is safe to show."""
+
+
+class RateLimited(CloudflareError):
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BudgetExhausted(RateLimited):
+    pass
+
+
+class CloudflareUnavailable(CloudflareError):
+    pass
+
+
+class CloudflareRefused(CloudflareError):
+    def __init__(self, message: str, status: int, codes: Sequence[int] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.codes = tuple(codes)
+
+
+class NotFound(CloudflareRefused):
+    pass
+
+
+class AuthFailed(CloudflareError):
+    pass
+
+
+class RequestObserver(Protocol):
+    """Told about every request (``report.metrics.OperatorMetrics`` is one)."""
+
+    def cloudflare_request(
+        self, operation: str, outcome: str = "ok", duration_seconds: float | None = None
+    ) -> None: ...
+
+    def cloudflare_not_sent(self, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Call:
+    """One kind of request: a fixed operation name (metrics) and what it does (messages)."""
+
+    operation: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class ApiToken:
+    """A Cloudflare API token that never shows itself in a repr, a log line or a message."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        value = value.strip()
+        if not value:
+            raise ValueError("the Cloudflare API token is empty")
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    @property
+    def fingerprint(self) -> str:
+        """Tells tokens apart in memory (budgets, auth failures); never shown anywhere."""
+        return hashlib.sha256(self._value.encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return "ApiToken(<redacted>)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ApiToken) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class ZoneTimeout:
+    """The zone setting ``proxy_read_timeout``."""
+
+    seconds: int
+    editable: bool
+
+
+@dataclass(frozen=True)
+class Entrypoint:
+    """The zone's Cache Rules entry point, its rules exactly as Cloudflare sent them."""
+
+    id: str
+    version: str
+    rules: list[dict[str, Any]]
+
+
+class CloudflareClient:
+    """The calls the operator makes, for one token, each counted and translated."""
+
+    def __init__(
+        self,
+        token: ApiToken,
+        *,
+        budget: RequestBudget,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout_seconds: float = 20.0,
+        observer: RequestObserver | None = None,
+    ) -> None:
+        self.budget = budget
+        self._observer = observer
+        self.base_url = base_url
+        self._sdk = cloudflare.AsyncCloudflare(
+            api_token=token.reveal(),
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout_seconds,
+        )
+        # Read from the environment when not given, and sent instead of the token.
+        self._sdk.api_email = None
+        self._sdk.api_key = None
+        self._sdk.user_service_key = None
+
+    def __repr__(self) -> str:
+        return f"CloudflareClient(base_url={self.base_url!r})"
+
+    async def aclose(self) -> None:
+        await self._sdk.close()
+
+    # -- zone setting ------------------------------------------------------------------
+    async def get_proxy_read_timeout(self, zone_id: str) -> ZoneTimeout:
+        what = Call("get_zone_setting", f"read {SETTING} of zone {zone_id}")
+        answer = await self._send(
+            what, lambda: self._sdk.zones.settings.get(SETTING, zone_id=zone_id)
+        )
+        return _zone_timeout(answer, what)
+
+    async def set_proxy_read_timeout(self, zone_id: str, seconds: int) -> ZoneTimeout:
+        what = Call("edit_zone_setting", f"set {SETTING} of zone {zone_id} to {seconds}s")
+        answer = await self._send(
+            what, lambda: self._sdk.zones.settings.edit(SETTING, zone_id=zone_id, value=seconds)
+        )
+        return _zone_timeout(answer, what)
+
+    # -- Cache Rules entry point -------------------------------------------------------
+    async def get_cache_rules(self, zone_id: str) -> Entrypoint | None:
+        """The entry point, or ``None`` when the zone has none yet (404)."""
+        what = Call("get_cache_rules", f"read the Cache Rules of zone {zone_id}")
+        try:
+            raw = await self._send(
+                what,
+                lambda: self._sdk.rulesets.phases.with_raw_response.get(PHASE, zone_id=zone_id),
+            )
+        except NotFound:
+            return None
+        return _entrypoint(_result(await raw.json(), what), what)
+
+    async def put_cache_rules(self, zone_id: str, rules: Sequence[Mapping[str, Any]]) -> Entrypoint:
+        """Replace the whole list (creating the entry point if there is none)."""
+        what = Call("put_cache_rules", f"write the Cache Rules of zone {zone_id}")
+        body = cast(Any, [dict(r) for r in rules])  # raw JSON, not the SDK's TypedDicts
+        raw = await self._send(
+            what,
+            lambda: self._sdk.rulesets.phases.with_raw_response.update(
+                PHASE, zone_id=zone_id, rules=body
+            ),
+        )
+        return _entrypoint(_result(await raw.json(), what), what)
+
+    # -- DNS records -------------------------------------------------------------------
+    async def list_dns_records(self, zone_id: str, name: str) -> list[dict[str, Any]]:
+        """Every record named exactly ``name``, page by page (the SDK's auto-paging would
+        spend one more request on an empty page)."""
+        what = Call("list_dns_records", f"list the DNS records of {name} in zone {zone_id}")
+        records: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            found, pages = await self._dns_page(zone_id, name, page, what)
+            records.extend(found)
+            if page >= pages:
+                return records
+            page += 1
+
+    async def _dns_page(
+        self, zone_id: str, name: str, page: int, what: Call
+    ) -> tuple[list[dict[str, Any]], int]:
+        raw = await self._send(
+            what,
+            lambda: self._sdk.dns.records.with_raw_response.list(
+                zone_id=zone_id, name={"exact": name}, per_page=DNS_PAGE_SIZE, page=page
+            ),
+        )
+        envelope = await raw.json()
+        found = _result(envelope, what)
+        if not isinstance(found, list):
+            raise CloudflareUnavailable(f"{what}: unexpected answer (no record list)")
+        info = envelope.get("result_info") if isinstance(envelope, dict) else None
+        pages = info.get("total_pages", 1) if isinstance(info, dict) else 1
+        return [r for r in found if isinstance(r, dict)], pages if isinstance(pages, int) else 1
+
+    async def edit_dns_record(
+        self,
+        zone_id: str,
+        record_id: str,
+        *,
+        name: str,
+        record_type: str,
+        ttl: float,
+        proxied: bool,
+        comment: str,
+    ) -> dict[str, Any]:
+        """PATCH one record; SDK 5.x insists on name, type and ttl alongside."""
+        what = Call(
+            "edit_dns_record", f"set proxied={str(proxied).lower()} on {record_type} record {name}"
+        )
+        # The SDK overloads ``edit`` per record type literal; the type is data here.
+        records = cast(Any, self._sdk.dns.records.with_raw_response)
+        raw = await self._send(
+            what,
+            lambda: records.edit(
+                record_id,
+                zone_id=zone_id,
+                name=name,
+                type=record_type,
+                ttl=ttl,
+                proxied=proxied,
+                comment=comment,
+            ),
+        )
+        result = _result(await raw.json(), what)
+        if not isinstance(result, dict):
+            raise CloudflareUnavailable(f"{what}: unexpected answer (no record)")
+        return result
+
+    # -- the one place requests are sent -----------------------------------------------
+    async def _send(self, what: Call, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            self.budget.acquire()
+        except request_budget.Refusal as exc:
+            spent = isinstance(exc, request_budget.BudgetSpent)
+            if self._observer is not None:
+                self._observer.cloudflare_not_sent("budget_spent" if spent else "rate_limit_wait")
+            kind = BudgetExhausted if spent else RateLimited
+            raise kind(f"{what}: not sent: {exc}", exc.retry_after) from None
+        failure: CloudflareError
+        started = time.monotonic()
+        try:
+            answer = await call()
+        except cloudflare.APIError as exc:
+            failure = self._translate(exc, str(what))
+        else:
+            self._observe(what, "ok", started)
+            return answer
+        self._observe(what, _outcome(failure), started)
+        # Raised outside the except block: no __context__ pointing at the SDK's request.
+        raise failure
+
+    def _observe(self, what: Call, outcome: str, started: float) -> None:
+        if self._observer is not None:
+            elapsed = time.monotonic() - started
+            self._observer.cloudflare_request(what.operation, outcome, elapsed)
+
+    def _translate(self, exc: cloudflare.APIError, what: str) -> CloudflareError:
+        if isinstance(exc, cloudflare.APITimeoutError):
+            return CloudflareUnavailable(f"{what}: Cloudflare did not answer in time")
+        if isinstance(exc, cloudflare.APIConnectionError):
+            return CloudflareUnavailable(f"{what}: could not connect to Cloudflare")
+        if not isinstance(exc, cloudflare.APIStatusError):
+            return CloudflareUnavailable(f"{what}: unexpected answer from Cloudflare")
+        status = exc.status_code
+        codes, text = _errors(exc.body)
+        said = f"{status} {text}" if text else f"HTTP {status}"
+        if status == 429:
+            wait = self.budget.rate_limited(_retry_after(exc.response.headers.get("Retry-After")))
+            return RateLimited(
+                f"{what}: Cloudflare rate limit (429): retry after {wait:g}s", retry_after=wait
+            )
+        if status in (401, 403):
+            return AuthFailed(
+                f"{what}: Cloudflare rejected the API token ({said}); check the token and its "
+                "permissions (Zone Settings, Cache Rules, DNS: edit)"
+            )
+        if status >= 500:
+            return CloudflareUnavailable(f"{what}: Cloudflare error {said}")
+        kind = NotFound if status == 404 else CloudflareRefused
+        return kind(f"{what}: Cloudflare refused: {said}", status, codes)
+
+
+def _outcome(failure: CloudflareError) -> str:
+    if isinstance(failure, RateLimited):
+        return "rate_limited"
+    if isinstance(failure, AuthFailed):
+        return "auth_failed"
+    if isinstance(failure, NotFound):
+        return "not_found"
+    if isinstance(failure, CloudflareRefused):
+        return "refused"
+    return "unavailable"
+
+
+def _errors(body: object) -> tuple[list[int], str]:
+    """Cloudflare's ``errors[{code, message}]`` as codes and one line."""
+    items = body.get("errors") if isinstance(body, dict) else None
+    codes: list[int] = []
+    parts: list[str] = []
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict):
+            continue
+        code, message = item.get("code"), item.get("message")
+        if isinstance(code, int):
+            codes.append(code)
+        parts.append(f"{code}: {message}" if code is not None else str(message))
+    return codes, "; ".join(parts)
+
+
+def _retry_after(header: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (a number or an HTTP date)."""
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def _result(envelope: object, what: object) -> Any:
+    if not isinstance(envelope, dict) or "result" not in envelope:
+        raise CloudflareUnavailable(f"{what}: unexpected answer (no Cloudflare envelope)")
+    return envelope["result"]
+
+
+def _zone_timeout(answer: object, what: object) -> ZoneTimeout:
+    # The SDK types settings.get/edit as a union of every zone setting: narrow it.
+    if not isinstance(answer, ProxyReadTimeout) or answer.value is None:
+        raise CloudflareUnavailable(f"{what}: unexpected answer (not {SETTING})")
+    return ZoneTimeout(seconds=round(answer.value), editable=answer.editable is True)
+
+
+def _entrypoint(result: object, what: object) -> Entrypoint:
+    if not isinstance(result, dict) or not isinstance(result.get("rules", []), list):
+        raise CloudflareUnavailable(f"{what}: unexpected answer (not a ruleset)")
+    rules = [r for r in result.get("rules", []) if isinstance(r, dict)]
+    return Entrypoint(
+        id=str(result.get("id", "")), version=str(result.get("version", "")), rules=rules
+    )

@@ -1,0 +1,525 @@
+"""The operator's own Prometheus metrics: what a platform engineer alerts and graphs on.
+
+``kubectl get tb`` tells one person about one route; these tell a dashboard about all of
+them, and about the operator itself: is every route inside its budget, what did the
+operator do about the ones that were not (and what could it not do), does its loop keep
+its pace, can it read Prometheus, and is Cloudflare answering or rate-limiting it.
+
+Two habits keep the series honest and cheap:
+
+* **No data is never 0.** A route without a latency reading has no ``p95`` and no
+  ``ratio`` series at all (they are removed, like ``status.p95Seconds``), so a graph gaps
+  instead of showing a fast route. Its state series says ``NoData``.
+* **One series per route and fact.** The state is one series whose ``state`` label is the
+  current state (the previous one is removed), not six 0/1 series per route; a route's
+  series go when the route is deleted or the operator stops serving it. At 10,000
+  routes that is about 60,000 series, set through cached children (no label lookups).
+
+Everything is on ``prometheus_client``'s default registry (so the process and GC
+collectors come along) and served by ``serve()`` on ``TBO_METRICS_ADDRESS``:
+``TBO_METRICS_PORT`` (default ``0.0.0.0:9090``; port 0 turns the endpoint off).
+Tests build an ``OperatorMetrics`` on their own ``CollectorRegistry``.
+
+The Cloudflare side calls ``cloudflare_request``, ``cloudflare_not_sent``,
+``cloudflare_budget``, ``cloudflare_zone_synced`` and ``forget_cloudflare_zone`` (module
+functions on the process-wide instance, or the same methods on an injected instance).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import start_http_server
+
+from timeout_budget import __version__
+from timeout_budget.model.actions import Action, EdgeTimeout, Refusal, Reroute, ScaleTo
+from timeout_budget.model.conditions import ConditionInput, ConditionStatus, ConditionType
+from timeout_budget.model.decision import Decision
+from timeout_budget.model.observation import LatencyObservation, Outcome
+from timeout_budget.model.state import State
+
+log = logging.getLogger("timeout_budget.metrics")
+
+PREFIX = "timeout_budget"
+PORT_ENV = "TBO_METRICS_PORT"
+ADDRESS_ENV = "TBO_METRICS_ADDRESS"
+DEFAULT_PORT = 9090
+DEFAULT_ADDRESS = "0.0.0.0"
+
+ACTION_OUTCOMES = ("applied", "failed", "planned", "refused")
+CLOUDFLARE_OUTCOMES = ("ok", "rate_limited", "refused", "not_found", "auth_failed", "unavailable")
+"""``ok`` or how a sent request failed (429, other 4xx, 404, 401/403, 5xx/timeout)."""
+CLOUDFLARE_NOT_SENT = ("budget_spent", "rate_limit_wait")
+"""Why a request was held back before sending: the operator's own budget, or a 429's wait."""
+PROMETHEUS_ERRORS = (Outcome.UNAVAILABLE, Outcome.REJECTED)
+
+CYCLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0)
+QUERY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+REQUEST_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0)
+
+
+class SettingsError(ValueError):
+    """``TBO_METRICS_*`` is malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    port: int = DEFAULT_PORT
+    """0 turns the endpoint off."""
+    address: str = DEFAULT_ADDRESS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MetricsSettings:
+        env = os.environ if env is None else env
+        raw = env.get(PORT_ENV) or str(DEFAULT_PORT)
+        try:
+            port = int(raw)
+        except ValueError:
+            raise SettingsError(f"{PORT_ENV} must be a port number, not {raw!r}") from None
+        if not 0 <= port <= 65535:
+            raise SettingsError(f"{PORT_ENV} must be between 0 (off) and 65535, not {port}")
+        return cls(port=port, address=env.get(ADDRESS_ENV) or DEFAULT_ADDRESS)
+
+
+class _Route:
+    """The cached children of one route's series (``labels()`` once, not every cycle)."""
+
+    __slots__ = ("budget", "edge_synced", "p95", "ratio", "refusals", "replicas", "state")
+
+    def __init__(self) -> None:
+        self.budget: Gauge | None = None
+        self.replicas: Gauge | None = None
+        self.p95: Gauge | None = None
+        self.ratio: Gauge | None = None
+        self.state: str | None = None
+        self.edge_synced: Gauge | None = None
+        self.refusals: frozenset[str] = frozenset()
+
+
+class OperatorMetrics:
+    """Every metric of the operator, on one registry."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.registry = registry
+        route = ["namespace", "name"]
+        self.info = Gauge(
+            f"{PREFIX}_operator_info",
+            "The running operator's version (always 1).",
+            ["version"],
+            registry=registry,
+        )
+        self.info.labels(__version__).set(1)
+        # -- per route -----------------------------------------------------------------
+        self.p95 = Gauge(
+            f"{PREFIX}_route_p95_seconds",
+            "Observed latency quantile of the route (P95 unless spec.latency.quantile says "
+            "otherwise); absent when there is no data.",
+            route,
+            registry=registry,
+        )
+        self.budget = Gauge(
+            f"{PREFIX}_route_budget_seconds",
+            "The route's timeout budget in force (spec, else the zone's timeout, else 120).",
+            route,
+            registry=registry,
+        )
+        self.ratio = Gauge(
+            f"{PREFIX}_route_budget_ratio",
+            "p95 / budget of the route; absent when there is no data.",
+            route,
+            registry=registry,
+        )
+        self.state = Gauge(
+            f"{PREFIX}_route_state",
+            "1 for the route's current state (Healthy, AtRisk, Breaching, NoData, Rerouted, "
+            "Paused); one series per route.",
+            [*route, "state"],
+            registry=registry,
+        )
+        self.replicas = Gauge(
+            f"{PREFIX}_route_desired_replicas",
+            "Replicas the operator asks for the route's origin (HPA minReplicas or "
+            "Deployment replicas).",
+            route,
+            registry=registry,
+        )
+        self.edge_synced = Gauge(
+            f"{PREFIX}_route_edge_synced",
+            "1 when the route's Cloudflare settings are in sync (EdgeSynced=True), 0 when "
+            "not; absent for routes without edge sync.",
+            route,
+            registry=registry,
+        )
+        self.routes = Gauge(
+            f"{PREFIX}_routes",
+            "Routes by state at the end of the last evaluation cycle.",
+            ["state"],
+            registry=registry,
+        )
+        # -- actions ---------------------------------------------------------------------
+        self.actions = Counter(
+            f"{PREFIX}_actions",
+            "Actions by type (scale, reroute, undo_reroute, edge_timeout) and outcome: "
+            "applied, failed, planned (dry run) or refused (newly refused: the operator "
+            "will not or cannot do it).",
+            ["action", "outcome"],
+            registry=registry,
+        )
+        # -- the loop --------------------------------------------------------------------
+        self.cycle_duration = Histogram(
+            f"{PREFIX}_evaluation_cycle_duration_seconds",
+            "Duration of one evaluation cycle over every route.",
+            buckets=CYCLE_BUCKETS,
+            registry=registry,
+        )
+        self.cycles = Counter(
+            f"{PREFIX}_evaluation_cycles",
+            "Evaluation cycles by result (ok, failed: the whole cycle raised).",
+            ["result"],
+            registry=registry,
+        )
+        self.last_cycle = Gauge(
+            f"{PREFIX}_evaluation_last_success_timestamp_seconds",
+            "Unix time the last evaluation cycle completed.",
+            registry=registry,
+        )
+        # -- Prometheus ------------------------------------------------------------------
+        self.prometheus_duration = Histogram(
+            f"{PREFIX}_prometheus_query_duration_seconds",
+            "Time to read every route's latency from Prometheus in one cycle (all batched "
+            "queries, run concurrently).",
+            buckets=QUERY_BUCKETS,
+            registry=registry,
+        )
+        self.prometheus_queries = Counter(
+            f"{PREFIX}_prometheus_queries",
+            "PromQL queries sent to Prometheus.",
+            registry=registry,
+        )
+        self.prometheus_errors = Counter(
+            f"{PREFIX}_prometheus_query_errors",
+            "Evaluation cycles in which Prometheus could not answer for some routes, by "
+            "outcome: MetricsUnavailable (unreachable, timeout, 5xx, 401/403) or "
+            "QueryRejected (Prometheus refused the query).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.latency_readings = Gauge(
+            f"{PREFIX}_latency_readings",
+            "Routes by the outcome of their latency reading in the last cycle (Value, "
+            "NoData, MetricsUnavailable, QueryRejected, InvalidSelector).",
+            ["outcome"],
+            registry=registry,
+        )
+        # -- Cloudflare ------------------------------------------------------------------
+        self.cf_requests = Counter(
+            f"{PREFIX}_cloudflare_api_requests",
+            "Requests sent to the Cloudflare API, by operation and outcome.",
+            ["operation", "outcome"],
+            registry=registry,
+        )
+        self.cf_errors = Counter(
+            f"{PREFIX}_cloudflare_api_errors",
+            "Cloudflare API requests that failed, by operation and kind (rate_limited, "
+            "refused, not_found, auth_failed, unavailable).",
+            ["operation", "kind"],
+            registry=registry,
+        )
+        self.cf_rate_limited = Counter(
+            f"{PREFIX}_cloudflare_api_rate_limited",
+            "Cloudflare API answers 429 (rate limit), by operation.",
+            ["operation"],
+            registry=registry,
+        )
+        self.cf_duration = Histogram(
+            f"{PREFIX}_cloudflare_api_request_duration_seconds",
+            "Duration of Cloudflare API requests, by operation.",
+            ["operation"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
+        self.cf_not_sent = Counter(
+            f"{PREFIX}_cloudflare_api_requests_not_sent",
+            "Cloudflare API requests held back before sending, by reason: budget_spent "
+            "(the operator's own request budget) or rate_limit_wait (a 429's Retry-After).",
+            ["reason"],
+            registry=registry,
+        )
+        self.cf_budget_remaining = Gauge(
+            f"{PREFIX}_cloudflare_request_budget_remaining",
+            "Cloudflare API requests the operator may still send in the current 5-minute "
+            "window with the zone's token.",
+            ["namespace", "zone"],
+            registry=registry,
+        )
+        self.cf_budget_limit = Gauge(
+            f"{PREFIX}_cloudflare_request_budget_limit",
+            "The zone token's request budget per 5 minutes (spec.apiRequestBudget).",
+            ["namespace", "zone"],
+            registry=registry,
+        )
+        self.cf_zone_synced = Gauge(
+            f"{PREFIX}_cloudflare_zone_synced",
+            "1 when the CloudflareZone's last sync succeeded, 0 when it failed.",
+            ["namespace", "zone"],
+            registry=registry,
+        )
+        self._lock = threading.Lock()
+        self._routes: dict[tuple[str, str], _Route] = {}
+        self._seen: set[tuple[str, str]] = set()
+        self._queries_seen: int | None = None
+        for state in State:
+            self.routes.labels(state.value).set(0)
+        for outcome in Outcome:
+            self.latency_readings.labels(outcome.value).set(0)
+
+    # -- routes --------------------------------------------------------------------------
+    def route(
+        self,
+        namespace: str,
+        name: str,
+        decision: Decision,
+        conditions: Sequence[ConditionInput] = (),
+    ) -> None:
+        """One route's readings after its evaluation, and its newly refused actions."""
+        with self._lock:
+            self._seen.add((namespace, name))
+            series = self._routes.get((namespace, name))
+            if series is None:
+                series = self._routes[(namespace, name)] = _Route()
+        if series.budget is None:
+            series.budget = self.budget.labels(namespace, name)
+            series.replicas = self.replicas.labels(namespace, name)
+        assert series.replicas is not None
+        series.budget.set(decision.budget_seconds)
+        series.replicas.set(decision.desired_replicas)
+        ratio = decision.ratio
+        if decision.p95_seconds is None or ratio is None:
+            if series.p95 is not None:
+                self.p95.remove(namespace, name)
+                self.ratio.remove(namespace, name)
+                series.p95 = series.ratio = None
+        else:
+            if series.p95 is None or series.ratio is None:
+                series.p95 = self.p95.labels(namespace, name)
+                series.ratio = self.ratio.labels(namespace, name)
+            series.p95.set(decision.p95_seconds)
+            series.ratio.set(ratio)
+        state = decision.state.value
+        if series.state != state:
+            if series.state is not None:
+                self.state.remove(namespace, name, series.state)
+            self.state.labels(namespace, name, state).set(1)
+            series.state = state
+        self._edge(namespace, name, series, conditions)
+        self._refusals(series, decision.refusals)
+
+    def _edge(
+        self, namespace: str, name: str, series: _Route, conditions: Sequence[ConditionInput]
+    ) -> None:
+        synced = [c for c in conditions if c.type == ConditionType.EDGE_SYNCED]
+        if not synced:
+            if series.edge_synced is not None:
+                self.edge_synced.remove(namespace, name)
+                series.edge_synced = None
+            return
+        if series.edge_synced is None:
+            series.edge_synced = self.edge_synced.labels(namespace, name)
+        series.edge_synced.set(1 if synced[-1].status == ConditionStatus.TRUE else 0)
+
+    def _refusals(self, series: _Route, refusals: Sequence[Refusal]) -> None:
+        described = {r.describe(): r for r in refusals}
+        for text in described.keys() - series.refusals:
+            self.actions.labels(_refusal_kind(described[text]), "refused").inc()
+        series.refusals = frozenset(described)
+
+    def forget_route(self, namespace: str, name: str) -> None:
+        """Remove every series of one route (deleted, or no longer evaluated)."""
+        with self._lock:
+            series = self._routes.pop((namespace, name), None)
+        if series is None:
+            return
+        for gauge, present in (
+            (self.budget, series.budget),
+            (self.replicas, series.replicas),
+            (self.p95, series.p95),
+            (self.ratio, series.ratio),
+            (self.edge_synced, series.edge_synced),
+        ):
+            if present is not None:
+                gauge.remove(namespace, name)
+        if series.state is not None:
+            self.state.remove(namespace, name, series.state)
+
+    def retain_routes(self, keep: Iterable[tuple[str, str]]) -> None:
+        """Forget every route not in ``keep`` (``(namespace, name)`` pairs)."""
+        kept = set(keep)
+        with self._lock:
+            gone = [key for key in self._routes if key not in kept]
+        for namespace, name in gone:
+            self.forget_route(namespace, name)
+
+    def tracked_routes(self) -> set[tuple[str, str]]:
+        with self._lock:
+            return set(self._routes)
+
+    # -- actions -------------------------------------------------------------------------
+    def actions_done(self, actions: Iterable[Action], outcome: str) -> None:
+        """Count actions by type: ``applied``, ``failed`` or ``planned`` (dry run)."""
+        for action in actions:
+            self.actions.labels(action_kind(action), _known(outcome, ACTION_OUTCOMES)).inc()
+
+    # -- the loop ------------------------------------------------------------------------
+    def latency_read(
+        self,
+        seconds: float,
+        observations: Iterable[LatencyObservation | None],
+        queries_sent: int | None = None,
+    ) -> None:
+        """The observe step of one cycle: its duration, each route's outcome, and the
+        queries sent so far (a running total, as ``LatencyObserver.queries_sent``)."""
+        self.prometheus_duration.observe(seconds)
+        counts = {outcome: 0 for outcome in Outcome}
+        for obs in observations:
+            counts[obs.outcome if obs is not None else Outcome.UNAVAILABLE] += 1
+        for outcome, count in counts.items():
+            self.latency_readings.labels(outcome.value).set(count)
+            if outcome in PROMETHEUS_ERRORS and count:
+                self.prometheus_errors.labels(outcome.value).inc()
+        if queries_sent is not None:
+            before = self._queries_seen
+            self._queries_seen = queries_sent
+            if before is not None and queries_sent >= before:
+                self.prometheus_queries.inc(queries_sent - before)
+            elif before is None:
+                self.prometheus_queries.inc(queries_sent)
+
+    def cycle_done(self, duration_seconds: float, states: Mapping[str, int]) -> None:
+        """A completed cycle: its duration and routes by state. Routes it did not report
+        (deleted, or held for a problem such as a missing Deployment) lose their series."""
+        self.cycle_duration.observe(duration_seconds)
+        self.cycles.labels("ok").inc()
+        self.last_cycle.set(time.time())
+        for state in State:
+            self.routes.labels(state.value).set(states.get(state.value, 0))
+        with self._lock:
+            seen, self._seen = self._seen, set()
+        self.retain_routes(seen)
+
+    def cycle_failed(self) -> None:
+        self.cycles.labels("failed").inc()
+
+    # -- Cloudflare ----------------------------------------------------------------------
+    def cloudflare_request(
+        self, operation: str, outcome: str = "ok", duration_seconds: float | None = None
+    ) -> None:
+        """One request sent to Cloudflare. ``operation`` is a short fixed name (e.g.
+        ``get_zone_setting``, ``put_cache_rules``, ``list_dns_records``); ``outcome`` one of
+        ``CLOUDFLARE_OUTCOMES`` (anything else counts as ``unavailable``)."""
+        kind = outcome if outcome in CLOUDFLARE_OUTCOMES else "unavailable"
+        self.cf_requests.labels(operation, kind).inc()
+        if kind != "ok":
+            self.cf_errors.labels(operation, kind).inc()
+        if kind == "rate_limited":
+            self.cf_rate_limited.labels(operation).inc()
+        if duration_seconds is not None:
+            self.cf_duration.labels(operation).observe(duration_seconds)
+
+    def cloudflare_not_sent(self, reason: str) -> None:
+        """A request the operator held back: ``budget_spent`` or ``rate_limit_wait``."""
+        self.cf_not_sent.labels(_known(reason, CLOUDFLARE_NOT_SENT)).inc()
+
+    def cloudflare_budget(self, namespace: str, zone: str, remaining: int, limit: int) -> None:
+        """The zone token's request budget now (call after requests, or at each sync)."""
+        self.cf_budget_remaining.labels(namespace, zone).set(remaining)
+        self.cf_budget_limit.labels(namespace, zone).set(limit)
+
+    def cloudflare_zone_synced(self, namespace: str, zone: str, synced: bool) -> None:
+        self.cf_zone_synced.labels(namespace, zone).set(1 if synced else 0)
+
+    def forget_cloudflare_zone(self, namespace: str, zone: str) -> None:
+        """The CloudflareZone is deleted: remove its series."""
+        for gauge in (self.cf_budget_remaining, self.cf_budget_limit, self.cf_zone_synced):
+            with contextlib.suppress(KeyError):  # never set, or forgotten already
+                gauge.remove(namespace, zone)
+
+
+def action_kind(action: Action) -> str:
+    """The ``action`` label: scale, reroute, undo_reroute or edge_timeout."""
+    if isinstance(action, ScaleTo):
+        return "scale"
+    if isinstance(action, Reroute):
+        return "reroute" if action.apply else "undo_reroute"
+    if isinstance(action, EdgeTimeout):
+        return "edge_timeout"
+    return "other"  # a new Action kind, until named here
+
+
+def _refusal_kind(refusal: Refusal) -> str:
+    wanted = refusal.action.lower()
+    if "reroute" in wanted or "dns-only" in wanted:
+        return "reroute"
+    if "scale" in wanted:
+        return "scale"
+    return "edge_timeout"  # raising the edge read timeout is what the ladder refuses most
+
+
+def _known(value: str, allowed: Sequence[str]) -> str:
+    return value if value in allowed else "other"
+
+
+# -- the process-wide instance and the endpoint -------------------------------------------
+METRICS = OperatorMetrics()
+
+
+class _Server(Protocol):
+    def shutdown(self) -> None: ...
+
+
+_server: _Server | None = None
+_server_lock = threading.Lock()
+
+
+def serve(settings: MetricsSettings | None = None) -> bool:
+    """Serve ``/metrics`` (default registry) once per process; False when turned off."""
+    global _server
+    settings = MetricsSettings.from_env() if settings is None else settings
+    if settings.port == 0:
+        log.info("metrics endpoint off (%s=0)", PORT_ENV)
+        return False
+    with _server_lock:
+        if _server is None:
+            server, _thread = start_http_server(settings.port, addr=settings.address)
+            _server = server
+            log.info("metrics served on http://%s:%d/metrics", settings.address, settings.port)
+    return True
+
+
+def cloudflare_request(
+    operation: str, outcome: str = "ok", duration_seconds: float | None = None
+) -> None:
+    METRICS.cloudflare_request(operation, outcome, duration_seconds)
+
+
+def cloudflare_not_sent(reason: str) -> None:
+    METRICS.cloudflare_not_sent(reason)
+
+
+def cloudflare_budget(namespace: str, zone: str, remaining: int, limit: int) -> None:
+    METRICS.cloudflare_budget(namespace, zone, remaining, limit)
+
+
+def cloudflare_zone_synced(namespace: str, zone: str, synced: bool) -> None:
+    METRICS.cloudflare_zone_synced(namespace, zone, synced)
+
+
+def forget_cloudflare_zone(namespace: str, zone: str) -> None:
+    METRICS.forget_cloudflare_zone(namespace, zone)

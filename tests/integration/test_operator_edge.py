@@ -1,0 +1,135 @@
+"""The operator process syncs Cloudflare through the real SDK against the emulator: the
+zone's effective timeout reaches status, a route that needs 300 s gets exactly one Cache
+Rule with read_timeout 301 next to a foreign rule that stays untouched, and deleting the
+route removes only its own rule. The token never appears in status, Events or logs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sandbox.cloudflare_emulator import CloudflareEmulator
+from sandbox.controlplane import ControlPlane
+from sandbox.origin_exporter import OriginExporter
+from sandbox.prometheus import PrometheusServer
+from tests.integration.test_operator_loop import budget, deployment
+from tests.support import kube
+from tests.support.operator import OperatorProcess
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "cf-token-d41d8cd98f00b204e980"  # distinctive, so a leak is easy to find
+ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353"
+FOREIGN_RULE = {
+    "ref": "team_cache_images",
+    "description": "images, managed by hand",
+    "expression": '(http.host eq "img.example.com")',
+    "action": "set_cache_settings",
+    "action_parameters": {"cache": False},
+    "enabled": True,
+}
+
+
+@pytest.fixture
+def emulator() -> Iterator[CloudflareEmulator]:
+    emu = CloudflareEmulator(token=TOKEN)
+    with emu.running():
+        emu.add_zone(ZONE_ID, "enterprise", name="example.com", proxy_read_timeout=120)
+        emu.add_rules(ZONE_ID, [FOREIGN_RULE])
+        yield emu
+
+
+def zone_objects() -> list[dict[str, Any]]:
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "cf"},
+        "stringData": {"token": TOKEN},
+    }
+    zone = {
+        "apiVersion": "timeoutbudget.io/v1alpha1",
+        "kind": "CloudflareZone",
+        "metadata": {"name": "example-com"},
+        "spec": {"zoneId": ZONE_ID, "apiTokenSecretRef": {"name": "cf"}},
+    }
+    return [secret, zone]
+
+
+def test_required_seconds_become_one_cache_rule_and_deletion_removes_only_it(
+    control_plane: ControlPlane,
+    origin: OriginExporter,
+    prometheus: PrometheusServer,
+    emulator: CloudflareEmulator,
+    namespace: str,
+) -> None:
+    cp, ns = control_plane, namespace
+    origin.set_route("export", p95=40.0, rps=20, host="api.example.com")
+    export = budget("export", "export")
+    export["spec"]["budget"] = {"timeoutSeconds": 360, "requiredSeconds": 300}
+    export["spec"]["edge"] = {"zoneRef": {"name": "example-com"}}
+    env = {"TBO_CLOUDFLARE_BASE_URL": emulator.base_url, "TBO_OPERATOR_NAMESPACE": ns}
+    proc = OperatorProcess(
+        cp, prometheus.url, [ns], cp.workdir / "logs" / "operator-edge.log", 1.0, env
+    )
+    try:
+        for obj in [*zone_objects(), deployment("export", 1), export]:
+            cp.kubectl("apply", "-n", ns, "-f", "-", input_text=json.dumps(obj))
+        zone = kube.wait_for(
+            lambda: kube.get_json(cp, "cloudflarezone", "example-com", "-n", ns).get("status")
+            or None,
+            60,
+            "zone status",
+        )
+        kube.wait_for(
+            lambda: kube.get_json(cp, "cloudflarezone", "example-com", "-n", ns)["status"].get(
+                "effectiveProxyReadTimeoutSeconds"
+            )
+            == 120,
+            60,
+            "the zone's effective timeout in status",
+        )
+
+        def owned_rules() -> list[dict[str, Any]]:
+            return [r for r in emulator.rules(ZONE_ID) if r["ref"] != FOREIGN_RULE["ref"]]
+
+        kube.wait_for(lambda: len(owned_rules()) == 1, 60, "the route's Cache Rule")
+        rule = owned_rules()[0]
+        assert rule["action_parameters"] == {"cache": True, "read_timeout": 301}
+        assert "api.example.com" in rule["expression"]
+        assert "/export" in rule["expression"]
+        assert f"TimeoutBudget {ns}/export" in rule["description"]
+        foreign = [r for r in emulator.rules(ZONE_ID) if r["ref"] == FOREIGN_RULE["ref"]]
+        assert len(foreign) == 1
+        assert emulator.rules(ZONE_ID)[0]["ref"] == FOREIGN_RULE["ref"]  # order kept
+        for key, value in FOREIGN_RULE.items():
+            assert foreign[0][key] == value
+        status = kube.wait_for(
+            lambda: (s := kube.get_json(cp, "tb", "export", "-n", ns).get("status", {})).get(
+                "edgeTimeoutSeconds"
+            )
+            == 301
+            and s,
+            60,
+            "edgeTimeoutSeconds 301 in the route's status",
+        )
+        assert status["budgetSeconds"] == 360
+        puts = emulator.requests(method="PUT")
+        assert len(puts) >= 1
+
+        cp.kubectl("delete", "tb", "export", "-n", ns, "--timeout=60s")
+        assert owned_rules() == []
+        assert [r["ref"] for r in emulator.rules(ZONE_ID)] == [FOREIGN_RULE["ref"]]
+
+        captured = [
+            proc.output(),
+            json.dumps(kube.get_json(cp, "events", "-n", ns)),
+            json.dumps(kube.get_json(cp, "cloudflarezone", "example-com", "-n", ns)),
+            json.dumps(zone),
+        ]
+        for text in captured:
+            assert TOKEN not in text
+    finally:
+        proc.stop()
