@@ -24,7 +24,12 @@ def _run(args: argparse.Namespace) -> int:
     if namespaces and config.operator_namespace not in namespaces:
         namespaces.append(config.operator_namespace)  # the loop's ConfigMap lives there
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    kopf_settings = kopf.OperatorSettings()
+    # Namespaced: skip kopf's cluster-wide scans of namespaces and CRDs, which a namespaced
+    # Role forbids (kopf would retry them for about a minute before falling back).
+    kopf_settings.scanning.disabled = bool(namespaces)
     kopf.run(
+        settings=kopf_settings,
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=args.peering is None,

@@ -10,11 +10,12 @@ Event, and the next cycle tries again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pydantic
 
@@ -43,6 +44,14 @@ from timeout_budget.report.metrics import METRICS, OperatorMetrics
 log = logging.getLogger("timeout_budget.engine")
 
 CONFLICT_RETRIES = 3
+ROUTE_CONCURRENCY = 8
+"""Routes evaluated at once: while one waits for the API server (an action, an Event, its
+status patch), the others decide. One at a time, 1,000 status patches took 40-60 s on the
+benchmark's sandbox (bench/README.md); eight in flight keep the API server busy without
+flooding it."""
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,39 @@ class Engine:
             except pydantic.ValidationError as exc:
                 await self._report_invalid(snap, exc, now, report)
         valid = [s for s in snapshots if s.key in specs]
+        # Prometheus and the API server answer at the same time: neither waits for the other.
+        latency, objects = await asyncio.gather(
+            self._observe(specs),
+            cluster.read_namespaces(self.kube, {s.namespace for s in valid}),
+        )
+
+        async def evaluate_one(snap: RouteSnapshot) -> _Pending | None:
+            try:
+                return await self._evaluate_route(
+                    snap, specs[snap.key], latency.get(snap.key), objects, now, report
+                )
+            except KubeError as exc:
+                log.warning("route %s: %s", snap.key, exc)
+                return None
+
+        outcomes = await _bounded(valid, evaluate_one, ROUTE_CONCURRENCY)
+        pending = [outcome for outcome in outcomes if outcome is not None]
+        edge_failures = await self.edge.flush() if self.edge is not None else {}
+
+        async def finish_one(item: _Pending) -> None:
+            try:
+                await self._finish(item, edge_failures.get(item.snap.key), now, report)
+            except KubeError as exc:
+                log.warning("route %s: status not reported: %s", item.snap.key, exc)
+
+        await _bounded(pending, finish_one, ROUTE_CONCURRENCY)
+        report.duration_seconds = time.monotonic() - started
+        self.metrics.cycle_done(report.duration_seconds, report.states)
+        return report
+
+    async def _observe(
+        self, specs: Mapping[RouteKey, TimeoutBudgetSpec]
+    ) -> Mapping[RouteKey, LatencyObservation]:
         observe_started = time.monotonic()
         latency = await self.latency.observe(specs, None)
         self.metrics.latency_read(
@@ -155,27 +197,7 @@ class Engine:
             [latency.get(key) for key in specs],
             getattr(self.latency, "queries_sent", None),
         )
-        objects = await cluster.read_namespaces(self.kube, {s.namespace for s in valid})
-        pending: list[_Pending] = []
-        for snap in valid:
-            try:
-                outcome = await self._evaluate_route(
-                    snap, specs[snap.key], latency.get(snap.key), objects, now, report
-                )
-            except KubeError as exc:
-                log.warning("route %s: %s", snap.key, exc)
-                continue
-            if outcome is not None:
-                pending.append(outcome)
-        edge_failures = await self.edge.flush() if self.edge is not None else {}
-        for item in pending:
-            try:
-                await self._finish(item, edge_failures.get(item.snap.key), now, report)
-            except KubeError as exc:
-                log.warning("route %s: status not reported: %s", item.snap.key, exc)
-        report.duration_seconds = time.monotonic() - started
-        self.metrics.cycle_done(report.duration_seconds, report.states)
-        return report
+        return latency
 
     # -- one route ----------------------------------------------------------------------
     async def _evaluate_route(
@@ -211,13 +233,15 @@ class Engine:
             edge=edge,
         )
         memory = Memory.from_status(snap.status.get("memory")).adopt(rerouted)
-        decision = ladder.decide(spec, observation, memory, now)
+        decision = ladder.decide(spec, observation, memory, now, shown=_shown(snap.status))
         changes = diff.changes(decision.actions, observation)
         acted: list[Action] = []
         failures: list[str] = []
         if decision.dry_run:
             acted = list(changes)
         else:
+            if changes:
+                await self._remember(snap, decision)
             acted, failures = await self._apply(snap, spec, changes, origin, ns_objects)
         return _Pending(snap, spec, observation, decision, acted, failures, origin.problems)
 
@@ -378,6 +402,17 @@ class Engine:
         )
         report.status_patches += 1
 
+    async def _remember(self, snap: RouteSnapshot, decision: Decision) -> None:
+        """Write the decision's memory (cooldowns, what is rerouted) to status *before*
+        acting: a crash between the action and the end-of-cycle status would otherwise
+        forget it, and the restarted operator would act again at once (a second scale-up
+        inside the cooldown). If this write fails, nothing is done this cycle."""
+        body = status.patch(snap.status, {**snap.status, "memory": decision.memory.to_status()})
+        if body:
+            await _with_conflict_retry(
+                lambda: self.kube.patch_budget_status(snap.namespace, snap.name, body)
+            )
+
     async def _report_problem(
         self, snap: RouteSnapshot, now: float, reason: str, message: str, report: CycleReport
     ) -> None:
@@ -416,6 +451,33 @@ class _Pending:
     acted: Sequence[Action]
     failures: Sequence[str]
     problems: Sequence[str]
+
+
+async def _bounded(items: Sequence[T], work: Callable[[T], Awaitable[R]], limit: int) -> list[R]:
+    """``work`` on every item, at most ``limit`` at a time, results in order. Every item is
+    worked on even if one fails; the first failure is then raised."""
+    results: list[R | None] = [None] * len(items)
+    queue = iter(enumerate(items))
+
+    async def worker() -> None:
+        for index, item in queue:
+            results[index] = await work(item)
+
+    done = await asyncio.gather(
+        *(worker() for _ in range(min(limit, len(items)))), return_exceptions=True
+    )
+    for outcome in done:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return results  # type: ignore[return-value]  # every slot was filled
+
+
+def _shown(status: Mapping[str, Any]) -> float | None:
+    """The P95 the route's status shows now, if any (see ``decide.bands.steady``)."""
+    value = status.get("p95Seconds")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _is_edge(action: Action) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,8 @@ __all__ = [
 
 
 LOOP_LABEL = "timeoutbudget.io/evaluation-loop"
+MIN_PAUSE_SECONDS = 1.0
+"""The least pause between two cycles, even when a cycle overran the interval."""
 
 
 def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) -> None:
@@ -64,6 +67,10 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) ->
 
 def snapshot_entry(body: kopf.Body) -> dict[tuple[str, str], RouteSnapshot]:
     meta = body.get("metadata", {})
+    if meta.get("deletionTimestamp"):
+        # Being deleted: the finalizer restores what the route changed; a cycle must not
+        # re-apply it behind the finalizer's back.
+        return {}
     snap = RouteSnapshot(
         namespace=str(meta.get("namespace")),
         name=str(meta.get("name")),
@@ -129,6 +136,7 @@ async def run(
         return
     log.info("evaluation loop active: every %.0fs", interval)
     while not stopped:
+        cycle_started = time.monotonic()
         snapshots = [snap for key in list(index) for snap in index.get(key, [])]
         try:
             report = await engine.evaluate(snapshots)
@@ -145,8 +153,11 @@ async def run(
             log.exception("evaluation cycle failed; retrying next interval")
             engine.metrics.cycle_failed()
         wake.clear()
+        # Cycles start every ``interval`` (not ``interval`` after the previous one ended), so
+        # a reading is acted on within one interval plus the cycle's own observe time.
+        pause = max(interval - (time.monotonic() - cycle_started), MIN_PAUSE_SECONDS)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=interval)
+            await asyncio.wait_for(wake.wait(), timeout=pause)
     log.info("evaluation loop stopped (paused by peering or shutting down)")
     engine.metrics.retain_routes(())  # the active replica reports the routes, not this one
 

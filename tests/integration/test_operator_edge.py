@@ -78,16 +78,19 @@ def test_required_seconds_become_one_cache_rule_and_deletion_removes_only_it(
         for obj in [*zone_objects(), deployment("export", 1), export]:
             cp.kubectl("apply", "-n", ns, "-f", "-", input_text=json.dumps(obj))
         zone = kube.wait_for(
-            lambda: kube.get_json(cp, "cloudflarezone", "example-com", "-n", ns).get("status")
-            or None,
+            lambda: (
+                kube.get_json(cp, "cloudflarezone", "example-com", "-n", ns).get("status") or None
+            ),
             60,
             "zone status",
         )
         kube.wait_for(
-            lambda: kube.get_json(cp, "cloudflarezone", "example-com", "-n", ns)["status"].get(
-                "effectiveProxyReadTimeoutSeconds"
-            )
-            == 120,
+            lambda: (
+                kube.get_json(cp, "cloudflarezone", "example-com", "-n", ns)["status"].get(
+                    "effectiveProxyReadTimeoutSeconds"
+                )
+                == 120
+            ),
             60,
             "the zone's effective timeout in status",
         )
@@ -107,11 +110,13 @@ def test_required_seconds_become_one_cache_rule_and_deletion_removes_only_it(
         for key, value in FOREIGN_RULE.items():
             assert foreign[0][key] == value
         status = kube.wait_for(
-            lambda: (s := kube.get_json(cp, "tb", "export", "-n", ns).get("status", {})).get(
-                "edgeTimeoutSeconds"
-            )
-            == 301
-            and s,
+            lambda: (
+                (s := kube.get_json(cp, "tb", "export", "-n", ns).get("status", {})).get(
+                    "edgeTimeoutSeconds"
+                )
+                == 301
+                and s
+            ),
             60,
             "edgeTimeoutSeconds 301 in the route's status",
         )
