@@ -1,92 +1,252 @@
-"""`make demo`: bring the local sandbox up, apply the sample resources, show them, tear down.
+"""`make demo`: the operator keeping three routes inside their timeout budgets, live.
 
-The sandbox is a real control plane (etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler, KWOK nodes) built from source. The demo applies the sample
-CloudflareZone and TimeoutBudgets plus their origin Deployments, Services and HPA, then
-shows what a user would look at with kubectl. ``--keep`` leaves everything running and
-prints the kubeconfig; otherwise it tears down cleanly, Ctrl-C included.
+Starts the local sandbox (a real control plane with KWOK nodes, Prometheus, the Cloudflare
+API emulator, a synthetic origin whose latency follows the load and the ready replicas),
+applies a CloudflareZone and three TimeoutBudgets, runs the operator, and plays a load
+profile: calm, a surge (scale-up), a bigger one (to max replicas), one beyond max
+(reroute), Prometheus going down (everything held), and recovery (undo, scale-down).
+A live table follows every route each cycle; at the end a summary per route and a PNG
+plot per route. ``--keep`` leaves the sandbox running; otherwise everything is torn down,
+Ctrl-C included.
+
+``run()`` returns a ``DemoResult`` (the timeline of samples and actions) for tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any, TextIO
 
-from sandbox.controlplane import ControlPlane, progress
+from sandbox import demo_scenario as sc
+from sandbox.demo_plot import plot_all
+from sandbox.demo_summary import render
+from sandbox.demo_table import LiveTable
+from sandbox.demo_timeline import DemoResult, RouteSample, Span, action_from_event
+from sandbox.demo_world import World, announce
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "crds" / "samples"
-MANIFESTS = Path(__file__).resolve().parent / "manifests"
+DEFAULT_WORKDIR = REPO / ".sandbox" / "demo"
+DEFAULT_OUT = REPO / "out" / "demo"
+
+
+def _event_time(event: dict[str, Any], wall0: float) -> float:
+    stamp = event.get("firstTimestamp") or event.get("eventTime") or event.get("lastTimestamp")
+    if not stamp:
+        return time.time() - wall0
+    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp() - wall0
+
+
+def sample(world: World, route: sc.Route, t: float, phase: str, prom_up: bool) -> RouteSample:
+    view = world.view
+    status, spec = view.status(route.name), view.spec(route.name)
+    budget_spec = spec.get("budget") or {}
+    budget = status.get("budgetSeconds")
+    pool = world.serving(route)
+    p95 = status.get("p95Seconds")
+    return RouteSample(
+        t=t,
+        route=route.name,
+        phase=phase,
+        p95=None if p95 is None else float(p95),
+        budget=None if budget is None else float(budget),
+        at_risk_line=None if budget is None else budget * budget_spec.get("atRiskRatio", 0.8),
+        recover_line=None if budget is None else budget * budget_spec.get("recoverRatio", 0.6),
+        ratio=status.get("ratio"),
+        state=str(status.get("state", "—")),
+        replicas=view.ready(route.main.labels),
+        spec_replicas=view.spec_replicas(route.main.deployment),
+        max_replicas=int((spec.get("origin") or {}).get("maxReplicas", 0)),
+        hpa_min_replicas=view.hpa_min(route.hpa),
+        serving_pool=pool.name,
+        serving_ready=view.ready(pool.labels),
+        rps=world.scenario.rps_at(route.name, max(0.0, t)),
+        model_p95=world.model_p95(route.name),
+        edge_timeout=world.edge_timeout(route.name),
+        last_action=str(status.get("lastAction") or ""),
+        prometheus_up=prom_up,
+    )
+
+
+class Player:
+    """Plays a scenario on a started world, recording into ``result``."""
+
+    def __init__(self, world: World, result: DemoResult, table: LiveTable) -> None:
+        self.world, self.result, self.table = world, result, table
+        self.scenario = world.scenario
+        self.prom_up = True
+        self.start = time.monotonic()
+        self.wall0 = time.time()
+        self._outage_start = 0.0
+
+    def now(self) -> float:
+        return time.monotonic() - self.start
+
+    def play(self) -> None:
+        self.start, self.wall0 = time.monotonic(), time.time()
+        current = -1
+        phase_start = 0.0
+        next_tick = 0.0
+        while (t := self.now()) < self.scenario.seconds:
+            index, phase = self.scenario.phase_at(t)
+            if index != current:
+                if current >= 0:
+                    self._close_phase(current, phase_start, t)
+                current, phase_start = index, t
+                self.table.log(f"\n▶ t={t:4.0f}s  {phase.name.upper()}: {phase.caption}")
+                if phase.prometheus_up != self.prom_up:
+                    self._switch_prometheus(phase.prometheus_up)
+            self.world.apply_load(t)
+            if t >= next_tick:
+                self.tick(t, phase.name)
+                next_tick = max(next_tick + self.scenario.interval_seconds, t)
+            time.sleep(0.25)
+        end = self.now()
+        self._close_phase(current, phase_start, end)
+        self.tick(end, self.scenario.phases[-1].name)
+
+    def _close_phase(self, index: int, start: float, end: float) -> None:
+        self.result.phases.append(Span(self.scenario.phases[index].name, start, end))
+
+    def _switch_prometheus(self, up: bool) -> None:
+        if not up:
+            begun = self.now()
+            self.world.prometheus_down()
+            self.prom_up = False
+            self._outage_start = begun
+            self.table.log(f"  t={begun:4.0f}s  Prometheus stopped")
+        else:
+            self.world.prometheus_up()
+            self.prom_up = True
+            end = self.now()
+            self.result.outages.append(Span("prometheus down", self._outage_start, end))
+            self.table.log(f"  t={end:4.0f}s  Prometheus back (same data, same port)")
+
+    def tick(self, t: float, phase: str) -> None:
+        for event in self.world.watch.take_events() if self.world.watch else []:
+            action = action_from_event(event, _event_time(event, self.wall0))
+            self.result.actions.append(action)
+            self.table.log(f"  t={action.t:4.0f}s  {action.route:<7}{action.message}"[:200])
+        samples = [sample(self.world, r, t, phase, self.prom_up) for r in self.scenario.routes]
+        self.result.samples.extend(samples)
+        for route in self.scenario.routes:
+            rule = self.world.edge_rule(route.name)
+            if rule is not None:
+                self.result.edge_rules[route.name] = rule
+                seconds = (rule.get("action_parameters") or {}).get("read_timeout")
+                if seconds is not None:
+                    self.result.edge_rules_seen.setdefault(route.name, set()).add(int(seconds))
+        self.table.update(t, phase, samples, self.prom_up)
+
+
+def run(
+    scenario: sc.Scenario,
+    *,
+    keep: bool = False,
+    workdir: Path = DEFAULT_WORKDIR,
+    out_dir: Path = DEFAULT_OUT,
+    stream: TextIO | None = None,
+    tty: bool | None = None,
+) -> DemoResult:
+    """Play ``scenario`` on a fresh sandbox and return what was recorded."""
+    out = stream or sys.stdout
+    result = DemoResult(scenario.name, scenario.interval_seconds, workdir=workdir)
+    world: World | None = None
+    try:
+        t0 = time.monotonic()
+        announce(f"demo '{scenario.name}': {scenario.seconds:.0f}s of scenario after set-up")
+        world = World.start(workdir, scenario, say=announce)
+        assert world.cp is not None
+        result.setup_seconds = time.monotonic() - t0
+        result.kubeconfig = world.cp.kubeconfig
+        table = LiveTable(out, tty=tty)
+        Player(world, result, table).play()
+        table.close()
+        if not keep:
+            announce(
+                "deleting the TimeoutBudgets: the operator's finalizer restores what it changed"
+            )
+            result.restoration = world.delete_budgets()
+        result.summary_text = render(result, sc.ZONE_PROXY_READ_TIMEOUT)
+        print("\n" + result.summary_text, file=out, flush=True)
+        titles = {r.name: f"{r.name}: {r.host}{r.path} — {r.about}" for r in scenario.routes}
+        result.plots = plot_all(result, out_dir, titles)
+        print("\nPlots:", *(f"  {p}" for p in result.plots.values()), sep="\n", file=out)
+        if keep:
+            _keep(world, out)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        announce("interrupted")
+    finally:
+        if world is not None:
+            with _no_interrupts():
+                announce("tearing down")
+                world.stop()
+                announce("sandbox stopped; no process left behind")
+    return result
+
+
+def _keep(world: World, out: TextIO) -> None:
+    assert world.cp is not None
+    assert world.emulator is not None
+    assert world.prometheus is not None
+    kubectl = world.cp.binaries.kubectl
+    print(
+        "\nThe sandbox is kept running (the operator too). Explore it with:\n"
+        f"  export KUBECONFIG={world.cp.kubeconfig}\n"
+        f"  {kubectl} get tb -n {sc.NAMESPACE}\n"
+        f"  {kubectl} describe tb api -n {sc.NAMESPACE}\n"
+        f"  curl -s {world.emulator.admin_url}/state     # the Cloudflare emulator's zone\n"
+        f"  Prometheus: {world.prometheus.url}   operator log: "
+        f"{world.operator.log if world.operator else '-'}\n"
+        "Press Ctrl-C to tear down.",
+        file=out,
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):  # the way to end --keep: not a failure
+        while True:
+            time.sleep(3600)
+
+
+@contextlib.contextmanager
+def _no_interrupts() -> Iterator[None]:
+    """Let teardown finish even if Ctrl-C is pressed again (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def show(cp: ControlPlane, title: str, *args: str) -> None:
-    print(f"\n$ kubectl {' '.join(args)}    # {title}", flush=True)
-    print(cp.kubectl(*args, check=False).stdout.rstrip(), flush=True)
-
-
-def wait_pods_running(cp: ControlPlane, namespace: str, want: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = cp.kubectl(
-            "get", "pods", "-n", namespace, "--no-headers",
-            "--field-selector=status.phase=Running", check=False,
-        ).stdout  # fmt: skip
-        running = len([line for line in out.splitlines() if line.strip()])
-        if running >= want:
-            progress(f"{running} pods Running on KWOK nodes")
-            return
-        time.sleep(0.5)
-    progress(f"warning: fewer than {want} pods Running after {timeout:.0f}s")
-
-
-def run(keep: bool) -> int:
-    workdir = REPO / ".sandbox" / "demo"
-    progress("starting the sandbox (first run builds the control plane: see progress above)")
-    cp = ControlPlane.start(workdir=workdir, nodes=3)
-    try:
-        progress("installing CRDs")
-        cp.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-        for crd in ("timeoutbudgets.timeoutbudget.io", "cloudflarezones.timeoutbudget.io"):
-            cp.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
-        cp.kubectl("create", "namespace", "demo")
-        progress("applying origins (Deployments, Services, HPA) and sample resources")
-        cp.kubectl("apply", "-n", "demo", "-f", str(MANIFESTS / "origins.yaml"))
-        cp.kubectl("apply", "-n", "demo", "-f", str(SAMPLES))
-        wait_pods_running(cp, "demo", want=5, timeout=60)
-        show(cp, "the routes", "get", "timeoutbudgets", "-n", "demo")
-        show(cp, "the zone", "get", "cloudflarezones", "-n", "demo")
-        show(cp, "KWOK nodes", "get", "nodes", "-o", "wide")
-        show(cp, "origin pods", "get", "pods", "-n", "demo", "-o", "wide")
-        show(cp, "HPA", "get", "hpa", "-n", "demo")
-        if keep:
-            print(f"\nSandbox kept running. Explore with:\n  export KUBECONFIG={cp.kubeconfig}")
-            print(f"  {cp.binaries.kubectl} get tb -A\nPress Ctrl-C to tear down.", flush=True)
-            while True:
-                time.sleep(3600)
-    except KeyboardInterrupt:
-        progress("interrupted")
-    finally:
-        progress("tearing down")
-        cp.stop()
-        progress("sandbox stopped; no process left behind")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
-    parser.add_argument("--fast", action="store_true", help="shortest scenario (for tests)")
+    parser = argparse.ArgumentParser(
+        prog="make demo", description=(__doc__ or "").splitlines()[0].strip("`: ")
+    )
+    parser.add_argument("--keep", action="store_true", help="leave the sandbox running at the end")
+    parser.add_argument("--fast", action="store_true", help="the shortest scenario (for tests)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the plots go")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="sandbox state")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm)
-    return run(keep=args.keep)
+    scenario = sc.fast() if args.fast else sc.default()
+    result = run(scenario, keep=args.keep, workdir=args.workdir, out_dir=args.out)
+    return 130 if result.interrupted else 0
 
 
 if __name__ == "__main__":

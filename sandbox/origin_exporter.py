@@ -14,10 +14,19 @@ distribution converges within a few dozen requests, which keeps live tests fast 
 
 The model is set through Python (``set_route``) or HTTP (``POST /model`` with
 ``{"<route>": {"p95": 2.0, "rps": 20, "host": "api.example.com"}}``, ``null`` removes a
-route; ``GET /model`` reads it). For the closed loop later, ``replicas_for(route)`` (e.g. the
-Deployment's ready replicas) and a per-replica capacity stretch latency under load::
+route; ``GET /model`` reads it). To close the loop, ``replicas_for(route)`` (e.g. the
+Deployment's ready replicas, polled from the API) and a per-replica capacity stretch
+latency under load. By default the stretch is linear in the overload::
 
     effective_p95 = p95 * max(1, rps / (capacity_rps_per_replica * replicas))
+
+With ``servers_per_replica`` set, the route follows a queueing model instead: the shape of
+an M/M/c queue's response time, with ``c = replicas * servers_per_replica`` parallel slots
+and utilisation ``rho = rps / (capacity_rps_per_replica * replicas)``, using Sakasegawa's
+approximation of the mean wait (``queueing_stretch``). Latency stays near the base while
+there is headroom and climbs steeply as ``rho`` nears 1, as real origins do; past
+``RHO_MAX`` (an overload: the queue would grow without bound) it keeps climbing along the
+curve's tangent, up to ``MAX_STRETCH`` times the base.
 
 Standalone: ``python -m sandbox.origin_exporter --port 9101 --route api=2.5:20``.
 """
@@ -51,6 +60,31 @@ CLIENT_DEFAULT_BUCKETS: tuple[float, ...] = (
 """The Prometheus client libraries' defaults: too coarse to see a 120 s budget."""
 _STD_NORMAL = NormalDist()
 _Z95 = _STD_NORMAL.inv_cdf(0.95)
+RHO_MAX = 0.97
+"""Utilisation past which the queueing model is extended linearly (an overload)."""
+MAX_STRETCH = 60.0
+"""The most the queueing model stretches the base P95 (clients give up long before)."""
+
+
+def _sakasegawa(rho: float, servers: int) -> float:
+    """Mean wait in the queue over the mean service time, M/M/c (Sakasegawa 1977)."""
+    return float(rho ** (math.sqrt(2 * (servers + 1)) - 1) / (servers * (1 - rho)))
+
+
+def queueing_stretch(rho: float, servers: int) -> float:
+    """How much longer requests take at utilisation ``rho`` on ``servers`` parallel slots.
+
+    ``1 + Wq/S`` from Sakasegawa's approximation below ``RHO_MAX``; above it, the tangent
+    at ``RHO_MAX`` (continuous, increasing), capped at ``MAX_STRETCH``.
+    """
+    servers = max(1, servers)
+    rho = max(0.0, rho)
+    if rho < RHO_MAX:
+        return min(MAX_STRETCH, 1 + _sakasegawa(rho, servers))
+    at_max = _sakasegawa(RHO_MAX, servers)
+    step = 1e-4
+    slope = (at_max - _sakasegawa(RHO_MAX - step, servers)) / step
+    return min(MAX_STRETCH, 1 + at_max + slope * (rho - RHO_MAX))
 
 
 @dataclass(frozen=True)
@@ -63,13 +97,18 @@ class RouteModel:
     sigma: float = 0.5
     """Log-normal spread; larger means a longer tail below the P95."""
     capacity_rps_per_replica: float | None = None
-    """With ``replicas_for``: requests per second one replica serves at the base P95."""
+    """With ``replicas_for``: requests per second one replica serves at the base P95 (linear
+    model), or at full utilisation (queueing model)."""
+    servers_per_replica: int | None = None
+    """Parallel slots per replica; set, it selects the queueing model (``queueing_stretch``)."""
 
     def __post_init__(self) -> None:
         if not (self.p95 > 0 and math.isfinite(self.p95)):
             raise ValueError(f"p95 must be a positive number of seconds, got {self.p95!r}")
         if self.rps < 0 or self.sigma <= 0:
             raise ValueError("rps must be >= 0 and sigma > 0")
+        if self.servers_per_replica is not None and self.servers_per_replica < 1:
+            raise ValueError("servers_per_replica must be >= 1")
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], base: RouteModel | None = None) -> RouteModel:
@@ -182,6 +221,8 @@ class OriginExporter:
             return m.p95
         replicas = max(1, self.replicas_for(route))
         load = m.rps / (m.capacity_rps_per_replica * replicas)
+        if m.servers_per_replica is not None:
+            return m.p95 * queueing_stretch(load, replicas * m.servers_per_replica)
         return m.p95 * max(1.0, load)
 
     # ------------------------------------------------------------------ traffic

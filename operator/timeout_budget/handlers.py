@@ -18,7 +18,7 @@ import kopf
 
 from timeout_budget import loop, zone_handlers
 from timeout_budget.actions.edge.registry import ZoneRegistry
-from timeout_budget.model.spec import parse_timeout_budget
+from timeout_budget.model.spec import parse_timeout_budget, route_key
 from timeout_budget.report import metrics
 from timeout_budget.settings import OperatorSettings
 
@@ -56,11 +56,14 @@ async def evaluation_loop(stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 @kopf.on.resume(GROUP, VERSION, PLURAL)
-def validate(spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+def validate(
+    spec: kopf.Spec, memo: kopf.Memo, namespace: str | None, name: str | None, **_: Any
+) -> None:
     try:
         parse_timeout_budget(dict(spec))
     except ValueError as exc:
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
+    zone_handlers.registry_of(memo).revive(route_key(str(namespace), str(name)))
     memo.wake.set()
 
 

@@ -227,3 +227,16 @@ def test_timestamps() -> None:
     assert parse_rfc3339(T0_TEXT) == T0
     assert parse_rfc3339("2026-01-01T00:00:00") == parse_rfc3339("2026-01-01T00:00:00Z")
     assert parse_rfc3339(12) is None
+
+
+def test_a_memory_time_that_goes_away_is_removed_by_the_patch() -> None:
+    # The API server merges status.memory key by key: a recovery interrupted by a new
+    # at-risk reading must send recoveryStartedAt: null, or the stale start would stay and a
+    # later recovery would look older than it is (a scale-down right after a scale-up).
+    first = evaluate(None, 50, T0)
+    assert "recoveryStartedAt" in first["memory"]
+    second = evaluate(first, 100, T0 + 15)
+    assert "recoveryStartedAt" not in second["memory"]
+    patch = status.patch(first, second)
+    assert patch["memory"]["recoveryStartedAt"] is None
+    assert patch["memory"]["atRisk"] is True

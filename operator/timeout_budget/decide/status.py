@@ -82,9 +82,22 @@ def patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, An
         return {}
     before = old or {}
     keys = (set(new) | set(before)) - VOLATILE
-    diff = {k: new.get(k) for k in sorted(keys) if before.get(k) != new.get(k)}
+    diff = {
+        k: _merge(before.get(k), new.get(k)) for k in sorted(keys) if before.get(k) != new.get(k)
+    }
     diff.update({k: new[k] for k in VOLATILE if k in new})
     return diff
+
+
+def _merge(old: Any, new: Any) -> Any:
+    """A JSON merge patch value turning ``old`` into ``new``: an object is merged key by key
+    by the API server, so a key that ``new`` no longer has must be sent as ``null`` (e.g.
+    ``memory.recoveryStartedAt`` once a recovery is interrupted), or it would stay."""
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return new
+    merged = {k: _merge(old.get(k), v) for k, v in new.items()}
+    merged.update({k: None for k in old if k not in new})
+    return merged
 
 
 def _comparable(status: Mapping[str, Any] | None) -> dict[str, Any]:

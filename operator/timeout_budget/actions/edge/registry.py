@@ -74,6 +74,8 @@ class ZoneRegistry:
         )
         self._routes: dict[RouteKey, Route] = {}
         self._batches: dict[ZoneRef, batch.Batch] = {}
+        self._deleted: set[RouteKey] = set()
+        """Routes whose finalizer ran: no edge change is queued for them any more."""
         self._apply_failures: dict[RouteKey, str] = {}
         self._last_failures: dict[RouteKey, str] = {}
 
@@ -223,6 +225,10 @@ class ZoneRegistry:
     ) -> None:
         """Queue the route's edge changes for this cycle's ``flush``, all or none; raise
         with the reason when they cannot be made at all."""
+        if key in self._deleted:
+            # A cycle that began before the route's deletion must not write back what the
+            # finalizer just removed.
+            raise EdgeRefused("the route is being deleted")
         try:
             route = self._remember(namespace, key, spec)
             if route is None:
@@ -264,6 +270,7 @@ class ZoneRegistry:
         """The TimeoutBudget is being deleted: remove its Cache Rule and give back the DNS
         proxied flag it changed; nothing else. Raises ``ZoneNotReady`` (with the reason)
         when that cannot be done now: retry later."""
+        self._deleted.add(key)
         for pending in self._batches.values():
             pending.drop(key)
         if spec.edge is None:
@@ -285,6 +292,10 @@ class ZoneRegistry:
             raise ZoneNotReady(failures[key])
         self._forget_route(key)
         log.info("route %s: edge cleaned up in %s", key, zone.label)
+
+    def revive(self, key: RouteKey) -> None:
+        """A TimeoutBudget of this name was created (again): its edge may be synced."""
+        self._deleted.discard(key)
 
     # -- internals ---------------------------------------------------------------------
     async def _refresh(self, zone: ZoneState, now: float) -> None:

@@ -1,0 +1,159 @@
+"""The demo's claims, checked on the data of one fast run (``make demo`` plays the same story,
+paced for a person).
+
+One run of the fast scenario on a fresh sandbox: the real control plane with KWOK nodes,
+Prometheus scraping the synthetic origin, the Cloudflare API emulator and the operator
+process. Each test below reads the recorded timeline (``DemoResult``), never printed text.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from sandbox import binaries, demo, demo_scenario
+from sandbox.demo_timeline import ActionKind, DemoResult
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+API_AT_RISK = 96.0  # 0.8 x 120 s
+API_MAX = 4
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
+    try:
+        binaries.ensure(build=True)
+    except binaries.BinariesUnavailable as exc:
+        if os.environ.get("TBO_REQUIRE_SANDBOX") == "1":
+            pytest.fail(f"sandbox binaries unavailable: {exc}")
+        pytest.skip(f"sandbox binaries unavailable: {exc}")
+    out = tmp_path_factory.mktemp("demo")
+    printed = io.StringIO()
+    result = demo.run(
+        demo_scenario.fast(),
+        workdir=REPO / ".sandbox" / f"demo-e2e-{os.getpid()}",
+        out_dir=out / "plots",
+        stream=printed,
+        tty=False,
+    )
+    (out / "printed.txt").write_text(printed.getvalue())
+    assert not result.interrupted
+    return result
+
+
+def test_every_route_was_read_and_evaluated(run: DemoResult) -> None:
+    assert set(run.routes()) == {"api", "export", "search"}
+    assert [p.name for p in run.phases] == [p.name for p in demo_scenario.fast().phases]
+    for route in run.routes():
+        readings = [s for s in run.route_samples(route) if s.p95 is not None]
+        assert len(readings) > 20, f"{route}: too few readings"
+    calm = [s for s in run.route_samples("api") if s.phase == "calm" and s.p95 is not None]
+    assert calm
+    assert all(s.state == "Healthy" and s.p95 < API_AT_RISK for s in calm)  # type: ignore[operator]
+
+
+def test_scale_up_brings_p95_back_under_the_at_risk_line(run: DemoResult) -> None:
+    ups = run.route_actions("api", [ActionKind.SCALE_UP])
+    assert ups, "api was never scaled up"
+    first = ups[0]
+    assert run.phase("surge").contains(first.t)
+    assert first.replicas == API_MAX
+    surge = run.phase("surge")
+    assert "is at or above the at-risk line (96s)" in first.message
+    after = [
+        s for s in run.route_samples("api") if first.t < s.t <= surge.end + 2 and s.p95 is not None
+    ]
+    back = [s for s in after if s.p95 < API_AT_RISK and s.replicas >= API_MAX]  # type: ignore[operator]
+    assert back, "P95 never came back under the at-risk line after the scale-up"
+    assert all(s.state != "Breaching" for s in run.route_samples("api") if s.phase == "surge")
+    # The search route's HPA was raised, not its Deployment patched.
+    search_ups = run.route_actions("search", [ActionKind.SCALE_UP])
+    assert search_ups
+    assert "HPA minReplicas" in search_ups[0].message
+    assert max(s.hpa_min_replicas or 0 for s in run.route_samples("search")) >= 2
+
+
+def test_reroute_at_max_replicas_relieves_the_main_pool_and_is_undone(run: DemoResult) -> None:
+    reroutes = run.route_actions("api", [ActionKind.REROUTE])
+    undos = run.route_actions("api", [ActionKind.UNDO])
+    assert len(reroutes) == 1, [a.message for a in reroutes]
+    reroute = reroutes[0]
+    assert run.phase("beyond max").contains(reroute.t)
+    assert "at max replicas (4)" in reroute.message
+    samples = run.route_samples("api")
+    before = [s for s in samples if s.t <= reroute.t]
+    assert before[-1].spec_replicas == API_MAX
+    # Rerouted: the requests go to the long-running pool and P95 falls back under the line.
+    on_long_running = [s for s in samples if s.serving_pool == "long-running"]
+    assert on_long_running
+    assert any(
+        s.p95 is not None and s.p95 < API_AT_RISK and s.state == "Rerouted" for s in on_long_running
+    )
+    # Undone once, after Prometheus came back and P95 stayed under the recover line.
+    assert len(undos) == 1
+    outage = run.outages[0]
+    assert undos[0].t > outage.end
+    assert run.phase("recovery").contains(undos[0].t)
+    assert samples[-1].serving_pool == "main"
+    # Then capacity is given back one replica at a time.
+    downs = run.route_actions("api", [ActionKind.SCALE_DOWN])
+    assert downs, "no scale-down after the undo"
+    assert all(d.t > undos[0].t for d in downs)
+    assert [d.replicas for d in downs] == list(range(API_MAX - 1, API_MAX - 1 - len(downs), -1))
+
+
+def test_export_route_gets_a_cache_rule_with_read_timeout_301(run: DemoResult) -> None:
+    rule = run.edge_rules.get("export")
+    assert rule is not None, "no Cache Rule for the export route in the emulator"
+    assert rule["action"] == "set_cache_settings"
+    assert rule["action_parameters"]["read_timeout"] == 301
+    assert rule["expression"] == (
+        '(http.host eq "api.example.com" and starts_with(http.request.uri.path, "/export"))'
+    )
+    assert "TimeoutBudget demo/export" in rule["description"]
+    assert [s.edge_timeout for s in run.route_samples("export")][-1] == 301
+
+
+def test_nothing_is_released_while_prometheus_is_down(run: DemoResult) -> None:
+    assert len(run.outages) == 1
+    outage = run.outages[0]
+    released = [
+        a
+        for a in run.actions
+        if outage.contains(a.t) and a.kind in (ActionKind.SCALE_DOWN, ActionKind.UNDO)
+    ]
+    assert released == []
+    during = [s for s in run.samples if outage.start + 3 < s.t <= outage.end]
+    assert during
+    assert {s.state for s in during} == {"NoData"}
+    api = [s for s in during if s.route == "api"]
+    # The reroute and the extra replicas are held as they were.
+    assert all(s.serving_pool == "long-running" for s in api)
+    assert all(s.spec_replicas == API_MAX for s in api)
+    # The outage outlasts the reroute's recovery window (6 s): an operator that took missing
+    # data for a recovery would have undone the reroute during it.
+    assert outage.seconds > 6
+
+
+def test_deleting_the_budgets_restores_everything(run: DemoResult) -> None:
+    restoration = run.restoration
+    assert restoration is not None
+    assert restoration.problems == []
+    assert restoration.deleted
+    assert restoration.service_selectors["api"] == {"app": "api"}
+    assert restoration.hpa_min_replicas["search"] == 1
+    assert restoration.operator_rules == []
+    assert restoration.operator_annotations == {}
+
+
+def test_a_plot_per_route(run: DemoResult) -> None:
+    assert set(run.plots) == {"api", "export", "search"}
+    for path in run.plots.values():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert path.stat().st_size > 20_000
+    assert "worst P95" in run.summary_text

@@ -1,0 +1,197 @@
+"""The demo's pure parts: the origin's queueing model, the scenario's bands, the timeline,
+the table and the summary. A change that would stop `make demo` from showing what it
+claims (a surge that no longer crosses the at-risk line, a reroute that no longer relieves)
+fails here in milliseconds, without a sandbox."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from sandbox import demo_scenario as sc
+from sandbox.demo_summary import render, summarize_route
+from sandbox.demo_table import LiveTable, row
+from sandbox.demo_timeline import ActionKind, DemoResult, RouteSample, Span, action_from_event
+from sandbox.origin_exporter import MAX_STRETCH, RHO_MAX, OriginExporter, queueing_stretch
+
+pytestmark = pytest.mark.unit
+
+AT_RISK, RECOVER, BUDGET = 96.0, 72.0, 120.0
+
+
+def p95(route: sc.Route, pool: sc.Pool, rps: float, replicas: int) -> float:
+    """What the synthetic origin serves for ``route`` on ``replicas`` pods of ``pool``."""
+    exporter = OriginExporter(replicas_for=lambda _: replicas)
+    exporter.set_route(
+        route.name,
+        p95=pool.base_p95 or route.base_p95,
+        rps=rps,
+        capacity_rps_per_replica=pool.capacity_rps_per_replica,
+        servers_per_replica=pool.servers_per_replica,
+    )
+    return exporter.effective_p95(route.name)
+
+
+# -- the queueing model -----------------------------------------------------------------
+
+
+def test_latency_stays_near_the_base_with_headroom_and_climbs_near_saturation() -> None:
+    assert queueing_stretch(0.1, 4) == pytest.approx(1.0, abs=0.01)
+    values = [queueing_stretch(rho / 100, 4) for rho in range(0, 200, 5)]
+    assert values == sorted(values)  # never faster under more load
+    assert queueing_stretch(0.9, 4) > 2 * queueing_stretch(0.6, 4)
+    # More parallel slots absorb the same utilisation better.
+    assert queueing_stretch(0.8, 16) < queueing_stretch(0.8, 2)
+
+
+def test_overload_continues_the_curve_and_is_capped() -> None:
+    below, above = queueing_stretch(RHO_MAX - 1e-6, 6), queueing_stretch(RHO_MAX + 1e-6, 6)
+    assert above == pytest.approx(below, rel=1e-3)
+    assert queueing_stretch(5.0, 6) == MAX_STRETCH
+
+
+def test_servers_per_replica_selects_the_queueing_model_and_linear_stays_the_default() -> None:
+    replicas = {"r": 2}
+    exporter = OriginExporter(replicas_for=lambda route: replicas[route])
+    exporter.set_route("r", p95=10.0, rps=10, capacity_rps_per_replica=10)
+    assert exporter.effective_p95("r") == 10.0  # linear: no stretch below capacity
+    exporter.set_route("r", p95=10.0, rps=10, capacity_rps_per_replica=10, servers_per_replica=1)
+    assert exporter.effective_p95("r") == pytest.approx(10 * queueing_stretch(0.5, 2))
+    with pytest.raises(ValueError, match="servers_per_replica"):
+        exporter.set_route("r", p95=1.0, servers_per_replica=0)
+
+
+# -- the scenario lands where the demo says -----------------------------------------------
+
+
+def test_api_surge_is_at_risk_on_two_replicas_and_healthy_on_four() -> None:
+    main = sc.API.main
+    assert p95(sc.API, main, sc.CALM["api"], 2) < RECOVER
+    assert AT_RISK + 4 < p95(sc.API, main, sc.SURGE["api"], 2) < BUDGET - 10
+    assert p95(sc.API, main, sc.SURGE["api"], 4) < RECOVER
+
+
+def test_beyond_max_is_at_risk_not_breaching_at_max_and_the_reroute_relieves_it() -> None:
+    main, long_running = sc.API.pools
+    at_max = p95(sc.API, main, sc.BEYOND["api"], 4)
+    assert AT_RISK + 5 < at_max < BUDGET - 5
+    rerouted = p95(sc.API, long_running, sc.BEYOND["api"], 2)
+    assert RECOVER + 5 < rerouted < AT_RISK - 5  # between the lines: held, no flapping
+    assert p95(sc.API, long_running, sc.CALM["api"], 2) < RECOVER  # then recovery
+
+
+def test_the_other_routes() -> None:
+    export = sc.EXPORT.main
+    for load in (sc.CALM, sc.SURGE, sc.BEYOND):
+        assert p95(sc.EXPORT, export, load["export"], 1) < 0.8 * 360  # never at risk
+        assert p95(sc.EXPORT, export, load["export"], 1) > BUDGET  # but beyond the zone's 120 s
+    search = sc.SEARCH.main
+    assert AT_RISK < p95(sc.SEARCH, search, sc.SURGE["search"], 1) < BUDGET
+    assert p95(sc.SEARCH, search, sc.SURGE["search"], 2) < RECOVER
+
+
+def test_pool_follows_the_service_selector() -> None:
+    assert sc.API.pool_for({"app": "api"}).name == "main"
+    assert sc.API.pool_for({"app": "api-long-running"}).name == "long-running"
+    assert sc.API.pool_for(None).name == "main"
+
+
+@pytest.mark.parametrize("make", [sc.default, sc.fast])
+def test_scenarios(make: object) -> None:
+    scenario = make()  # type: ignore[operator]
+    assert scenario.seconds <= 180
+    names = [p.name for p in scenario.phases]
+    assert names == [p.name for p in sc.default().phases]
+    assert [p.prometheus_up for p in scenario.phases].count(False) == 1
+    surge = scenario.phase_start(names.index("surge"))
+    assert scenario.rps_at("api", surge) == pytest.approx(sc.CALM["api"])
+    ramp = scenario.phases[names.index("surge")].ramp_seconds
+    mid = scenario.rps_at("api", surge + ramp / 2)
+    assert mid == pytest.approx((sc.CALM["api"] + sc.SURGE["api"]) / 2)
+    assert scenario.rps_at("api", surge + ramp + 0.1) == sc.SURGE["api"]
+    assert scenario.phase_at(scenario.seconds + 10)[1].name == "recovery"
+
+
+# -- timeline, table, summary -----------------------------------------------------------
+
+
+def sample(t: float, p95_: float | None, **fields: object) -> RouteSample:
+    base: dict[str, object] = {
+        "t": t, "route": "api", "phase": "surge", "p95": p95_, "budget": BUDGET,
+        "at_risk_line": AT_RISK, "recover_line": RECOVER, "ratio": None, "state": "Healthy",
+        "replicas": 2, "spec_replicas": 2, "max_replicas": 4, "hpa_min_replicas": None,
+        "serving_pool": "main", "serving_ready": 2, "rps": 10.0, "model_p95": 50.0,
+        "edge_timeout": 120, "last_action": "", "prometheus_up": True,
+    }  # fmt: skip
+    base.update(fields)
+    return RouteSample(**base)  # type: ignore[arg-type]
+
+
+def test_events_become_actions() -> None:
+    event = {
+        "reason": "Scaled",
+        "message": "scale Deployment api to 3 (replicas): ... scaling down one step 4 → 3",
+        "involvedObject": {"name": "api"},
+    }
+    action = action_from_event(event, 12.0)
+    assert (action.kind, action.replicas, action.route) == (ActionKind.SCALE_DOWN, 3, "api")
+    assert action.what == "scale Deployment api to 3 (replicas)"
+    undo = action_from_event({"reason": "RerouteUndone", "message": "m"}, 1.0)
+    assert undo.kind is ActionKind.UNDO
+
+
+def test_summary_counts_time_at_risk_and_actions() -> None:
+    result = DemoResult("t", 1.0)
+    result.samples = [
+        sample(0, 50),
+        sample(1, 100, state="AtRisk"),
+        sample(2, 130, state="Breaching"),
+        sample(3, None, state="NoData", prometheus_up=False),
+        sample(4, 60, serving_pool="long-running", edge_timeout=121),
+    ]
+    result.actions = [
+        action_from_event(
+            {
+                "reason": "Scaled",
+                "message": "scale Deployment api to 4 (r): x",
+                "involvedObject": {"name": "api"},
+            },
+            1.5,
+        ),
+    ]
+    result.phases = [Span("surge", 0, 5)]
+    result.outages = [Span("prometheus down", 2.5, 3.5)]
+    result.edge_rules_seen = {"api": {121}}
+    summary = summarize_route(result, "api")
+    assert (summary.worst_p95, summary.worst_at) == (130, 2)
+    assert (summary.seconds_at_risk, summary.seconds_breaching) == (2, 1)
+    assert summary.seconds_rerouted == 1
+    assert summary.counts() == "scale up x1"
+    text = render(result, 120)
+    assert "worst P95" in text
+    assert "0 scale-down(s) or undo(s) in that time (everything held)" in text
+    assert "121s (its Cache Rule)" in text
+
+
+def test_table_without_a_tty_prints_on_change_or_every_few_seconds() -> None:
+    out = io.StringIO()
+    table = LiveTable(out, tty=False, every=5)
+    table.update(0, "calm", [sample(0, 50)], True)
+    table.update(1, "calm", [sample(1, 51)], True)  # nothing a person watches changed
+    table.update(2, "calm", [sample(2, 99, state="AtRisk")], True)
+    table.update(8, "calm", [sample(8, 99, state="AtRisk")], True)
+    assert out.getvalue().count("route ") == 3
+    assert "\x1b[" not in out.getvalue()
+    line = row(sample(0, None, state="NoData", serving_pool="long-running", serving_ready=2))
+    assert "—" in line
+    assert "⇒ long-running 2" in line
+
+
+def test_table_on_a_tty_redraws_in_place() -> None:
+    out = io.StringIO()
+    table = LiveTable(out, tty=True)
+    table.update(0, "calm", [sample(0, 50)], True)
+    table.log("an action")
+    table.update(1, "calm", [sample(1, 51)], True)
+    assert out.getvalue().count("\x1b[3F\x1b[J") == 2  # header, column names, one row
