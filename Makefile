@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export TBO_CACHE ?= $(HOME)/.cache/timeout-budget-operator
 
-.PHONY: setup venv binaries system-deps lint test test-unit test-integration demo clean
+.PHONY: setup venv binaries system-deps lint test test-unit test-integration test-reliability demo clean
 
 setup: system-deps venv binaries
 
@@ -38,8 +38,18 @@ test-unit: venv
 test: setup lint
 	$(PY) -m pytest -q
 
+# The reliability suite alone (faults, hostile input, secrets; about 8 minutes on two cores).
+# It regenerates docs/reliability.md; `make test` runs it as well.
+test-reliability: setup
+	$(PY) -m pytest tests/reliability -q
+
 demo: setup
 	$(PY) -m sandbox.demo $(DEMO_ARGS)
+
+# Thousands of routes per cycle on the sandbox (bench/README.md); e.g. BENCH_ARGS='--routes 1000'.
+.PHONY: bench
+bench: setup
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import secrets
 import sys
 
 from timeout_budget import __version__
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+
+
+def _give_back_large_buffers() -> None:
+    """Serve large allocations (128 KiB and up) from ``mmap`` for good, so freeing them gives
+    the memory back to the system.
+
+    kopf opens one API connection per object it is busy with, all at once when it first
+    sees thousands of TimeoutBudgets; each asyncio TLS transport holds a 256 KiB read buffer.
+    glibc then raises its mmap threshold past that size (its default adapts to the largest
+    freed block), so the buffers come from the heap instead, and after the burst the heap
+    cannot shrink: 480 MiB RSS at 1,000 routes in the benchmark, 220 MiB with this. Same
+    as ``MALLOC_MMAP_THRESHOLD_=131072``; a no-op without glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    except (OSError, AttributeError):
+        return
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -23,6 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     namespaces = list(args.namespace or [])
     if namespaces and config.operator_namespace not in namespaces:
         namespaces.append(config.operator_namespace)  # the loop's ConfigMap lives there
+    _give_back_large_buffers()
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     kopf_settings = kopf.OperatorSettings()
     # Namespaced: skip kopf's cluster-wide scans of namespaces and CRDs, which a namespaced

@@ -8,10 +8,13 @@ TBO_DRY_RUN                     plan every route, change nothing (default false)
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from timeout_budget.observe.settings import PrometheusSettings
+
+T = TypeVar("T")
 
 
 class SettingsError(ValueError):
@@ -50,6 +53,14 @@ class OperatorSettings:
             dry_run=_bool(env.get("TBO_DRY_RUN")),
             operator_namespace=env.get("TBO_OPERATOR_NAMESPACE", "default"),
             loop_configmap=env.get("TBO_LOOP_CONFIGMAP", "timeout-budget-operator-loop"),
-            peering_lifetime_seconds=int(env.get("TBO_PEERING_LIFETIME_SECONDS", "30")),
-            peering_settle_seconds=float(env.get("TBO_PEERING_SETTLE_SECONDS", "5")),
+            peering_lifetime_seconds=_number(env, "TBO_PEERING_LIFETIME_SECONDS", int, "30"),
+            peering_settle_seconds=_number(env, "TBO_PEERING_SETTLE_SECONDS", float, "5"),
         )
+
+
+def _number(env: Mapping[str, str], name: str, kind: Callable[[str], T], default: str) -> T:
+    raw = env.get(name, default)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None

@@ -15,6 +15,7 @@ operator's own exceptions so callers need not know the client library:
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -56,8 +57,22 @@ def _translate(exc: Exception, what: str) -> KubeError:
             return Conflict(f"{what}: conflict ({reason})", status)
         if status >= 500 or status == 0:
             return KubeUnavailable(f"{what}: API server error {status} {reason}", status)
-        return KubeError(f"{what}: {status} {reason}", status)
+        said = _status_message(exc.body)  # e.g. which field the API server found invalid
+        return KubeError(f"{what}: {status} {reason}" + (f": {said}" if said else ""), status)
     return KubeUnavailable(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _status_message(body: object) -> str:
+    """The ``message`` of the API server's ``Status`` answer, if there is one."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    if not isinstance(body, str):
+        return ""
+    try:
+        message = json.loads(body).get("message")
+    except (ValueError, AttributeError):
+        return ""
+    return message[:500] if isinstance(message, str) else ""
 
 
 def load_api_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
@@ -200,8 +215,6 @@ class Kube:
 
 
 def _items(response: Any) -> list[dict[str, Any]]:
-    import json
-
     data = json.loads(response.data)
     items: list[dict[str, Any]] = data.get("items", [])
     return items

@@ -61,6 +61,37 @@ def saturated(seconds: float, top_bucket_seconds: float | None) -> bool:
     return top_bucket_seconds is not None and seconds >= top_bucket_seconds
 
 
+SHOWN_TOLERANCE = 0.10
+SHOWN_TOLERANCE_OF_BUDGET = 0.025
+"""A new reading is shown once it drifts from the one the status shows by more than 10 % of
+that, and more than 2.5 % of the budget (3 s of a 120 s budget), or crosses a line."""
+
+
+def steady(
+    seconds: float, shown: float | None, lines: Lines, top_bucket_seconds: float | None
+) -> float:
+    """The reading to report: the one the status already shows (``shown``) while the new one
+    stays close to it (``SHOWN_TOLERANCE``, ``SHOWN_TOLERANCE_OF_BUDGET``), in the same band
+    and equally (un)saturated.
+
+    A quantile from a histogram wanders from scrape to scrape (by 10 % and more for a route
+    with a request a second); reported as read, nearly every route's status would change
+    every cycle: 10,000 routes, 10,000 status writes and watch events per cycle for noise.
+    Since the band and the saturation are all any decision takes from the reading, the
+    decision is the same either way: only the number shown (and its messages) keeps still.
+    """
+    if shown is None or not math.isfinite(shown) or shown <= 0:
+        return seconds
+    tolerance = max(SHOWN_TOLERANCE * shown, SHOWN_TOLERANCE_OF_BUDGET * lines.budget)
+    if abs(seconds - shown) > tolerance:
+        return seconds
+    if classify(shown, lines, top_bucket_seconds) is not classify(
+        seconds, lines, top_bucket_seconds
+    ) or saturated(shown, top_bucket_seconds) != saturated(seconds, top_bucket_seconds):
+        return seconds
+    return shown
+
+
 def classify(seconds: float, lines: Lines, top_bucket_seconds: float | None) -> Band:
     if seconds >= lines.budget:
         return Band.BREACHING

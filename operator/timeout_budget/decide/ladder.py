@@ -38,8 +38,11 @@ def decide(
     observation: RouteObservation,
     previous: Memory,
     now: float,
+    shown: float | None = None,
 ) -> Decision:
-    ctx = Context.of(spec, observation, now)
+    """``shown``: the P95 the status shows now; a new reading close to it in the same band is
+    reported as it (``bands.steady``), so noise alone changes no status."""
+    ctx = Context.of(spec, observation, now, shown)
     remembered = previous.adopt(observation.rerouted)
     observed = timers.observe(
         remembered,

@@ -40,6 +40,7 @@ import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from timeout_budget.model.observation import LatencyObservation, Outcome
@@ -413,7 +414,7 @@ class LatencyObserver:
             return LatencyObservation.unavailable(
                 self._scrub(f"Prometheus at {self._where} answered HTTP {status}{detail}")
             )
-        if isinstance(exc, requests.Timeout):
+        if isinstance(exc, requests.Timeout) or _read_timed_out(exc):
             return LatencyObservation.unavailable(
                 self._scrub(
                     f"Prometheus at {self._where} did not answer within "
@@ -467,6 +468,13 @@ def parse_client_error(text: str) -> tuple[int | None, str, str]:
     if not isinstance(payload, dict):
         return status, "", decoded.strip()
     return status, str(payload.get("errorType", "")), str(payload.get("error", ""))
+
+
+def _read_timed_out(exc: BaseException) -> bool:
+    """With read retries off, urllib3 wraps a read timeout in ``MaxRetryError``, which
+    requests raises as ``ConnectionError``: Prometheus was reached and was slow."""
+    inner = exc.args[0] if isinstance(exc, requests.ConnectionError) and exc.args else None
+    return isinstance(getattr(inner, "reason", None), ReadTimeoutError)
 
 
 def _reason(exc: BaseException) -> str:

@@ -9,9 +9,10 @@ dataclass carries both, read from the environment the Helm chart sets
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from timeout_budget.observe.promql import DEFAULT_MAX_QUERY_LENGTH
@@ -92,9 +93,23 @@ class PrometheusSettings:
         token = get("BEARER_TOKEN")
         token_file = get("BEARER_TOKEN_FILE")
         if token_file is not None:
-            token = Path(token_file).read_text().strip()
+            try:
+                token = Path(token_file).read_text().strip()
+            except OSError as exc:  # the path and the reason, never the content
+                raise SettingsError(
+                    f"{ENV_PREFIX}BEARER_TOKEN_FILE {token_file!r} cannot be read: "
+                    f"{exc.strerror or type(exc).__name__}"
+                ) from None
         defaults = cls(url=url)
         insecure = (get("INSECURE_SKIP_VERIFY") or "").lower() in ("1", "true", "yes")
+
+        def number(name: str, kind: Callable[[str], Any], default: float) -> Any:
+            raw = get(name)
+            try:
+                return kind(raw) if raw is not None else default
+            except ValueError:
+                raise SettingsError(f"{ENV_PREFIX}{name} must be a number, not {raw!r}") from None
+
         return cls(
             url=url,
             bearer_token=token,
@@ -102,11 +117,11 @@ class PrometheusSettings:
             insecure_skip_verify=insecure,
             client_cert_file=get("CLIENT_CERT_FILE"),
             client_key_file=get("CLIENT_KEY_FILE"),
-            timeout_seconds=float(get("TIMEOUT_SECONDS") or defaults.timeout_seconds),
-            retries=int(get("RETRIES") or defaults.retries),
-            max_concurrency=int(get("MAX_CONCURRENCY") or defaults.max_concurrency),
-            max_query_length=int(get("MAX_QUERY_LENGTH") or defaults.max_query_length),
-            coverage_refresh_seconds=float(
-                get("COVERAGE_REFRESH_SECONDS") or defaults.coverage_refresh_seconds
+            timeout_seconds=number("TIMEOUT_SECONDS", float, defaults.timeout_seconds),
+            retries=number("RETRIES", int, defaults.retries),
+            max_concurrency=number("MAX_CONCURRENCY", int, defaults.max_concurrency),
+            max_query_length=number("MAX_QUERY_LENGTH", int, defaults.max_query_length),
+            coverage_refresh_seconds=number(
+                "COVERAGE_REFRESH_SECONDS", float, defaults.coverage_refresh_seconds
             ),
         )

@@ -1,0 +1,1 @@
+"""Benchmarks of the operator on the real sandbox (``make bench``, see README.md)."""
