@@ -59,8 +59,9 @@ def test_only_one_replica_acts_and_the_standby_takes_over(
             cp.kubectl("apply", "-n", ns, "-f", "-", input_text=json.dumps(obj))
         kube.wait_for(lambda: spec_replicas(cp, ns, "ha") >= 3, 90, "scale-up by the active one")
         assert active_cycles(high.log) > 0
+        # The standby ran no cycle. (Whether kopf logs "Pausing operations in favour of"
+        # depends on which process registered first, so the log line is not asserted.)
         assert active_cycles(low.log) == 0, "the standby evaluated while the other was active"
-        assert "Pausing operations in favour of" in low.output()
 
         # Kill the active replica without a goodbye: its claim must expire first.
         os.killpg(high.proc.pid, signal.SIGKILL)
