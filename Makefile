@@ -35,11 +35,12 @@ lint: venv
 test-unit: venv
 	$(PY) -m pytest -m unit -q
 
+# The reliability suite (tests/reliability) is work in progress and runs on its own.
 test: setup lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --ignore=tests/reliability
 
 # The reliability suite alone (faults, hostile input, secrets; about 8 minutes on two cores).
-# It regenerates docs/reliability.md; `make test` runs it as well.
+# It regenerates docs/reliability.md. Not yet part of `make test`: see issue 9.
 test-reliability: setup
 	$(PY) -m pytest tests/reliability -q
 

@@ -143,19 +143,31 @@ class Engine:
     """Operator-wide dry run (``TBO_DRY_RUN``): every route plans, nothing changes."""
     metrics: OperatorMetrics = METRICS
     _refusals: dict[RouteKey, frozenset[str]] = field(default_factory=dict)
+    _parsed: dict[RouteKey, tuple[str, int, TimeoutBudgetSpec]] = field(default_factory=dict)
 
     async def evaluate(self, snapshots: Sequence[RouteSnapshot]) -> CycleReport:
         started = time.monotonic()
         report = CycleReport(routes=len(snapshots))
         now = self.clock()
         specs: dict[RouteKey, TimeoutBudgetSpec] = {}
+        parsed: dict[RouteKey, tuple[str, int, TimeoutBudgetSpec]] = {}
         for snap in snapshots:
+            # A spec changes only with its generation: parse it once, not every cycle.
+            known = self._parsed.get(snap.key)
+            if known is not None and known[:2] == (snap.uid, snap.generation):
+                specs[snap.key] = known[2]
+                parsed[snap.key] = known
+                continue
             try:
                 specs[snap.key] = parse_timeout_budget(dict(snap.spec))
                 if self.dry_run:
                     specs[snap.key] = specs[snap.key].model_copy(update={"dry_run": True})
             except pydantic.ValidationError as exc:
                 await self._report_invalid(snap, exc, now, report)
+                continue
+            if snap.generation is not None:
+                parsed[snap.key] = (snap.uid, snap.generation, specs[snap.key])
+        self._parsed = parsed
         valid = [s for s in snapshots if s.key in specs]
         # Prometheus and the API server answer at the same time: neither waits for the other.
         latency, objects = await asyncio.gather(
