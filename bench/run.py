@@ -148,7 +148,7 @@ def run_size(n: int, args: argparse.Namespace, deadline: float) -> dict[str, Any
             log("starting the operator first (real process, cluster-wide); routes arrive after")
             operator = measure.OperatorRun(world, args.interval, workdir / "logs")
         remaining = deadline - time.monotonic()
-        world.create_objects(time.monotonic() + remaining * 0.6)
+        world.create_objects(time.monotonic() + remaining * 0.75)
         world.wait_pods(min(deadline, time.monotonic() + 240))
         out["setup"] = dict(world.timings)
         t_created = time.monotonic()

@@ -1,0 +1,108 @@
+"""The namespace lists keep only the fields the loop reads, and nothing the loop needs is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+
+from timeout_budget.model import ownership
+from timeout_budget.model.spec import parse_timeout_budget, route_key
+from timeout_budget.observe import cluster
+
+pytestmark = pytest.mark.unit
+
+KEY = route_key("shop", "api")
+SPEC = parse_timeout_budget(
+    {
+        "route": {"host": "api.example.com", "pathPrefix": "/"},
+        "latency": {"metric": "http_request_duration_seconds", "selector": {"route": "api"}},
+        "origin": {"deploymentName": "api", "minReplicas": 2, "maxReplicas": 6},
+        "reroute": {"serviceName": "api", "longRunningSelector": {"app": "api-long"}},
+    }
+)
+
+
+def _meta(name: str, annotations: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": "shop",
+        "uid": f"uid-{name}",
+        "resourceVersion": "42",
+        "annotations": annotations,
+        "labels": {"app": name},
+        "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}] * 20,
+    }
+
+
+DEPLOYMENT = {
+    "metadata": _meta("api", {ownership.BASELINE_REPLICAS: "2"}),
+    "spec": {"replicas": 4, "template": {"spec": {"containers": [{"name": "c"}] * 5}}},
+    "status": {"readyReplicas": 3, "conditions": [{"type": "Available"}]},
+}
+HPA = {
+    "metadata": _meta("api-hpa", {ownership.BASELINE_MIN_REPLICAS: "2"}),
+    "spec": {
+        "scaleTargetRef": {"kind": "Deployment", "name": "api", "apiVersion": "apps/v1"},
+        "minReplicas": 3,
+        "maxReplicas": 9,
+        "metrics": [{"type": "Resource"}],
+    },
+    "status": {"currentReplicas": 4},
+}
+SERVICE = {
+    "metadata": _meta(
+        "api",
+        {ownership.ORIGINAL_SELECTOR: '{"app": "api"}', ownership.OWNER: KEY},
+    ),
+    "spec": {"selector": {"app": "api-long"}, "ports": [{"port": 80}], "clusterIP": "10.0.0.1"},
+}
+
+
+class _Lists:
+    """Answers the three namespace lists with fixed objects (no server: a unit test)."""
+
+    async def list_deployments(self, namespace: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(DEPLOYMENT)]
+
+    async def list_hpas(self, namespace: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(HPA)]
+
+    async def list_services(self, namespace: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(SERVICE)]
+
+
+def _read() -> cluster.NamespaceObjects:
+    objects = asyncio.run(cluster.read_namespaces(_Lists(), ["shop"]))  # type: ignore[arg-type]
+    return objects["shop"]
+
+
+def test_lists_drop_what_the_loop_never_reads() -> None:
+    objs = _read()
+    dep = objs.deployments["api"]
+    assert "managedFields" not in dep["metadata"]
+    assert "labels" not in dep["metadata"]
+    assert "template" not in dep["spec"]
+    assert "conditions" not in dep["status"]
+    assert "metrics" not in objs.hpas[0]["spec"]
+    assert "status" not in objs.hpas[0]
+    assert set(objs.services["api"]["spec"]) == {"selector"}
+    # What the actions need to write safely stays: name, annotations, resourceVersion.
+    assert objs.services["api"]["metadata"]["resourceVersion"] == "42"
+    assert objs.services["api"]["metadata"]["annotations"][ownership.OWNER] == KEY
+
+
+def test_origin_state_is_the_same_from_slim_and_full_objects() -> None:
+    full = cluster.NamespaceObjects(
+        deployments={"api": DEPLOYMENT}, hpas=[HPA], services={"api": SERVICE}
+    )
+    slim = cluster.origin_state(KEY, SPEC, _read())
+    assert slim == cluster.origin_state(KEY, SPEC, full)
+    assert slim.scale.spec_replicas == 4
+    assert slim.scale.ready_replicas == 3
+    assert slim.scale.hpa is not None
+    assert slim.scale.hpa.min_replicas == 3
+    assert slim.scale.baseline_replicas == 2
+    assert slim.rerouted  # the Service points at the long-running pods, owned by this route
