@@ -142,6 +142,8 @@ class Engine:
     dry_run: bool = False
     """Operator-wide dry run (``TBO_DRY_RUN``): every route plans, nothing changes."""
     metrics: OperatorMetrics = METRICS
+    may_act: Callable[[], bool] = lambda: True
+    """False when this replica lost the leader Lease mid-cycle: it then writes nothing more."""
     _refusals: dict[RouteKey, frozenset[str]] = field(default_factory=dict)
     _parsed: dict[RouteKey, tuple[str, int, TimeoutBudgetSpec]] = field(default_factory=dict)
 
@@ -176,6 +178,8 @@ class Engine:
         )
 
         async def evaluate_one(snap: RouteSnapshot) -> _Pending | None:
+            if not self.may_act():
+                return None
             try:
                 return await self._evaluate_route(
                     snap, specs[snap.key], latency.get(snap.key), objects, now, report
@@ -189,6 +193,8 @@ class Engine:
         edge_failures = await self.edge.flush() if self.edge is not None else {}
 
         async def finish_one(item: _Pending) -> None:
+            if not self.may_act():
+                return
             try:
                 await self._finish(item, edge_failures.get(item.snap.key), now, report)
             except KubeError as exc:

@@ -34,6 +34,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.zones = ZoneRegistry.from_env(metrics=metrics.METRICS)
     memo.engine = loop.build_engine(memo.settings, edge=memo.zones)
     memo.settle = 0.0 if settings.peering.standalone else memo.settings.peering_settle_seconds
+    # Several replicas: only the leader Lease's holder evaluates (see timeout_budget.leader).
+    memo.lease = (
+        None if settings.peering.standalone else loop.build_lease(memo.settings, memo.engine)
+    )
     await loop.ensure_loop_host(memo.settings)
 
 
@@ -50,7 +54,13 @@ def _is_loop_host(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -
 async def evaluation_loop(stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs: Any) -> None:
     index = kwargs["budgets"]  # the index above, passed by name
     interval = memo.settings.interval_seconds
-    await loop.run(memo.engine, index, memo.wake, stopped, interval, memo.settle)
+    await loop.run(memo.engine, index, memo.wake, stopped, interval, memo.settle, memo.lease)
+
+
+@kopf.on.cleanup()
+async def release_lease(memo: kopf.Memo, **_: Any) -> None:
+    if memo.get("lease") is not None:
+        await memo.lease.stop()
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)

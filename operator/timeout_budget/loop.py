@@ -23,7 +23,9 @@ from timeout_budget.actions.edge.registry import ZoneRegistry
 from timeout_budget.clients.cloudflare import CloudflareError
 from timeout_budget.clients.kube import Kube, KubeError, NotFound, load_api_client
 from timeout_budget.engine import EdgeSync, Engine, RouteSnapshot
+from timeout_budget.leader import LeaderLease, default_identity
 from timeout_budget.model import ownership
+from timeout_budget.model.lease import LeaseTiming
 from timeout_budget.model.spec import parse_timeout_budget, route_key
 from timeout_budget.observe.latency import LatencyObserver
 from timeout_budget.report import events, metrics
@@ -34,6 +36,7 @@ log = logging.getLogger("timeout_budget.loop")
 __all__ = [
     "RouteSnapshot",
     "build_engine",
+    "build_lease",
     "configure_kopf",
     "ensure_loop_host",
     "finalize",
@@ -102,6 +105,20 @@ def build_engine(settings: OperatorSettings, edge: EdgeSync | None = None) -> En
     )
 
 
+def build_lease(settings: OperatorSettings, engine: Engine) -> LeaderLease:
+    """The leader Lease next to the loop's ConfigMap (same name), watched from startup."""
+    lease = LeaderLease(
+        engine.kube,
+        settings.operator_namespace,
+        settings.loop_configmap,
+        default_identity(),
+        LeaseTiming.for_duration(settings.leader_lease_seconds),
+    )
+    engine.may_act = lease.leading  # a cycle in flight stops acting when the lease is lost
+    lease.start()
+    return lease
+
+
 async def ensure_loop_host(settings: OperatorSettings) -> None:
     """The ConfigMap whose kopf daemon runs the loop (see ``handlers.evaluation_loop``)."""
     kube = Kube(load_api_client())
@@ -121,13 +138,16 @@ async def run(
     stopped: kopf.DaemonStopped,
     interval: float,
     settle: float = 0.0,
+    lease: LeaderLease | None = None,
 ) -> None:
     """Evaluate every route each ``interval`` until kopf stops the daemon.
 
     kopf stops daemons when this operator is paused by peering (another replica is
-    active) and when it exits, so only the active replica ever runs a cycle. With peering,
-    a replica that just became active first waits ``settle`` seconds: a peer starting at
-    the same moment is seen within them, and one of the two pauses before either acts.
+    active) and when it exits. With peering, the loop also needs the leader ``lease``
+    before every cycle: peering alone can briefly resume a standby next to a live active
+    replica, the Lease cannot (see ``model.lease``). A replica that just became active
+    first waits ``settle`` seconds, so a peer starting at the same moment is usually
+    paused by peering before either asks for the Lease.
     """
     if settle > 0:
         log.info("evaluation loop: settling %.0fs before the first cycle (peering)", settle)
@@ -135,31 +155,44 @@ async def run(
     if stopped:
         return
     log.info("evaluation loop active: every %.0fs", interval)
-    while not stopped:
-        cycle_started = time.monotonic()
-        snapshots = [snap for key in list(index) for snap in index.get(key, [])]
-        try:
-            report = await engine.evaluate(snapshots)
-            log.info(
-                "cycle: %d routes, %d actions, %d failed, %d status patches in %.3fs %s",
-                report.routes,
-                report.actions_applied,
-                report.actions_failed,
-                report.status_patches,
-                report.duration_seconds,
-                report.states,
-            )
-        except Exception:  # one bad cycle must not end the loop
-            log.exception("evaluation cycle failed; retrying next interval")
-            engine.metrics.cycle_failed()
-        wake.clear()
-        # Cycles start every ``interval`` (not ``interval`` after the previous one ended), so
-        # a reading is acted on within one interval plus the cycle's own observe time.
-        pause = max(interval - (time.monotonic() - cycle_started), MIN_PAUSE_SECONDS)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=pause)
+    try:
+        if lease is not None:
+            await lease.want()
+        while not stopped:
+            cycle_started = time.monotonic()
+            if lease is None or lease.leading():
+                await _cycle(engine, index)
+            wake.clear()
+            # Cycles start every ``interval`` (not ``interval`` after the previous one
+            # ended), so a reading is acted on within one interval plus the observe time.
+            pause = max(interval - (time.monotonic() - cycle_started), MIN_PAUSE_SECONDS)
+            if lease is not None and not lease.leading():
+                pause = min(pause, lease.timing.retry)  # start as soon as the Lease is ours
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=pause)
+    finally:
+        if lease is not None:
+            await lease.release()
     log.info("evaluation loop stopped (paused by peering or shutting down)")
     engine.metrics.retain_routes(())  # the active replica reports the routes, not this one
+
+
+async def _cycle(engine: Engine, index: kopf.Index[Any, Any]) -> None:
+    snapshots = [snap for key in list(index) for snap in index.get(key, [])]
+    try:
+        report = await engine.evaluate(snapshots)
+        log.info(
+            "cycle: %d routes, %d actions, %d failed, %d status patches in %.3fs %s",
+            report.routes,
+            report.actions_applied,
+            report.actions_failed,
+            report.status_patches,
+            report.duration_seconds,
+            report.states,
+        )
+    except Exception:  # one bad cycle must not end the loop
+        log.exception("evaluation cycle failed; retrying next interval")
+        engine.metrics.cycle_failed()
 
 
 async def finalize(

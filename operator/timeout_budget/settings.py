@@ -34,6 +34,8 @@ class OperatorSettings:
     loop_configmap: str = "timeout-budget-operator-loop"
     peering_lifetime_seconds: int = 30
     peering_settle_seconds: float = 5.0
+    leader_lease_seconds: float = 15.0
+    """With peering: how long a dead holder's leader Lease blocks the next replica."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -55,7 +57,15 @@ class OperatorSettings:
             loop_configmap=env.get("TBO_LOOP_CONFIGMAP", "timeout-budget-operator-loop"),
             peering_lifetime_seconds=_number(env, "TBO_PEERING_LIFETIME_SECONDS", int, "30"),
             peering_settle_seconds=_number(env, "TBO_PEERING_SETTLE_SECONDS", float, "5"),
+            leader_lease_seconds=_lease_seconds(env),
         )
+
+
+def _lease_seconds(env: Mapping[str, str]) -> float:
+    value = _number(env, "TBO_LEADER_LEASE_SECONDS", float, "15")
+    if not 3 <= value <= 600:
+        raise SettingsError("TBO_LEADER_LEASE_SECONDS must be between 3 and 600")
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, kind: Callable[[str], T], default: str) -> T:

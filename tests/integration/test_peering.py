@@ -21,7 +21,6 @@ from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
 
-PEERING = kube.CRDS / "peering" / "kopf-peering.yaml"
 LIFETIME = 10
 
 
@@ -36,10 +35,7 @@ def test_only_one_replica_acts_and_the_standby_takes_over(
     namespace: str,
 ) -> None:
     cp, ns = control_plane, namespace
-    cp.kubectl("apply", "--server-side", "-f", str(PEERING))
-    cp.kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev")
-    peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "tbo"}}
-    cp.kubectl("apply", "-n", ns, "-f", "-", input_text=json.dumps(peering))
+    kube.kopf_peerings(cp, ns, "tbo")
     origin.set_route("ha", p95=110.0, rps=40, host="api.example.com")
     env = {"TBO_OPERATOR_NAMESPACE": ns, "TBO_PEERING_LIFETIME_SECONDS": str(LIFETIME)}
     logs = cp.workdir / "logs"

@@ -359,14 +359,11 @@ def test_sigkill_during_the_finalizer(
 PEERING_LIFETIME = 10
 
 
-def split_brain(standby: OperatorProcess) -> None:
-    """Fail, as the known issue it is, when the standby went active next to a live active."""
-    resumed = "Resuming operations after the pause" in standby.output()
-    if resumed or "cycle: " in standby.output():
-        pytest.xfail(
-            "known issue: the standby replica resumed (kopf peering) while the active one was "
-            "alive and keeping its peering entry fresh, so both evaluated"
-        )
+def no_split_brain(standby: OperatorProcess) -> None:
+    """The standby evaluated nothing while the active replica was alive. kopf peering may
+    resume it (it is eventually consistent: this happened once in five loaded runs); the
+    leader Lease then keeps it standing by."""
+    assert "cycle: " not in standby.output(), "the standby evaluated next to a live active"
 
 
 def test_standby_takes_over_after_sigkill_mid_action(
@@ -390,10 +387,7 @@ def test_standby_takes_over_after_sigkill_mid_action(
         "started, writes no second rule, and status catches up",
     ) as row:
         operator.proc.stop()  # this scenario's two replicas replace the module's one
-        cp.kubectl("apply", "--server-side", "-f", str(kube.CRDS / "peering"))
-        cp.kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev")
-        peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "tbo"}}
-        apply(cp, ns, peering)
+        kube.kopf_peerings(cp, ns, "tbo")
         env = {
             **operator.env,
             "TBO_PEERING_LIFETIME_SECONDS": str(PEERING_LIFETIME),
@@ -431,7 +425,7 @@ def test_standby_takes_over_after_sigkill_mid_action(
                 cp, active, proxy, emu, ns, tb, lambda: spec_replicas(cp, ns, name) == 2
             )
             killed = time.monotonic()
-            split_brain(standby)
+            no_split_brain(standby)
             kube.wait_for(lambda: "cycle: " in standby.output(), bound, "the standby's takeover")
             takeover = time.monotonic() - killed
             puts = len(emu.requests("PUT", ZONE_ID))

@@ -36,6 +36,15 @@ def install_crds(cp: ControlPlane) -> None:
         cp.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
 
 
+def kopf_peerings(cp: ControlPlane, namespace: str, *names: str) -> None:
+    """kopf's peering CRDs, and a ``KopfPeering`` named each of ``names`` in ``namespace``."""
+    cp.kubectl("apply", "--server-side", "-f", str(CRDS / "peering"))
+    cp.kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev")
+    for name in names:
+        peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}}
+        cp.kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(peering))
+
+
 def new_namespace(cp: ControlPlane, prefix: str = "t") -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     cp.kubectl("create", "namespace", name)

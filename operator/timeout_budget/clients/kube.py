@@ -93,6 +93,7 @@ class Kube:
         self.autoscaling = kubernetes.client.AutoscalingV2Api(api_client)
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.custom = kubernetes.client.CustomObjectsApi(api_client)
+        self.coordination = kubernetes.client.CoordinationV1Api(api_client)
 
     async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -195,6 +196,42 @@ class Kube:
             )
         except Conflict:
             return
+
+    # -- the leader Lease (several replicas) ------------------------------------------
+    async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Lease as a plain object, or None when it does not exist yet."""
+        try:
+            out = await self._call(
+                f"read lease {namespace}/{name}",
+                self.coordination.read_namespaced_lease,
+                name,
+                namespace,
+                _preload_content=False,
+            )
+        except NotFound:
+            return None
+        lease: dict[str, Any] = json.loads(out.data)  # type: ignore[attr-defined]  # raw response
+        return lease
+
+    async def create_lease(self, namespace: str, body: dict[str, Any]) -> None:
+        """Create the Lease; ``Conflict`` when another replica created it first."""
+        await self._call(
+            f"create lease {namespace}/{body['metadata']['name']}",
+            self.coordination.create_namespaced_lease,
+            namespace,
+            body,
+        )
+
+    async def replace_lease(self, namespace: str, body: dict[str, Any]) -> None:
+        """Replace the Lease at ``metadata.resourceVersion``; ``Conflict`` when it moved."""
+        name = body["metadata"]["name"]
+        await self._call(
+            f"replace lease {namespace}/{name}",
+            self.coordination.replace_namespaced_lease,
+            name,
+            namespace,
+            body,
+        )
 
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
         await self._call(

@@ -1,7 +1,7 @@
 """Time as the pure core sees it: seconds since the epoch, always passed in.
 
 The policy ladder never reads a clock, so tests can move time by hand and a decision can be
-replayed. Kubernetes status, on the other hand, wants RFC 3339 strings. These two functions
+replayed. Kubernetes status, on the other hand, wants RFC 3339 strings. These functions
 are the only crossing between the two, and the parser is lenient because a status can be
 edited by hand or written by an older operator.
 """
@@ -17,6 +17,11 @@ def rfc3339(epoch_seconds: float, *, whole_seconds: bool = False) -> str:
     if whole_seconds or not moment.microsecond:
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rfc3339_micro(epoch_seconds: float) -> str:
+    """``2026-01-02T03:04:05.000000Z``: Kubernetes ``MicroTime`` wants all six digits."""
+    return datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_rfc3339(value: object) -> float | None:
