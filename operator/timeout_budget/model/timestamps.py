@@ -9,8 +9,10 @@ edited by hand or written by an older operator.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 
+@lru_cache(maxsize=16384)  # every route of a cycle formats the same ``now``
 def rfc3339(epoch_seconds: float, *, whole_seconds: bool = False) -> str:
     """``2026-01-02T03:04:05Z``; fractions are kept unless ``whole_seconds`` (as conditions use)."""
     moment = datetime.fromtimestamp(epoch_seconds, tz=UTC)
@@ -28,6 +30,11 @@ def parse_rfc3339(value: object) -> float | None:
     """Seconds since the epoch, or ``None`` for anything that is not an RFC 3339 string."""
     if not isinstance(value, str):
         return None
+    return _parse(value)
+
+
+@lru_cache(maxsize=16384)  # each route's status carries the same times cycle after cycle
+def _parse(value: str) -> float | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
