@@ -121,12 +121,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--routes", type=int, default=10000)
     parser.add_argument("--namespaces", type=int, default=50)
-    parser.add_argument("--cycles", type=int, default=4)
+    parser.add_argument("--cycles", type=int, default=30)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--interval", type=float, default=15.0, help="simulated seconds per cycle")
     parser.add_argument("--sort", default="cumulative", help="cProfile sort key (tottime, ...)")
     args = parser.parse_args()
 
     cluster = Cluster(args.routes, args.namespaces)
+    simulated = [time.time()]  # the engine's clock: one interval further each cycle
     specs: dict[tuple[str, str], dict[str, Any]] = {}
     p95: dict[RouteKey, float | None] = {}
     for i in range(args.routes):
@@ -140,6 +142,7 @@ def main() -> int:
         latency=Latency(p95),
         post_event=_no_event,
         metrics=OperatorMetrics(registry=CollectorRegistry()),
+        clock=lambda: simulated[0],
     )
 
     def snapshots() -> list[RouteSnapshot]:
@@ -158,6 +161,7 @@ def main() -> int:
     print(f"{args.routes} routes in {args.namespaces} namespaces, in-memory cluster and latency")
     profile_text = ""
     for cycle in range(1, args.cycles + 1):
+        simulated[0] += args.interval
         snaps = snapshots()
         before = dict(cluster.calls)
         profiler = cProfile.Profile() if cycle == args.cycles else None
@@ -171,7 +175,8 @@ def main() -> int:
         writes = {k: v - before.get(k, 0) for k, v in cluster.calls.items() if k != "list"}
         print(
             f"cycle {cycle}: {wall:6.2f} s wall, {cpu:6.2f} s CPU, "
-            f"{wall / args.routes * 1e6:6.0f} us/route; status patches {report.status_patches}, "
+            f"{wall / args.routes * 1e6:6.0f} us/route; unchanged {report.unchanged}, "
+            f"status patches {report.status_patches}, "
             f"writes {dict(sorted(writes.items()))}"
         )
         if profiler is not None:

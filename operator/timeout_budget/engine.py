@@ -21,7 +21,8 @@ import pydantic
 
 from timeout_budget.actions import reroute, scale
 from timeout_budget.clients.kube import Conflict, Kube, KubeError
-from timeout_budget.decide import diff, ladder, status
+from timeout_budget.decide import diff, ladder, quiet, status
+from timeout_budget.decide.context import Context
 from timeout_budget.model import conditions
 from timeout_budget.model.actions import (
     Action,
@@ -128,6 +129,8 @@ class CycleReport:
     actions_applied: int = 0
     actions_failed: int = 0
     status_patches: int = 0
+    unchanged: int = 0
+    """Quiet routes whose inputs had not changed: not decided again (``decide.quiet``)."""
     duration_seconds: float = 0.0
     states: dict[str, int] = field(default_factory=dict)
 
@@ -146,6 +149,7 @@ class Engine:
     """False when this replica lost the leader Lease mid-cycle: it then writes nothing more."""
     _refusals: dict[RouteKey, frozenset[str]] = field(default_factory=dict)
     _parsed: dict[RouteKey, tuple[str, int, TimeoutBudgetSpec]] = field(default_factory=dict)
+    _quiet: dict[RouteKey, _Quiet] = field(default_factory=dict)
 
     async def evaluate(self, snapshots: Sequence[RouteSnapshot]) -> CycleReport:
         started = time.monotonic()
@@ -170,6 +174,7 @@ class Engine:
             if snap.generation is not None:
                 parsed[snap.key] = (snap.uid, snap.generation, specs[snap.key])
         self._parsed = parsed
+        self._quiet = {k: v for k, v in self._quiet.items() if k in specs}
         valid = [s for s in snapshots if s.key in specs]
         # Prometheus and the API server answer at the same time: neither waits for the other.
         latency, objects = await asyncio.gather(
@@ -254,7 +259,16 @@ class Engine:
             edge=edge,
         )
         memory = Memory.from_status(snap.status.get("memory")).adopt(rerouted)
-        decision = ladder.decide(spec, observation, memory, now, shown=_shown(snap.status))
+        shown = _shown(snap.status)
+        key = self._quiet_key(snap, spec, observation, memory, shown, origin.problems, now)
+        known = self._quiet.get(snap.key)
+        if key is not None and known is not None and known.matches(key, snap.status):
+            # Same inputs, a decision the time cannot change, the status it left: done.
+            report.unchanged += 1
+            report.states[known.state] = report.states.get(known.state, 0) + 1
+            self.metrics.route_unchanged(snap.namespace, snap.name)
+            return None
+        decision = ladder.decide(spec, observation, memory, now, shown=shown)
         changes = diff.changes(decision.actions, observation)
         acted: list[Action] = []
         failures: list[str] = []
@@ -264,7 +278,26 @@ class Engine:
             if changes:
                 await self._remember(snap, decision)
             acted, failures = await self._apply(snap, spec, changes, origin, ns_objects)
-        return _Pending(snap, spec, observation, decision, acted, failures, origin.problems)
+        return _Pending(
+            snap, spec, observation, decision, acted, failures, origin.problems, memory, key
+        )
+
+    def _quiet_key(
+        self,
+        snap: RouteSnapshot,
+        spec: TimeoutBudgetSpec,
+        observation: RouteObservation,
+        memory: Memory,
+        shown: float | None,
+        problems: Sequence[str],
+        now: float,
+    ) -> tuple[Any, ...] | None:
+        """The route's inputs, when no passing time can change its decision (else None)."""
+        if not quiet.time_invariant(spec, memory, now):
+            return None
+        ctx = Context.of(spec, observation, now, shown)
+        edge = tuple(self.edge.conditions(snap.namespace, snap.key, spec)) if self.edge else ()
+        return (snap.uid, snap.generation, *quiet.inputs(ctx, memory, shown, (*problems, *edge)))
 
     async def _finish(
         self, item: _Pending, edge_failure: str | None, now: float, report: CycleReport
@@ -315,7 +348,12 @@ class Engine:
         self.metrics.actions_done(acted, "planned" if decision.dry_run else "applied")
         self.metrics.route(snap.namespace, snap.name, decision, extra)
         await self._emit_events(snap, decision.dry_run, acted, failures, decision.refusals)
-        await self._patch_status(snap, new, report)
+        patched = await self._patch_status(snap, new, report)
+        key, memory = item.quiet_key, item.memory
+        if key is not None and not (failures or patched) and quiet.reusable(decision, memory):
+            self._quiet[snap.key] = _Quiet(key, snap.status, decision.state.value)
+        else:
+            self._quiet.pop(snap.key, None)  # decided afresh next cycle
 
     async def _apply(
         self,
@@ -414,14 +452,16 @@ class Engine:
 
     async def _patch_status(
         self, snap: RouteSnapshot, new: Mapping[str, Any], report: CycleReport
-    ) -> None:
+    ) -> bool:
+        """Patch what changed; False when nothing did."""
         body = status.patch(snap.status, new)
         if not body:
-            return
+            return False
         await _with_conflict_retry(
             lambda: self.kube.patch_budget_status(snap.namespace, snap.name, body)
         )
         report.status_patches += 1
+        return True
 
     async def _remember(self, snap: RouteSnapshot, decision: Decision) -> None:
         """Write the decision's memory (cooldowns, what is rerouted) to status *before*
@@ -472,6 +512,22 @@ class _Pending:
     acted: Sequence[Action]
     failures: Sequence[str]
     problems: Sequence[str]
+    memory: Memory
+    """The memory the route was decided with."""
+    quiet_key: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class _Quiet:
+    """A quiet route's last evaluation: its inputs, and the status it found unchanged."""
+
+    inputs: tuple[Any, ...]
+    status: Mapping[str, Any]
+    state: str
+
+    def matches(self, inputs: tuple[Any, ...], current: Mapping[str, Any]) -> bool:
+        # The status too: one edited by a person or another replica is decided again.
+        return self.inputs == inputs and self.status == current
 
 
 async def _bounded(items: Sequence[T], work: Callable[[T], Awaitable[R]], limit: int) -> list[R]:

@@ -182,13 +182,14 @@ async def _cycle(engine: Engine, index: kopf.Index[Any, Any]) -> None:
     try:
         report = await engine.evaluate(snapshots)
         log.info(
-            "cycle: %d routes, %d actions, %d failed, %d status patches in %.3fs %s",
+            "cycle: %d routes, %d actions, %d failed, %d status patches in %.3fs %s; %d unchanged",
             report.routes,
             report.actions_applied,
             report.actions_failed,
             report.status_patches,
             report.duration_seconds,
             report.states,
+            report.unchanged,
         )
     except Exception:  # one bad cycle must not end the loop
         log.exception("evaluation cycle failed; retrying next interval")

@@ -359,6 +359,11 @@ class OperatorMetrics:
         if series.state is not None:
             self.state.remove(namespace, name, series.state)
 
+    def route_unchanged(self, namespace: str, name: str) -> None:
+        """A route evaluated without change: its series stay as they are."""
+        with self._lock:
+            self._seen.add((namespace, name))
+
     def retain_routes(self, keep: Iterable[tuple[str, str]]) -> None:
         """Forget every route not in ``keep`` (``(namespace, name)`` pairs)."""
         kept = set(keep)

@@ -1,0 +1,83 @@
+"""When a route's evaluation can be skipped: the same inputs give the same decision.
+
+At thousands of routes most of them are quiet: healthy, at their baseline, their status
+already saying so. Deciding them again every cycle costs the operator's CPU (about half a
+millisecond per route) and changes nothing. The ladder is a pure function of the spec, the
+observation, the memory, the P95 shown and the time, so a route may keep its last decision
+when all but the time are the same, *and* the time cannot change the answer:
+
+* the ladder reads the time only as ``Context.held_for(moment)`` of a moment in the
+  memory (``recovery_started_at``, ``last_scale_up_at``, ``last_scale_down_at``,
+  ``rerouted_at``, ``released_at``) compared with a duration of the spec (scale-up
+  cooldown, scale-down stabilization, reroute recovery; the edge release window is one of
+  them), and a comparison ``held >= duration`` that is already true stays true;
+* so once every remembered moment is older than the longest of those durations
+  (``horizon``), no comparison can flip and no countdown is shown;
+* a decision that acts or changes the memory is never reused (``reusable``).
+
+``inputs`` is the key: everything but the time that the ladder and the status read, with
+the raw P95 replaced by the reading the ladder decides on (``bands.steady``: noise within
+the shown band gives the same reading). Any new use of the time in a rung must add its
+duration to ``horizon``; tests/unit/test_quiet.py checks the claim on random inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+from timeout_budget.decide.context import Context
+from timeout_budget.model.decision import Decision
+from timeout_budget.model.memory import Memory
+from timeout_budget.model.spec import TimeoutBudgetSpec
+
+
+def horizon(spec: TimeoutBudgetSpec) -> float:
+    """The longest duration any rung compares a remembered moment with."""
+    origin = spec.origin
+    durations = [origin.scale_up_cooldown_seconds, origin.scale_down_stabilization_seconds]
+    if spec.reroute is not None:
+        durations.append(spec.reroute.recovery_seconds)
+    return float(max(durations))
+
+
+def time_invariant(spec: TimeoutBudgetSpec, memory: Memory, now: float) -> bool:
+    """No decision on these inputs can change from ``now`` on, however much time passes."""
+    moments = (
+        memory.recovery_started_at,
+        memory.last_scale_up_at,
+        memory.last_scale_down_at,
+        memory.rerouted_at,
+        memory.released_at,
+    )
+    limit = horizon(spec)
+    return all(m is None or now - m >= limit for m in moments)
+
+
+def inputs(
+    ctx: Context,
+    memory: Memory,
+    shown: float | None,
+    extra: Sequence[Hashable] = (),
+) -> tuple[Hashable, ...]:
+    """What the decision and the status are made of, except the time."""
+    obs = ctx.observation
+    latency = obs.latency
+    return (
+        latency.outcome,
+        latency.message,
+        latency.top_bucket_seconds,
+        ctx.reading,
+        obs.scale,
+        obs.rerouted,
+        obs.edge,
+        memory,
+        shown,
+        tuple(extra),
+    )
+
+
+def reusable(decision: Decision, memory: Memory) -> bool:
+    """Only a decision that neither acts (nor plans to) nor changes the memory is reused:
+    acting, or a memory that moves (a recovery starting now, a streak counting), changes
+    the next evaluation's inputs anyway."""
+    return not decision.actions and decision.memory == memory
