@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import secrets
 import sys
 
@@ -30,6 +31,25 @@ def _give_back_large_buffers() -> None:
         return
 
 
+GC_THRESHOLDS = (50_000, 20, 100)
+"""Python's defaults are (700, 10, 10)."""
+
+
+def _collect_less() -> None:
+    """Fewer, larger garbage collections, and none over what the imports built.
+
+    A cycle at 10,000 routes allocates millions of short-lived objects (the Prometheus
+    answers, the namespace lists), while the heap holds millions of long-lived ones (kopf,
+    the SDKs, the index of TimeoutBudgets). With the default thresholds the collector ran
+    so often, over so much, that it took about a third of the benchmark's profile
+    (py-spy, 10,000 routes). ``gc.freeze`` moves what exists after the imports out of the
+    collector's sight for good; the higher thresholds make young collections rarer.
+    Reference counting still frees everything that is not in a cycle at once.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def _run(args: argparse.Namespace) -> int:
     import kopf
 
@@ -45,6 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     if namespaces and config.operator_namespace not in namespaces:
         namespaces.append(config.operator_namespace)  # the loop's ConfigMap lives there
     _give_back_large_buffers()
+    _collect_less()
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     kopf_settings = kopf.OperatorSettings()
     # Namespaced: skip kopf's cluster-wide scans of namespaces and CRDs, which a namespaced
