@@ -114,7 +114,7 @@ class LeaderLease:
         try:
             raw = await self.kube.read_lease(self.namespace, self.name)
         except KubeError as exc:
-            self._say(f"cannot read the leader lease: {exc}")
+            self._say(f"cannot read the leader lease (no cycle runs without it): {exc}", True)
             return
         now = self.clock()
         record = _record(raw) if raw is not None else None
@@ -135,16 +135,16 @@ class LeaderLease:
                 await self.kube.replace_lease(self.namespace, self._body(record, self.identity))
         except KubeError as exc:  # 409: another replica wrote first; read again next tick
             self._renewed_at = None
-            self._say(f"leader lease not taken: {exc}")
+            self._say(f"leader lease not taken: {exc}", True)
             return
         if self._renewed_at is None:
             log.info("leader lease %s/%s taken by %s", self.namespace, self.name, self.identity)
         self._said = None
         self._renewed_at = now
 
-    def _say(self, text: str) -> None:
+    def _say(self, text: str, trouble: bool = False) -> None:
         if text != self._said:  # once per change, not every two seconds
-            log.info("%s", text)
+            log.log(logging.WARNING if trouble else logging.INFO, "%s", text)
             self._said = text
 
     def _body(self, record: LeaseRecord | None, holder: str) -> dict[str, Any]:
