@@ -31,7 +31,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.settings = OperatorSettings.from_env()
     loop.configure_kopf(settings, memo.settings)
     memo.wake = asyncio.Event()
-    memo.zones = ZoneRegistry.from_env(metrics=metrics.METRICS)
+    memo.zones = ZoneRegistry.from_env(
+        metrics=metrics.METRICS, request_budget_cap=memo.settings.cloudflare_request_budget
+    )
     memo.engine = loop.build_engine(memo.settings, edge=memo.zones)
     memo.settle = 0.0 if settings.peering.standalone else memo.settings.peering_settle_seconds
     # Several replicas: only the leader Lease's holder evaluates (see timeout_budget.leader).

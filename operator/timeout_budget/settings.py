@@ -35,6 +35,9 @@ class OperatorSettings:
     peering_lifetime_seconds: int = 30
     peering_settle_seconds: float = 5.0
     leader_lease_seconds: float = 15.0
+    cloudflare_request_budget: int = 1200
+    """Cap on every Cloudflare token's requests per 5 minutes, over the zones' own
+    ``spec.apiRequestBudget`` (the lower one holds)."""
     """With peering: how long a dead holder's leader Lease blocks the next replica."""
 
     @classmethod
@@ -58,7 +61,18 @@ class OperatorSettings:
             peering_lifetime_seconds=_number(env, "TBO_PEERING_LIFETIME_SECONDS", int, "30"),
             peering_settle_seconds=_number(env, "TBO_PEERING_SETTLE_SECONDS", float, "5"),
             leader_lease_seconds=_lease_seconds(env),
+            cloudflare_request_budget=_request_budget(env),
         )
+
+
+def _request_budget(env: Mapping[str, str]) -> int:
+    value = _number(env, "TBO_CLOUDFLARE_REQUEST_BUDGET", int, "1200")
+    if not 10 <= value <= 1200:
+        raise SettingsError(
+            "TBO_CLOUDFLARE_REQUEST_BUDGET must be between 10 and 1200 requests per 5 minutes "
+            "(Cloudflare allows 1200 per user, shared with the dashboard)"
+        )
+    return value
 
 
 def _lease_seconds(env: Mapping[str, str]) -> float:

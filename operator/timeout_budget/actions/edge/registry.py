@@ -63,6 +63,7 @@ class ZoneRegistry:
         clock: Callable[[], float] = time.time,
         request_timeout_seconds: float = 20.0,
         metrics: EdgeMetrics | None = None,
+        request_budget_cap: int = 1200,
     ) -> None:
         self._clock = clock
         self._metrics = metrics
@@ -71,6 +72,7 @@ class ZoneRegistry:
             clock=clock,
             timeout_seconds=request_timeout_seconds,
             observer=metrics,
+            request_budget_cap=request_budget_cap,
         )
         self._routes: dict[RouteKey, Route] = {}
         self._batches: dict[ZoneRef, batch.Batch] = {}
@@ -81,11 +83,19 @@ class ZoneRegistry:
 
     @classmethod
     def from_env(
-        cls, env: Mapping[str, str] | None = None, *, metrics: EdgeMetrics | None = None
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        metrics: EdgeMetrics | None = None,
+        request_budget_cap: int = 1200,
     ) -> ZoneRegistry:
         """Cloudflare's API, or ``$TBO_CLOUDFLARE_BASE_URL`` (the sandbox's emulator)."""
         env = os.environ if env is None else env
-        return cls(base_url=env.get(BASE_URL_ENV) or DEFAULT_BASE_URL, metrics=metrics)
+        return cls(
+            base_url=env.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
+            metrics=metrics,
+            request_budget_cap=request_budget_cap,
+        )
 
     @property
     def base_url(self) -> str:

@@ -35,8 +35,11 @@ class Zones:
         clock: Callable[[], float] = time.time,
         timeout_seconds: float = 20.0,
         observer: RequestObserver | None = None,
+        request_budget_cap: int = 1200,
     ) -> None:
         self.base_url = base_url
+        self.request_budget_cap = request_budget_cap
+        """The operator-wide cap (``TBO_CLOUDFLARE_REQUEST_BUDGET``) over each zone's budget."""
         self._observer = observer
         self._clock = clock
         self._timeout = timeout_seconds
@@ -103,7 +106,8 @@ class Zones:
         self.problems.pop(ref, None)
         # Zones sharing a token share its budget; the strictest limit holds.
         budget.limit = min(
-            z.spec.api_request_budget for z in self._zones.values() if z.token == token
+            self.request_budget_cap,
+            *(z.spec.api_request_budget for z in self._zones.values() if z.token == token),
         )
         return zone
 
