@@ -203,7 +203,10 @@ class _CycleRecorder(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if not isinstance(record.msg, str) or not _CYCLE_LINE.match(record.msg):
             return
-        routes, applied, failed, patches, duration, states = record.args or (0,) * 6  # type: ignore[misc]
+        # The operator's cycle line: routes, actions, failed, status patches, seconds,
+        # states, then (since the quiet routes) the routes not decided again.
+        args = tuple(record.args or ()) + (0,) * 7
+        routes, applied, failed, patches, duration, states, unchanged = args[:7]
         with _LOCK:
             counts = dict(_COUNTS)
         line = {
@@ -213,6 +216,7 @@ class _CycleRecorder(logging.Handler):
             "actions_applied": applied,
             "actions_failed": failed,
             "status_patches": patches,
+            "unchanged_routes": unchanged,
             "duration_seconds": duration,
             "states": states,
             "phases": dict(_PHASES),
