@@ -56,7 +56,7 @@ from tests.reliability.helpers import (
 )
 from tests.support import kube
 from tests.support.faults import FaultProxy
-from tests.support.operator import REPO, OperatorProcess
+from tests.support.operator import OperatorProcess
 from tests.support.reliability import REPORT
 
 pytestmark = pytest.mark.integration
@@ -876,7 +876,7 @@ fresh start would import kopf and the API clients again)."""
 
 def test_hostile_settings_stop_the_operator_with_a_clear_message() -> None:
     base = {k: v for k, v in os.environ.items() if not k.startswith("TBO_")}
-    base["PYTHONPATH"] = str(REPO / "operator")
+    base["PYTHONPATH"] = str(kube.REPO / "operator")
     envs = []
     for case, env in ((c, e) for c, e, _ in SETTINGS):
         full = {"TBO_PROMETHEUS_URL": "http://prometheus:9090", **env}
