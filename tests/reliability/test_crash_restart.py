@@ -47,7 +47,7 @@ from tests.support import kube
 from tests.support.faults import FaultProxy
 from tests.support.foreign import Foreign
 from tests.support.operator import OperatorProcess
-from tests.support.reliability import REPORT
+from tests.support.reliability import REPORT, foreign_checked
 
 pytestmark = pytest.mark.integration
 
@@ -84,16 +84,11 @@ def ns(control_plane: ControlPlane) -> Iterator[str]:
 def foreign(
     control_plane: ControlPlane, ns: str, emulator: CloudflareEmulator
 ) -> Iterator[Foreign]:
-    planted = Foreign(control_plane, ns, emulator, ZONE_ID).plant()
-    yield planted
-    with REPORT.case(
-        "Foreign objects",
+    yield from foreign_checked(
+        Foreign(control_plane, ns, emulator, ZONE_ID).plant(),
         "Crash/restart module: other tools' Cache Rules and DNS records, a Deployment, "
         "Service and HPA no route names, across four SIGKILLs",
-        f"{planted.inventory()} compared before and after every scenario",
-    ) as row:
-        planted.assert_unchanged()
-        row.did = f"left them alone: identical after each of {planted.checks - 1} scenarios"
+    )
 
 
 class Operator:

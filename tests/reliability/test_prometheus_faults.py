@@ -38,7 +38,7 @@ from tests.reliability.helpers import (
 from tests.support import kube
 from tests.support.foreign import Foreign
 from tests.support.operator import OperatorProcess
-from tests.support.reliability import REPORT
+from tests.support.reliability import REPORT, foreign_checked
 
 pytestmark = pytest.mark.integration
 
@@ -70,15 +70,10 @@ def ns(control_plane: ControlPlane) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def foreign(control_plane: ControlPlane, ns: str) -> Iterator[Foreign]:
-    planted = Foreign(control_plane, ns).plant()
-    yield planted
-    with REPORT.case(
-        "Foreign objects",
+    yield from foreign_checked(
+        Foreign(control_plane, ns).plant(),
         "Prometheus faults module: objects no TimeoutBudget names, next to rerouted routes",
-        f"{planted.inventory()} compared before and after every scenario",
-    ) as row:
-        planted.assert_unchanged()
-        row.did = f"left them alone: identical after each of {planted.checks - 1} scenarios"
+    )
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.foreign import Foreign
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "reliability.md"
@@ -172,3 +174,20 @@ def _cell(text: str) -> str:
 
 REPORT = Report()
 """The session's report (one per pytest process)."""
+
+
+def foreign_checked(
+    planted: Foreign, what: str, did: Callable[[Foreign], str] | None = None
+) -> Iterator[Foreign]:
+    """A module fixture's body: the planted foreign objects for its scenarios, then, when the
+    module is done, one report row saying they were left alone (checked once more here)."""
+    yield planted
+    with REPORT.case(
+        "Foreign objects", what, f"{planted.inventory()} compared before and after every scenario"
+    ) as row:
+        planted.assert_unchanged()
+        row.did = (
+            did(planted)
+            if did is not None
+            else f"left them alone: identical after each of {planted.checks - 1} scenarios"
+        )
