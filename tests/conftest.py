@@ -41,6 +41,4 @@ def control_plane() -> Iterator[ControlPlane]:
 
 @pytest.fixture
 def namespace(control_plane: ControlPlane) -> Iterator[str]:
-    name = kube.new_namespace(control_plane)
-    yield name
-    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    yield from kube.scratch_namespace(control_plane)

@@ -56,9 +56,7 @@ def matching(
 
 @pytest.fixture(scope="module")
 def metrics_ns(control_plane: ControlPlane) -> Iterator[str]:
-    name = kube.new_namespace(control_plane, "metrics")
-    yield name
-    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    yield from kube.scratch_namespace(control_plane, "metrics")
 
 
 @pytest.fixture(scope="module")

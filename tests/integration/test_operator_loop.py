@@ -25,9 +25,7 @@ HOST = "api.example.com"
 
 @pytest.fixture(scope="module")
 def loop_ns(control_plane: ControlPlane) -> Iterator[str]:
-    name = kube.new_namespace(control_plane, "loop")
-    yield name
-    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    yield from kube.scratch_namespace(control_plane, "loop")
 
 
 @pytest.fixture(scope="module")

@@ -75,9 +75,7 @@ def proxy(emulator: CloudflareEmulator) -> Iterator[FaultProxy]:
 
 @pytest.fixture(scope="module")
 def ns(control_plane: ControlPlane) -> Iterator[str]:
-    name = kube.new_namespace(control_plane, "rel-crash")
-    yield name
-    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    yield from kube.scratch_namespace(control_plane, "rel-crash")
 
 
 @pytest.fixture(scope="module")

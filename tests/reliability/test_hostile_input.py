@@ -306,9 +306,7 @@ def emulator() -> Iterator[CloudflareEmulator]:
 
 @pytest.fixture(scope="module")
 def ns(control_plane: ControlPlane) -> Iterator[str]:
-    name = kube.new_namespace(control_plane, "rel-hostile")
-    yield name
-    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    yield from kube.scratch_namespace(control_plane, "rel-hostile")
 
 
 @pytest.fixture(scope="module")

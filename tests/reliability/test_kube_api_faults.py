@@ -52,9 +52,7 @@ COUNTER = "writer.example.com/counter"
 
 @pytest.fixture(scope="module")
 def ns(control_plane: ControlPlane) -> Iterator[str]:
-    name = kube.new_namespace(control_plane, "rel-kube")
-    yield name
-    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    yield from kube.scratch_namespace(control_plane, "rel-kube")
 
 
 @pytest.fixture(scope="module")

@@ -63,9 +63,7 @@ def own_prometheus(
 
 @pytest.fixture(scope="module")
 def ns(control_plane: ControlPlane) -> Iterator[str]:
-    name = kube.new_namespace(control_plane, "rel-prom")
-    yield name
-    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    yield from kube.scratch_namespace(control_plane, "rel-prom")
 
 
 @pytest.fixture(scope="module")

@@ -70,9 +70,7 @@ def emulator() -> Iterator[CloudflareEmulator]:
 
 @pytest.fixture(scope="module")
 def ns(control_plane: ControlPlane) -> Iterator[str]:
-    name = kube.new_namespace(control_plane, "rel-secrets")
-    yield name
-    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    yield from kube.scratch_namespace(control_plane, "rel-secrets")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +55,13 @@ def new_namespace(cp: ControlPlane, prefix: str = "t") -> str:
         f"default ServiceAccount in {name}",
     )
     return name
+
+
+def scratch_namespace(cp: ControlPlane, prefix: str = "t") -> Iterator[str]:
+    """A fixture's body: a fresh namespace for the tests, deleted (without waiting) after."""
+    name = new_namespace(cp, prefix)
+    yield name
+    cp.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def get_json(cp: ControlPlane, *args: str) -> dict[str, Any]:
