@@ -21,7 +21,7 @@ import pydantic
 
 from timeout_budget.actions import reroute, scale
 from timeout_budget.clients.kube import Conflict, Kube, KubeError
-from timeout_budget.decide import diff, ladder, quiet, status
+from timeout_budget.decide import bands, diff, ladder, quiet, status
 from timeout_budget.decide.context import Context
 from timeout_budget.model import conditions
 from timeout_budget.model.actions import (
@@ -266,7 +266,7 @@ class Engine:
             # Same inputs, a decision the time cannot change, the status it left: done.
             report.unchanged += 1
             report.states[known.state] = report.states.get(known.state, 0) + 1
-            self.metrics.route_unchanged(snap.namespace, snap.name)
+            self.metrics.route_unchanged(snap.namespace, snap.name, _read(latency))
             return None
         decision = ladder.decide(spec, observation, memory, now, shown=shown)
         changes = diff.changes(decision.actions, observation)
@@ -346,7 +346,7 @@ class Engine:
             new["message"] = f"{decision.message} Failed: {'; '.join(failures)}".strip()
         report.states[decision.state.value] = report.states.get(decision.state.value, 0) + 1
         self.metrics.actions_done(acted, "planned" if decision.dry_run else "applied")
-        self.metrics.route(snap.namespace, snap.name, decision, extra)
+        self.metrics.route(snap.namespace, snap.name, decision, extra, _read(observation.latency))
         await self._emit_events(snap, decision.dry_run, acted, failures, decision.refusals)
         patched = await self._patch_status(snap, new, report)
         key, memory = item.quiet_key, item.memory
@@ -563,6 +563,11 @@ def _shown(status: Mapping[str, Any]) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def _read(latency: LatencyObservation | None) -> float | None:
+    """The P95 as Prometheus answered it (the metric's value), if usable."""
+    return None if latency is None else bands.usable_seconds(latency)
 
 
 def _is_edge(action: Action) -> bool:

@@ -170,3 +170,27 @@ def test_an_edited_status_a_new_generation_or_a_moved_origin_is_decided_again() 
     # Decided once more with the status as patched, then quiet again.
     assert cycle(engine, world).unchanged == 0
     assert cycle(engine, world).unchanged == 3
+
+
+def test_the_metric_follows_every_reading_while_the_status_holds_still() -> None:
+    world = World(["a"])
+    engine = engine_for(world)
+    cycle(engine, world)  # decided (not quiet yet)
+    world.p95[route_key(NS, "a")] = 13.0
+    cycle(engine, world)
+    assert world.status["a"]["p95Seconds"] == 10.0
+    assert p95_metric(engine, "a") == 13.0
+    settle(engine, world)
+    world.p95[route_key(NS, "a")] = 10.5
+    assert cycle(engine, world).unchanged == 1  # the quiet path
+    assert world.status["a"]["p95Seconds"] == 10.0
+    assert p95_metric(engine, "a") == 10.5
+    assert engine.metrics.registry.get_sample_value(
+        "timeout_budget_route_budget_ratio", {"namespace": NS, "name": "a"}
+    ) == pytest.approx(10.5 / 120)
+
+
+def p95_metric(engine: Engine, name: str) -> float | None:
+    return engine.metrics.registry.get_sample_value(
+        "timeout_budget_route_p95_seconds", {"namespace": NS, "name": name}
+    )

@@ -63,33 +63,39 @@ def saturated(seconds: float, top_bucket_seconds: float | None) -> bool:
 
 SHOWN_TOLERANCE = 0.10
 SHOWN_TOLERANCE_OF_BUDGET = 0.025
+SHOWN_TOLERANCE_OF_BUDGET_RECOVERED = 0.10
 """A new reading is shown once it drifts from the one the status shows by more than 10 % of
-that, and more than 2.5 % of the budget (3 s of a 120 s budget), or crosses a line."""
+that, and more than 2.5 % of the budget (3 s of a 120 s budget), or crosses a line. Below
+the recover line, where the only thing a decision reads is "below the line", the second
+bound is 10 % of the budget (12 s of 120 s): healthy routes far from any line were most of
+the status writes (bench/README.md)."""
 
 
 def steady(
     seconds: float, shown: float | None, lines: Lines, top_bucket_seconds: float | None
 ) -> float:
     """The reading to report: the one the status already shows (``shown``) while the new one
-    stays close to it (``SHOWN_TOLERANCE``, ``SHOWN_TOLERANCE_OF_BUDGET``), in the same band
-    and equally (un)saturated.
+    stays close to it (``SHOWN_TOLERANCE*``), in the same band and equally (un)saturated.
 
     A quantile from a histogram wanders from scrape to scrape (by 10 % and more for a route
     with a request a second); reported as read, nearly every route's status would change
     every cycle: 10,000 routes, 10,000 status writes and watch events per cycle for noise.
     Since the band and the saturation are all any decision takes from the reading, the
     decision is the same either way: only the number shown (and its messages) keeps still.
+    The metric ``timeout_budget_route_p95_seconds`` carries every reading as read.
     """
     if shown is None or not math.isfinite(shown) or shown <= 0:
         return seconds
-    tolerance = max(SHOWN_TOLERANCE * shown, SHOWN_TOLERANCE_OF_BUDGET * lines.budget)
-    if abs(seconds - shown) > tolerance:
+    band = classify(shown, lines, top_bucket_seconds)
+    if band is not classify(seconds, lines, top_bucket_seconds) or saturated(
+        shown, top_bucket_seconds
+    ) != saturated(seconds, top_bucket_seconds):
         return seconds
-    if classify(shown, lines, top_bucket_seconds) is not classify(
-        seconds, lines, top_bucket_seconds
-    ) or saturated(shown, top_bucket_seconds) != saturated(seconds, top_bucket_seconds):
-        return seconds
-    return shown
+    of_budget = (
+        SHOWN_TOLERANCE_OF_BUDGET_RECOVERED if band is Band.RECOVERED else SHOWN_TOLERANCE_OF_BUDGET
+    )
+    tolerance = max(SHOWN_TOLERANCE * shown, of_budget * lines.budget)
+    return seconds if abs(seconds - shown) > tolerance else shown
 
 
 def classify(seconds: float, lines: Lines, top_bucket_seconds: float | None) -> Band:

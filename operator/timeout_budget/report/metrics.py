@@ -92,10 +92,20 @@ class MetricsSettings:
 class _Route:
     """The cached children of one route's series (``labels()`` once, not every cycle)."""
 
-    __slots__ = ("budget", "edge_synced", "p95", "ratio", "refusals", "replicas", "state")
+    __slots__ = (
+        "budget",
+        "budget_seconds",
+        "edge_synced",
+        "p95",
+        "ratio",
+        "refusals",
+        "replicas",
+        "state",
+    )
 
     def __init__(self) -> None:
         self.budget: Gauge | None = None
+        self.budget_seconds: float | None = None
         self.replicas: Gauge | None = None
         self.p95: Gauge | None = None
         self.ratio: Gauge | None = None
@@ -288,8 +298,12 @@ class OperatorMetrics:
         name: str,
         decision: Decision,
         conditions: Sequence[ConditionInput] = (),
+        reading: float | None = None,
     ) -> None:
-        """One route's readings after its evaluation, and its newly refused actions."""
+        """One route's readings after its evaluation, and its newly refused actions.
+
+        ``reading``: the P95 as Prometheus answered it; the decision's (and the status')
+        P95 is steadied against noise (``decide.bands.steady``), the metric is not."""
         with self._lock:
             self._seen.add((namespace, name))
             series = self._routes.get((namespace, name))
@@ -301,18 +315,11 @@ class OperatorMetrics:
         assert series.replicas is not None
         series.budget.set(decision.budget_seconds)
         series.replicas.set(decision.desired_replicas)
-        ratio = decision.ratio
-        if decision.p95_seconds is None or ratio is None:
-            if series.p95 is not None:
-                self.p95.remove(namespace, name)
-                self.ratio.remove(namespace, name)
-                series.p95 = series.ratio = None
-        else:
-            if series.p95 is None or series.ratio is None:
-                series.p95 = self.p95.labels(namespace, name)
-                series.ratio = self.ratio.labels(namespace, name)
-            series.p95.set(decision.p95_seconds)
-            series.ratio.set(ratio)
+        if decision.p95_seconds is None:
+            reading = None
+        elif reading is None:
+            reading = decision.p95_seconds
+        self._reading(namespace, name, series, reading, decision.budget_seconds)
         state = decision.state.value
         if series.state != state:
             if series.state is not None:
@@ -359,10 +366,36 @@ class OperatorMetrics:
         if series.state is not None:
             self.state.remove(namespace, name, series.state)
 
-    def route_unchanged(self, namespace: str, name: str) -> None:
-        """A route evaluated without change: its series stay as they are."""
+    def route_unchanged(self, namespace: str, name: str, reading: float | None = None) -> None:
+        """A route evaluated without change: its series stay as they are, but for the
+        reading (a quiet route's status shows a steadied P95; its metric follows Prometheus).
+        """
         with self._lock:
             self._seen.add((namespace, name))
+            series = self._routes.get((namespace, name))
+        if series is not None and series.p95 is not None and reading is not None:
+            self._reading(namespace, name, series, reading, series.budget_seconds)
+
+    def _reading(
+        self,
+        namespace: str,
+        name: str,
+        series: _Route,
+        reading: float | None,
+        budget_seconds: float | None,
+    ) -> None:
+        series.budget_seconds = budget_seconds
+        if reading is None or not budget_seconds:
+            if series.p95 is not None:
+                self.p95.remove(namespace, name)
+                self.ratio.remove(namespace, name)
+                series.p95 = series.ratio = None
+            return
+        if series.p95 is None or series.ratio is None:
+            series.p95 = self.p95.labels(namespace, name)
+            series.ratio = self.ratio.labels(namespace, name)
+        series.p95.set(reading)
+        series.ratio.set(reading / budget_seconds)
 
     def retain_routes(self, keep: Iterable[tuple[str, str]]) -> None:
         """Forget every route not in ``keep`` (``(namespace, name)`` pairs)."""
