@@ -3,57 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import secrets
 import sys
 
 from timeout_budget import __version__
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
-
-
-def _give_back_large_buffers() -> None:
-    """Serve large allocations (128 KiB and up) from ``mmap`` for good, so freeing them gives
-    the memory back to the system.
-
-    kopf opens one API connection per object it is busy with, all at once when it first
-    sees thousands of TimeoutBudgets; each asyncio TLS transport holds a 256 KiB read buffer.
-    glibc then raises its mmap threshold past that size (its default adapts to the largest
-    freed block), so the buffers come from the heap instead, and after the burst the heap
-    cannot shrink: 480 MiB RSS at 1,000 routes in the benchmark, 220 MiB with this. Same
-    as ``MALLOC_MMAP_THRESHOLD_=131072``; a no-op without glibc.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
-    except (OSError, AttributeError):
-        return
-
-
-GC_THRESHOLDS = (50_000, 20, 100)
-"""Python's defaults are (700, 10, 10)."""
-
-
-def _collect_less() -> None:
-    """Fewer, larger garbage collections, and none over what the imports built.
-
-    A cycle at 10,000 routes allocates millions of short-lived objects (the Prometheus
-    answers, the namespace lists), while the heap holds millions of long-lived ones (kopf,
-    the SDKs, the index of TimeoutBudgets). With the default thresholds the collector ran
-    so often, over so much, that it took about a third of the benchmark's profile
-    (py-spy, 10,000 routes). ``gc.freeze`` moves what exists after the imports out of the
-    collector's sight for good; the higher thresholds make young collections rarer.
-    Reference counting still frees everything that is not in a cycle at once.
-    """
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
 
 def _run(args: argparse.Namespace) -> int:
     import kopf
 
-    from timeout_budget import handlers, settings
+    from timeout_budget import handlers, heap, settings
 
     del handlers  # imported for its kopf registrations
     try:
@@ -64,8 +23,8 @@ def _run(args: argparse.Namespace) -> int:
     namespaces = list(args.namespace or [])
     if namespaces and config.operator_namespace not in namespaces:
         namespaces.append(config.operator_namespace)  # the loop's ConfigMap lives there
-    _give_back_large_buffers()
-    _collect_less()
+    heap.tune()
+    heap.collect_less()
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     kopf_settings = kopf.OperatorSettings()
     # Namespaced: skip kopf's cluster-wide scans of namespaces and CRDs, which a namespaced

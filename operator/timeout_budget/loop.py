@@ -17,6 +17,7 @@ from typing import Any
 
 import kopf
 
+from timeout_budget import heap
 from timeout_budget.actions import reroute
 from timeout_budget.actions.edge import errors as edge_errors
 from timeout_budget.actions.edge.registry import ZoneRegistry
@@ -181,6 +182,7 @@ async def _cycle(engine: Engine, index: kopf.Index[Any, Any]) -> None:
     snapshots = [snap for key in list(index) for snap in index.get(key, [])]
     try:
         report = await engine.evaluate(snapshots)
+        heap.give_back()  # the cycle's answers are garbage now: hand their pages back
         log.info(
             "cycle: %d routes, %d actions, %d failed, %d status patches in %.3fs %s; %d unchanged",
             report.routes,
