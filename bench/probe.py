@@ -159,7 +159,21 @@ def _install_phase_timers() -> None:
     from timeout_budget.observe import cluster
     from timeout_budget.observe.latency import LatencyObserver
 
-    LatencyObserver.observe = _timed("observe", LatencyObserver.observe)  # type: ignore[method-assign]
+    parts = LatencyObserver.observe_parts
+
+    async def timed_parts(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # The engine reads the answers batch by batch: "observe" is from the first query to
+        # the last part handed over, "observe_answered" to Prometheus' last answer.
+        started = time.monotonic()
+        try:
+            async for part in parts(self, *args, **kwargs):
+                yield part
+        finally:
+            _PHASES["observe"] = _PHASES.get("observe", 0.0) + time.monotonic() - started
+            answered = getattr(self, "answered_in", 0.0)
+            _PHASES["observe_answered"] = _PHASES.get("observe_answered", 0.0) + answered
+
+    LatencyObserver.observe_parts = timed_parts  # type: ignore[method-assign]
     cluster.read_namespaces = _timed("list", cluster.read_namespaces)
     ZoneRegistry.flush = _timed("edge_flush", ZoneRegistry.flush)  # type: ignore[method-assign]
     evaluate = engine.Engine.evaluate

@@ -11,9 +11,10 @@ Event, and the next cycle tries again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -176,54 +177,85 @@ class Engine:
         self._parsed = parsed
         self._quiet = {k: v for k, v in self._quiet.items() if k in specs}
         valid = [s for s in snapshots if s.key in specs]
-        # Prometheus and the API server answer at the same time: neither waits for the other.
-        latency, objects = await asyncio.gather(
-            self._observe(specs),
-            cluster.read_namespaces(self.kube, {s.namespace for s in valid}),
-        )
+        latency: dict[RouteKey, LatencyObservation] = {}
+        deferred: list[_Pending] = []
+        """Routes with an edge: reported after the zone's one batched write (``flush``)."""
 
-        async def evaluate_one(snap: RouteSnapshot) -> _Pending | None:
+        async def evaluate_one(snap: RouteSnapshot) -> None:
             if not self.may_act():
-                return None
+                return
             try:
-                return await self._evaluate_route(
+                item = await self._evaluate_route(
                     snap, specs[snap.key], latency.get(snap.key), objects, now, report
                 )
             except KubeError as exc:
                 log.warning("route %s: %s", snap.key, exc)
-                return None
+                return
+            if item is None:
+                return
+            if self.edge is not None and item.spec.edge is not None:
+                deferred.append(item)
+            else:
+                await finish_one(item, None)
 
-        # The most urgent routes first: a route above its at-risk line is scaled within
-        # moments of the answer, not after thousands of healthy routes were decided.
-        valid.sort(key=lambda s: _urgency(specs[s.key], latency.get(s.key)), reverse=True)
-        outcomes = await _bounded(valid, evaluate_one, ROUTE_CONCURRENCY)
-        pending = [outcome for outcome in outcomes if outcome is not None]
-        edge_failures = await self.edge.flush() if self.edge is not None else {}
-
-        async def finish_one(item: _Pending) -> None:
+        async def finish_one(item: _Pending, edge_failure: str | None) -> None:
             if not self.may_act():
                 return
             try:
-                await self._finish(item, edge_failures.get(item.snap.key), now, report)
+                await self._finish(item, edge_failure, now, report)
             except KubeError as exc:
                 log.warning("route %s: status not reported: %s", item.snap.key, exc)
 
-        await _bounded(pending, finish_one, ROUTE_CONCURRENCY)
+        # Prometheus and the API server answer at the same time, and each batch of routes
+        # is decided as soon as Prometheus answers it, while the other batches' queries run:
+        # the cycle then ends soon after the last answer instead of starting there.
+        lists = asyncio.ensure_future(
+            cluster.read_namespaces(self.kube, {s.namespace for s in valid})
+        )
+        waiting = {s.key: s for s in valid}
+        observe_started = time.monotonic()
+        try:
+            async with contextlib.aclosing(self._latency_parts(specs)) as parts:
+                async for part in parts:
+                    latency.update(part)
+                    objects = await lists
+                    ready = [waiting.pop(key) for key in part if key in waiting]
+                    # The most urgent routes first: a route above its at-risk line is scaled
+                    # within moments of the answer, not after the healthy routes were decided.
+                    ready.sort(key=lambda s: _urgency(specs[s.key], part.get(s.key)), reverse=True)
+                    await _bounded(ready, evaluate_one, ROUTE_CONCURRENCY)
+            self.metrics.latency_read(
+                getattr(self.latency, "answered_in", None) or time.monotonic() - observe_started,
+                [latency.get(key) for key in specs],
+                getattr(self.latency, "queries_sent", None),
+            )
+            objects = await lists
+        finally:
+            lists.cancel()
+        # Routes no answer covered (a source that left some out) hold, saying why.
+        await _bounded(list(waiting.values()), evaluate_one, ROUTE_CONCURRENCY)
+        edge_failures = await self.edge.flush() if self.edge is not None else {}
+        await _bounded(
+            deferred,
+            lambda item: finish_one(item, edge_failures.get(item.snap.key)),
+            ROUTE_CONCURRENCY,
+        )
         report.duration_seconds = time.monotonic() - started
         self.metrics.cycle_done(report.duration_seconds, report.states)
         return report
 
-    async def _observe(
+    async def _latency_parts(
         self, specs: Mapping[RouteKey, TimeoutBudgetSpec]
-    ) -> Mapping[RouteKey, LatencyObservation]:
-        observe_started = time.monotonic()
-        latency = await self.latency.observe(specs, None)
-        self.metrics.latency_read(
-            time.monotonic() - observe_started,
-            [latency.get(key) for key in specs],
-            getattr(self.latency, "queries_sent", None),
-        )
-        return latency
+    ) -> AsyncGenerator[Mapping[RouteKey, LatencyObservation], None]:
+        """The latency source's answers batch by batch when it can give them so
+        (``LatencyObserver.observe_parts``), else all at once."""
+        parts = getattr(self.latency, "observe_parts", None)
+        if parts is None:
+            yield await self.latency.observe(specs, None)
+            return
+        async with contextlib.aclosing(parts(specs, None)) as answers:
+            async for part in answers:
+                yield part
 
     # -- one route ----------------------------------------------------------------------
     async def _evaluate_route(

@@ -173,6 +173,76 @@ def test_override_outcomes() -> None:
     assert not any(q.startswith("group by") for q in client.queries)  # no coverage for overrides
 
 
+def test_parts_arrive_as_prometheus_answers_each_route_once() -> None:
+    """Two batches (windows 1m and 5m): the 5m one answers only once the caller holds the
+    1m routes (with their coverage), so a caller that waited for everything would stall
+    it; every route is in exactly one part."""
+    fast = answering({"a": "1.5", "b": "2.5"}, {"a": ["10", "+Inf"], "b": ["10", "+Inf"]})
+    first_part_in = threading.Event()
+    released: list[bool] = []
+
+    def handler(query: str, params: dict[str, Any]) -> Any:
+        if "[5m]" in query:
+            released.append(first_part_in.wait(timeout=5))
+            return vector({"c": "3.5"})
+        return fast(query, params)
+
+    routes = {
+        RouteKey("n/a"): spec({"route": "a"}, window="1m"),
+        RouteKey("n/b"): spec({"route": "b"}, window="1m"),
+        RouteKey("n/c"): spec({"route": "c"}, window="5m"),
+        RouteKey("n/bad"): spec({"bad-label": "x"}),
+    }
+    obs = LatencyObserver(settings(), client=FakeClient(handler))
+
+    async def collect() -> list[dict[RouteKey, LatencyObservation]]:
+        parts = []
+        async for part in obs.observe_parts(routes, 1.0):
+            parts.append(part)
+            if RouteKey("n/a") in part:
+                first_part_in.set()
+        return parts
+
+    parts = asyncio.run(collect())
+    assert released == [True, True]  # both 5m queries answered after the 1m part was out
+    keys = [k for part in parts for k in part]
+    assert sorted(keys) == sorted(routes)  # each route exactly once
+    assert [set(p) for p in parts] == [
+        {RouteKey("n/bad")},
+        {RouteKey("n/a"), RouteKey("n/b")},
+        {RouteKey("n/c")},
+    ]
+    assert parts[1][RouteKey("n/a")] == LatencyObservation.value(1.5, top_bucket_seconds=10.0)
+    assert parts[2][RouteKey("n/c")].seconds == 3.5
+
+
+def test_leaving_the_parts_early_cancels_the_queries_still_running() -> None:
+    started: list[str] = []
+
+    def handler(query: str, params: dict[str, Any]) -> Any:
+        started.append(query)
+        if "[5m]" in query:
+            time.sleep(0.3)
+        return vector({r: "1" for r in routes_in(query)})
+
+    routes = {
+        RouteKey("n/a"): spec({"route": "a"}, window="1m"),
+        RouteKey("n/c"): spec({"route": "c"}, window="5m"),
+    }
+    obs = LatencyObserver(settings(max_concurrency=1), client=FakeClient(handler))
+
+    async def first_only() -> None:
+        parts = obs.observe_parts(routes, 1.0)
+        async for _ in parts:
+            break
+        await parts.aclose()
+        await asyncio.sleep(0.5)  # a query not cancelled would start by now
+
+    asyncio.run(first_only())
+    # one part in: the other batch (and both coverage queries behind it) never started
+    assert len(started) < 4
+
+
 # ---------------------------------------------------------------- error classification
 
 

@@ -32,7 +32,7 @@ import math
 import re
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -110,6 +110,9 @@ class LatencyObserver:
         self._coverage: dict[RouteKey, _Coverage] = {}
         self.queries_sent = 0
         """HTTP queries sent so far (for benchmarks and metrics)."""
+        self.answered_in = 0.0
+        """Seconds from the last observation's start to Prometheus' last answer: the
+        Prometheus time alone, without what the caller did with the parts meanwhile."""
 
     def _connect(self, settings: PrometheusSettings) -> PromClient:
         session = requests.Session()
@@ -170,48 +173,91 @@ class LatencyObserver:
         All batched quantile queries, overrides and due coverage queries run concurrently,
         at most ``max_concurrency`` at a time.
         """
+        out: dict[RouteKey, LatencyObservation] = {}
+        async for part in self.observe_parts(routes, at):
+            out.update(part)
+        return out
+
+    async def observe_parts(
+        self, routes: Mapping[RouteKey, TimeoutBudgetSpec], at: float | None = None
+    ) -> AsyncIterator[dict[RouteKey, LatencyObservation]]:
+        """``observe``, answered batch by batch as Prometheus answers: the caller decides
+        the first routes while the other queries still run. Every route is in exactly one
+        part. A batch whose bucket coverage is due comes with its coverage refreshed.
+        Leaving the iteration early cancels the queries still running."""
         # Planning 10,000 routes takes a few hundred ms of CPU: keep it off the event loop.
         plan = await asyncio.to_thread(
             plan_queries,
             {key: spec.latency for key, spec in routes.items()},
             self.settings.max_query_length,
         )
-        out: dict[RouteKey, LatencyObservation] = {
-            key: LatencyObservation.invalid(message) for key, message in plan.invalid.items()
-        }
-        stale = self._stale_coverage(plan)
-        quantile_tasks = [self._batch_quantiles(batch, at) for batch in plan.batches]
-        override_tasks = [self._override(o, at) for o in plan.overrides]
-        coverage_tasks = [self._batch_coverage(batch, at) for batch in stale]
-        gathered = await asyncio.gather(
-            asyncio.gather(*quantile_tasks),
-            asyncio.gather(*override_tasks),
-            asyncio.gather(*coverage_tasks),
+        if plan.invalid:
+            yield {key: LatencyObservation.invalid(msg) for key, msg in plan.invalid.items()}
+        stale = {id(batch) for batch in self._stale_coverage(plan)}
+        started = time.monotonic()
+        answered: list[float] = []
+
+        async def timed(
+            work: Awaitable[tuple[dict[RouteKey, LatencyObservation], QueryFailed | None]],
+        ) -> tuple[dict[RouteKey, LatencyObservation], QueryFailed | None]:
+            result = await work
+            answered.append(time.monotonic())
+            return result
+
+        tasks = [
+            asyncio.ensure_future(timed(self._batch(batch, id(batch) in stale, plan, at)))
+            for batch in plan.batches
+        ]
+        tasks.extend(
+            asyncio.ensure_future(timed(self._override_part(o, at))) for o in plan.overrides
         )
-        quantiles, overrides, coverages = gathered
-        now = self._clock()
-        failures = [c for c in coverages if isinstance(c, QueryFailed)]
-        for coverage in coverages:
-            if not isinstance(coverage, QueryFailed):
-                for key, top in coverage.items():
-                    self._coverage[key] = _Coverage(plan.selectors[key], top, now)
+        failures: list[QueryFailed] = []
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                part, failed = await next_done
+                if failed is not None:
+                    failures.append(failed)
+                yield part
+        finally:
+            for task in tasks:
+                task.cancel()
+        self.answered_in = max(answered, default=started) - started
         if failures:
             # Coverage is advisory: keep the last known bounds, retry next cycle, log once.
             log.warning(
                 "bucket coverage not refreshed for %d of %d batches: %s",
                 len(failures),
-                len(coverages),
+                len(stale),
                 failures[0].observation.message,
             )
         for key in list(self._coverage):
             if key not in plan.selectors:
                 del self._coverage[key]
-        for batch, values in zip(plan.batches, quantiles, strict=True):
-            for key, raw in values.items():
-                out[key] = self._to_observation(batch, key, raw, plan.selectors[key])
-        for override, observation in zip(plan.overrides, overrides, strict=True):
-            out[override.route] = observation
-        return out
+
+    async def _batch(
+        self, batch: BatchQuery, refresh_coverage: bool, plan: QueryPlan, at: float | None
+    ) -> tuple[dict[RouteKey, LatencyObservation], QueryFailed | None]:
+        """One batch's observations, and its coverage failure if its refresh failed."""
+        if refresh_coverage:
+            values, coverage = await asyncio.gather(
+                self._batch_quantiles(batch, at), self._batch_coverage(batch, at)
+            )
+        else:
+            values, coverage = await self._batch_quantiles(batch, at), {}
+        if not isinstance(coverage, QueryFailed):
+            now = self._clock()
+            for key, top in coverage.items():
+                self._coverage[key] = _Coverage(plan.selectors[key], top, now)
+        part = {
+            key: self._to_observation(batch, key, raw, plan.selectors[key])
+            for key, raw in values.items()
+        }
+        return part, coverage if isinstance(coverage, QueryFailed) else None
+
+    async def _override_part(
+        self, override: OverrideQuery, at: float | None
+    ) -> tuple[dict[RouteKey, LatencyObservation], None]:
+        return {override.route: await self._override(override, at)}, None
 
     async def build_info(self) -> dict[str, str]:
         """Prometheus' ``/api/v1/status/buildinfo`` (version, revision, ...)."""

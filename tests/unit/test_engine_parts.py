@@ -1,0 +1,68 @@
+"""A cycle decides each batch of routes as soon as Prometheus answers it, while the other
+batches are still out; a route no answer covered holds and says why."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+
+from tests.support.engine_world import NS, World, engine_for
+from timeout_budget.model.observation import LatencyObservation
+from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, route_key
+
+pytestmark = pytest.mark.unit
+
+
+class PartedWorld(World):
+    """Answers every route but ``late`` first; ``late`` only after a look at the world."""
+
+    def __init__(self, names: list[str], late: str, *, leave_out: bool = False) -> None:
+        super().__init__(names)
+        self.late = route_key(NS, late)
+        self.leave_out = leave_out
+        self.at_late_answer: dict[str, Any] = {}
+
+    async def observe_parts(
+        self, routes: Mapping[RouteKey, TimeoutBudgetSpec], at: float | None = None
+    ) -> AsyncIterator[dict[RouteKey, LatencyObservation]]:
+        yield {k: LatencyObservation.value(self.p95[k], 6000.0) for k in routes if k != self.late}
+        await asyncio.sleep(0)
+        self.at_late_answer = {
+            "status": copy.deepcopy(self.status),
+            "replicas": dict(self.replicas),
+        }
+        if not self.leave_out:
+            yield {self.late: LatencyObservation.value(self.p95[self.late], 6000.0)}
+
+
+def run_cycle(world: PartedWorld) -> Any:
+    engine = engine_for(world)
+    world.now += 15
+    return asyncio.run(engine.evaluate(world.snapshots()))
+
+
+def test_the_first_answers_are_acted_on_and_reported_before_the_last_one_arrives() -> None:
+    world = PartedWorld(["hot", "calm", "late"], late="late")
+    world.p95[route_key(NS, "hot")] = 110.0  # above the 96 s at-risk line
+    report = run_cycle(world)
+    seen = world.at_late_answer
+    assert seen["replicas"]["hot"] > 1  # scaled before the last answer came
+    assert seen["status"]["hot"]["state"] == "AtRisk"
+    assert seen["status"]["calm"]["state"] == "Healthy"
+    assert seen["status"]["late"] == {}  # not decided before its answer
+    assert world.status["late"]["state"] == "Healthy"
+    assert report.status_patches == 3
+
+
+def test_a_route_no_answer_covered_holds_and_says_why() -> None:
+    world = PartedWorld(["a", "late"], late="late", leave_out=True)
+    world.replicas["late"] = 3  # scaled up earlier: must not be scaled down on no data
+    run_cycle(world)
+    assert world.status["a"]["state"] == "Healthy"
+    assert world.status["late"]["state"] == "NoData"
+    assert "not observed this cycle" in world.status["late"]["message"]
+    assert world.replicas["late"] == 3
