@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 from prometheus_client import CollectorRegistry
 
 from bench import world
+from timeout_budget.clients.kube import Fields
 from timeout_budget.engine import Engine, RouteSnapshot
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, route_key
@@ -52,15 +53,19 @@ class Cluster:
             dep["status"] = {"readyReplicas": 1}
             self.deployments[ns][name] = dep
 
-    async def list_deployments(self, namespace: str) -> list[dict[str, Any]]:
+    async def list_deployments(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]:
         self.calls["list"] += 1
         return copy.deepcopy(list(self.deployments[namespace].values()))
 
-    async def list_hpas(self, namespace: str) -> list[dict[str, Any]]:
+    async def list_hpas(self, namespace: str, fields: Fields | None = None) -> list[dict[str, Any]]:
         self.calls["list"] += 1
         return []
 
-    async def list_services(self, namespace: str) -> list[dict[str, Any]]:
+    async def list_services(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]:
         self.calls["list"] += 1
         return []
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from timeout_budget.clients.kube import Fields
 from timeout_budget.engine import CycleReport, Engine, RouteSnapshot
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, route_key
@@ -51,7 +52,9 @@ class World:
         self.now = 1_800_000_000.0
 
     # the Kubernetes seam
-    async def list_deployments(self, namespace: str) -> list[dict[str, Any]]:
+    async def list_deployments(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]:
         return [
             {
                 "metadata": {"name": n, "namespace": NS, "annotations": {}},
@@ -61,10 +64,12 @@ class World:
             for n, r in self.replicas.items()
         ]
 
-    async def list_hpas(self, namespace: str) -> list[dict[str, Any]]:
+    async def list_hpas(self, namespace: str, fields: Fields | None = None) -> list[dict[str, Any]]:
         return []
 
-    async def list_services(self, namespace: str) -> list[dict[str, Any]]:
+    async def list_services(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]:
         return []
 
     async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import copy
+import json
 from typing import Any
 
 import pytest
 
+from timeout_budget.clients import kube
+from timeout_budget.clients.kube import Fields
 from timeout_budget.model import ownership
 from timeout_budget.model.spec import parse_timeout_budget, route_key
 from timeout_budget.observe import cluster
@@ -61,17 +63,29 @@ SERVICE = {
 }
 
 
+class _Response:
+    """What the ``kubernetes`` client returns with ``_preload_content=False``."""
+
+    def __init__(self, *items: dict[str, Any]) -> None:
+        self.data = json.dumps({"kind": "List", "items": list(items)}).encode()
+
+
 class _Lists:
-    """Answers the three namespace lists with fixed objects (no server: a unit test)."""
+    """Answers the three namespace lists with fixed objects, parsed by the real client's
+    code from the bytes the API server would send (no server: a unit test)."""
 
-    async def list_deployments(self, namespace: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(DEPLOYMENT)]
+    async def list_deployments(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]:
+        return kube._items(_Response(DEPLOYMENT), fields)
 
-    async def list_hpas(self, namespace: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(HPA)]
+    async def list_hpas(self, namespace: str, fields: Fields | None = None) -> list[dict[str, Any]]:
+        return kube._items(_Response(HPA), fields)
 
-    async def list_services(self, namespace: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(SERVICE)]
+    async def list_services(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]:
+        return kube._items(_Response(SERVICE), fields)
 
 
 def _read() -> cluster.NamespaceObjects:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import kubernetes
@@ -102,32 +102,42 @@ class Kube:
             raise _translate(exc, what) from exc
 
     # -- reads --------------------------------------------------------------------------
-    async def list_deployments(self, namespace: str) -> list[dict[str, Any]]:
-        out = await self._call(
+    async def list_deployments(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._list(
             f"list deployments in {namespace}",
             self.apps.list_namespaced_deployment,
             namespace,
-            _preload_content=False,
+            fields,
         )
-        return _items(out)
 
-    async def list_hpas(self, namespace: str) -> list[dict[str, Any]]:
-        out = await self._call(
+    async def list_hpas(self, namespace: str, fields: Fields | None = None) -> list[dict[str, Any]]:
+        return await self._list(
             f"list horizontalpodautoscalers in {namespace}",
             self.autoscaling.list_namespaced_horizontal_pod_autoscaler,
             namespace,
-            _preload_content=False,
+            fields,
         )
-        return _items(out)
 
-    async def list_services(self, namespace: str) -> list[dict[str, Any]]:
-        out = await self._call(
-            f"list services in {namespace}",
-            self.core.list_namespaced_service,
-            namespace,
-            _preload_content=False,
+    async def list_services(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._list(
+            f"list services in {namespace}", self.core.list_namespaced_service, namespace, fields
         )
-        return _items(out)
+
+    async def _list(
+        self, what: str, fn: Callable[..., Any], namespace: str, fields: Fields | None
+    ) -> list[dict[str, Any]]:
+        """A namespace's objects as dicts, read, parsed and (with ``fields``) slimmed in the
+        worker thread: at 10,000 routes the full objects are ~150 MB of Python objects per
+        cycle, and they would wait for the busy event loop to be slimmed there."""
+
+        def call() -> list[dict[str, Any]]:
+            return _items(fn(namespace, _preload_content=False), fields)
+
+        return await self._call(what, call)
 
     # -- writes -------------------------------------------------------------------------
     async def patch_deployment_metadata(
@@ -251,7 +261,21 @@ class Kube:
         )
 
 
-def _items(response: Any) -> list[dict[str, Any]]:
+Fields = Mapping[str, tuple[str, ...]]
+"""Per top-level section (``metadata``, ``spec``, ``status``), the fields to keep."""
+
+
+def _items(response: Any, fields: Fields | None = None) -> list[dict[str, Any]]:
     data = json.loads(response.data)
     items: list[dict[str, Any]] = data.get("items", [])
-    return items
+    return items if fields is None else [slim(item, fields) for item in items]
+
+
+def slim(obj: Mapping[str, Any], fields: Fields) -> dict[str, Any]:
+    """``obj`` with only the ``fields`` of its top-level sections."""
+    out: dict[str, Any] = {}
+    for section, names in fields.items():
+        value = obj.get(section)
+        if isinstance(value, Mapping):
+            out[section] = {f: value[f] for f in names if f in value}
+    return out

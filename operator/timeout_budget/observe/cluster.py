@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,19 +49,13 @@ async def read_namespaces(kube: Kube, namespaces: Iterable[str]) -> dict[str, Na
     A namespace whose lists fail is absent from the result.
     """
 
-    async def slim(
-        listing: Awaitable[list[dict[str, Any]]], keep: Mapping[str, tuple[str, ...]]
-    ) -> list[dict[str, Any]]:
-        # Only what the loop reads stays: at 10,000 routes the full objects (managed fields
-        # and all) are ~150 MB of Python objects per cycle, the slim ones a few.
-        return [_keep(item, keep) for item in await listing]
-
     async def one(ns: str) -> tuple[str, NamespaceObjects | None]:
         try:
+            # Only what the loop reads (the client drops the rest as it parses).
             deps, hpas, svcs = await asyncio.gather(
-                slim(kube.list_deployments(ns), _DEPLOYMENT_FIELDS),
-                slim(kube.list_hpas(ns), _HPA_FIELDS),
-                slim(kube.list_services(ns), _SERVICE_FIELDS),
+                kube.list_deployments(ns, fields=_DEPLOYMENT_FIELDS),
+                kube.list_hpas(ns, fields=_HPA_FIELDS),
+                kube.list_services(ns, fields=_SERVICE_FIELDS),
             )
         except KubeError:
             return ns, None
@@ -82,16 +76,6 @@ _HPA_FIELDS = {
     "spec": ("scaleTargetRef", "minReplicas", "maxReplicas"),
 }
 _SERVICE_FIELDS = {"metadata": _METADATA, "spec": ("selector",)}
-
-
-def _keep(obj: Mapping[str, Any], keep: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
-    """``obj`` with only the ``keep`` fields of its top-level sections."""
-    out: dict[str, Any] = {}
-    for section, fields in keep.items():
-        value = obj.get(section)
-        if isinstance(value, Mapping):
-            out[section] = {f: value[f] for f in fields if f in value}
-    return out
 
 
 def origin_state(key: RouteKey, spec: TimeoutBudgetSpec, objects: NamespaceObjects) -> OriginState:
