@@ -284,6 +284,12 @@ def _dump_allocations(path: Path) -> None:
     stats = snapshot.statistics("traceback")
     total = sum(s.size for s in stats)
     lines = [f"=== {time.strftime('%H:%M:%S')} traced {total / 2**20:.1f} MiB"]
+    lines.append("by file (where the block was allocated, innermost frame):")
+    lines.extend(
+        f"{stat.size / 2**20:8.1f} MiB {stat.count:8d} blocks {stat.traceback[0].filename}"
+        for stat in snapshot.statistics("filename")[:20]
+    )
+    lines.append("by traceback:")
     for stat in stats[:25]:
         lines.append(f"{stat.size / 2**20:8.1f} MiB {stat.count:8d} blocks")
         lines.extend(f"    {frame}" for frame in stat.traceback.format()[-12:])
