@@ -1,11 +1,11 @@
 """One evaluation cycle for every route: observe, decide, diff, apply, report.
 
-The cycle is the operator's heartbeat (default every 15 s). It runs the batched
-Prometheus query once for all routes and lists each namespace's objects once, then
-decides each route with the pure ladder, applies only the needed changes, and patches a
-route's status only when something a person would see changed. A failure in one route's
-apply never stops the others: it is reported in that route's status and as a Warning
-Event, and the next cycle tries again.
+The cycle is the operator's heartbeat (default every 15 s). It sends the batched
+Prometheus queries for all routes and lists each namespace's objects once; as each batch
+is answered, it decides that batch's routes with the pure ladder, applies only the needed
+changes, and patches a route's status only when something a person would see changed.
+A failure in one route's apply never stops the others: it is reported in that route's
+status and as a Warning Event, and the next cycle tries again.
 """
 
 from __future__ import annotations
@@ -535,7 +535,8 @@ class Engine:
 
 @dataclass(frozen=True)
 class _Pending:
-    """A route decided and applied this cycle, waiting for the edge flush to be reported."""
+    """A route decided and applied this cycle, to be reported (a route with an edge: after
+    the zone's batched write, ``EdgeSync.flush``)."""
 
     snap: RouteSnapshot
     spec: TimeoutBudgetSpec
