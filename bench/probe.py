@@ -9,6 +9,8 @@ evaluation loop, the engine, the clients) and only adds bookkeeping:
   patches), keyed ``kube <verb> <resource>`` (verbs as the API server names them: list,
   watch, get, create, patch, update, delete), ``prom <path>`` or ``other <host>``; the
   Cloudflare SDK's requests are counted by the emulator's own request log instead;
+* the changes the origins' watches stream in (``watch events origins``: not requests, the
+  events on the open watches);
 * the evaluation cycle's phases (Prometheus observe, namespace lists, edge flush) are timed
   by wrapping the functions the engine calls;
 * at each cycle's log line (``cycle: N routes, ...``) one JSON line is appended to
@@ -156,6 +158,7 @@ def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 def _install_phase_timers() -> None:
     from timeout_budget import engine
     from timeout_budget.actions.edge.registry import ZoneRegistry
+    from timeout_budget.clients import watch_cache
     from timeout_budget.observe import cluster
     from timeout_budget.observe.latency import LatencyObserver
 
@@ -174,6 +177,13 @@ def _install_phase_timers() -> None:
             _PHASES["observe_answered"] = _PHASES.get("observe_answered", 0.0) + answered
 
     LatencyObserver.observe_parts = timed_parts  # type: ignore[method-assign]
+    apply_event = watch_cache.Store.apply
+
+    def counted_apply(self: Any, event_type: str, obj: Any) -> None:
+        _count("watch events origins")  # changes streamed to the origin copies (not requests)
+        apply_event(self, event_type, obj)
+
+    watch_cache.Store.apply = counted_apply  # type: ignore[method-assign]
     cluster.read_namespaces = _timed("list", cluster.read_namespaces)
     ZoneRegistry.flush = _timed("edge_flush", ZoneRegistry.flush)  # type: ignore[method-assign]
     evaluate = engine.Engine.evaluate

@@ -50,7 +50,14 @@ def reads_writes(before: dict[str, int], after: dict[str, int]) -> dict[str, Any
     reads = sum(v for k, v in kube.items() if k.split()[0] in ("get", "list", "watch"))
     writes = sum(v for k, v in kube.items() if k.split()[0] not in ("get", "list", "watch"))
     prom = sum(v for k, v in delta.items() if k.startswith("prom /api/v1/query"))
-    return {"kube_reads": reads, "kube_writes": writes, "prometheus_queries": prom, "kube": kube}
+    events = delta.get("watch events origins", 0)
+    return {
+        "kube_reads": reads,
+        "kube_writes": writes,
+        "prometheus_queries": prom,
+        "kube": kube,
+        "watch_events": events,
+    }
 
 
 def cycle_figures(
@@ -240,7 +247,8 @@ def run_size(n: int, args: argparse.Namespace, deadline: float) -> dict[str, Any
             log(
                 f"cycle {len(cycles)}/{args.cycles}: {cycle['wall_seconds']:.2f}s "
                 f"(floor {seconds:.2f}s), prom {cycle['prometheus_queries']} q, kube "
-                f"{cycle['kube_reads']} r / {cycle['kube_writes']} w, changed "
+                f"{cycle['kube_reads']} r / {cycle['kube_writes']} w "
+                f"(+{cycle.get('watch_events', 0)} watch events), changed "
                 f"{cycle['changed_routes']}, CF {cycle['cloudflare_requests']}, "
                 f"RSS {cycle['rss_mib']:.0f} MiB, CPU {cycle['cpu_seconds_period']:.2f}s, "
                 f"load {cycle['load_average'][0]:.1f}"

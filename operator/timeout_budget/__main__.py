@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import sys
 
@@ -15,12 +16,14 @@ def _run(args: argparse.Namespace) -> int:
     from timeout_budget import handlers, heap, settings
 
     del handlers  # imported for its kopf registrations
+    namespaces = list(args.namespace or [])
+    # The origin watches serve the same namespaces as kopf (settings.served_namespaces).
+    os.environ["TBO_SERVED_NAMESPACES"] = ",".join(namespaces)
     try:
         config = settings.OperatorSettings.from_env()
     except ValueError as exc:
         print(f"timeout-budget: configuration error: {exc}", file=sys.stderr)
         return 2
-    namespaces = list(args.namespace or [])
     if namespaces and config.operator_namespace not in namespaces:
         namespaces.append(config.operator_namespace)  # the loop's ConfigMap lives there
     heap.tune()

@@ -1,7 +1,8 @@
 """One evaluation cycle for every route: observe, decide, diff, apply, report.
 
 The cycle is the operator's heartbeat (default every 15 s). It sends the batched
-Prometheus queries for all routes and lists each namespace's objects once; as each batch
+Prometheus queries for all routes and reads each namespace's objects once (from the
+watch-fed copy, ``clients.watch_cache``, or fresh lists); as each batch
 is answered, it decides that batch's routes with the pure ladder, applies only the needed
 changes, and patches a route's status only when something a person would see changed.
 A failure in one route's apply never stops the others: it is reported in that route's
@@ -148,6 +149,9 @@ class Engine:
     metrics: OperatorMetrics = METRICS
     may_act: Callable[[], bool] = lambda: True
     """False when this replica lost the leader Lease mid-cycle: it then writes nothing more."""
+    origins: cluster.NamespaceLists | None = None
+    """Where each namespace's Deployments, HPAs and Services are read: the operator's
+    watch-fed copy (``clients.watch_cache``); None lists them from ``kube`` each cycle."""
     _refusals: dict[RouteKey, frozenset[str]] = field(default_factory=dict)
     _parsed: dict[RouteKey, tuple[str, int, TimeoutBudgetSpec]] = field(default_factory=dict)
     _quiet: dict[RouteKey, _Quiet] = field(default_factory=dict)
@@ -186,7 +190,7 @@ class Engine:
                 return
             try:
                 item = await self._evaluate_route(
-                    snap, specs[snap.key], latency.get(snap.key), objects, now, report
+                    snap, specs[snap.key], latency.get(snap.key), objects, now, report, unread
                 )
             except KubeError as exc:
                 log.warning("route %s: %s", snap.key, exc)
@@ -209,8 +213,13 @@ class Engine:
         # Prometheus and the API server answer at the same time, and each batch of routes
         # is decided as soon as Prometheus answers it, while the other batches' queries run:
         # the cycle then ends soon after the last answer instead of starting there.
+        unread: dict[str, str] = {}  # namespaces whose objects could not be read: why
         lists = asyncio.ensure_future(
-            cluster.read_namespaces(self.kube, {s.namespace for s in valid})
+            cluster.read_namespaces(
+                self.kube if self.origins is None else self.origins,
+                {s.namespace for s in valid},
+                unread,
+            )
         )
         waiting = {s.key: s for s in valid}
         observe_started = time.monotonic()
@@ -266,13 +275,14 @@ class Engine:
         objects: Mapping[str, cluster.NamespaceObjects],
         now: float,
         report: CycleReport,
+        unread: Mapping[str, str] | None = None,
     ) -> _Pending | None:
         ns_objects = objects.get(snap.namespace)
         if ns_objects is None:
-            # Could not list the namespace: hold everything, say why.
-            await self._report_problem(
-                snap, now, "ClusterUnavailable", "could not read the origin's objects", report
-            )
+            # Could not read the namespace: hold everything, say why.
+            why = (unread or {}).get(snap.namespace)
+            message = "could not read the origin's objects" + (f": {why}" if why else "")
+            await self._report_problem(snap, now, "ClusterUnavailable", message, report)
             return None
         origin = cluster.origin_state(snap.key, spec, ns_objects)
         if not origin.deployment_found:

@@ -63,6 +63,8 @@ async def evaluation_loop(stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs
 async def release_lease(memo: kopf.Memo, **_: Any) -> None:
     if memo.get("lease") is not None:
         await memo.lease.stop()
+    if memo.get("engine") is not None:
+        await asyncio.to_thread(loop.stop_engine, memo.engine)
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)

@@ -24,11 +24,13 @@ from timeout_budget.actions.edge import errors as edge_errors
 from timeout_budget.actions.edge.registry import ZoneRegistry
 from timeout_budget.clients.cloudflare import CloudflareError
 from timeout_budget.clients.kube import Kube, KubeError, NotFound, load_api_client
+from timeout_budget.clients.watch_cache import WatchedLists
 from timeout_budget.engine import EdgeSync, Engine, RouteSnapshot
 from timeout_budget.leader import LeaderLease, default_identity
 from timeout_budget.model import ownership
 from timeout_budget.model.lease import LeaseTiming
 from timeout_budget.model.spec import parse_timeout_budget, route_key
+from timeout_budget.observe import cluster
 from timeout_budget.observe.latency import LatencyObserver
 from timeout_budget.report import events, metrics
 from timeout_budget.settings import OperatorSettings
@@ -108,13 +110,34 @@ def _plain(value: Any) -> Any:
 def build_engine(settings: OperatorSettings, edge: EdgeSync | None = None) -> Engine:
     metrics.serve()  # once per process, at startup: standby replicas are scraped too
     kube = Kube(load_api_client())
+    origins = None
+    if settings.origin_reads == "watch":
+        # Started now, so the first cycle finds the copies listed (standbys keep theirs
+        # current too: a replica that takes over acts on current objects at once).
+        # Their own connections: each open watch holds one for minutes, and the cycle's
+        # status writes should not wait for (or crowd out) them.
+        watches = 3 * max(1, len(settings.served_namespaces))
+        origins = WatchedLists(
+            load_api_client(connections=watches + 1),
+            cluster.FIELDS,
+            settings.served_namespaces or None,
+            annotation_prefix=f"{ownership.PREFIX}/",
+        )
+        origins.start()
     return Engine(
         kube=kube,
         latency=LatencyObserver(settings.prometheus),
         post_event=events.EventPoster(kube),
         edge=edge,
         dry_run=settings.dry_run,
+        origins=origins,
     )
+
+
+def stop_engine(engine: Engine) -> None:
+    """Stop what ``build_engine`` started that outlives a cycle (the origin watches)."""
+    if isinstance(engine.origins, WatchedLists):
+        engine.origins.stop()
 
 
 def build_lease(settings: OperatorSettings, engine: Engine) -> LeaderLease:

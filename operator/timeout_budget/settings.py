@@ -3,6 +3,10 @@
 TBO_PROMETHEUS_URL ...          see observe.settings.PrometheusSettings
 TBO_EVALUATION_INTERVAL_SECONDS the cycle length (default 15)
 TBO_DRY_RUN                     plan every route, change nothing (default false)
+TBO_ORIGIN_READS                watch (default): Deployments, HPAs and Services from watches;
+                                list: listed per namespace every cycle
+TBO_SERVED_NAMESPACES           set by ``timeout-budget run -n NS ...``: the watches' scope
+                                (comma-separated; empty: the whole cluster)
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ class OperatorSettings:
     cloudflare_request_budget: int = 1200
     """Cap on every Cloudflare token's requests per 5 minutes, over the zones' own
     ``spec.apiRequestBudget`` (the lower one holds)."""
+    origin_reads: str = "watch"
+    """``watch``: origins' objects from list-then-watch copies; ``list``: listed each cycle."""
+    served_namespaces: tuple[str, ...] = ()
+    """The namespaces kopf serves (``-n``); empty: the whole cluster."""
     """With peering: how long a dead holder's leader Lease blocks the next replica."""
 
     @classmethod
@@ -62,7 +70,21 @@ class OperatorSettings:
             peering_settle_seconds=_number(env, "TBO_PEERING_SETTLE_SECONDS", float, "5"),
             leader_lease_seconds=_lease_seconds(env),
             cloudflare_request_budget=_request_budget(env),
+            origin_reads=_origin_reads(env),
+            served_namespaces=tuple(
+                ns.strip() for ns in env.get("TBO_SERVED_NAMESPACES", "").split(",") if ns.strip()
+            ),
         )
+
+
+def _origin_reads(env: Mapping[str, str]) -> str:
+    value = env.get("TBO_ORIGIN_READS", "watch").strip().lower()
+    if value not in ("watch", "list"):
+        raise SettingsError(
+            f"TBO_ORIGIN_READS must be 'watch' (a watch-fed copy) or 'list' (list every "
+            f"cycle), not {value!r}"
+        )
+    return value
 
 
 def _request_budget(env: Mapping[str, str]) -> int:

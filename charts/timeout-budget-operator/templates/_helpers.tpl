@@ -78,22 +78,23 @@ Argument: the root context.
 - apiGroups: [timeoutbudget.io]
   resources: [timeoutbudgets/status, cloudflarezones/status]
   verbs: [patch]
-# Origins: read every cycle; the baseline-replicas annotation is patched on the
-# Deployment, replicas through the scale subresource only.
+# Origins: listed once and watched (or listed every cycle with originReads=list); the
+# baseline-replicas annotation is patched on the Deployment, replicas through the scale
+# subresource only.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [list, patch]
+  verbs: [list, watch, patch]
 - apiGroups: [apps]
   resources: [deployments/scale]
   verbs: [patch]
 # An HPA that targets the origin owns its replicas: the operator raises minReplicas.
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [list, patch]
+  verbs: [list, watch, patch]
 # Reroute: the Service selector is switched to the long-running pool and back.
 - apiGroups: [""]
   resources: [services]
-  verbs: [list, patch]
+  verbs: [list, watch, patch]
 # One Event per action taken, failed or refused (and kopf's own warnings).
 - apiGroups: [""]
   resources: [events]

@@ -75,13 +75,20 @@ def _status_message(body: object) -> str:
     return message[:500] if isinstance(message, str) else ""
 
 
-def load_api_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
-    """In-cluster config when running in a pod, else the kubeconfig (``$KUBECONFIG``)."""
+def load_api_client(
+    kubeconfig: str | None = None, connections: int | None = None
+) -> kubernetes.client.ApiClient:
+    """In-cluster config when running in a pod, else the kubeconfig (``$KUBECONFIG``).
+
+    ``connections``: the connection pool's size (the client's default is 5 per core).
+    """
     config = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=config)
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=config)
+    if connections is not None:
+        config.connection_pool_maxsize = connections
     return kubernetes.client.ApiClient(configuration=config)
 
 

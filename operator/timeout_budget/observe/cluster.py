@@ -1,23 +1,28 @@
 """Read each route's origin from the cluster: replicas, the HPA that owns them, reroutes.
 
-For thousands of routes the reads are batched: one list of Deployments, HPAs and
-Services per namespace per cycle, however many routes live there. Everything is read
-fresh each cycle, so changes made by people or other controllers are seen at once.
+For thousands of routes the reads are batched: the Deployments, HPAs and Services of each
+namespace are read once per cycle, however many routes live there. In the operator they
+come from watches (``clients.watch_cache``: listed once, then every change streamed, so
+changes made by people or other controllers are seen within moments); ``Kube`` serves the
+same reads as fresh lists, one per namespace and kind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from timeout_budget.clients.kube import Kube, KubeError
+from timeout_budget.clients.kube import Fields, KubeError
 from timeout_budget.model import ownership
 from timeout_budget.model.actions import RerouteTarget, RerouteVia
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec
 from timeout_budget.model.world import Hpa, ScaleObservation
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,21 +48,42 @@ class ClusterReadError(RuntimeError):
     """A namespace's objects could not be listed; its routes hold as they are."""
 
 
-async def read_namespaces(kube: Kube, namespaces: Iterable[str]) -> dict[str, NamespaceObjects]:
-    """List Deployments, HPAs and Services once per namespace, concurrently.
+class NamespaceLists(Protocol):
+    """Where a namespace's objects come from: ``Kube`` (lists) or ``WatchedLists``."""
 
-    A namespace whose lists fail is absent from the result.
+    async def list_deployments(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    async def list_hpas(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    async def list_services(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
+async def read_namespaces(
+    kube: NamespaceLists, namespaces: Iterable[str], problems: dict[str, str] | None = None
+) -> dict[str, NamespaceObjects]:
+    """Deployments, HPAs and Services once per namespace, concurrently.
+
+    A namespace whose reads fail is absent from the result (and in ``problems``, why).
     """
 
     async def one(ns: str) -> tuple[str, NamespaceObjects | None]:
         try:
             # Only what the loop reads (the client drops the rest as it parses).
             deps, hpas, svcs = await asyncio.gather(
-                kube.list_deployments(ns, fields=_DEPLOYMENT_FIELDS),
-                kube.list_hpas(ns, fields=_HPA_FIELDS),
-                kube.list_services(ns, fields=_SERVICE_FIELDS),
+                kube.list_deployments(ns, fields=DEPLOYMENT_FIELDS),
+                kube.list_hpas(ns, fields=HPA_FIELDS),
+                kube.list_services(ns, fields=SERVICE_FIELDS),
             )
-        except KubeError:
+        except KubeError as exc:
+            log.warning("namespace %s: origins not read, its routes hold: %s", ns, exc)
+            if problems is not None:
+                problems[ns] = str(exc)
             return ns, None
         return ns, NamespaceObjects(
             deployments={d["metadata"]["name"]: d for d in deps},
@@ -69,13 +95,23 @@ async def read_namespaces(kube: Kube, namespaces: Iterable[str]) -> dict[str, Na
     return {ns: objs for ns, objs in results if objs is not None}
 
 
-_METADATA = ("name", "namespace", "annotations", "resourceVersion", "uid")
-_DEPLOYMENT_FIELDS = {"metadata": _METADATA, "spec": ("replicas",), "status": ("readyReplicas",)}
-_HPA_FIELDS = {
+_METADATA = ("name", "namespace", "annotations")
+DEPLOYMENT_FIELDS: Fields = {
+    "metadata": _METADATA,
+    "spec": ("replicas",),
+    "status": ("readyReplicas",),
+}
+HPA_FIELDS: Fields = {
     "metadata": _METADATA,
     "spec": ("scaleTargetRef", "minReplicas", "maxReplicas"),
 }
-_SERVICE_FIELDS = {"metadata": _METADATA, "spec": ("selector",)}
+SERVICE_FIELDS: Fields = {"metadata": _METADATA, "spec": ("selector",)}
+FIELDS: dict[str, Fields] = {
+    "deployments": DEPLOYMENT_FIELDS,
+    "horizontalpodautoscalers": HPA_FIELDS,
+    "services": SERVICE_FIELDS,
+}
+"""What the loop reads of each kind, by plural (the rest is dropped as it is parsed)."""
 
 
 def origin_state(key: RouteKey, spec: TimeoutBudgetSpec, objects: NamespaceObjects) -> OriginState:
