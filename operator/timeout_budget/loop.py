@@ -217,6 +217,8 @@ async def _cycle(engine: Engine, index: kopf.Index[Any, Any]) -> None:
     try:
         report = await engine.evaluate(snapshots)
         heap.give_back()  # the cycle's answers are garbage now: hand their pages back
+        if isinstance(engine.origins, WatchedLists):
+            engine.metrics.origin_copies(engine.origins.health())
         log.info(
             "cycle: %d routes, %d actions, %d failed, %d status patches in %.3fs %s; %d unchanged",
             report.routes,

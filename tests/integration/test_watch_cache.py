@@ -101,10 +101,14 @@ def test_the_copy_follows_changes_as_they_happen(
     # Only the operator's annotations are kept (kubectl's last-applied copy is not).
     assert set(seen) == {ownership.BASELINE_REPLICAS}
 
+    objects, current = everywhere.health()["deployments"]
+    assert current
+    assert objects >= 1
     cp.kubectl("delete", "deployment/api", "-n", ns)
     kube.wait_for(lambda: replicas(everywhere, ns, "api") is None, 20, "the deletion")
     # All of it came through the watch: nothing was listed again.
     assert everywhere.watchers["deployments"][None].lists_done == listed
+
     assert everywhere.events_seen >= 4
 
 
@@ -186,5 +190,6 @@ def test_an_unreachable_api_server_is_unavailable_with_the_reason(
             asyncio.run(lists.list_deployments("default"))
         # The loop then holds the namespace's routes: it is absent from what it read.
         assert read(lists, "default") is None
+        assert lists.health()["deployments"] == (0, False)
     finally:
         lists.stop()

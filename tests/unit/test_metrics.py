@@ -246,3 +246,13 @@ def unused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_origin_copies_by_kind(m: OperatorMetrics) -> None:
+    m.origin_copies({"deployments": (10_000, True), "services": (9_000, False)})
+    assert value(m, "timeout_budget_origin_objects", kind="deployments") == 10_000
+    assert value(m, "timeout_budget_origin_copy_current", kind="deployments") == 1
+    assert value(m, "timeout_budget_origin_copy_current", kind="services") == 0
+    m.origin_copies({"services": (9_001, True)})  # listed again
+    assert value(m, "timeout_budget_origin_copy_current", kind="services") == 1
+    assert value(m, "timeout_budget_origin_objects", kind="services") == 9_001

@@ -241,6 +241,8 @@ class Watcher:
                 version = str(meta.get("resourceVersion", ""))
                 break
         with self._lock:
+            if self.problem is not None:
+                log.info("%s: listed again (%d objects), copy current", self.scope, len(store))
             self._store = store
             self.problem = None
             self.lists_done += 1
@@ -347,6 +349,16 @@ class WatchedLists:
 
     def _all(self) -> list[Watcher]:
         return [w for by_ns in self.watchers.values() for w in by_ns.values()]
+
+    def health(self) -> dict[str, tuple[int, bool]]:
+        """Per kind: objects held, and whether every scope's copy is current."""
+        return {
+            plural: (
+                sum(w.size() for w in by_ns.values()),
+                all(w.synced.is_set() and w.problem is None for w in by_ns.values()),
+            )
+            for plural, by_ns in self.watchers.items()
+        }
 
     @property
     def events_seen(self) -> int:

@@ -304,6 +304,19 @@ class OperatorMetrics:
             ["namespace", "zone"],
             registry=registry,
         )
+        self.origin_objects = Gauge(
+            f"{PREFIX}_origin_objects",
+            "Objects in the operator's watch-fed copy of the origins, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.origin_copy_current = Gauge(
+            f"{PREFIX}_origin_copy_current",
+            "1 while the kind's watch-fed copy is current, 0 while it is being listed again "
+            "(its routes hold).",
+            ["kind"],
+            registry=registry,
+        )
         self._lock = threading.Lock()
         self._routes: dict[tuple[str, str], _Route] = {}
         registry.register(_RouteCollector(self._routes, self._lock))
@@ -423,6 +436,12 @@ class OperatorMetrics:
         with self._lock:
             seen, self._seen = self._seen, set()
         self.retain_routes(seen)
+
+    def origin_copies(self, copies: Mapping[str, tuple[int, bool]]) -> None:
+        """Per kind: the objects the watch-fed copy holds, and whether it is current."""
+        for kind, (objects, current) in copies.items():
+            self.origin_objects.labels(kind).set(objects)
+            self.origin_copy_current.labels(kind).set(1 if current else 0)
 
     def cycle_failed(self) -> None:
         self.cycles.labels("failed").inc()
