@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sys
 import time
@@ -83,7 +84,7 @@ def snapshot_entry(body: kopf.Body) -> dict[tuple[str, str], RouteSnapshot]:
         name=str(meta.get("name")),
         uid=str(meta.get("uid", "")),
         generation=meta.get("generation"),
-        spec=_plain(body.get("spec", {})),
+        spec=json.dumps(body.get("spec", {}), separators=(",", ":")),
         status=_plain(body.get("status", {})),
     )
     return {(snap.namespace, snap.name): snap}
@@ -97,7 +98,8 @@ def _plain(value: Any) -> Any:
     """A plain copy of a watched body's part for the index, its keys and short strings
     shared: every route's status repeats the same keys, condition types, reasons and (in
     one cycle) timestamps. At 10,000 routes that is ~43 MB less (4.4 instead of 8.7 kB a
-    route, measured on a healthy route's spec and status)."""
+    route, measured on a healthy route's spec and status). The spec is kept as compact
+    JSON text instead (read only when its generation changes)."""
     if isinstance(value, Mapping):
         return {sys.intern(str(k)): _plain(v) for k, v in value.items()}
     if isinstance(value, list):
