@@ -556,3 +556,34 @@ def test_failed_coverage_is_logged_once_per_cycle(caplog: pytest.LogCaptureFixtu
     (record,) = caplog.records
     assert "not refreshed for 5 of 5 batches" in record.getMessage()
     assert TOKEN not in record.getMessage()
+
+
+def test_the_plan_is_reused_while_every_spec_is_the_same_object(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from timeout_budget.observe import latency as latency_module
+
+    plans: list[int] = []
+    real_plan = latency_module.plan_queries
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        plans.append(1)
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(latency_module, "plan_queries", counting)
+    client = FakeClient(answering({"a": "1", "b": "2"}, {"a": ["10", "+Inf"], "b": ["10"]}))
+    observer = LatencyObserver(settings(), client=client)
+    a, b = RouteKey("n/a"), RouteKey("n/b")
+    routes = {a: spec({"route": "a"}), b: spec({"route": "b"})}
+    first = run(client, routes, observer=observer)
+    assert run(client, dict(routes), observer=observer) == first
+    assert len(plans) == 1  # same spec objects: planned once
+    # An equal but new spec object (a new generation): planned again, answers unchanged.
+    assert run(client, {a: spec({"route": "a"}), b: routes[b]}, observer=observer) == first
+    assert len(plans) == 2
+    # A route gone: planned again, and only the other one is asked for.
+    assert set(run(client, {b: routes[b]}, observer=observer)) == {b}
+    assert len(plans) == 3
+    changed = run(client, {b: routes[b], a: spec({"route": "a"}, window="1m")}, observer=observer)
+    assert len(plans) == 4
+    assert changed[a].value == first[a].value

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from timeout_budget.clients.kube import KubeUnavailable
-from timeout_budget.clients.watch_cache import Kind, Store, Watcher, _events
+from timeout_budget.clients.watch_cache import Kind, Store, Watcher, _events, _lines
 from timeout_budget.model import ownership
 from timeout_budget.observe import cluster
 
@@ -95,6 +95,26 @@ def test_watch_lines_become_events_and_blank_lines_are_skipped() -> None:
     lines = [json.dumps({"type": "ADDED", "object": deployment("api", 1)}), "", "  "]
     lines.append(json.dumps({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}}))
     assert [t for t, _ in _events(lines)] == ["ADDED", "BOOKMARK"]
+
+
+class _Chunks:
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = chunks
+
+    def stream(self, amt: Any = None, decode_content: bool = False) -> Iterator[bytes]:
+        yield from self.chunks
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 10_000])
+def test_stream_lines_whatever_the_chunks(size: int) -> None:
+    events = [json.dumps({"type": "MODIFIED", "object": deployment(f"d{i}", i)}) for i in range(9)]
+    body = ("\n".join(events) + "\n").encode()
+    chunks = [body[i : i + size] for i in range(0, len(body), size)]
+    assert [line.decode() for line in _lines(_Chunks(*chunks))] == events
+
+
+def test_a_last_line_without_newline_is_kept() -> None:
+    assert list(_lines(_Chunks(b'{"a":1}\n{"b"', b":2}"))) == [b'{"a":1}', b'{"b":2}']
 
 
 # -- the watcher's thread, against scripted API answers ---------------------------------

@@ -36,7 +36,6 @@ from typing import Any
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
-from kubernetes.watch.watch import iter_resp_lines
 
 from timeout_budget.clients.kube import Fields, KubeUnavailable, slim
 
@@ -262,8 +261,7 @@ class Watcher:
         )
         self._response = response
         try:
-            lines = iter_resp_lines(response)  # type: ignore[no-untyped-call]
-            for event_type, obj in _events(lines):
+            for event_type, obj in _events(_lines(response)):
                 if event_type == "ERROR":
                     if obj.get("code") == 410:
                         raise Gone()
@@ -280,7 +278,26 @@ class Watcher:
         return version
 
 
-def _events(lines: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+def _lines(response: Any) -> Iterator[bytes]:
+    """The watch stream's lines (one event each). Each chunk is scanned once; the client's
+    ``iter_resp_lines`` re-slices its whole buffer for every line it yields, which costs
+    quadratic time when a chunk carries many events."""
+    pending: list[bytes] = []
+    for chunk in response.stream(amt=None, decode_content=False):
+        data = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+        start = 0
+        while (end := data.find(b"\n", start)) != -1:
+            pending.append(data[start:end])
+            yield b"".join(pending)
+            pending.clear()
+            start = end + 1
+        if start < len(data):
+            pending.append(data[start:])
+    if pending:
+        yield b"".join(pending)
+
+
+def _events(lines: Iterable[str | bytes]) -> Iterator[tuple[str, dict[str, Any]]]:
     for line in lines:
         if not line or line.isspace():
             continue

@@ -44,7 +44,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from timeout_budget.model.observation import LatencyObservation, Outcome
-from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec
+from timeout_budget.model.spec import Latency, RouteKey, TimeoutBudgetSpec
 from timeout_budget.observe.promql import (
     BatchQuery,
     OverrideQuery,
@@ -108,6 +108,7 @@ class LatencyObserver:
         self._client: PromClient = client if client is not None else self._connect(settings)
         self._limits: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
         self._coverage: dict[RouteKey, _Coverage] = {}
+        self._last_plan: tuple[dict[RouteKey, Latency], QueryPlan] | None = None
         self.queries_sent = 0
         """HTTP queries sent so far (for benchmarks and metrics)."""
         self.answered_in = 0.0
@@ -185,12 +186,12 @@ class LatencyObserver:
         the first routes while the other queries still run. Every route is in exactly one
         part. A batch whose bucket coverage is due comes with its coverage refreshed.
         Leaving the iteration early cancels the queries still running."""
-        # Planning 10,000 routes takes a few hundred ms of CPU: keep it off the event loop.
-        plan = await asyncio.to_thread(
-            plan_queries,
-            {key: spec.latency for key, spec in routes.items()},
-            self.settings.max_query_length,
-        )
+        latencies = {key: spec.latency for key, spec in routes.items()}
+        plan = self._reusable_plan(latencies)
+        if plan is None:
+            # Planning 10,000 routes takes a few hundred ms of CPU: off the event loop.
+            plan = await asyncio.to_thread(plan_queries, latencies, self.settings.max_query_length)
+            self._last_plan = (latencies, plan)
         if plan.invalid:
             yield {key: LatencyObservation.invalid(msg) for key, msg in plan.invalid.items()}
         stale = {id(batch) for batch in self._stale_coverage(plan)}
@@ -389,6 +390,20 @@ class LatencyObserver:
         return LatencyObservation.value(value)
 
     # ------------------------------------------------------------------ coverage cache
+
+    def _reusable_plan(self, latencies: Mapping[RouteKey, Latency]) -> QueryPlan | None:
+        """The last cycle's plan, when the routes are the same and each route's latency spec
+        is the very object planned then (specs are parsed once per generation, so an
+        unchanged route hands over the same object; a changed one, a new object)."""
+        if self._last_plan is None:
+            return None
+        planned, plan = self._last_plan
+        if len(planned) != len(latencies):
+            return None
+        for key, latency in latencies.items():
+            if planned.get(key) is not latency:
+                return None
+        return plan
 
     def _stale_coverage(self, plan: QueryPlan) -> list[BatchQuery]:
         """Batches with at least one route whose bucket bounds are unknown or due."""
