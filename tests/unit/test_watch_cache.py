@@ -3,7 +3,7 @@
 The list and watch answers below are the bytes the API server sends (a list page as JSON, a
 watch as one JSON event per line), read by the real client code that parses them; the
 functions that would send the requests are replaced (no server: a unit test). The same copy
-against the real API server is tested in tests/integration/test_watch_cache.py.
+against the real API server is tested in tests/integration/test_origin_watches.py.
 """
 
 from __future__ import annotations
