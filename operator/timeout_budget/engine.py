@@ -123,6 +123,10 @@ class EdgeSync(Protocol):
         self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec, actions: Sequence[Action]
     ) -> None: ...
 
+    def awaits_flush(self, key: RouteKey) -> bool:
+        """Whether the route's report must wait for ``flush`` (see ``ZoneRegistry``)."""
+        ...
+
     async def flush(self) -> Mapping[RouteKey, str]:
         """End of cycle: send each zone's batched changes (one ruleset write per zone).
 
@@ -192,7 +196,8 @@ class Engine:
         valid = [s for s in snapshots if s.key in specs]
         latency: dict[RouteKey, LatencyObservation] = {}
         deferred: list[_Pending] = []
-        """Routes with an edge: reported after the zone's one batched write (``flush``)."""
+        """Routes whose edge changes are queued (or failed): reported after the zone's one
+        batched write (``flush``), with its outcome. Every other route reports at once."""
 
         async def evaluate_one(snap: RouteSnapshot) -> None:
             if not self.may_act():
@@ -206,8 +211,8 @@ class Engine:
                 return
             if item is None:
                 return
-            if self.edge is not None and item.spec.edge is not None:
-                deferred.append(item)
+            if self.edge is not None and self.edge.awaits_flush(item.snap.key):
+                deferred.append(item)  # reported with the outcome of the zone's one write
             else:
                 await finish_one(item, None)
 
@@ -554,8 +559,8 @@ class Engine:
 
 @dataclass(frozen=True)
 class _Pending:
-    """A route decided and applied this cycle, to be reported (a route with an edge: after
-    the zone's batched write, ``EdgeSync.flush``)."""
+    """A route decided and applied this cycle, to be reported (a route with edge changes
+    queued: after the zone's batched write, ``EdgeSync.flush``)."""
 
     snap: RouteSnapshot
     spec: TimeoutBudgetSpec

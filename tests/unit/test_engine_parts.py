@@ -66,3 +66,54 @@ def test_a_route_no_answer_covered_holds_and_says_why() -> None:
     assert world.status["late"]["state"] == "NoData"
     assert "not observed this cycle" in world.status["late"]["message"]
     assert world.replicas["late"] == 3
+
+
+class _Edge:
+    """Stands where the ZoneRegistry stands: nothing to observe or change; ``waiting``
+    routes await the flush (say, they failed at the last one). Records what the statuses
+    were when the flush came."""
+
+    def __init__(self, world: World, waiting: set[RouteKey]) -> None:
+        self.world = world
+        self.waiting = waiting
+        self.at_flush: dict[str, Any] = {}
+
+    def observe(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> None:
+        return None
+
+    def rerouted(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> frozenset[Any]:
+        return frozenset()
+
+    def conditions(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> tuple[()]:
+        return ()
+
+    async def apply(self, *args: Any) -> None:
+        return None
+
+    def awaits_flush(self, key: RouteKey) -> bool:
+        return key in self.waiting
+
+    async def flush(self) -> Mapping[RouteKey, str]:
+        self.at_flush = copy.deepcopy(self.world.status)
+        return {}
+
+
+class EdgeWorld(World):
+    def snapshots(self) -> list[Any]:
+        snaps = super().snapshots()
+        for snap in snaps:
+            snap.spec["edge"] = {"zoneRef": {"name": "zone"}}  # type: ignore[index]
+        return snaps
+
+
+def test_only_routes_whose_edge_awaits_the_flush_are_reported_after_it() -> None:
+    world = EdgeWorld(["steady", "waiting"])
+    edge = _Edge(world, {route_key(NS, "waiting")})
+    engine = engine_for(world)
+    engine.edge = edge
+    world.now += 15
+    report = asyncio.run(engine.evaluate(world.snapshots()))
+    assert edge.at_flush["steady"]["state"] == "Healthy"  # reported before the flush
+    assert edge.at_flush["waiting"] == {}  # waited for it
+    assert world.status["waiting"]["state"] == "Healthy"
+    assert report.status_patches == 2

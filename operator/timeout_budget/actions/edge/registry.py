@@ -256,6 +256,19 @@ class ZoneRegistry:
             else:
                 pending.rules[item.ref] = (key, item.rule)
 
+    def awaits_flush(self, key: RouteKey) -> bool:
+        """Whether this cycle's ``flush`` can change what the route reports: it queued
+        changes, its changes failed before the flush, or it failed at the last flush (its
+        condition then clears or stays). Any other route reports at once; a zone-wide
+        problem a flush finds shows in its condition from the next cycle on."""
+        if key in self._apply_failures or key in self._last_failures:
+            return True
+        return any(
+            item[0] == key
+            for pending in self._batches.values()
+            for item in (*pending.rules.values(), *pending.dns.values())
+        )
+
     async def flush(self) -> Mapping[RouteKey, str]:
         """Send every zone's queued changes (one Cache Rules PUT per zone, zones in
         parallel); returns the failure reason per route."""
