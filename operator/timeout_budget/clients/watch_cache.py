@@ -314,7 +314,9 @@ def _describe(exc: Exception) -> str:
 class WatchedLists:
     """The loop's namespace lists (the ``list_*`` methods ``observe.cluster`` calls on
     ``Kube``) served from watches. ``namespaces``: the namespaces the operator serves, or
-    None for the whole cluster (one watch per kind)."""
+    None for the whole cluster (one watch per kind). The ``fields`` the readers pass are
+    the ones the copies were built with (``observe.cluster.FIELDS``): they are not read
+    again per call."""
 
     def __init__(
         self,
