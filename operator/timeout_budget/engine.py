@@ -211,7 +211,8 @@ class Engine:
                 return
             if item is None:
                 return
-            if self.edge is not None and self.edge.awaits_flush(item.snap.key):
+            edge = self.edge
+            if edge is not None and item.spec.edge is not None and edge.awaits_flush(item.snap.key):
                 deferred.append(item)  # reported with the outcome of the zone's one write
             else:
                 await finish_one(item, None)

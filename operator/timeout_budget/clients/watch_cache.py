@@ -284,7 +284,7 @@ def _lines(response: Any) -> Iterator[bytes]:
     quadratic time when a chunk carries many events."""
     pending: list[bytes] = []
     for chunk in response.stream(amt=None, decode_content=False):
-        data = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+        data = chunk.encode() if isinstance(chunk, str) else chunk
         start = 0
         while (end := data.find(b"\n", start)) != -1:
             pending.append(data[start:end])
