@@ -319,8 +319,8 @@ class Engine:
         shown = _shown(snap.status)
         key = self._quiet_key(snap, spec, observation, memory, shown, origin.problems, now)
         known = self._quiet.get(snap.key)
-        if key is not None and known is not None and known.matches(key, snap.status):
-            # Same inputs, a decision the time cannot change, the status it left: done.
+        if known is not None and known.matches(key, snap.status, now):
+            # Same inputs, a decision the time cannot change yet, the status it left: done.
             report.unchanged += 1
             report.states[known.state] = report.states.get(known.state, 0) + 1
             self.metrics.route_unchanged(snap.namespace, snap.name, _read(latency))
@@ -348,10 +348,8 @@ class Engine:
         shown: float | None,
         problems: Sequence[str],
         now: float,
-    ) -> tuple[Any, ...] | None:
-        """The route's inputs, when no passing time can change its decision (else None)."""
-        if not quiet.time_invariant(spec, memory, now):
-            return None
+    ) -> tuple[Any, ...]:
+        """The route's inputs, all but the time (``decide.quiet``)."""
         ctx = Context.of(spec, observation, now, shown)
         edge = tuple(self.edge.conditions(snap.namespace, snap.key, spec)) if self.edge else ()
         return (snap.uid, snap.generation, *quiet.inputs(ctx, memory, shown, (*problems, *edge)))
@@ -407,8 +405,9 @@ class Engine:
         await self._emit_events(snap, decision.dry_run, acted, failures, decision.refusals)
         patched = await self._patch_status(snap, new, report)
         key, memory = item.quiet_key, item.memory
-        if key is not None and not (failures or patched) and quiet.reusable(decision, memory):
-            self._quiet[snap.key] = _Quiet(key, snap.status, decision.state.value)
+        if not (failures or patched) and quiet.reusable(decision, memory):
+            until = quiet.stable_until(spec, memory, now)
+            self._quiet[snap.key] = _Quiet(key, snap.status, decision.state.value, until)
         else:
             self._quiet.pop(snap.key, None)  # decided afresh next cycle
 
@@ -572,7 +571,7 @@ class _Pending:
     problems: Sequence[str]
     memory: Memory
     """The memory the route was decided with."""
-    quiet_key: tuple[Any, ...] | None = None
+    quiet_key: tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -582,10 +581,12 @@ class _Quiet:
     inputs: tuple[Any, ...]
     status: Mapping[str, Any]
     state: str
+    until: float
+    """``quiet.stable_until``: from then on, a window's end may change the decision."""
 
-    def matches(self, inputs: tuple[Any, ...], current: Mapping[str, Any]) -> bool:
+    def matches(self, inputs: tuple[Any, ...], current: Mapping[str, Any], now: float) -> bool:
         # The status too: one edited by a person or another replica is decided again.
-        return self.inputs == inputs and self.status == current
+        return now < self.until and self.inputs == inputs and self.status == current
 
 
 async def _bounded(items: Sequence[T], work: Callable[[T], Awaitable[R]], limit: int) -> list[R]:

@@ -85,3 +85,21 @@ def p95_metric(engine: Engine, name: str) -> float | None:
     return engine.metrics.registry.get_sample_value(
         "timeout_budget_route_p95_seconds", {"namespace": NS, "name": name}
     )
+
+
+def test_a_route_inside_a_window_is_skipped_until_the_window_ends() -> None:
+    world = World(["a"])  # healthy at its floor: a window running changes nothing for it
+    engine = engine_for(world)
+    key = route_key(NS, "a")
+    first = cycle(engine, world)  # the recovery starts now: memory written
+    assert first.unchanged == 0
+    assert world.status["a"]["memory"]["recoveryStartedAt"]
+    cycle(engine, world)  # decided once with the status as patched
+    inside = cycle(engine, world)
+    assert inside.unchanged == 1  # skipped although its recovery window is still open
+    until = engine._quiet[key].until
+    assert world.now < until < world.now + 3600
+    world.now = until - 15 - 0.5  # the next cycle runs half a second before the end
+    assert cycle(engine, world).unchanged == 1
+    assert cycle(engine, world).unchanged == 0  # the window ended: decided again
+    assert world.status["a"]["state"] == "Healthy"

@@ -1,13 +1,15 @@
 """``decide.quiet``: a quiet route's decision may be reused only when time cannot change it.
 
-The claim checked on thousands of random routes: when ``time_invariant`` holds and the
-decision is ``reusable``, deciding the same inputs any time later gives the very same
-decision (state, message, conditions, memory, everything). A control checks that the
-generator does reach decisions that time *does* change, so the claim is not vacuous.
+The claim checked on thousands of random routes: when the decision is ``reusable``,
+deciding the same inputs at any time before ``stable_until`` gives the very same decision
+(state, message, conditions, memory, everything). Controls check that the generator does
+reach decisions that time *does* change once a window ends, and countdowns that change at
+once, so the claim is not vacuous.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import replace
 
@@ -87,9 +89,9 @@ def random_memory(rng: random.Random) -> Memory:
     )
 
 
-def test_a_reusable_time_invariant_decision_is_the_same_at_any_later_time() -> None:
+def test_a_reusable_decision_is_the_same_until_a_window_can_end() -> None:
     rng = random.Random(20261127)
-    checked = time_mattered = 0
+    checked = waiting = countdowns = 0
     for _ in range(12_000):
         spec, obs, memory = random_spec(rng), random_observation(rng), random_memory(rng)
         memory = memory.adopt(obs.rerouted)  # what the engine hands the ladder
@@ -98,18 +100,44 @@ def test_a_reusable_time_invariant_decision_is_the_same_at_any_later_time() -> N
             before = T0 - rng.choice([30.0, 300.0, 7200.0])
             memory = ladder.decide(spec, obs, memory, before, shown=shown).memory
         first = ladder.decide(spec, obs, memory, T0, shown=shown)
+        if first.counts_down and not first.actions and first.memory == memory:
+            # Reusable but for its countdown: the flag is what keeps it from being reused.
+            assert not quiet.reusable(first, memory)
+            assert ladder.decide(spec, obs, memory, T0 + 1.0, shown=shown) != first
+            countdowns += 1
         if not quiet.reusable(first, memory):
             continue
-        later = [ladder.decide(spec, obs, memory, T0 + dt, shown=shown) for dt in LATER]
-        if quiet.time_invariant(spec, memory, T0):
-            checked += 1
-            for dt, decision in zip(LATER, later, strict=True):
-                assert decision == first, f"changed {dt}s later: {spec=} {obs=} {memory=}"
-        elif any(d != first for d in later):
-            time_mattered += 1
-    # Both kinds were met many times: the claim is tested, and the control has teeth.
-    assert checked > 300, checked
-    assert time_mattered > 50, time_mattered
+        until = quiet.stable_until(spec, memory, T0)
+        assert until > T0
+        assert quiet.time_invariant(spec, memory, T0) == (until == math.inf)
+        waiting += until < math.inf  # the case the time-invariant rule alone never reused
+        times = [T0 + dt for dt in LATER if T0 + dt < until]
+        times += [rng.uniform(T0, min(until, T0 + 86_400.0)) for _ in range(3)]
+        if until < math.inf:
+            times.append(until - 0.001)
+        checked += 1
+        for t in times:
+            decision = ladder.decide(spec, obs, memory, t, shown=shown)
+            assert decision == first, f"changed {t - T0}s later: {spec=} {obs=} {memory=}"
+    # Every kind was met many times: the claim is tested on routes inside a window, and the
+    # control has teeth (decisions the time does change: countdowns, a second later).
+    assert checked > 1000, checked
+    assert waiting > 300, waiting
+    assert countdowns > 50, countdowns
+
+
+def test_stable_until_is_the_first_window_end_after_now() -> None:
+    spec = make_spec(
+        origin={"scaleUpCooldownSeconds": 60, "scaleDownStabilizationSeconds": 300},
+        reroute={"recoverySeconds": 120},
+    )
+    assert quiet.durations(spec) == (60.0, 300.0, 120.0)
+    memory = Memory(recovery_started_at=ago(100), last_scale_up_at=ago(30))
+    # recovery + 120 s is 20 s away; scale-up + 60 s is 30 s away: the nearer wins.
+    assert quiet.stable_until(spec, memory, T0) == T0 + 20
+    assert quiet.stable_until(spec, memory, T0 + 20) == T0 + 30  # that end is now past
+    assert quiet.stable_until(spec, Memory(), T0) == math.inf
+    assert quiet.stable_until(spec, Memory(released_at=ago(300)), T0) == math.inf
 
 
 def test_noise_within_the_shown_band_gives_the_same_inputs() -> None:

@@ -79,6 +79,9 @@ class Step:
     """Why this rung has nothing more to offer (``None``: it could still act)."""
     needs_advice: bool = False
     """A need the route declared cannot be met: Cloudflare's advice applies."""
+    counts_down: bool = False
+    """A note shows the time left on a window ("next scale-down in 42s"): the message then
+    changes with the time alone (``decide.quiet``)."""
 
 
 def secs(seconds: float) -> str:

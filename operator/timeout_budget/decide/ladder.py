@@ -71,6 +71,7 @@ def decide(
         ),
         desired_replicas=desired,
         dry_run=spec.dry_run and not spec.paused,
+        counts_down=any(s.counts_down for s in steps),
     )
 
 

@@ -111,12 +111,12 @@ def _hold_or_undo(ctx: Context, memory: Memory) -> Step:
             notes=(reason,),
         )
     reason = f"rerouted; undone once P95 stays below {secs(ctx.lines.recover)} for {secs(window)}"
-    note = _waiting(ctx, held, window)
     return Step(
         memory,
         actions=tuple(Reroute(t, apply=True, reason=reason) for t in active),
-        notes=(note,),
+        notes=(_waiting(ctx, held, window),),
         exhausted="already rerouted",
+        counts_down=ctx.band is Band.RECOVERED,  # "reroute undone in 42s"
     )
 
 

@@ -33,7 +33,8 @@ def _up(ctx: Context, memory: Memory) -> Step:
         return Step(memory, exhausted=f"at max replicas ({b.cap})")
     wait = ctx.spec.origin.scale_up_cooldown_seconds - ctx.held_for(memory.last_scale_up_at)
     if memory.last_scale_up_at is not None and wait > 0:
-        return Step(memory, notes=(f"next scale-up in {secs(round(wait))} (cooldown)",))
+        note = f"next scale-up in {secs(round(wait))} (cooldown)"
+        return Step(memory, notes=(note,), counts_down=True)
     target = min(b.cap, max(b.running + ctx.spec.origin.scale_up_step, b.least))
     line = "budget" if ctx.band is Band.BREACHING else "at-risk line"
     threshold = ctx.lines.budget if ctx.band is Band.BREACHING else ctx.lines.at_risk
@@ -61,6 +62,7 @@ def _down(ctx: Context, memory: Memory) -> Step:
                 f"next scale-down in {secs(round(window - held))} "
                 f"if P95 stays below {secs(ctx.lines.recover)}",
             ),
+            counts_down=True,
         )
     target = b.current - 1
     reason = (

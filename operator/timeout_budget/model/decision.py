@@ -42,6 +42,8 @@ class Decision:
     """What the operator asks for: the HPA's minReplicas, else the Deployment's replicas."""
     dry_run: bool = False
     """Plan only: apply nothing, report the diffed actions as planned."""
+    counts_down: bool = False
+    """The message shows the time left on a window: it changes with the time alone."""
 
     @property
     def ratio(self) -> float | None:
