@@ -394,6 +394,21 @@ def reaction_trial(
     }
 
 
+def reaction_parts(trial: Mapping[str, Any], cycle_starts: Sequence[float]) -> dict[str, Any]:
+    """A reaction in its two parts: waiting for the cycle that scaled (from the first
+    answer above the line to that cycle's start: up to one interval, depending only on
+    when the rise came) and that cycle's own part (its start to the scale change: the
+    route's query, its decision and the write). A poller's worst case is one interval plus
+    the second part: the rise lands just after the route's query in one cycle."""
+    seen, scaled = trial.get("prometheus_above_at"), trial.get("scaled_at")
+    if seen is None or scaled is None:
+        return {"waiting_seconds": None, "in_cycle_seconds": None}
+    started = max((s for s in cycle_starts if s <= scaled), default=None)
+    if started is None:
+        return {"waiting_seconds": None, "in_cycle_seconds": None}
+    return {"waiting_seconds": started - seen, "in_cycle_seconds": scaled - started}
+
+
 def summary(values: Sequence[float]) -> dict[str, float | None]:
     if not values:
         return {"median": None, "p95": None, "max": None, "min": None}

@@ -279,11 +279,17 @@ def run_size(n: int, args: argparse.Namespace, deadline: float) -> dict[str, Any
             log(f"reaction trial {k + 1}/{args.trials}: {fmt_s(trial['reaction_seconds'])}")
         loads["reaction_end"] = measure.load()
         reactions = [t["reaction_seconds"] for t in trials if t["reaction_seconds"] is not None]
+        starts = [rec["started"] for rec in operator.records() if "started" in rec]
+        for trial in trials:
+            trial.update(measure.reaction_parts(trial, starts))
+        in_cycle = [t["in_cycle_seconds"] for t in trials if t.get("in_cycle_seconds") is not None]
         out["reaction"] = {
             "trials": trials,
             "median_seconds": statistics.median(reactions) if reactions else None,
             "max_seconds": max(reactions) if reactions else None,
             "completed": len(reactions),
+            "in_cycle_median_seconds": statistics.median(in_cycle) if in_cycle else None,
+            "in_cycle_max_seconds": max(in_cycle) if in_cycle else None,
         }
         final = operator.records()
         out["operator_final"] = {
@@ -476,7 +482,10 @@ def print_result(r: dict[str, Any]) -> None:
         )
     lines.append(
         f"reaction: median {fmt_s(react['median_seconds'])}, max {fmt_s(react['max_seconds'])} "
-        f"over {react['completed']} trials (interval {r['interval_seconds']:g}s)"
+        f"over {react['completed']} trials (interval {r['interval_seconds']:g}s); of which "
+        f"inside the cycle that scaled (its start to the scale): median "
+        f"{fmt_s(react.get('in_cycle_median_seconds'))}, max "
+        f"{fmt_s(react.get('in_cycle_max_seconds'))}, the rest waiting for that cycle"
     )
     loads = r["load_average"]
     lines.append(
