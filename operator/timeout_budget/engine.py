@@ -25,6 +25,7 @@ import pydantic
 from timeout_budget.actions import reroute, scale
 from timeout_budget.clients.kube import Conflict, Kube, KubeError
 from timeout_budget.decide import bands, diff, ladder, quiet, status
+from timeout_budget.decide.bands import Lines
 from timeout_budget.decide.context import Context
 from timeout_budget.model import conditions
 from timeout_budget.model.actions import (
@@ -243,7 +244,13 @@ class Engine:
                 async for part in parts:
                     latency.update(part)
                     objects = await lists
-                    ready = [waiting.pop(key) for key in part if key in waiting]
+                    ready = [
+                        snap
+                        for snap in (waiting.pop(key) for key in part if key in waiting)
+                        if not self._still_quiet(
+                            snap, specs[snap.key], part.get(snap.key), objects, now, report
+                        )
+                    ]
                     # The most urgent routes first: a route above its at-risk line is scaled
                     # within moments of the answer, not after the healthy routes were decided.
                     ready.sort(key=lambda s: _urgency(specs[s.key], part.get(s.key)), reverse=True)
@@ -300,6 +307,7 @@ class Engine:
             await self._report_problem(snap, now, "ClusterUnavailable", message, report)
             return None
         origin = cluster.origin_state(snap.key, spec, ns_objects)
+        sources = cluster.origin_sources(spec, ns_objects)
         if not origin.deployment_found:
             await self._report_problem(
                 snap, now, "OriginNotFound", "; ".join(origin.problems), report
@@ -317,13 +325,11 @@ class Engine:
         )
         memory = Memory.from_status(snap.status.get("memory")).adopt(rerouted)
         shown = _shown(snap.status)
-        key = self._quiet_key(snap, spec, observation, memory, shown, origin.problems, now)
+        key, lines = self._quiet_key(snap, spec, observation, memory, shown, origin.problems, now)
         known = self._quiet.get(snap.key)
         if known is not None and known.matches(key, snap.status, now):
             # Same inputs, a decision the time cannot change yet, the status it left: done.
-            report.unchanged += 1
-            report.states[known.state] = report.states.get(known.state, 0) + 1
-            self.metrics.route_unchanged(snap.namespace, snap.name, _read(latency))
+            self._unchanged(snap, known, latency, report)
             return None
         decision = ladder.decide(spec, observation, memory, now, shown=shown)
         changes = diff.changes(decision.actions, observation)
@@ -335,8 +341,9 @@ class Engine:
             if changes:
                 await self._remember(snap, decision)
             acted, failures = await self._apply(snap, spec, changes, origin, ns_objects)
+        seen = _Seen(sources, shown, lines, quiet.latency_inputs(observation.latency, shown, lines))
         return _Pending(
-            snap, spec, observation, decision, acted, failures, origin.problems, memory, key
+            snap, spec, observation, decision, acted, failures, origin.problems, memory, key, seen
         )
 
     def _quiet_key(
@@ -348,11 +355,59 @@ class Engine:
         shown: float | None,
         problems: Sequence[str],
         now: float,
-    ) -> tuple[Any, ...]:
-        """The route's inputs, all but the time (``decide.quiet``)."""
+    ) -> tuple[tuple[Any, ...], Lines]:
+        """The route's inputs, all but the time (``decide.quiet``), and its lines."""
         ctx = Context.of(spec, observation, now, shown)
         edge = tuple(self.edge.conditions(snap.namespace, snap.key, spec)) if self.edge else ()
-        return (snap.uid, snap.generation, *quiet.inputs(ctx, memory, shown, (*problems, *edge)))
+        key = (snap.uid, snap.generation, *quiet.inputs(ctx, memory, shown, (*problems, *edge)))
+        return key, ctx.lines
+
+    def _still_quiet(
+        self,
+        snap: RouteSnapshot,
+        spec: TimeoutBudgetSpec,
+        latency: LatencyObservation | None,
+        objects: Mapping[str, cluster.NamespaceObjects],
+        now: float,
+        report: CycleReport,
+    ) -> bool:
+        """The quiet check without deciding anything: the very same index entry (spec,
+        status), the very same origin objects, the same reading and no edge (whose state
+        lives in the zone registry), before the route's next window ends. Most routes of a
+        large fleet are settled this way, in microseconds; any doubt leaves the route to
+        ``_evaluate_route``, whose full check (``_Quiet.matches``) is the rule."""
+        known = self._quiet.get(snap.key)
+        ns_objects = objects.get(snap.namespace)
+        if (
+            known is None
+            or known.seen is None
+            or known.snap is not snap
+            or latency is None
+            or ns_objects is None
+            or now >= known.until
+            or (self.edge is not None and spec.edge is not None)
+        ):
+            return False
+        seen = known.seen
+        sources = cluster.origin_sources(spec, ns_objects)
+        if any(a is not b for a, b in zip(sources, seen.sources, strict=True)):
+            return False
+        if quiet.latency_inputs(latency, seen.shown, seen.lines) != seen.latency:
+            return False
+        self._unchanged(snap, known, latency, report)
+        return True
+
+    def _unchanged(
+        self,
+        snap: RouteSnapshot,
+        known: _Quiet,
+        latency: LatencyObservation | None,
+        report: CycleReport,
+    ) -> None:
+        """A quiet route keeps its last decision: counted, and its reading in the metrics."""
+        report.unchanged += 1
+        report.states[known.state] = report.states.get(known.state, 0) + 1
+        self.metrics.route_unchanged(snap.namespace, snap.name, _read(latency))
 
     async def _finish(
         self, item: _Pending, edge_failure: str | None, now: float, report: CycleReport
@@ -407,7 +462,9 @@ class Engine:
         key, memory = item.quiet_key, item.memory
         if not (failures or patched) and quiet.reusable(decision, memory):
             until = quiet.stable_until(spec, memory, now)
-            self._quiet[snap.key] = _Quiet(key, snap.status, decision.state.value, until)
+            self._quiet[snap.key] = _Quiet(
+                key, snap.status, decision.state.value, until, snap, item.seen
+            )
         else:
             self._quiet.pop(snap.key, None)  # decided afresh next cycle
 
@@ -572,6 +629,19 @@ class _Pending:
     memory: Memory
     """The memory the route was decided with."""
     quiet_key: tuple[Any, ...]
+    seen: _Seen
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What a route was decided from, for ``Engine._still_quiet``'s identity checks."""
+
+    sources: tuple[Any, ...]
+    """``cluster.origin_sources``: the very objects its origin was read from."""
+    shown: float | None
+    lines: Lines
+    latency: tuple[Any, ...]
+    """``quiet.latency_inputs`` of the reading it was decided on."""
 
 
 @dataclass(frozen=True)
@@ -583,6 +653,9 @@ class _Quiet:
     state: str
     until: float
     """``quiet.stable_until``: from then on, a window's end may change the decision."""
+    snap: RouteSnapshot | None = None
+    """The index entry decided (the fast check wants the very same one)."""
+    seen: _Seen | None = None
 
     def matches(self, inputs: tuple[Any, ...], current: Mapping[str, Any], now: float) -> bool:
         # The status too: one edited by a person or another replica is decided again.

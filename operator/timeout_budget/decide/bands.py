@@ -98,6 +98,14 @@ def steady(
     return seconds if abs(seconds - shown) > tolerance else shown
 
 
+def reading(latency: LatencyObservation, shown: float | None, lines: Lines) -> float | None:
+    """The reading a decision is made on: the usable value, steadied against the one shown."""
+    seconds = usable_seconds(latency)
+    if seconds is None:
+        return None
+    return steady(seconds, shown, lines, latency.top_bucket_seconds)
+
+
 def classify(seconds: float, lines: Lines, top_bucket_seconds: float | None) -> Band:
     if seconds >= lines.budget:
         return Band.BREACHING

@@ -41,10 +41,8 @@ class Context:
         """``shown``: the P95 the route's status shows (see ``bands.steady``)."""
         zone_timeout = observation.edge.zone_timeout_seconds if observation.edge else None
         lines = Lines.of(spec.budget_seconds(zone_timeout), spec.budget)
-        reading = bands.usable_seconds(observation.latency)
+        reading = bands.reading(observation.latency, shown, lines)
         top = observation.latency.top_bucket_seconds
-        if reading is not None:
-            reading = bands.steady(reading, shown, lines, top)
         return cls(
             spec=spec,
             observation=observation,

@@ -34,9 +34,12 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 
+from timeout_budget.decide import bands
+from timeout_budget.decide.bands import Lines
 from timeout_budget.decide.context import Context
 from timeout_budget.model.decision import Decision
 from timeout_budget.model.memory import Memory
+from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import TimeoutBudgetSpec
 
 
@@ -78,6 +81,15 @@ def time_invariant(spec: TimeoutBudgetSpec, memory: Memory, now: float) -> bool:
     return stable_until(spec, memory, now) == math.inf
 
 
+def latency_inputs(
+    latency: LatencyObservation, shown: float | None, lines: Lines
+) -> tuple[Hashable, ...]:
+    """The latency's part of ``inputs`` (outcome, message, top bucket, the reading decided
+    on), computed without a ``Context``: the first thing a quiet route is checked against."""
+    top = latency.top_bucket_seconds
+    return (latency.outcome, latency.message, top, bands.reading(latency, shown, lines))
+
+
 def inputs(
     ctx: Context,
     memory: Memory,
@@ -88,10 +100,7 @@ def inputs(
     obs = ctx.observation
     latency = obs.latency
     return (
-        latency.outcome,
-        latency.message,
-        latency.top_bucket_seconds,
-        ctx.reading,
+        *latency_inputs(latency, shown, ctx.lines),
         obs.scale,
         obs.rerouted,
         obs.edge,

@@ -42,6 +42,19 @@ class NamespaceObjects:
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     hpas: list[dict[str, Any]] = field(default_factory=list)
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _hpa_targets: dict[str, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+
+    def hpa_targeting(self, deployment: str) -> dict[str, Any] | None:
+        """The first HPA whose ``scaleTargetRef`` is this Deployment (indexed on first use,
+        so a namespace's routes find theirs without each scanning every HPA)."""
+        if self._hpa_targets is None:
+            targets: dict[str, dict[str, Any]] = {}
+            for item in self.hpas:
+                ref = item.get("spec", {}).get("scaleTargetRef", {})
+                if ref.get("kind") == "Deployment" and ref.get("name"):
+                    targets.setdefault(ref["name"], item)
+            self._hpa_targets = targets
+        return self._hpa_targets.get(deployment)
 
 
 class ClusterReadError(RuntimeError):
@@ -114,6 +127,20 @@ FIELDS: dict[str, Fields] = {
 """What the loop reads of each kind, by plural (the rest is dropped as it is parsed)."""
 
 
+def origin_sources(spec: TimeoutBudgetSpec, objects: NamespaceObjects) -> tuple[Any, ...]:
+    """The objects ``origin_state`` reads for this route (its Deployment, the HPA targeting
+    it, its reroute Service; ``None`` where absent): while each is the very same object, the
+    origin is unchanged (the copies replace an object on every change, never edit one)."""
+    name = spec.origin.deployment_name
+    reroute = spec.reroute
+    service = reroute.service_name if reroute is not None else None
+    return (
+        objects.deployments.get(name),
+        objects.hpa_targeting(name),
+        objects.services.get(service) if service else None,
+    )
+
+
 def origin_state(key: RouteKey, spec: TimeoutBudgetSpec, objects: NamespaceObjects) -> OriginState:
     """Pure: this route's origin from its namespace's objects."""
     name = spec.origin.deployment_name
@@ -123,7 +150,7 @@ def origin_state(key: RouteKey, spec: TimeoutBudgetSpec, objects: NamespaceObjec
         problems.append(f"Deployment {name} not found")
         scale = ScaleObservation(spec_replicas=0, ready_replicas=0)
         return OriginState(False, scale, problems=tuple(problems))
-    hpa = _hpa_for(name, objects.hpas)
+    hpa = _hpa(objects.hpa_targeting(name))
     dep_annotations = _annotations(deployment)
     if hpa is not None:
         baseline = _int(_annotations(hpa[1]).get(ownership.BASELINE_MIN_REPLICAS))
@@ -165,18 +192,16 @@ def original_selector(service: Mapping[str, Any]) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
 
 
-def _hpa_for(deployment: str, hpas: list[dict[str, Any]]) -> tuple[Hpa, dict[str, Any]] | None:
-    for item in hpas:
-        ref = item.get("spec", {}).get("scaleTargetRef", {})
-        if ref.get("kind") == "Deployment" and ref.get("name") == deployment:
-            spec = item["spec"]
-            hpa = Hpa(
-                name=item["metadata"]["name"],
-                min_replicas=int(spec.get("minReplicas", 1)),
-                max_replicas=int(spec["maxReplicas"]),
-            )
-            return hpa, item
-    return None
+def _hpa(item: dict[str, Any] | None) -> tuple[Hpa, dict[str, Any]] | None:
+    if item is None:
+        return None
+    spec = item["spec"]
+    hpa = Hpa(
+        name=item["metadata"]["name"],
+        min_replicas=int(spec.get("minReplicas", 1)),
+        max_replicas=int(spec["maxReplicas"]),
+    )
+    return hpa, item
 
 
 def _annotations(obj: Mapping[str, Any]) -> dict[str, str]:
