@@ -19,6 +19,7 @@ import asyncio
 import copy
 import cProfile
 import io
+import json
 import pstats
 import sys
 import time
@@ -57,7 +58,9 @@ class Cluster:
         self, namespace: str, fields: Fields | None = None
     ) -> list[dict[str, Any]]:
         self.calls["list"] += 1
-        return copy.deepcopy(list(self.deployments[namespace].values()))
+        # The objects themselves, as the watch-fed copies hand them out: a write replaces
+        # an object (below), so an unchanged one is the very same object next cycle.
+        return list(self.deployments[namespace].values())
 
     async def list_hpas(self, namespace: str, fields: Fields | None = None) -> list[dict[str, Any]]:
         self.calls["list"] += 1
@@ -71,13 +74,17 @@ class Cluster:
 
     async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         self.calls["scale"] += 1
-        self.deployments[namespace][name]["spec"]["replicas"] = replicas
+        changed = copy.deepcopy(self.deployments[namespace][name])
+        changed["spec"]["replicas"] = replicas
+        self.deployments[namespace][name] = changed
 
     async def patch_deployment_metadata(
         self, namespace: str, name: str, annotations: Mapping[str, str | None]
     ) -> None:
         self.calls["patch metadata"] += 1
-        notes = self.deployments[namespace][name]["metadata"]["annotations"]
+        changed = copy.deepcopy(self.deployments[namespace][name])
+        self.deployments[namespace][name] = changed
+        notes = changed["metadata"]["annotations"]
         for key, value in annotations.items():
             if value is None:
                 notes.pop(key, None)
@@ -150,18 +157,20 @@ def main() -> int:
         clock=lambda: simulated[0],
     )
 
+    index: dict[tuple[str, str], tuple[str, RouteSnapshot]] = {}
+
     def snapshots() -> list[RouteSnapshot]:
-        return [
-            RouteSnapshot(
-                ns,
-                name,
-                f"uid-{ns}-{name}",
-                1,
-                spec,
-                copy.deepcopy(cluster.status.get((ns, name), {})),
-            )
-            for (ns, name), spec in specs.items()
-        ]
+        """Like kopf's index: an entry is replaced only when its object changed."""
+        out = []
+        for (ns, name), spec in specs.items():
+            status = cluster.status.get((ns, name), {})
+            text = json.dumps(status, sort_keys=True)
+            known = index.get((ns, name))
+            if known is None or known[0] != text:
+                snap = RouteSnapshot(ns, name, f"uid-{ns}-{name}", 1, spec, json.loads(text))
+                index[(ns, name)] = known = (text, snap)
+            out.append(known[1])
+        return out
 
     print(f"{args.routes} routes in {args.namespaces} namespaces, in-memory cluster and latency")
     profile_text = ""
