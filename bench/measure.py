@@ -114,6 +114,24 @@ class OperatorRun:
             time.sleep(0.2)
         return None
 
+    def request_skip(self) -> None:
+        """The operator's next cycle is skipped (``bench.probe``): the period is the floor's."""
+        self.records_path.with_suffix(".skip").touch()
+
+    def wait_for(self, pred: Any, timeout: float, poll: float = 0.02) -> dict[str, Any] | None:
+        """The first record from now on that ``pred`` accepts (polled every ``poll`` s)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.records()
+            for index in range(self._seen, len(found)):
+                if pred(found[index]):
+                    self._seen = index + 1
+                    return found[index]
+            if not self.alive():
+                raise RuntimeError(f"the operator exited ({self.proc.returncode})")
+            time.sleep(poll)
+        return None
+
     def skip_to_latest(self) -> None:
         self._seen = len(self.records())
 

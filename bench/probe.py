@@ -200,9 +200,25 @@ def _install_phase_timers() -> None:
         _PHASES.clear()
         _CYCLE["started"] = time.time()
         _CYCLE["cpu_started"] = _cpu_seconds()
+        _CYCLE["skipped"] = _skip_requested()
+        if _CYCLE["skipped"]:
+            # The harness times the floor query in this period, at the very moment a cycle
+            # would have started: the operator sends nothing and writes nothing in it.
+            return engine.CycleReport(routes=0)
         return await evaluate(self, snapshots)
 
     engine.Engine.evaluate = timed_evaluate  # type: ignore[method-assign]
+
+
+def _skip_requested() -> bool:
+    """The harness asks for one period without a cycle by leaving a ``.skip`` file next to
+    the records (``measure.Operator.request_skip``); taken once."""
+    flag = Path(os.environ["TBO_BENCH_PROBE_OUT"]).with_suffix(".skip")
+    try:
+        flag.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _cpu_seconds() -> float:
@@ -236,6 +252,7 @@ class _CycleRecorder(logging.Handler):
         line = {
             "ended": time.time(),
             "started": _CYCLE.get("started"),
+            "skipped": bool(_CYCLE.get("skipped")),
             "routes": routes,
             "actions_applied": applied,
             "actions_failed": failed,

@@ -6,8 +6,9 @@ For each size (default 1,000 and 10,000 routes) on a fresh sandbox (see ``bench.
    plus request counters and a record per cycle); after its first full cycle and
    ``--warmup`` more, ``--cycles`` cycles are measured: wall time, Prometheus queries,
    Kubernetes reads and writes, Cloudflare requests (the emulator's log), RSS, CPU;
-2. right after each measured cycle, in the pause before the next, the floor: the batched
-   query alone, timed the same way; and the least writes: routes whose status changed;
+2. for each measured cycle, the floor: the batched query alone, timed the same way, in the
+   next period (which the operator skips) at the moment a cycle would have started, and
+   right after the cycle in its pause; and the least writes: routes whose status changed;
 3. reaction: ``--trials`` times, a reaction route's P95 is raised above its at-risk line at a
    random moment; the time from Prometheus' first answer showing it to the scale change;
 4. the operator stopped, per-object polling (one query per route, as KEDA's Prometheus
@@ -208,58 +209,80 @@ def run_size(n: int, args: argparse.Namespace, deadline: float) -> dict[str, Any
             )
             prev = rec
 
-        # -- measured cycles, the floor right after each ---------------------------------
+        # -- measured cycles, each with its floor ----------------------------------------
+        # The floor is timed twice per measured cycle: right after it, in the pause (as
+        # before), and in the next period, which the operator skips (``bench.probe``), at
+        # the very moment a cycle would have started. The second is the same moment of the
+        # 15 s rhythm as the cycle itself: the bulk scrape (every 15 s too) lands at the same
+        # point of both, so the two are timed with the same background. One more cycle, not
+        # measured, then takes up the changes of the skipped period.
         floor = measure.Floor(prom.url, measure.route_specs(world))
-        loads["cycles_start"] = measure.load()
         cycles: list[dict[str, Any]] = []
         floors: list[dict[str, Any]] = []
         last_floor_end = 0.0
         reserve = args.trials * (args.interval + 20) + 90  # reaction, polling, teardown
+        wait = 2 * args.interval + 60
+
+        def real(record: dict[str, Any]) -> bool:
+            return not record.get("skipped")
+
         while len(cycles) < args.cycles:
             budget_left = deadline - time.monotonic() - reserve
             if budget_left <= 0:
                 notes.append(f"measured {len(cycles)} of {args.cycles} cycles: out of time")
                 break
-            rec = operator.next_record(timeout=budget_left)
+            rec = operator.wait_for(real, timeout=budget_left, poll=0.2)
             if rec is None:
                 notes.append(f"measured {len(cycles)} of {args.cycles} cycles: out of time")
                 break
             cycle = cycle_figures(prev, rec, status, world)
-            # The floor runs in the pause after a cycle; one that ran into the next cycle
-            # would skew both: such a cycle is marked (and said) rather than hidden.
+            # A floor that ran into the next cycle would skew both: such a cycle is marked
+            # (and said) rather than hidden.
             cycle["overlapped_floor"] = bool(rec["started"] and rec["started"] < last_floor_end)
             if cycle["overlapped_floor"]:
-                notes.append(f"measured cycle {len(cycles) + 1} began before the floor query ended")
+                notes.append(f"measured cycle {len(cycles) + 1} began before a floor query ended")
             cycle["load_average"] = measure.load()
             cycles.append(cycle)
-            prev = rec
             before = measure.load()
-            seconds, queries, values = floor.time_once()
-            floors.append(
-                {
-                    "seconds": seconds,
-                    "queries": queries,
-                    "values": values,
-                    "load_before": before,
-                    "load_after": measure.load(),
-                }
-            )
+            after_seconds, queries, values = floor.time_once()
+            operator.request_skip()
+            skipped = operator.wait_for(lambda r: bool(r.get("skipped")), timeout=wait)
+            entry: dict[str, Any] = {
+                "after_cycle_seconds": after_seconds,
+                "queries": queries,
+                "values": values,
+                "load_before": before,
+            }
+            if skipped is not None:
+                entry["seconds"], _, _ = floor.time_once()
+                entry["late_seconds"] = time.time() - entry["seconds"] - skipped["ended"]
+            else:
+                notes.append(f"cycle {len(cycles)}: the operator did not skip its next period")
+            last_floor_end = time.time()
+            entry["load_after"] = measure.load()
+            floors.append(entry)
+            settle = operator.wait_for(real, timeout=wait, poll=0.2)  # takes up the skip
+            if settle is not None and settle["started"] < last_floor_end:
+                notes.append(f"cycle {len(cycles)}: its floor ran into the cycle after it")
+                entry["overlapped"] = True
+            prev = settle if settle is not None else rec
             log(
                 f"cycle {len(cycles)}/{args.cycles}: {cycle['wall_seconds']:.2f}s "
-                f"(floor {seconds:.2f}s), prom {cycle['prometheus_queries']} q, kube "
-                f"{cycle['kube_reads']} r / {cycle['kube_writes']} w "
+                f"(floor {fmt_s(entry.get('seconds'))} at the cycle's moment, "
+                f"{after_seconds:.2f}s right after it), prom {cycle['prometheus_queries']} q, "
+                f"kube {cycle['kube_reads']} r / {cycle['kube_writes']} w "
                 f"(+{cycle.get('watch_events', 0)} watch events), changed "
                 f"{cycle['changed_routes']}, CF {cycle['cloudflare_requests']}, "
                 f"RSS {cycle['rss_mib']:.0f} MiB, CPU {cycle['cpu_seconds_period']:.2f}s, "
                 f"load {cycle['load_average'][0]:.1f}"
             )
-            last_floor_end = time.time()
         loads["cycles_end"] = measure.load()
         floor.close()
         out["cycles"] = summarize_cycles(cycles)
         out["cycles"]["all"] = cycles
         out["floor"] = {
-            "seconds": measure.summary([f["seconds"] for f in floors]),
+            "seconds": measure.summary([f["seconds"] for f in floors if "seconds" in f]),
+            "after_cycle_seconds": measure.summary([f["after_cycle_seconds"] for f in floors]),
             "queries": floors[0]["queries"] if floors else None,
             "routes_with_value": floors[-1]["values"] if floors else None,
             "all": floors,
@@ -279,6 +302,9 @@ def run_size(n: int, args: argparse.Namespace, deadline: float) -> dict[str, Any
             log(f"reaction trial {k + 1}/{args.trials}: {fmt_s(trial['reaction_seconds'])}")
         loads["reaction_end"] = measure.load()
         reactions = [t["reaction_seconds"] for t in trials if t["reaction_seconds"] is not None]
+        scaled = [t["scaled_at"] for t in trials if t.get("scaled_at") is not None]
+        if scaled:  # the record of the cycle that scaled last is written when it ends
+            operator.wait_for(lambda r: r.get("ended", 0) >= max(scaled), timeout=wait)
         starts = [rec["started"] for rec in operator.records() if "started" in rec]
         for trial in trials:
             trial.update(measure.reaction_parts(trial, starts))
@@ -417,6 +443,11 @@ def ratios(out: dict[str, Any]) -> dict[str, Any]:
     totals = c["totals"]
     r: dict[str, Any] = {
         "cycle_over_floor": cycle_median / floor_median if cycle_median and floor_median else None,
+        "cycle_over_floor_after_cycle": (
+            cycle_median / floor["after_cycle_seconds"]["median"]
+            if cycle_median and floor.get("after_cycle_seconds", {}).get("median")
+            else None
+        ),
         "writes_over_changed": (
             totals["kube_writes"] / totals["changed_routes"] if totals["changed_routes"] else None
         ),
@@ -458,8 +489,11 @@ def print_result(r: dict[str, Any]) -> None:
         f"cycles measured: {c['count']}; wall median {fmt_s(c['wall_seconds']['median'])}, "
         f"p95 {fmt_s(c['wall_seconds']['p95'])}; phases (median) "
         + ", ".join(f"{k} {v:.2f}s" for k, v in c["phases_median"].items()),
-        f"floor (batched query alone): median {fmt_s(r['floor']['seconds']['median'])} with "
-        f"{r['floor']['queries']} queries; cycle / floor = {fmt_ratio(ra['cycle_over_floor'])}",
+        f"floor (batched query alone, at the moment of the rhythm a cycle starts): median "
+        f"{fmt_s(r['floor']['seconds']['median'])} with {r['floor']['queries']} queries; "
+        f"cycle / floor = {fmt_ratio(ra['cycle_over_floor'])} (right after each cycle: "
+        f"{fmt_s(r['floor']['after_cycle_seconds']['median'])}, cycle / that = "
+        f"{fmt_ratio(ra.get('cycle_over_floor_after_cycle'))})",
         f"per cycle (median): Prometheus {c['prometheus_queries_median']} queries, Kubernetes "
         f"{c['kube_reads_median']} reads / {c['kube_writes_median']} writes, Cloudflare "
         f"{c['cloudflare_requests_median']} requests, status patches {c['status_patches_median']}, "
