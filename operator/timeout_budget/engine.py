@@ -59,7 +59,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RouteSnapshot:
     """A TimeoutBudget as the watch last saw it."""
 
@@ -614,7 +614,7 @@ class Engine:
         await self._report_problem(snap, now, "InvalidSpec", f"invalid spec: {errors}", report)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Pending:
     """A route decided and applied this cycle, to be reported (a route with edge changes
     queued: after the zone's batched write, ``EdgeSync.flush``)."""
@@ -632,7 +632,7 @@ class _Pending:
     seen: _Seen
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Seen:
     """What a route was decided from, for ``Engine._still_quiet``'s identity checks."""
 
@@ -644,7 +644,7 @@ class _Seen:
     """``quiet.latency_inputs`` of the reading it was decided on."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Quiet:
     """A quiet route's last evaluation: its inputs, and the status it found unchanged."""
 

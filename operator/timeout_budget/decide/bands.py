@@ -33,7 +33,7 @@ class Band(Enum):
         return self in (Band.AT_RISK, Band.BREACHING)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Lines:
     budget: int
     at_risk: float

@@ -25,7 +25,7 @@ from timeout_budget.model.actions import RerouteTarget, RerouteVia
 from timeout_budget.model.timestamps import parse_rfc3339, rfc3339
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Memory:
     at_risk: bool = False
     """Hysteresis latch: set when P95 reaches the at-risk line, cleared only below the

@@ -20,7 +20,7 @@ class Outcome(StrEnum):
     INVALID = "InvalidSelector"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LatencyObservation:
     outcome: Outcome
     seconds: float | None = None

@@ -16,7 +16,7 @@ from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import MAX_EDGE_TIMEOUT_SECONDS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Hpa:
     """An autoscaling/v2 HPA that targets the origin Deployment and so owns its replicas."""
 
@@ -25,7 +25,7 @@ class Hpa:
     max_replicas: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScaleObservation:
     spec_replicas: int
     """The Deployment's ``spec.replicas`` (with an HPA: the HPA's current choice)."""
@@ -37,7 +37,7 @@ class ScaleObservation:
     nothing, so it has nothing to give back and never scales down."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EdgeObservation:
     """The zone's Cloudflare state as far as this route is concerned."""
 
@@ -58,7 +58,7 @@ class EdgeObservation:
         return self.zone_timeout_seconds
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RouteObservation:
     latency: LatencyObservation
     scale: ScaleObservation
