@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 import pydantic
@@ -327,8 +327,12 @@ class Engine:
         shown = _shown(snap.status)
         key, lines = self._quiet_key(snap, spec, observation, memory, shown, origin.problems, now)
         known = self._quiet.get(snap.key)
+        seen = _Seen(sources, shown, lines, quiet.latency_inputs(observation.latency, shown, lines))
         if known is not None and known.matches(key, snap.status, now):
             # Same inputs, a decision the time cannot change yet, the status it left: done.
+            # What it was read from now is what the fast check compares with next time (an
+            # index entry or an origin object replaced without a change, a relist).
+            self._quiet[snap.key] = replace(known, status=snap.status, snap=snap, seen=seen)
             self._unchanged(snap, known, latency, report)
             return None
         decision = ladder.decide(spec, observation, memory, now, shown=shown)
@@ -341,7 +345,6 @@ class Engine:
             if changes:
                 await self._remember(snap, decision)
             acted, failures = await self._apply(snap, spec, changes, origin, ns_objects)
-        seen = _Seen(sources, shown, lines, quiet.latency_inputs(observation.latency, shown, lines))
         return _Pending(
             snap, spec, observation, decision, acted, failures, origin.problems, memory, key, seen
         )
