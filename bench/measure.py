@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -375,15 +374,15 @@ def reaction_trial(
     world: w.World,
     watch: ReplicaWatch,
     name: str,
-    interval: float,
-    rng: random.Random,
+    raise_at: float,
     timeout: float,
 ) -> dict[str, Any]:
-    """Raise one reaction route's P95 over its at-risk line; time Prometheus → scale."""
+    """Raise one reaction route's P95 over its at-risk line at ``raise_at`` (Unix seconds);
+    time Prometheus → scale."""
     prom, exporter = world.prometheus, world.react_exporter
     assert prom is not None
     assert exporter is not None
-    time.sleep(rng.uniform(0, interval))  # a random phase against the operator's cycle
+    time.sleep(max(0.0, raise_at - time.time()))
     raised = time.time()
     exporter.set_route(name, p95=w.REACT_HIGH_P95, rps=20, host=w.REACT_HOST)
     deadline = time.monotonic() + timeout
@@ -410,6 +409,21 @@ def reaction_trial(
         "scaled_at": scaled,
         "reaction_seconds": None if seen is None or scaled is None else scaled - seen,
     }
+
+
+def raise_moment(
+    now: float, last_cycle_start: float, interval: float, trial: int, trials: int, jitter: float
+) -> float:
+    """When trial ``trial`` of ``trials`` raises its route: the first moment after ``now``
+    at phase ``(trial + jitter) / trials`` of the operator's rhythm (``jitter`` in [0, 1)).
+    The trials' phases are spread evenly over the interval (stratified), so five trials see
+    five different points of the cycle instead of wherever the draws happen to fall; where
+    the rise lands against the route's query is what decides a poller's reaction."""
+    phase = (trial + jitter) / trials * interval
+    moment = last_cycle_start + phase
+    while moment <= now + 1.0:
+        moment += interval
+    return moment
 
 
 def reaction_parts(trial: Mapping[str, Any], cycle_starts: Sequence[float]) -> dict[str, Any]:

@@ -56,6 +56,15 @@ def _fmt(value: Any, digits: int = 2, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
+def _floor(r: Mapping[str, Any]) -> str:
+    """The floor the ratio uses; since the phase-matched floor, the one right after the
+    cycle too (the only one measured before it, so older runs show that one alone)."""
+    floor = r["floor"]
+    text = f"{_fmt(floor['seconds']['median'])} s"
+    after = (floor.get("after_cycle_seconds") or {}).get("median")
+    return text if after is None else f"{text} (after: {_fmt(after)} s)"
+
+
 def rows(results: Sequence[Mapping[str, Any]]) -> list[str]:
     header = (
         "| run | routes | cycles | cycle median / p95 | floor query | cycle / floor "
@@ -78,8 +87,8 @@ def rows(results: Sequence[Mapping[str, Any]]) -> list[str]:
                     f"{r['routes']:,}",
                     str(c.get("count")),
                     f"{_fmt(c['wall_seconds']['median'])} / {_fmt(c['wall_seconds']['p95'])} s",
-                    f"{_fmt(r['floor']['seconds']['median'])} s",
-                    _fmt(r["ratios"].get("cycle_over_floor"), 1, "x"),
+                    _floor(r),
+                    _fmt(r["ratios"].get("cycle_over_floor"), 2, "x"),
                     _fmt(c.get("prometheus_queries_median"), 0),
                     _fmt(c.get("kube_reads_median"), 0),
                     _fmt(c.get("kube_writes_median"), 0),

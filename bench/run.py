@@ -9,8 +9,9 @@ For each size (default 1,000 and 10,000 routes) on a fresh sandbox (see ``bench.
 2. for each measured cycle, the floor: the batched query alone, timed the same way, in the
    next period (which the operator skips) at the moment a cycle would have started, and
    right after the cycle in its pause; and the least writes: routes whose status changed;
-3. reaction: ``--trials`` times, a reaction route's P95 is raised above its at-risk line at a
-   random moment; the time from Prometheus' first answer showing it to the scale change;
+3. reaction: ``--trials`` times, a reaction route's P95 is raised above its at-risk line, the
+   trials spread evenly over the phases of the operator's rhythm; the time from
+   Prometheus' first answer showing it to the scale change;
 4. the operator stopped, per-object polling (one query per route, as KEDA's Prometheus
    scaler does per ScaledObject) next to the batched query, in the same quiet conditions;
    above ``--poll-sample`` routes a sample is timed and the rest extrapolated.
@@ -297,7 +298,11 @@ def run_size(n: int, args: argparse.Namespace, deadline: float) -> dict[str, Any
             if deadline - time.monotonic() < timeout + args.interval + 60:
                 notes.append(f"reaction: {k} of {args.trials} trials, out of time")
                 break
-            trial = measure.reaction_trial(world, replicas, name, args.interval, rng, timeout)
+            started = [r["started"] for r in operator.records() if r.get("started")]
+            raise_at = measure.raise_moment(
+                time.time(), max(started), args.interval, k, args.trials, rng.random()
+            )
+            trial = measure.reaction_trial(world, replicas, name, raise_at, timeout)
             trials.append(trial)
             log(f"reaction trial {k + 1}/{args.trials}: {fmt_s(trial['reaction_seconds'])}")
         loads["reaction_end"] = measure.load()
