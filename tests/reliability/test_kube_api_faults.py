@@ -124,7 +124,13 @@ def test_apiserver_restart_watches_resume_and_the_loop_goes_on(
 
 @dataclass
 class Writer:
-    """Rewrites objects with resourceVersion-conditioned PUTs until stopped."""
+    """Rewrites objects with resourceVersion-conditioned PUTs until stopped: one thread per
+    object, each holding its read for ``GAP`` seconds before writing it back, so a write by
+    anyone else (the operator's few) lands inside that gap nearly every time (with one
+    thread for all three objects, each sat in a 10 ms gap a third of the time or less, and
+    the control below, that the writer did race someone, failed in one CI run)."""
+
+    GAP = 0.05
 
     cp: ControlPlane
     ns: str
@@ -139,7 +145,11 @@ class Writer:
         self.apps = kubernetes.client.AppsV1Api(api)
         self.core = kubernetes.client.CoreV1Api(api)
         self.autoscaling = kubernetes.client.AutoscalingV2Api(api)
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self._lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._run, args=(target,), daemon=True)
+            for target in self.targets
+        ]
 
     def _calls(self, kind: str) -> tuple[Any, Any]:
         if kind == "deployment":
@@ -151,31 +161,33 @@ class Writer:
             self.autoscaling.replace_namespaced_horizontal_pod_autoscaler,
         )
 
-    def _run(self) -> None:
+    def _run(self, target: tuple[str, str]) -> None:
+        read, replace = self._calls(target[0])
         while not self._stop.is_set():
-            for target in self.targets:
-                read, replace = self._calls(target[0])
-                count = self.writes.get(target, 0) + 1
-                obj = read(target[1], self.ns)
-                time.sleep(0.01)  # a controller's read-modify-write gap: others write meanwhile
-                obj.metadata.annotations = {**(obj.metadata.annotations or {}), COUNTER: str(count)}
-                try:
-                    replace(target[1], self.ns, obj)
-                except ApiException as exc:
+            count = self.writes.get(target, 0) + 1
+            obj = read(target[1], self.ns)
+            time.sleep(self.GAP)  # a controller's read-modify-write gap: others write meanwhile
+            obj.metadata.annotations = {**(obj.metadata.annotations or {}), COUNTER: str(count)}
+            try:
+                replace(target[1], self.ns, obj)
+            except ApiException as exc:
+                with self._lock:
                     if exc.status == 409:
                         self.conflicts += 1
-                        continue
-                    self.errors.append(f"{exc.status} {exc.reason}")
-                    continue
-                self.writes[target] = count
+                    else:
+                        self.errors.append(f"{exc.status} {exc.reason}")
+                continue
+            self.writes[target] = count
 
     def __enter__(self) -> Writer:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self.thread.join(timeout=10)
+        for thread in self.threads:
+            thread.join(timeout=10)
 
 
 def test_concurrent_writers_lose_nothing(
