@@ -307,7 +307,6 @@ class Engine:
             await self._report_problem(snap, now, "ClusterUnavailable", message, report)
             return None
         origin = cluster.origin_state(snap.key, spec, ns_objects)
-        sources = cluster.origin_sources(spec, ns_objects)
         if not origin.deployment_found:
             await self._report_problem(
                 snap, now, "OriginNotFound", "; ".join(origin.problems), report
@@ -327,6 +326,7 @@ class Engine:
         shown = _shown(snap.status)
         key, lines = self._quiet_key(snap, spec, observation, memory, shown, origin.problems, now)
         known = self._quiet.get(snap.key)
+        sources = cluster.origin_sources(spec, ns_objects)
         seen = _Seen(sources, shown, lines, quiet.latency_inputs(observation.latency, shown, lines))
         if known is not None and known.matches(key, snap.status, now):
             # Same inputs, a decision the time cannot change yet, the status it left: done.
@@ -383,7 +383,6 @@ class Engine:
         ns_objects = objects.get(snap.namespace)
         if (
             known is None
-            or known.seen is None
             or known.snap is not snap
             or latency is None
             or ns_objects is None
@@ -656,9 +655,9 @@ class _Quiet:
     state: str
     until: float
     """``quiet.stable_until``: from then on, a window's end may change the decision."""
-    snap: RouteSnapshot | None = None
+    snap: RouteSnapshot
     """The index entry decided (the fast check wants the very same one)."""
-    seen: _Seen | None = None
+    seen: _Seen
 
     def matches(self, inputs: tuple[Any, ...], current: Mapping[str, Any], now: float) -> bool:
         # The status too: one edited by a person or another replica is decided again.
