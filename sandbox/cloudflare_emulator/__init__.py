@@ -4,7 +4,7 @@ The real Cloudflare API cannot be reached from tests, yet the operator must be t
 through the real ``cloudflare`` SDK, exactly as in production. This package serves, on
 127.0.0.1, the zone setting ``proxy_read_timeout``, the Cache Rules entry point and its
 single-rule endpoints, and DNS records, with Cloudflare's envelope and error codes. It
-validates every request body against the official schemas in ``../shared/cloudflare-api``,
+validates every request body against the official schemas in ``openapi/`` (shipped here),
 models plans (``editable``, rule quotas), the per-token rate limit with 429 and
 ``Retry-After``, injected faults and a request log, and can be steered from the test
 process (``CloudflareEmulator``) or over HTTP (``/__emulator/...``, see ``admin``).

@@ -58,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rate-window", type=float, default=DEFAULT_WINDOW_SECONDS, help="window in seconds"
     )
-    p.add_argument("--schemas", default=None, help="schema folder (default: shared/cloudflare-api)")
+    p.add_argument("--schemas", default=None, help="schema folder (default: openapi/ here)")
     return p
 
 

@@ -1,7 +1,8 @@
 """Turn Cloudflare's OpenAPI extracts into JSON Schemas a validator can run on requests.
 
-The emulator checks each request body against the official extracts in
-``../shared/cloudflare-api/`` (beside the repository, or ``$TBO_CLOUDFLARE_SCHEMAS``).
+The emulator checks each request body against the official extracts in ``openapi/``
+beside this module (or the folder ``$TBO_CLOUDFLARE_SCHEMAS`` names); ``openapi/README.md``
+says where each file comes from and under which licence.
 They are OpenAPI 3.0 documents from 2024, and read literally they would reject requests
 the real API and SDK send every day. The conversion below allows for exactly the quirks
 the design lists, and nothing more:
@@ -37,8 +38,7 @@ from typing import Any
 from sandbox.cloudflare_emulator.protocol import JsonObject
 
 SCHEMAS_ENV = "TBO_CLOUDFLARE_SCHEMAS"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DIR = REPO_ROOT.parent / "shared" / "cloudflare-api"
+DEFAULT_DIR = Path(__file__).resolve().parent / "openapi"
 
 OPENAPI_FILES = (
     "zone_setting_proxy_read_timeout.json",
@@ -59,7 +59,7 @@ class SchemasUnavailable(FileNotFoundError):
 
 def schema_dir(explicit: Path | str | None = None) -> Path:
     """Where the schemas are: the argument, else ``$TBO_CLOUDFLARE_SCHEMAS``, else the
-    ``shared/cloudflare-api`` folder beside the repository."""
+    ``openapi`` folder shipped with the emulator."""
     if explicit is not None:
         return Path(explicit)
     from_env = os.environ.get(SCHEMAS_ENV)

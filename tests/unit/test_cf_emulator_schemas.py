@@ -94,9 +94,11 @@ def test_schema_folder_comes_from_the_environment_when_set(
     assert schemas.load().minimal["$defs"]
 
 
-def test_default_schema_folder_is_beside_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_schema_folder_ships_with_the_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(schemas.SCHEMAS_ENV, raising=False)
-    assert schemas.schema_dir() == schemas.REPO_ROOT.parent / "shared" / "cloudflare-api"
+    folder = schemas.schema_dir()
+    assert folder == Path(schemas.__file__).resolve().parent / "openapi"
+    assert {*schemas.OPENAPI_FILES, schemas.MINIMAL_FILE} <= {p.name for p in folder.iterdir()}
 
 
 def test_missing_schema_folder_names_the_override(tmp_path: Path) -> None:
