@@ -1,4 +1,4 @@
-"""The operator's Cache Rules among other people's: refs, descriptions, expressions, merge.
+"""The operator's Cache Rules among other people's: refs, expressions, per-rule writes.
 
 What a user would see in the dashboard: one rule per route with a readable ref and a
 description naming the TimeoutBudget, an expression that matches exactly the route's host
@@ -11,9 +11,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import octorules_wirefilter as wirefilter
 import pytest
+from cloudflare.types.rulesets.set_cache_settings_rule_param import SetCacheSettingsRuleParam
 
-from timeout_budget.decide import rules
+from timeout_budget.decide import rule_paths, rules
 
 pytestmark = pytest.mark.unit
 
@@ -101,61 +103,86 @@ def test_description_names_the_resource_and_marks_ownership() -> None:
 
 # -- expressions -------------------------------------------------------------------------
 
+PATH = "http.request.uri.path"
+
+
+def _exact(prefix: str, host: str = "api.example.com") -> str:
+    return (
+        f'(http.host eq "{host}" and ({PATH} eq "{prefix}" or starts_with({PATH}, "{prefix}/")))'
+    )
+
 
 @pytest.mark.parametrize(
     ("host", "path", "expected"),
     [
-        (
-            "api.example.com",
-            "/export",
-            '(http.host eq "api.example.com" and starts_with(http.request.uri.path, "/export"))',
-        ),
+        ("api.example.com", "/export", _exact("/export")),
         ("API.Example.com", "/", '(http.host eq "api.example.com")'),
         (
             "api.example.com",
-            '/a"b',
-            '(http.host eq "api.example.com" and starts_with(http.request.uri.path, "/a\\"b"))',
+            "/export/",
+            f'(http.host eq "api.example.com" and starts_with({PATH}, "/export/"))',
         ),
-        (
-            "api.example.com",
-            "/a\\",
-            '(http.host eq "api.example.com" and starts_with(http.request.uri.path, "/a\\\\"))',
-        ),
+        ("api.example.com", '/a"b', _exact('/a\\"b')),
+        ("api.example.com", "/a\\b", _exact("/a/b")),  # Cloudflare turns \ into /
+        ("api.example.com", "//a///b", _exact("/a/b")),
+        ("api.example.com", "/%65xport", _exact("/export")),  # unreserved decoded
+        ("api.example.com", "/a%2fb", _exact("/a%2Fb")),  # reserved kept, upper-cased
+        ("api.example.com", "/a/./b/../c", _exact("/a/c")),
     ],
 )
-def test_expression_quotes_host_and_path(host: str, path: str, expected: str) -> None:
+def test_expression_quotes_and_normalizes(host: str, path: str, expected: str) -> None:
     assert rules.expression(host, path) == expected
 
 
 @pytest.mark.parametrize(
-    "path",
+    ("path", "prefix", "covered"),
     [
-        '/x") or (http.host ne "',
-        '/x\\") or true or ("',
-        '/x\\\\") or true or ("',
-        '/"',
-        "/\\",
+        ("/export", "/export", True),
+        ("/export/", "/export", True),
+        ("/export/a/b", "/export", True),
+        ("/exports", "/export", False),
+        ("/export-admin", "/export", False),
+        ("/expor", "/export", False),
+        ("/export", "/export/", False),
+        ("/export/x", "/export/", True),
+        ("/anything", "/", True),
     ],
 )
-def test_a_hostile_path_stays_inside_its_string_literal(path: str) -> None:
-    built = rules.expression("api.example.com", path)
-    literal = built[built.index("path, ") + len("path, ") : -2]
+def test_a_prefix_covers_whole_segments(path: str, prefix: str, covered: bool) -> None:
+    assert rule_paths.covers(rule_paths.normalize(prefix), path) is covered
 
-    assert _unquote(literal) == path
-    assert built.endswith('"))')
+
+@pytest.mark.parametrize(
+    "value", ["/a b", "/a?b", "/a#b", "/a\nb", "/a\x00", "/\x7f", "/é", "/a%zz", "/50%"]
+)
+def test_a_prefix_no_request_path_can_hold_is_refused(value: str) -> None:
+    with pytest.raises(rule_paths.UnmatchablePrefix):
+        rules.expression("api.example.com", value)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ['/x")or(http.host.ne"', '/x"or"1"eq"1', '/"', "/a\\", '/a"))or((true', "/%22)or(true"],
+)
+def test_the_expression_holds_exactly_the_literals_meant(path: str) -> None:
+    """Cloudflare's own parser (wirefilter) reads the host and the prefix back, nothing
+    else: no clause can be smuggled in through a value."""
+    prefix = rule_paths.normalize(path)
+    parsed = wirefilter.parse_expression(rules.expression("api.example.com", path))
+
+    assert "error" not in parsed
+    assert parsed["fields"] == ["http.host", PATH]
+    assert sorted(parsed["functions"]) == ["starts_with"]
+    expected = {"api.example.com", prefix, prefix.rstrip("/") + "/"}
+    assert set(parsed["string_literals"]) == expected
 
 
 @pytest.mark.parametrize("host", ['evil.com" or http.host ne "x', 'a\\" or true or "'])
 def test_a_hostile_host_stays_inside_its_string_literal(host: str) -> None:
-    built = rules.expression(host, "/")
-    assert built.startswith("(http.host eq ")
-    assert _unquote(built[len("(http.host eq ") : -1]) == host.lower()
-
-
-@pytest.mark.parametrize("value", ["/a\nb", "/a\x00", "/\x7f"])
-def test_control_characters_are_refused(value: str) -> None:
-    with pytest.raises(ValueError, match="control character"):
-        rules.expression("api.example.com", value)
+    parsed = wirefilter.parse_expression(rules.expression(host, "/"))
+    assert "error" not in parsed
+    assert parsed["string_literals"] == [host.lower()]
+    assert parsed["operators"] == ["eq"]
 
 
 def test_path_prefix_must_start_with_a_slash() -> None:
@@ -163,36 +190,29 @@ def test_path_prefix_must_start_with_a_slash() -> None:
         rules.expression("api.example.com", "export")
 
 
-def _unquote(literal: str) -> str:
-    """Read one Rules-language string literal, failing if it ends early."""
-    assert literal[0] == '"'
-    assert literal[-1] == '"'
-    out, i, body = [], 0, literal[1:-1]
-    while i < len(body):
-        char = body[i]
-        if char == "\\":
-            out.append(body[i + 1])
-            i += 2
-            continue
-        assert char != '"', f"the literal ends early at {i}: {literal}"
-        out.append(char)
-        i += 1
-    return "".join(out)
-
-
 # -- the rule ----------------------------------------------------------------------------
 
 
-def test_desired_rule_sets_cache_and_read_timeout() -> None:
+def test_desired_rule_holds_the_timeout_and_changes_no_caching_default() -> None:
     assert rules.desired_rule("shop", "api-export", "api.example.com", "/export", 301) == {
         "ref": "tbo_shop_api-export",
         "description": "managed by timeout-budget-operator: TimeoutBudget shop/api-export",
-        "expression": (
-            '(http.host eq "api.example.com" and starts_with(http.request.uri.path, "/export"))'
-        ),
+        "expression": _exact("/export"),
         "action": "set_cache_settings",
-        "action_parameters": {"cache": True, "read_timeout": 301},
+        "action_parameters": {
+            "cache": True,
+            "edge_ttl": {"mode": "bypass_by_default"},
+            "browser_ttl": {"mode": "respect_origin"},
+            "read_timeout": 301,
+        },
         "enabled": True,
+    }
+
+
+def test_writable_fields_are_the_sdks_rule_params() -> None:
+    assert set(SetCacheSettingsRuleParam.__annotations__) == rules.WRITABLE_FIELDS
+    assert rules.writable({**FOREIGN_A, "categories": ["x"], "position": {"index": 1}}) == {
+        k: v for k, v in FOREIGN_A.items() if k not in ("version", "last_updated")
     }
 
 
@@ -210,116 +230,102 @@ def test_ownership_needs_both_marks(rule: dict[str, Any], is_owned: bool) -> Non
     assert rules.is_owned(rule) is is_owned
 
 
-# -- merge ---------------------------------------------------------------------------------
+# -- per-rule writes -----------------------------------------------------------------------
 
 API = rules.rule_ref("shop", "api")
 WEB = rules.rule_ref("shop", "web")
+ID1, ID2 = "1" * 32, "2" * 32
+BODY_301 = {k: v for k, v in owned("api", 301).items() if k in rules.OWNED_FIELDS}
 
 
 @pytest.mark.parametrize(
     ("current", "desired", "expected"),
     [
-        pytest.param([], {API: owned("api", 301)}, [owned("api", 301)], id="create-in-empty"),
+        pytest.param([], {API: owned("api", 301)}, [rules.Create(API, owned("api", 301))]),
         pytest.param(
             [FOREIGN_A, FOREIGN_B],
             {API: owned("api", 301)},
-            [FOREIGN_A, FOREIGN_B, owned("api", 301)],
-            id="append-after-foreign",
+            [rules.Create(API, owned("api", 301))],
+            id="create-touches-no-foreign-rule",
         ),
         pytest.param(
-            [FOREIGN_A, owned("api", 200, rule_id="1" * 32), FOREIGN_B],
+            [owned("api", 200, rule_id=ID1), FOREIGN_A],
             {API: owned("api", 301)},
-            [FOREIGN_A, {"id": "1" * 32, **owned("api", 301)}, FOREIGN_B],
-            id="update-in-place-keeping-id",
+            [rules.Edit(API, ID1, BODY_301)],
+            id="edit-by-id-found-through-ref",
         ),
         pytest.param(
-            [FOREIGN_A, owned("api", 301, rule_id="1" * 32), FOREIGN_B],
+            [owned("api", 301, rule_id=ID1), FOREIGN_A], {API: owned("api", 301)}, [], id="same"
+        ),
+        pytest.param(
+            [FOREIGN_A, owned("api", 301, rule_id=ID1)],
             {API: owned("api", 301)},
-            [FOREIGN_A, owned("api", 301, rule_id="1" * 32), FOREIGN_B],
-            id="unchanged-kept-as-read",
+            [rules.Edit(API, ID1, BODY_301, move=True)],
+            id="behind-a-foreign-rule-moves-in-front",
         ),
         pytest.param(
-            [FOREIGN_A, owned("api", 301, rule_id="1" * 32), FOREIGN_B],
+            [owned("api", 301, rule_id=ID1), FOREIGN_A],
             {API: None},
-            [FOREIGN_A, FOREIGN_B],
-            id="remove",
+            [rules.Delete(API, ID1)],
+            id="delete",
         ),
-        pytest.param([FOREIGN_A], {API: None}, [FOREIGN_A], id="remove-absent"),
+        pytest.param([FOREIGN_A], {API: None}, [], id="delete-absent"),
         pytest.param(
-            [owned("web", 900, rule_id="2" * 32), FOREIGN_A],
+            [owned("web", 900, rule_id=ID2)],
+            {API: owned("api", 301), WEB: None},
+            [rules.Create(API, owned("api", 301)), rules.Delete(WEB, ID2)],
+            id="several",
+        ),
+        pytest.param(
+            [{**owned("api", 301, rule_id=ID1), "enabled": False}],
             {API: owned("api", 301)},
-            [owned("web", 900, rule_id="2" * 32), FOREIGN_A, owned("api", 301)],
-            id="other-owned-untouched",
-        ),
-        pytest.param(
-            [FOREIGN_B],
-            {WEB: owned("web", 900), API: owned("api", 301)},
-            [FOREIGN_B, owned("api", 301), owned("web", 900)],
-            id="several-appended-in-ref-order",
-        ),
-        pytest.param(
-            [{**owned("api", 301, rule_id="1" * 32), "enabled": False}],
-            {API: owned("api", 301)},
-            [{"id": "1" * 32, **owned("api", 301)}],
+            [rules.Edit(API, ID1, BODY_301)],
             id="disabled-by-hand-is-enabled-again",
         ),
     ],
 )
-def test_merge_keeps_foreign_rules_exactly_and_in_order(
+def test_plan_writes_only_the_operators_own_rules(
     current: list[dict[str, Any]],
     desired: dict[str, dict[str, Any] | None],
-    expected: list[dict[str, Any]],
+    expected: list[rules.Write],
 ) -> None:
     before = copy.deepcopy(current)
-
-    merged = rules.merge(current, desired)
-
-    assert merged == expected
-    assert current == before  # the input is not modified
-    foreign = [r for r in merged if not rules.is_owned(r)]
-    assert foreign == [r for r in current if not rules.is_owned(r)]
-
-
-def test_merge_refuses_a_ref_held_by_a_foreign_rule() -> None:
-    taken = {**owned("api", 301, rule_id="1" * 32), "description": "hand-edited"}
-
-    with pytest.raises(rules.RefConflict, match="edited by someone"):
-        rules.merge([taken], {API: owned("api", 600)})
-    assert rules.conflicts([taken, FOREIGN_A], [API, WEB]).keys() == {API}
+    plan = rules.plan(current, desired)
+    assert plan.writes == expected
+    assert current == before
+    for write in plan.writes:
+        if not isinstance(write, rules.Delete):
+            assert set(write.body) <= rules.WRITABLE_FIELDS - {"id"}
 
 
-@pytest.mark.parametrize(
-    ("current", "desired", "write"),
-    [
-        pytest.param([FOREIGN_A], {API: None}, False, id="nothing-to-remove"),
-        pytest.param(
-            [FOREIGN_A, owned("api", 301, rule_id="1" * 32)],
-            {API: owned("api", 301)},
-            False,
-            id="already-there",
-        ),
-        pytest.param([FOREIGN_A], {API: owned("api", 301)}, True, id="new-rule"),
-        pytest.param(
-            [owned("api", 301, rule_id="1" * 32)], {API: owned("api", 302)}, True, id="new-value"
-        ),
-        pytest.param([owned("api", 301, rule_id="1" * 32)], {API: None}, True, id="removal"),
-        pytest.param([], {}, False, id="empty"),
-    ],
-)
-def test_needs_write_only_for_a_real_change(
-    current: list[dict[str, Any]], desired: dict[str, dict[str, Any] | None], write: bool
-) -> None:
-    assert rules.needs_write(current, rules.merge(current, desired)) is write
+def test_plan_leaves_a_ref_held_by_a_foreign_rule() -> None:
+    taken = {**owned("api", 301, rule_id=ID1), "description": "hand-edited"}
+    plan = rules.plan([taken, FOREIGN_A], {API: owned("api", 600), WEB: owned("web", 900)})
+    assert plan.conflicts.keys() == {API}
+    assert plan.writes == [rules.Create(WEB, owned("web", 900))]
+
+
+# -- in force, or taken away by a user's rule ---------------------------------------------
+
+
+def _user(expression: str, **params: Any) -> dict[str, Any]:
+    return {
+        "id": "c" * 32,
+        "ref": "user_rule",
+        "description": "by hand",
+        "expression": expression,
+        "action": "set_cache_settings",
+        "action_parameters": params,
+        "enabled": True,
+    }
 
 
 @pytest.mark.parametrize(
     ("rule", "seconds"),
     [
-        pytest.param(owned("api", 301, rule_id="1" * 32), 301, id="canonical"),
-        pytest.param(
-            {**owned("api", 301, rule_id="1" * 32), "expression": "(true)"}, None, id="edited"
-        ),
-        pytest.param({**owned("api", 301, rule_id="1" * 32), "enabled": False}, None, id="off"),
+        pytest.param(owned("api", 301, rule_id=ID1), 301, id="canonical"),
+        pytest.param({**owned("api", 301, rule_id=ID1), "expression": "(true)"}, None, id="edit"),
+        pytest.param({**owned("api", 301, rule_id=ID1), "enabled": False}, None, id="off"),
         pytest.param({**owned("api", 301), "description": "x"}, None, id="not-owned"),
         pytest.param(FOREIGN_A, None, id="absent"),
     ],
@@ -328,13 +334,74 @@ def test_read_timeout_in_force_counts_only_the_untouched_owned_rule(
     rule: dict[str, Any], seconds: int | None
 ) -> None:
     found = rules.read_timeout_in_force(
-        [FOREIGN_B, rule], "shop", "api", "api.example.com", "/export"
+        [rule, FOREIGN_A], "shop", "api", "api.example.com", "/export"
     )
     assert found == seconds
 
 
+def test_a_rule_behind_a_matching_user_rule_is_not_in_force() -> None:
+    """It would win over the user's bypass (the last matching rule wins): not as wanted."""
+    current = [FOREIGN_B, owned("api", 301, rule_id=ID1)]
+    assert rules.in_force(current, "shop", "api", "api.example.com", "/export") is None
+    behind_unrelated = [FOREIGN_A, owned("api", 301, rule_id=ID1)]
+    assert rules.read_timeout_in_force(
+        behind_unrelated, "shop", "api", "api.example.com", "/export"
+    ) == 301
+
+
+@pytest.mark.parametrize(
+    ("user", "overridden"),
+    [
+        pytest.param(_user('(http.host eq "api.example.com")', cache=False), True, id="bypass"),
+        pytest.param(
+            _user('(http.host eq "api.example.com")', cache=True, read_timeout=900),
+            True,
+            id="own-timeout",
+        ),
+        pytest.param(
+            _user('(http.host eq "api.example.com")', cache=True), False, id="also-cacheable"
+        ),
+        pytest.param(_user('(http.host eq "img.example.com")', cache=False), False, id="host"),
+        pytest.param(
+            _user(f'starts_with({PATH}, "/exports")', cache=False), False, id="sibling-path"
+        ),
+        pytest.param(
+            _user(f'starts_with({PATH}, "/export/big")', cache=False), True, id="deeper-path"
+        ),
+        pytest.param(_user(f'starts_with({PATH}, "/")', cache=False), True, id="every-path"),
+        pytest.param(_user(f'{PATH} eq "/exports"', cache=False), False, id="other-exact"),
+        pytest.param(
+            _user('http.host in {"a.example.com" "api.example.com"}', cache=False), True, id="in"
+        ),
+        pytest.param(
+            _user('not http.host eq "api.example.com"', cache=False), False, id="not-this-host"
+        ),
+        pytest.param(
+            _user('http.request.method eq "POST"', cache=False), True, id="unread-counts"
+        ),
+        pytest.param(_user('lower(http.host) eq "x"', cache=False), True, id="function"),
+        pytest.param(_user("((garbage", cache=False), True, id="unreadable"),
+        pytest.param(
+            {**_user('(http.host eq "api.example.com")', cache=False), "enabled": False},
+            False,
+            id="disabled",
+        ),
+    ],
+)
+def test_a_later_user_rule_that_can_match_takes_the_timeout_away(
+    user: dict[str, Any], overridden: bool
+) -> None:
+    found = rules.in_force(
+        [owned("api", 301, rule_id=ID1), user], "shop", "api", "api.example.com", "/export"
+    )
+    assert found is not None
+    assert bool(found.overridden_by) is overridden
+    if overridden:
+        assert "user_rule (by hand)" in str(found.overridden_by[0])
+
+
 def test_a_parameter_cloudflare_adds_does_not_count_as_a_change() -> None:
-    stored = {**owned("api", 301, rule_id="1" * 32)}
+    stored = {**owned("api", 301, rule_id=ID1)}
     stored["action_parameters"] = {
         **stored["action_parameters"],
         "origin_error_page_passthru": False,
@@ -342,4 +409,4 @@ def test_a_parameter_cloudflare_adds_does_not_count_as_a_change() -> None:
 
     assert rules.matches(stored, owned("api", 301))
     assert not rules.matches(stored, owned("api", 302))
-    assert not rules.needs_write([stored], rules.merge([stored], {API: owned("api", 301)}))
+    assert rules.plan([stored], {API: owned("api", 301)}).writes == []

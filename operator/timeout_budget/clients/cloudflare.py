@@ -214,13 +214,78 @@ class CloudflareClient:
         return _entrypoint(_result(await raw.json(), what), what)
 
     async def put_cache_rules(self, zone_id: str, rules: Sequence[Mapping[str, Any]]) -> Entrypoint:
-        """Replace the whole list (creating the entry point if there is none)."""
+        """Replace the whole list (creating the entry point if there is none). The operator
+        itself writes rule by rule (``actions.edge.cache_rules``); this is for tools and
+        tests that own a whole list."""
         what = Call("put_cache_rules", f"write the Cache Rules of zone {zone_id}")
         body = cast(Any, [dict(r) for r in rules])  # raw JSON, not the SDK's TypedDicts
         raw = await self._send(
             what,
             lambda: self._sdk.rulesets.phases.with_raw_response.update(
                 PHASE, zone_id=zone_id, rules=body
+            ),
+        )
+        return _entrypoint(_result(await raw.json(), what), what)
+
+    async def create_cache_ruleset(
+        self, zone_id: str, rules: Sequence[Mapping[str, Any]]
+    ) -> Entrypoint:
+        """Create the zone's entry point with ``rules``. Unlike a PUT, this fails when the
+        entry point exists (someone created it since it was read): nothing is replaced."""
+        what = Call("create_cache_ruleset", f"create the Cache Rules entry point of zone {zone_id}")
+        body = cast(Any, [dict(r) for r in rules])
+        raw = await self._send(
+            what,
+            lambda: self._sdk.rulesets.with_raw_response.create(
+                kind="zone", name="default", phase=PHASE, zone_id=zone_id, rules=body
+            ),
+        )
+        return _entrypoint(_result(await raw.json(), what), what)
+
+    async def create_cache_rule(
+        self,
+        zone_id: str,
+        ruleset_id: str,
+        rule: Mapping[str, Any],
+        position: Mapping[str, Any] | None = None,
+    ) -> Entrypoint:
+        """Add one rule (at ``position``; default last); answers the whole ruleset."""
+        what = Call("create_cache_rule", f"create Cache Rule {rule.get('ref')} in zone {zone_id}")
+        rules = cast(Any, self._sdk.rulesets.rules.with_raw_response)
+        extra = {"position": dict(position)} if position else {}
+        raw = await self._send(
+            what,
+            lambda: rules.create(ruleset_id, zone_id=zone_id, **dict(rule), **extra),
+        )
+        return _entrypoint(_result(await raw.json(), what), what)
+
+    async def edit_cache_rule(
+        self,
+        zone_id: str,
+        ruleset_id: str,
+        rule_id: str,
+        rule: Mapping[str, Any],
+        position: Mapping[str, Any] | None = None,
+    ) -> Entrypoint:
+        """PATCH one rule (404 ``NotFound`` if someone deleted it meanwhile)."""
+        what = Call("edit_cache_rule", f"edit Cache Rule {rule.get('ref')} in zone {zone_id}")
+        rules = cast(Any, self._sdk.rulesets.rules.with_raw_response)
+        extra = {"position": dict(position)} if position else {}
+        raw = await self._send(
+            what,
+            lambda: rules.edit(
+                rule_id, ruleset_id=ruleset_id, zone_id=zone_id, **dict(rule), **extra
+            ),
+        )
+        return _entrypoint(_result(await raw.json(), what), what)
+
+    async def delete_cache_rule(self, zone_id: str, ruleset_id: str, rule_id: str) -> Entrypoint:
+        """DELETE one rule (404 ``NotFound`` if it is already gone)."""
+        what = Call("delete_cache_rule", f"delete Cache Rule {rule_id} in zone {zone_id}")
+        raw = await self._send(
+            what,
+            lambda: self._sdk.rulesets.rules.with_raw_response.delete(
+                rule_id, ruleset_id=ruleset_id, zone_id=zone_id
             ),
         )
         return _entrypoint(_result(await raw.json(), what), what)

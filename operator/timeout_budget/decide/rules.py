@@ -1,18 +1,26 @@
 """The operator's Cache Rules inside a ruleset that other people write to as well.
 
-A zone's Cache Rules live in one entry-point ruleset, and Cloudflare's PUT replaces the
-whole list: a rule left out is deleted. The dashboard, Terraform and other tools keep
-their own rules there, so every write must send every rule the operator does not own back
-exactly as it was read, in its place. The operator's own rules are told apart by two
-marks that must both hold: a ``ref`` it derives from the TimeoutBudget's namespace and
-name (stable, so the same route always finds the same rule), and a ``description`` that
-says who manages it and names the resource for a person reading the dashboard.
+A zone's Cache Rules live in one entry-point ruleset that the dashboard, Terraform and
+other tools write to as well. The operator's own rules are told apart by two marks that
+must both hold: a ``ref`` it derives from the TimeoutBudget's namespace and name (stable,
+so the same route always finds the same rule), and a ``description`` that says who
+manages it and names the resource for a person reading the dashboard.
+
+The rule changes nothing but the read timeout, as far as Cloudflare lets it: a
+``read_timeout`` only applies to requests that are eligible for cache (the 524 page), so
+the rule sets ``cache: true``, but with Cloudflare's own "default TTLs off" edge TTL
+(``bypass_by_default``: a response is stored only if its origin asked for it with
+Cache-Control) and the browser TTL left to the origin. It goes *before* every foreign
+rule: the last matching rule wins, so a user's own rule (a bypass, a read timeout of
+its own) still wins; ``rule_overrides`` finds such rules so the status can say so.
+
+Writes never replace the list: ``plan`` turns the wanted rules into per-rule creates,
+edits and deletes of the operator's own rules only (see ``actions.edge.cache_rules``),
+each body holding only writable fields (``WRITABLE_FIELDS``).
 
 Host and path prefix come from the user; they end up inside a Rules-language expression,
 so they are quoted as string literals (``\\`` and ``"`` escaped, control characters
-refused) and can never close the literal and add a clause.
-
-Purely computational: no I/O, rules are plain JSON objects as Cloudflare returns them.
+refused) and can never close the literal and add a clause. Purely computational.
 """
 
 from __future__ import annotations
@@ -21,7 +29,11 @@ import copy
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+from timeout_budget.decide import rule_overrides, rule_paths
+from timeout_budget.decide.rule_overrides import Override
 
 Rule = dict[str, Any]
 """One rule as Cloudflare's JSON has it (``id``, ``ref``, ``expression``, ``action``...)."""
@@ -36,6 +48,32 @@ MAX_REF_LENGTH = 64
 DESCRIPTION_PREFIX = "managed by timeout-budget-operator: TimeoutBudget "
 OWNED_FIELDS = ("ref", "description", "expression", "action", "action_parameters", "enabled")
 """What the operator sets on its rules; Cloudflare adds ``id``, ``version``, ``last_updated``."""
+WRITABLE_FIELDS = frozenset(
+    {
+        "id",
+        "action",
+        "action_parameters",
+        "description",
+        "enabled",
+        "exposed_credential_check",
+        "expression",
+        "logging",
+        "ratelimit",
+        "ref",
+    }
+)
+"""The fields of the SDK's ``SetCacheSettingsRuleParam`` (cloudflare 5.9): what a client
+may send. ``version``, ``last_updated`` and ``categories`` are read-only in the OpenAPI;
+a unit test keeps this set equal to the SDK's."""
+CACHE_PARAMETERS: dict[str, Any] = {
+    "cache": True,
+    "edge_ttl": {"mode": "bypass_by_default"},
+    "browser_ttl": {"mode": "respect_origin"},
+}
+"""Eligible for cache only as far as ``read_timeout`` needs: no default edge TTLs (a
+response is stored only when its origin says so), browser TTL as the origin says."""
+CACHEABLE_METHODS = ("GET", "HEAD")
+"""Cloudflare caches no other method, so no other method gets a Cache Rule read timeout."""
 
 _REF_SAFE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -72,16 +110,21 @@ def quote(value: str) -> str:
 
 
 def expression(host: str, path_prefix: str) -> str:
-    """``(http.host eq "h" and starts_with(http.request.uri.path, "/p"))``; the whole host
-    when the prefix is ``/``."""
+    """The route's requests: ``http.host`` exactly, and the path under the normalized
+    prefix as whole segments (``/export`` and ``/export/...``, never ``/exports``)."""
     if not host:
         raise ValueError("a route needs a host")
-    if not path_prefix.startswith("/"):
-        raise ValueError(f"path prefix {path_prefix!r} must start with '/'")
+    prefix = rule_paths.normalize(path_prefix)
     host_clause = f"http.host eq {quote(host.lower())}"
-    if path_prefix == "/":
+    path = "http.request.uri.path"
+    if prefix == "/":
         return f"({host_clause})"
-    return f"({host_clause} and starts_with(http.request.uri.path, {quote(path_prefix)}))"
+    if prefix.endswith("/"):
+        return f"({host_clause} and starts_with({path}, {quote(prefix)}))"
+    return (
+        f"({host_clause} and ({path} eq {quote(prefix)} or "
+        f"starts_with({path}, {quote(prefix + '/')})))"
+    )
 
 
 def desired_rule(namespace: str, name: str, host: str, path_prefix: str, read_timeout: int) -> Rule:
@@ -91,9 +134,14 @@ def desired_rule(namespace: str, name: str, host: str, path_prefix: str, read_ti
         "description": description(namespace, name),
         "expression": expression(host, path_prefix),
         "action": ACTION,
-        "action_parameters": {"cache": True, "read_timeout": read_timeout},
+        "action_parameters": {**copy.deepcopy(CACHE_PARAMETERS), "read_timeout": read_timeout},
         "enabled": True,
     }
+
+
+def writable(rule: Mapping[str, Any]) -> Rule:
+    """A copy of ``rule`` holding only the fields a client may send."""
+    return {k: copy.deepcopy(v) for k, v in rule.items() if k in WRITABLE_FIELDS}
 
 
 def is_owned(rule: Mapping[str, Any]) -> bool:
@@ -116,10 +164,10 @@ def matches(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
     """The existing rule already says what ``desired`` says. Server fields aside, and
     action parameters compared on the keys the operator sets, so a default Cloudflare
     adds to them does not make every cycle rewrite the rule."""
-    for field in OWNED_FIELDS:
-        want = desired.get(field, True if field == "enabled" else None)
-        have = existing.get(field, True if field == "enabled" else None)
-        if field == "action_parameters" and isinstance(want, Mapping):
+    for name in OWNED_FIELDS:
+        want = desired.get(name, True if name == "enabled" else None)
+        have = existing.get(name, True if name == "enabled" else None)
+        if name == "action_parameters" and isinstance(want, Mapping):
             if not isinstance(have, Mapping) or any(have.get(k) != v for k, v in want.items()):
                 return False
         elif have != want:
@@ -127,23 +175,55 @@ def matches(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
     return True
 
 
-def read_timeout_in_force(
-    rules: Sequence[Mapping[str, Any]], namespace: str, name: str, host: str, path_prefix: str
-) -> int | None:
-    """The route's own read timeout as Cloudflare has it, or ``None``.
+def _shadowing(rules: Sequence[Mapping[str, Any]], index: int, host: str, prefix: str) -> bool:
+    """A foreign rule before the operator's one (at ``index``) can match the route: the
+    operator's rule, being later, would win over it. It must move in front."""
+    return any(not is_owned(r) and rule_overrides.may_match(r, host, prefix) for r in rules[:index])
 
-    A rule someone edited (expression, description, disabled) does not count: reporting
-    ``None`` makes the diff ask for the rule again, which repairs the drift.
+
+@dataclass(frozen=True)
+class InForce:
+    """What the route's own rule does at Cloudflare, as far as the rule list tells."""
+
+    seconds: int
+    """The read timeout of the route's rule."""
+    overridden_by: tuple[Override, ...] = ()
+    """Later foreign rules that take it away from (some of) the route's requests."""
+
+
+def in_force(
+    rules: Sequence[Mapping[str, Any]], namespace: str, name: str, host: str, path_prefix: str
+) -> InForce | None:
+    """The route's own rule as Cloudflare has it, or ``None`` when it is missing, edited
+    (expression, description, parameters, disabled) or placed after a foreign rule that
+    can match the route: ``None`` makes the diff ask for the rule again, which repairs it.
     """
-    rule = find(rules, rule_ref(namespace, name))
-    if rule is None or not is_owned(rule):
+    ref = rule_ref(namespace, name)
+    index = next((i for i, r in enumerate(rules) if r.get("ref") == ref), None)
+    if index is None or not is_owned(rules[index]):
         return None
+    rule = rules[index]
     params = rule.get("action_parameters")
     seconds = params.get("read_timeout") if isinstance(params, Mapping) else None
     if not isinstance(seconds, int) or isinstance(seconds, bool):
         return None
-    canonical = desired_rule(namespace, name, host, path_prefix, seconds)
-    return seconds if matches(rule, canonical) else None
+    try:
+        prefix = rule_paths.normalize(path_prefix)
+        canonical = desired_rule(namespace, name, host, prefix, seconds)
+    except ValueError:
+        return None
+    if not matches(rule, canonical) or _shadowing(rules, index, host.lower(), prefix):
+        return None
+    found = rule_overrides.overrides(rules, index, host.lower(), prefix)
+    return InForce(seconds, tuple(found))
+
+
+def read_timeout_in_force(
+    rules: Sequence[Mapping[str, Any]], namespace: str, name: str, host: str, path_prefix: str
+) -> int | None:
+    """The read timeout of the route's own rule as Cloudflare has it, or ``None``."""
+    found = in_force(rules, namespace, name, host, path_prefix)
+    return found.seconds if found is not None else None
 
 
 def conflicts(current: Sequence[Mapping[str, Any]], refs: Iterable[str]) -> dict[str, str]:
@@ -159,41 +239,69 @@ def conflicts(current: Sequence[Mapping[str, Any]], refs: Iterable[str]) -> dict
     }
 
 
-def merge(
+FIRST: dict[str, Any] = {"index": 1}
+"""Where the operator's rules go: in front, so every foreign rule comes later and wins."""
+
+
+@dataclass(frozen=True)
+class Create:
+    ref: str
+    body: Rule
+
+
+@dataclass(frozen=True)
+class Edit:
+    ref: str
+    rule_id: str
+    body: Rule
+    """The owned fields, sent whole (a PATCH must not leave an old parameter behind)."""
+    move: bool = False
+    """Also move the rule in front (``FIRST``)."""
+
+
+@dataclass(frozen=True)
+class Delete:
+    ref: str
+    rule_id: str
+
+
+Write = Create | Edit | Delete
+
+
+@dataclass(frozen=True)
+class Plan:
+    writes: list[Write] = field(default_factory=list)
+    conflicts: dict[str, str] = field(default_factory=dict)
+    """Refs left alone because a foreign rule holds them, with the reason."""
+
+
+def plan(
     current: Sequence[Mapping[str, Any]], desired: Mapping[str, Mapping[str, Any] | None]
-) -> list[Rule]:
-    """The list to PUT: ``current`` with the operator's rules in ``desired`` (by ref)
-    updated in place, removed (``None``) or appended, and every other rule untouched.
+) -> Plan:
+    """The per-rule writes that make the operator's rules in ``desired`` (by ref;
+    ``None``: remove) true on ``current``, touching no other rule.
 
-    An owned rule that already matches is kept as read (same id and version), so an
-    unchanged list compares equal to ``current``. Raises ``RefConflict`` when a rule that
-    is not the operator's carries one of the refs in ``desired``.
+    A wanted rule that exists after a foreign rule is moved in front while it is edited
+    anyway; ``in_force`` asks for that edit when the foreign rule can match the route.
     """
-    merged: list[Rule] = []
-    seen: set[str] = set()
-    for rule in current:
-        ref = rule.get("ref")
-        if not isinstance(ref, str) or ref not in desired:
-            merged.append(copy.deepcopy(dict(rule)))
+    held = conflicts(current, desired)
+    writes: list[Write] = []
+    for ref in sorted(desired):
+        if ref in held:
             continue
-        if not is_owned(rule):
-            raise RefConflict(conflicts([rule], [ref])[ref])
-        seen.add(ref)
         wanted = desired[ref]
+        index = next((i for i, r in enumerate(current) if r.get("ref") == ref), None)
+        existing = current[index] if index is not None else None
+        if existing is None or not isinstance(existing.get("id"), str):
+            if wanted is not None:
+                writes.append(Create(ref, writable(wanted)))
+            continue
+        rule_id = str(existing["id"])
         if wanted is None:
+            writes.append(Delete(ref, rule_id))
             continue
-        if matches(rule, wanted):
-            merged.append(copy.deepcopy(dict(rule)))
-        else:
-            keep_id = {"id": rule["id"]} if "id" in rule else {}
-            merged.append({**keep_id, **copy.deepcopy(dict(wanted))})
-    for ref in sorted(set(desired) - seen):
-        wanted = desired[ref]
-        if wanted is not None:
-            merged.append(copy.deepcopy(dict(wanted)))
-    return merged
-
-
-def needs_write(current: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether ``new`` differs from what Cloudflare has: no PUT for a no-op."""
-    return [dict(r) for r in current] != [dict(r) for r in new]
+        move = any(not is_owned(r) for r in current[:index])
+        if move or not matches(existing, wanted):
+            body = writable({k: v for k, v in wanted.items() if k in OWNED_FIELDS})
+            writes.append(Edit(ref, rule_id, body, move=move))
+    return Plan(writes, held)

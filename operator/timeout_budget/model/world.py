@@ -49,11 +49,14 @@ class EdgeObservation:
     """The longest read timeout the plan allows."""
     route_timeout_seconds: int | None = None
     """The read timeout of the route's own Cache Rule (created by the operator), if any."""
+    route_rule_overridden: bool = False
+    """A later foreign Cache Rule (a bypass, its own read timeout) takes the route's rule
+    away from its requests: the rule is there as wanted, but not in force."""
 
     @property
     def in_force_seconds(self) -> int:
         """The read timeout Cloudflare applies to this route right now."""
-        if self.route_timeout_seconds is not None:
+        if self.route_timeout_seconds is not None and not self.route_rule_overridden:
             return self.route_timeout_seconds
         return self.zone_timeout_seconds
 

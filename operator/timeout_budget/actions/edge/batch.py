@@ -2,7 +2,8 @@
 
 The engine applies route by route, but Cloudflare should see one ruleset write per zone
 per cycle: so ``apply`` only queues, and ``send`` (from the registry's ``flush``) takes the
-zone's lock and makes one batched Cache Rules write plus the DNS switches. A failure is
+zone's lock and makes the zone's Cache Rules changes (one read, then one request per
+changed rule, see ``cache_rules``) plus the DNS switches. A failure is
 reported for exactly the routes it concerns; nothing is kept for later, since the engine
 states its desired edge again next cycle from the (unchanged) cache.
 """
@@ -60,19 +61,23 @@ async def _send_rules(zone: ZoneState, batch: Batch, now: float) -> dict[RouteKe
     desired = {ref: rule for ref, (_, rule) in batch.rules.items()}
     try:
         outcome = await cache_rules.write(zone.client, zone.spec.zone_id, desired)
-    except CloudflareError as exc:
+    except CloudflareError as exc:  # the read failed: nothing was written
         _note(zone, exc, now)
         return {key: str(exc) for key, _ in batch.rules.values()}
     zone.entrypoint, zone.rules_read = outcome.entrypoint, True
-    zone.succeeded()
+    if outcome.stopped_by is not None:
+        _note(zone, outcome.stopped_by, now)
+    else:
+        zone.succeeded()
     if outcome.written:
         log.info(
-            "%s: Cache Rules written in one PUT (%d change(s) for %d route(s))",
+            "%s: %d Cache Rule write(s) for %d route(s), %d not made",
             zone.label,
-            len(desired) - len(outcome.conflicts),
+            outcome.written,
             len({key for key, _ in batch.rules.values()}),
+            len(outcome.failures),
         )
-    return {batch.rules[ref][0]: reason for ref, reason in outcome.conflicts.items()}
+    return {batch.rules[ref][0]: reason for ref, reason in outcome.failures.items()}
 
 
 def _note(zone: ZoneState, exc: Exception, now: float) -> None:

@@ -63,12 +63,13 @@ def change(
         if action.seconds is None:
             return RuleChange(ref, None)
         _check_timeout(zone, action.seconds)
-        return RuleChange(
-            ref,
-            rules.desired_rule(
+        try:
+            rule = rules.desired_rule(
                 route.namespace, route.name, action.host, action.path_prefix, action.seconds
-            ),
-        )
+            )
+        except ValueError as exc:  # a prefix no request path can hold, a control character
+            raise EdgeRefused(f"no Cache Rule can cover this route: {exc}") from None
+        return RuleChange(ref, rule)
     if isinstance(action, Reroute) and action.target.via is RerouteVia.DNS_ONLY:
         hostname = action.target.name
         if action.apply:

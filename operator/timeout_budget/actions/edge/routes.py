@@ -3,7 +3,9 @@ reroute, its ``EdgeSynced`` condition.
 
 The engine asks these for every route every cycle, so they never call Cloudflare: they
 read the zone's cache. A rule the operator made but someone edited counts as absent (see
-``decide.rules.read_timeout_in_force``), so the next cycle writes it again.
+``decide.rules.in_force``), so the next cycle writes it again. A rule in place but taken
+away by a later user rule (a bypass, a read timeout of its own) is reported as not
+covered (``EdgeSynced`` False, ``OverriddenByRule``, naming the rule), never as in force.
 """
 
 from __future__ import annotations
@@ -52,15 +54,20 @@ def name_of(key: RouteKey) -> str:
 def observation(zone: ZoneState, route: Route) -> EdgeObservation | None:
     if zone.timeout is None:
         return None
-    host, prefix = route.spec.route.host, route.spec.route.path_prefix
-    in_force = rules.read_timeout_in_force(zone.rules, route.namespace, route.name, host, prefix)
+    found = _rule(zone, route)
     editable = zone.timeout.editable
     return EdgeObservation(
         zone_timeout_seconds=zone.timeout.seconds,
         editable=editable,
         max_timeout_seconds=MAX_EDGE_TIMEOUT_SECONDS if editable else zone.timeout.seconds,
-        route_timeout_seconds=in_force,
+        route_timeout_seconds=found.seconds if found is not None else None,
+        route_rule_overridden=found is not None and bool(found.overridden_by),
     )
+
+
+def _rule(zone: ZoneState, route: Route) -> rules.InForce | None:
+    host, prefix = route.spec.route.host, route.spec.route.path_prefix
+    return rules.in_force(zone.rules, route.namespace, route.name, host, prefix)
 
 
 def rerouted(zone: ZoneState, route: Route) -> frozenset[RerouteTarget]:
@@ -83,24 +90,44 @@ def condition(
         return ConditionInput(t, S.FALSE, "SyncFailed", f"{failure} (retried next cycle)")
     if zone.token_rejected() and zone.problem is not None:
         return ConditionInput(t, S.FALSE, "AuthFailed", f"{label}: {zone.problem.message}")
-    return ConditionInput(t, S.TRUE, "Synced", _in_force(zone, route))
+    found = _rule(zone, route)
+    if found is not None and found.overridden_by:
+        ref = rules.rule_ref(route.namespace, route.name)
+        why = "; ".join(str(o) for o in found.overridden_by)
+        return ConditionInput(
+            t,
+            S.FALSE,
+            "OverriddenByRule",
+            f"not covered: Cache Rule {ref} asks for a read timeout of {found.seconds}s, but "
+            f"{why} (the last matching rule wins): the zone's {zone.timeout.seconds}s "
+            f"applies{_dns_note(zone, route)}",
+        )
+    return ConditionInput(t, S.TRUE, "Synced", _in_force(zone, route, found))
 
 
-def _in_force(zone: ZoneState, route: Route) -> str:
+def _in_force(zone: ZoneState, route: Route, found: rules.InForce | None) -> str:
     assert zone.timeout is not None
     ref = rules.rule_ref(route.namespace, route.name)
-    seconds = rules.read_timeout_in_force(
-        zone.rules, route.namespace, route.name, route.spec.route.host, route.spec.route.path_prefix
-    )
-    if seconds is not None:
-        text = f"Cache Rule {ref} sets the read timeout to {seconds}s"
+    zone_seconds = zone.timeout.seconds
+    if found is not None:
+        methods = " and ".join(rules.CACHEABLE_METHODS)
+        text = (
+            f"Cache Rule {ref} sets the read timeout to {found.seconds}s for {methods} "
+            f"requests only (Cloudflare caches no other method: POST, PUT, PATCH and DELETE "
+            f"keep the zone's {zone_seconds}s); default cache TTLs are off, so a response is "
+            "stored only when its Cache-Control allows it"
+        )
     else:
-        text = f"no Cache Rule of its own: the zone's {zone.timeout.seconds}s applies"
+        text = f"no Cache Rule of its own: the zone's {zone_seconds}s applies"
+    return text + _dns_note(zone, route)
+
+
+def _dns_note(zone: ZoneState, route: Route) -> str:
     hostname = route.dns_only_hostname
     if hostname is not None and hostname in zone.dns:
         state = "DNS-only" if rerouted(zone, route) else "proxied"
-        text += f"; {hostname} is {state}"
-    return text
+        return f"; {hostname} is {state}"
+    return ""
 
 
 def dedicated_conflicts(
