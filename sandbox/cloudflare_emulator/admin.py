@@ -17,6 +17,7 @@ server only listens on loopback.
 ``GET|POST|DELETE /faults``                list / queue one (``Fault`` fields) / clear
 ``GET|DELETE /requests``                   the request log (``?method=&path_contains=``)
 ``GET|PUT|DELETE /rate_limit``             show / ``{"limit", "window_seconds"?}`` / reset
+``POST   /tokens``                         ``{"token", "permissions"?, "user"?}``
 ``POST   /reset``                          back to the start
 =========================================  =========================================
 """
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sandbox.cloudflare_emulator.api import parse_body
 from sandbox.cloudflare_emulator.protocol import ApiError, Reply, failure, ok
 from sandbox.cloudflare_emulator.state import DEFAULT_PROXY_READ_TIMEOUT
+from sandbox.cloudflare_emulator.tokens import ALL_PERMISSIONS, DEFAULT_USER
 
 if TYPE_CHECKING:
     from sandbox.cloudflare_emulator.emulator import CloudflareEmulator
@@ -159,6 +161,17 @@ def _set_rate_limit(emu: CloudflareEmulator, p: Mapping[str, str], body: Any, q:
 def _reset_rate_limit(emu: CloudflareEmulator, p: Mapping[str, str], body: Any, q: Any) -> Any:
     emu.limiter.reset()
     return _rate_limit(emu, p, body, q)
+
+
+@_route("POST", r"/tokens")
+def _add_token(emu: CloudflareEmulator, p: Mapping[str, str], body: Any, q: Any) -> Any:
+    spec = _obj(body)
+    grant = emu.add_token(
+        str(spec["token"]),
+        spec.get("permissions", sorted(ALL_PERMISSIONS)),
+        user=str(spec.get("user", DEFAULT_USER)),
+    )
+    return {"permissions": sorted(grant.permissions), "user": grant.user}
 
 
 @_route("POST", r"/reset")

@@ -1,65 +1,109 @@
 """The emulated API's front door: authenticate, count against the rate limit, route.
 
 Every request under ``/client/v4`` passes the same gates Cloudflare puts first, in the
-same order: a valid API token (``Authorization: Bearer``), then the per-token rate
-limit, then a JSON body that parses, then a route. Only then does a handler run, under
-the store's lock. The routes are exactly the endpoints the operator uses.
+same order: a well-formed, known API token (``Authorization: Bearer``), then the rate
+limit of the token's user, then a JSON body that parses, then a route, then the
+permission the route needs (``tokens``). Only then does a handler run, under the store's
+lock. Every answer to a known token carries the rate-limit headers. The routes are
+exactly the endpoints the operator uses.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import logging
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from sandbox.cloudflare_emulator import dns, rulesets, zone_settings
+from sandbox.cloudflare_emulator import dns, rulesets, tokens, zone_settings
 from sandbox.cloudflare_emulator.protocol import (
     ApiError,
     Code,
     ErrorItem,
+    JsonObject,
     Reply,
     Request,
     failure,
+    ok,
 )
 from sandbox.cloudflare_emulator.ratelimit import RateLimiter
-from sandbox.cloudflare_emulator.state import Store
+from sandbox.cloudflare_emulator.state import Plan, Store
+from sandbox.cloudflare_emulator.tokens import Grant
 from sandbox.cloudflare_emulator.validation import Validators
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Store, Validators, Request], Reply]
 
+_PLAN_NAMES = {
+    Plan.FREE: "Free Website",
+    Plan.PRO: "Pro Website",
+    Plan.BUSINESS: "Business Website",
+    Plan.ENTERPRISE: "Enterprise Website",
+}
+
+
+def get_zone(store: Store, validators: Validators, req: Request) -> Reply:
+    """``GET /zones/{id}``: the parts of a zone's details a client reads (its plan)."""
+    del validators
+    zone = store.zone(req.params["zone_id"])
+    details: JsonObject = {
+        "id": zone.id,
+        "name": zone.name,
+        "status": "active",
+        "plan": {
+            "id": zone.plan.value,
+            "name": _PLAN_NAMES[zone.plan],
+            "legacy_id": zone.plan.value,
+        },
+    }
+    return ok(copy.deepcopy(details))
+
+
 _ZONE = r"/zones/(?P<zone_id>[^/]+)"
-ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = tuple(
-    (method, re.compile(pattern), handler)
-    for method, pattern, handler in (
-        ("GET", _ZONE + r"/settings/(?P<setting_id>[^/]+)", zone_settings.get_setting),
-        ("PATCH", _ZONE + r"/settings/(?P<setting_id>[^/]+)", zone_settings.edit_setting),
-        ("GET", _ZONE + r"/rulesets/phases/(?P<phase>[^/]+)/entrypoint", rulesets.get_entrypoint),
-        ("PUT", _ZONE + r"/rulesets/phases/(?P<phase>[^/]+)/entrypoint", rulesets.put_entrypoint),
-        ("POST", _ZONE + r"/rulesets/(?P<ruleset_id>[^/]+)/rules", rulesets.create_rule),
+_RULE = _ZONE + r"/rulesets/(?P<ruleset_id>[^/]+)/rules/(?P<rule_id>[^/]+)"
+_PHASE = _ZONE + r"/rulesets/phases/(?P<phase>[^/]+)/entrypoint"
+ROUTES: tuple[tuple[str, re.Pattern[str], Handler, str], ...] = tuple(
+    (method, re.compile(pattern), handler, permission)
+    for method, pattern, handler, permission in (
+        ("GET", _ZONE, get_zone, tokens.ZONE_READ),
+        (
+            "GET",
+            _ZONE + r"/settings/(?P<setting_id>[^/]+)",
+            zone_settings.get_setting,
+            tokens.ZONE_SETTINGS_READ,
+        ),
         (
             "PATCH",
-            _ZONE + r"/rulesets/(?P<ruleset_id>[^/]+)/rules/(?P<rule_id>[^/]+)",
-            rulesets.edit_rule,
+            _ZONE + r"/settings/(?P<setting_id>[^/]+)",
+            zone_settings.edit_setting,
+            tokens.ZONE_SETTINGS_EDIT,
         ),
+        ("GET", _PHASE, rulesets.get_entrypoint, tokens.CACHE_RULES_READ),
+        ("PUT", _PHASE, rulesets.put_entrypoint, tokens.CACHE_RULES_EDIT),
+        ("POST", _ZONE + r"/rulesets", rulesets.create_ruleset, tokens.CACHE_RULES_EDIT),
         (
-            "DELETE",
-            _ZONE + r"/rulesets/(?P<ruleset_id>[^/]+)/rules/(?P<rule_id>[^/]+)",
-            rulesets.delete_rule,
+            "POST",
+            _ZONE + r"/rulesets/(?P<ruleset_id>[^/]+)/rules",
+            rulesets.create_rule,
+            tokens.CACHE_RULES_EDIT,
         ),
-        ("GET", _ZONE + r"/dns_records", dns.list_records),
-        ("GET", _ZONE + r"/dns_records/(?P<record_id>[^/]+)", dns.get_record),
-        ("PATCH", _ZONE + r"/dns_records/(?P<record_id>[^/]+)", dns.edit_record),
+        ("PATCH", _RULE, rulesets.edit_rule, tokens.CACHE_RULES_EDIT),
+        ("DELETE", _RULE, rulesets.delete_rule, tokens.CACHE_RULES_EDIT),
+        ("GET", _ZONE + r"/dns_records", dns.list_records, tokens.DNS_READ),
+        ("GET", _ZONE + r"/dns_records/(?P<record_id>[^/]+)", dns.get_record, tokens.DNS_READ),
+        ("PATCH", _ZONE + r"/dns_records/(?P<record_id>[^/]+)", dns.edit_record, tokens.DNS_EDIT),
     )
 )
 
 
-def authenticate(headers: Mapping[str, str], tokens: Collection[str]) -> str:
-    """The caller's token, or the error Cloudflare answers without a valid one.
+def authenticate(headers: Mapping[str, str], grants: Mapping[str, Grant]) -> Grant:
+    """The caller's token's grant, or the error Cloudflare answers without a valid one
+    (400 for a malformed token, 403 for an unknown one, 401 for none).
 
     ``headers`` must have lower-case names. The SDK sends ``X-Auth-Email`` /
     ``X-Auth-Key`` *instead of* the token when ``CLOUDFLARE_EMAIL`` or
@@ -67,9 +111,7 @@ def authenticate(headers: Mapping[str, str], tokens: Collection[str]) -> str:
     """
     scheme, _, token = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        if token.strip() in tokens:
-            return token.strip()
-        raise ApiError.one(403, Code.AUTHENTICATION_ERROR, "Authentication error")
+        return tokens.check(token.strip(), grants)
     legacy = [h for h in ("x-auth-email", "x-auth-key") if h in headers]
     if legacy:
         raise ApiError(
@@ -102,15 +144,16 @@ def parse_body(raw: bytes) -> Any:
         raise ApiError.one(400, Code.MALFORMED_JSON, message) from None
 
 
-def route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
+def route(method: str, path: str) -> tuple[Handler, dict[str, str], str]:
+    """The handler, its path parameters and the token permission it needs."""
     known_path = False
-    for route_method, pattern, handler in ROUTES:
+    for route_method, pattern, handler, permission in ROUTES:
         match = pattern.fullmatch(path)
         if match is None:
             continue
         known_path = True
         if route_method == method:
-            return handler, {k: unquote(v) for k, v in match.groupdict().items()}
+            return handler, {k: unquote(v) for k, v in match.groupdict().items()}, permission
     if known_path:
         raise ApiError.one(405, Code.METHOD_NOT_ALLOWED, f"Method {method} not allowed here")
     raise ApiError.one(404, Code.NO_ROUTE, "No route for that URI")
@@ -124,7 +167,7 @@ class FrontDoor:
         store: Store,
         validators: Validators,
         limiter: RateLimiter,
-        tokens: Callable[[], Collection[str]],
+        tokens: Callable[[], Mapping[str, Grant]],
     ) -> None:
         self.store = store
         self.validators = validators
@@ -141,8 +184,23 @@ class FrontDoor:
     ) -> Reply:
         """``path`` is relative to ``/client/v4``; ``headers`` have lower-case names."""
         try:
-            token = authenticate(headers, self.tokens())
-            wait = self.limiter.acquire(token)
+            grant = authenticate(headers, self.tokens())
+        except ApiError as exc:
+            return failure(exc)
+        reply = self._answer(grant, method, path, query, raw_body)
+        limits = self.limiter.header_values(grant.user)
+        return dataclasses.replace(reply, headers={**reply.headers, **limits})
+
+    def _answer(
+        self,
+        grant: Grant,
+        method: str,
+        path: str,
+        query: Mapping[str, Sequence[str]],
+        raw_body: bytes,
+    ) -> Reply:
+        try:
+            wait = self.limiter.acquire(grant.user)
             if wait is not None:
                 raise ApiError.one(
                     429,
@@ -151,7 +209,8 @@ class FrontDoor:
                     headers={"Retry-After": str(wait)},
                 )
             body = parse_body(raw_body)
-            handler, params = route(method, path)
+            handler, params, permission = route(method, path)
+            tokens.require(grant, permission)
             request = Request(method, path, query, body, params)
             with self.store.lock:
                 return handler(self.store, self.validators, request)

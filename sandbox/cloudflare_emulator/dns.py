@@ -4,7 +4,10 @@ Cloudflare's advice for requests that regularly outlive the Proxy Read Timeout i
 DNS-only hostname, so the operator finds a name's records (``name.exact`` and ``type``
 filters, paginated) and flips ``proxied``. The emulator keeps the parts that bite: the
 SDK's nested ``name={"exact": ...}`` arrives as ``name.exact``; paging goes on until an
-empty page; only A, AAAA and CNAME can be proxied; a proxied record's TTL is automatic.
+empty page; only A, AAAA and CNAME can be proxied; a proxied record's TTL is automatic;
+a comment holds at most 100 characters on Free and 500 on paid plans, without line
+breaks. Grey-clouding a Tunnel CNAME is accepted, as Cloudflare does, and takes the name
+down (``Store.reachable``).
 """
 
 from __future__ import annotations
@@ -144,8 +147,23 @@ def get_record(store: Store, validators: Validators, req: Request) -> Reply:
     return ok(copy.deepcopy(_record(store, req)))
 
 
+def _check_comment(store: Store, req: Request) -> None:
+    comment = req.body.get("comment") if isinstance(req.body, dict) else None
+    if not isinstance(comment, str):
+        return
+    plan = store.zone(req.params["zone_id"]).plan
+    if len(comment) > plan.comment_limit:
+        raise _dns_error(
+            f"comment: {len(comment)} characters, more than the {plan.comment_limit} "
+            f"allowed on the {plan.value} plan"
+        )
+    if "\r" in comment or "\n" in comment:
+        raise _dns_error("comment: must not contain line breaks")
+
+
 def edit_record(store: Store, validators: Validators, req: Request) -> Reply:
     record = _record(store, req)
+    _check_comment(store, req)
     violations = validators.dns_record_edit(req.body, record["type"])
     if violations:
         raise ApiError(

@@ -43,6 +43,7 @@ from sandbox.cloudflare_emulator.state import (
     ZoneSeed,
     new_id,
 )
+from sandbox.cloudflare_emulator.tokens import ALL_PERMISSIONS, DEFAULT_USER, Grant, Tokens
 from sandbox.cloudflare_emulator.validation import Validators
 
 # A test credential, not a secret: the emulator only listens on loopback.
@@ -54,24 +55,30 @@ class CloudflareEmulator:
 
     def __init__(
         self,
-        token: str | Iterable[str] = DEFAULT_TOKEN,
+        token: str | Iterable[str] | Mapping[str, Grant] = DEFAULT_TOKEN,
         *,
         zones: Mapping[str, ZoneSeed | Plan | str] | None = None,
         rate_limit: int = DEFAULT_LIMIT,
         rate_window_seconds: float = DEFAULT_WINDOW_SECONDS,
+        rate_limit_headers: bool = True,
         clock: Clock = time.monotonic,
         schema_dir: Path | str | None = None,
         port: int = 0,
     ) -> None:
-        self.tokens = frozenset([token] if isinstance(token, str) else token)
+        self.tokens = Tokens.of(token)
+        """Tokens with their permissions and user (plain tokens: all permissions, one user)."""
         if not self.tokens:
             raise ValueError("the emulator needs at least one API token")
         self.store = Store()
         self.validators = Validators.load(schema_dir)
-        self.limiter = RateLimiter(rate_limit, rate_window_seconds, clock)
+        self.limiter = RateLimiter(
+            rate_limit, rate_window_seconds, clock, headers=rate_limit_headers
+        )
         self.faults = FaultQueue()
         self.log = RequestLog()
-        self.front_door = FrontDoor(self.store, self.validators, self.limiter, lambda: self.tokens)
+        self.front_door = FrontDoor(
+            self.store, self.validators, self.limiter, lambda: self.tokens.grants
+        )
         self.stopping = threading.Event()
         self._initial_zones = {zid: ZoneSeed.of(seed) for zid, seed in (zones or {}).items()}
         self._port = port
@@ -151,6 +158,16 @@ class CloudflareEmulator:
         self.store.put_zone(zone_id, plan, name=name, proxy_read_timeout=proxy_read_timeout)
         return zone_id
 
+    def add_token(
+        self,
+        token: str,
+        permissions: Iterable[str] = ALL_PERMISSIONS,
+        *,
+        user: str = DEFAULT_USER,
+    ) -> Grant:
+        """Accept ``token`` with only ``permissions``, counted against ``user``'s limit."""
+        return self.tokens.add(token, permissions, user)
+
     def set_plan(self, zone_id: str, plan: Plan | str) -> None:
         with self.store.lock:
             self.store.zone(zone_id).plan = Plan(plan)
@@ -198,6 +215,10 @@ class CloudflareEmulator:
     def effectively_proxied(self, zone_id: str, name: str) -> bool:
         return self.store.effectively_proxied(zone_id, name)
 
+    def reachable(self, zone_id: str, name: str) -> bool:
+        """Whether requests to ``name`` reach something (a grey-clouded Tunnel does not)."""
+        return self.store.reachable(zone_id, name)
+
     def snapshot(self) -> JsonObject:
         return self.store.snapshot()
 
@@ -210,10 +231,10 @@ class CloudflareEmulator:
         status: int = 500,
         path_prefix: str | None = None,
         method: str | None = None,
-        retry_after: float = 1,
+        retry_after: float | None = 1,
     ) -> None:
         """Answer the next ``count`` matching API requests with ``status`` (a 429 carries
-        ``Retry-After: retry_after``)."""
+        ``Retry-After: retry_after``, none when ``None``)."""
         self.faults.add(
             Fault(Kind.STATUS, count, status, path_prefix, method, retry_after=retry_after)
         )

@@ -30,7 +30,9 @@ class Fault:
     path_prefix: str | None = None
     method: str | None = None
     hold_seconds: float = 0.0
-    retry_after: float = 1  # seconds; fractions let tests watch SDK retries quickly
+    retry_after: float | None = 1
+    """Seconds (fractions let tests watch SDK retries quickly); ``None``: a 429 without
+    ``Retry-After``."""
 
     def __post_init__(self) -> None:
         self.kind = Kind(self.kind)
@@ -40,8 +42,8 @@ class Fault:
             raise ValueError("an injected status must be 4xx or 5xx")
         if self.kind is Kind.TIMEOUT and self.hold_seconds <= 0:
             raise ValueError("a timeout fault needs hold_seconds > 0")
-        if self.retry_after <= 0:
-            raise ValueError("retry_after must be > 0 seconds")
+        if self.retry_after is not None and self.retry_after <= 0:
+            raise ValueError("retry_after must be > 0 seconds (or None: no header)")
         if self.path_prefix and not self.path_prefix.startswith("/"):
             raise ValueError("path_prefix must start with '/'")
 
@@ -61,7 +63,7 @@ class Fault:
                 429,
                 Code.RATE_LIMITED,
                 "Please wait and consider throttling your request speed",
-                headers={"Retry-After": f"{self.retry_after:g}"},
+                headers={"Retry-After": f"{self.retry_after:g}"} if self.retry_after else {},
             )
         return ApiError.one(
             self.status, Code.INTERNAL_ERROR, f"Internal server error (injected {self.status})"

@@ -28,6 +28,8 @@ class Code(enum.IntEnum):
     # "Invalid request headers", chained with 6103 when X-Auth-Key is malformed.
     INVALID_REQUEST_HEADERS = 6003
     INVALID_AUTH_KEY_FORMAT = 6103
+    # Chained under 6003 for a malformed API token: "Invalid format for Authorization header".
+    INVALID_AUTH_HEADER = 6111
     # "Malformed JSON in request body".
     MALFORMED_JSON = 6007
     # "No route for that URI"; 7001 for a known route with the wrong method.
@@ -35,8 +37,8 @@ class Code(enum.IntEnum):
     METHOD_NOT_ALLOWED = 7001
     # "Could not route to /zones/..., perhaps your object identifier is invalid?"
     UNKNOWN_OBJECT = 7003
-    # "Please wait and consider throttling your request speed" (HTTP 429).
-    RATE_LIMITED = 971
+    # HTTP 429 past the per-user limit (EDGE-FACTS: code 10100).
+    RATE_LIMITED = 10100
     # Emulator's choice for an injected 5xx; Cloudflare's own 5xx bodies vary.
     INTERNAL_ERROR = 10001
     # Zone settings: unknown name, invalid value, not editable on this plan.

@@ -23,6 +23,10 @@ PROXY_READ_TIMEOUT = "proxy_read_timeout"
 # The 2024 OpenAPI extract's default for zones_proxy_read_timeout_value.
 DEFAULT_PROXY_READ_TIMEOUT = 100.0
 PROXIABLE_TYPES = frozenset({"A", "AAAA", "CNAME"})
+CLOUDFLARE_ONLY_SUFFIX = ".cfargotunnel.com"
+"""A Cloudflare Tunnel: reachable only through the proxy."""
+CLOUDFLARE_ONLY_ADDRESSES = frozenset({"100::"})
+"""The Workers placeholder: nothing answers there without the proxy."""
 
 
 class Plan(enum.StrEnum):
@@ -35,6 +39,11 @@ class Plan(enum.StrEnum):
     def rule_quota(self) -> int:
         """Rules allowed in one phase entry point (Cache Rules quotas)."""
         return {"free": 10, "pro": 25, "business": 50, "enterprise": 300}[self.value]
+
+    @property
+    def comment_limit(self) -> int:
+        """Characters a DNS record comment may hold (Free 100, paid plans 500)."""
+        return 100 if self is Plan.FREE else 500
 
     @property
     def can_raise_timeouts(self) -> bool:
@@ -190,11 +199,37 @@ class Store:
 
     def effectively_proxied(self, zone_id: str, name: str) -> bool:
         """Whether traffic to ``name`` goes through Cloudflare: if any A/AAAA/CNAME
-        record of the name is proxied, all of them are."""
-        wanted = name.rstrip(".").lower()
+        record of the name is proxied, all of them are; and a request is proxied when any
+        hostname on its CNAME chain (inside the zone) is."""
         with self.lock:
-            records = self.zone(zone_id).dns_records.values()
-            return any(r["name"] == wanted and r["proxied"] for r in records)
+            return any(r["proxied"] for r in self._chain(zone_id, name))
+
+    def reachable(self, zone_id: str, name: str) -> bool:
+        """Whether requests to ``name`` reach an origin: a name whose records lead to a
+        Cloudflare-only target (a Tunnel, ``100::``) answers only when proxied."""
+        with self.lock:
+            chain = self._chain(zone_id, name)
+            if not chain:
+                return False
+            only = any(_cloudflare_only(r) for r in chain)
+            return not only or any(r["proxied"] for r in chain)
+
+    def _chain(self, zone_id: str, name: str) -> list[JsonObject]:
+        """The proxiable records of ``name`` and of the names its CNAMEs lead to."""
+        records = self.zone(zone_id).dns_records.values()
+        found: list[JsonObject] = []
+        todo, seen = [name.rstrip(".").lower()], set()
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            for record in records:
+                if record["name"] == current and record["type"] in PROXIABLE_TYPES:
+                    found.append(record)
+                    if record["type"] == "CNAME":
+                        todo.append(str(record["content"]).rstrip(".").lower())
+        return found
 
     def snapshot(self) -> JsonObject:
         with self.lock:
@@ -203,3 +238,10 @@ class Store:
     def clear(self) -> None:
         with self.lock:
             self.zones.clear()
+
+
+def _cloudflare_only(record: JsonObject) -> bool:
+    content = str(record.get("content", "")).rstrip(".").lower()
+    if record["type"] == "CNAME":
+        return content.endswith(CLOUDFLARE_ONLY_SUFFIX)
+    return content in CLOUDFLARE_ONLY_ADDRESSES

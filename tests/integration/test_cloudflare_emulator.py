@@ -491,7 +491,10 @@ def test_dns_proxied_is_refused_for_records_that_cannot_be_proxied(
 # -- rate limit, faults, authentication, log --------------------------------------------
 
 
-def test_rate_limit_answers_429_with_retry_after_until_the_window_ends() -> None:
+def test_rate_limit_blocks_five_minutes_and_polling_restarts_the_block() -> None:
+    # Was: 429 until the fixed window ended. Cloudflare blocks every call for the next
+    # five minutes; whether a call during the block restarts it is NOT CONFIRMED, so the
+    # emulator does (strict).
     clock = ManualClock()
     with (
         CloudflareEmulator(
@@ -505,28 +508,38 @@ def test_rate_limit_answers_429_with_retry_after_until_the_window_ends() -> None
         with pytest.raises(cloudflare.RateLimitError) as first:
             sdk.zones.settings.get(SETTING, zone_id=zone)
         clock.advance(299.5)
-        with pytest.raises(cloudflare.RateLimitError) as last:
+        with pytest.raises(cloudflare.RateLimitError) as polled:
             sdk.zones.settings.get(SETTING, zone_id=zone)
-        clock.advance(0.5)
-        after_window = timeout_setting(sdk.zones.settings.get(SETTING, zone_id=zone))
+        clock.advance(299.5)
+        with pytest.raises(cloudflare.RateLimitError):
+            sdk.zones.settings.get(SETTING, zone_id=zone)
+        clock.advance(300)
+        after_block = timeout_setting(sdk.zones.settings.get(SETTING, zone_id=zone))
 
-    assert after_window.value == 100
-    assert codes(first.value) == [971]
+    assert after_block.value == 100
+    assert codes(first.value) == [10100]
     assert first.value.response.headers["Retry-After"] == "300"
-    assert last.value.response.headers["Retry-After"] == "1"
+    assert polled.value.response.headers["Retry-After"] == "300"
+    assert first.value.response.headers["Ratelimit"] == '"default";r=0;t=300'
 
 
-def test_rate_limit_is_counted_per_token() -> None:
+def test_rate_limit_is_counted_per_user_across_tokens() -> None:
+    # Was counted per token; Cloudflare counts per user, across all of their tokens.
     with (
-        CloudflareEmulator(token=["one", "two"], rate_limit=1).running() as emu,
+        CloudflareEmulator(token=["one", "two"], rate_limit=2).running() as emu,
         cloudflare.Cloudflare(api_token="one", base_url=emu.base_url, max_retries=0) as one,
         cloudflare.Cloudflare(api_token="two", base_url=emu.base_url, max_retries=0) as two,
+        cloudflare.Cloudflare(api_token="other", base_url=emu.base_url, max_retries=0) as other,
     ):
+        emu.add_token("other", user="someone-else")
         zone = emu.add_zone(plan="pro")
         one.zones.settings.get(SETTING, zone_id=zone)
         two.zones.settings.get(SETTING, zone_id=zone)
         with pytest.raises(cloudflare.RateLimitError):
             one.zones.settings.get(SETTING, zone_id=zone)
+        with pytest.raises(cloudflare.RateLimitError):
+            two.zones.settings.get(SETTING, zone_id=zone)
+        other.zones.settings.get(SETTING, zone_id=zone)  # another user's count
 
 
 def test_injected_500_fails_only_the_next_matching_requests(
@@ -564,7 +577,7 @@ def test_injected_429_carries_retry_after_and_the_sdk_retries_through_it(
     with cloudflare.Cloudflare(api_token=TOKEN, base_url=emulator.base_url, max_retries=2) as sdk:
         setting = timeout_setting(sdk.zones.settings.get(SETTING, zone_id=zone))
 
-    assert codes(limited.value) == [971]
+    assert codes(limited.value) == [10100]
     assert limited.value.response.headers["Retry-After"] == "7"
     assert setting.value == 100
     assert [e.status for e in emulator.requests()] == [429, 429, 429, 200]
@@ -591,16 +604,29 @@ def test_hanging_request_times_out_the_client(
 
 
 def test_wrong_or_missing_token_is_an_authentication_error(emulator: CloudflareEmulator) -> None:
+    # A malformed token is 400 6003/6111 (was 403 like any wrong token); a well-formed one
+    # Cloudflare does not know answers 403 10000 (NOT CONFIRMED: strict, like a missing
+    # permission).
     zone = emulator.add_zone(plan="enterprise")
     url = f"{emulator.base_url}/zones/{zone}/settings/{SETTING}"
+    unknown = "A" * 40
 
     with (
         cloudflare.Cloudflare(api_token="wrong", base_url=emulator.base_url, max_retries=0) as sdk,
+        pytest.raises(cloudflare.BadRequestError) as malformed,
+    ):
+        sdk.zones.settings.get(SETTING, zone_id=zone)
+    with (
+        cloudflare.Cloudflare(api_token=unknown, base_url=emulator.base_url, max_retries=0) as sdk,
         pytest.raises(cloudflare.PermissionDeniedError) as wrong,
     ):
         sdk.zones.settings.get(SETTING, zone_id=zone)
     missing = httpx.get(url)
 
+    assert codes(malformed.value) == [6003]
+    assert errors(malformed.value)[0]["error_chain"] == [
+        {"code": 6111, "message": "Invalid format for Authorization header"}
+    ]
     assert codes(wrong.value) == [10000]
     assert messages(wrong.value) == "Authentication error"
     assert missing.status_code == 401

@@ -1,4 +1,6 @@
-"""The per-token request budget refuses before sending, and honours a 429's Retry-After."""
+"""The request budgets refuse before sending: per zone, under one for the whole operator
+(Cloudflare counts per user, whatever the token); a 429 stops every token until its
+Retry-After (five minutes without one); Cloudflare's ``Ratelimit`` header is honoured."""
 
 from __future__ import annotations
 
@@ -6,7 +8,12 @@ import pytest
 
 from sandbox.cloudflare_emulator import ManualClock
 from timeout_budget.clients.cloudflare import ApiToken, _retry_after
-from timeout_budget.clients.request_budget import BudgetSpent, RateLimitedUntil, RequestBudget
+from timeout_budget.clients.request_budget import (
+    BudgetSpent,
+    RateLimitedUntil,
+    RequestBudget,
+    parse_ratelimit,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -26,7 +33,7 @@ def test_budget_refuses_once_spent_and_frees_as_the_window_slides() -> None:
 
     assert remaining_before == 0
     assert spent.value.retry_after == pytest.approx(270)
-    assert "budget (3 per 300s for this token) is spent" in str(spent.value)
+    assert "budget (3 per 300s for this zone) is spent" in str(spent.value)
     assert budget.remaining() == 0
 
 
@@ -45,9 +52,69 @@ def test_a_429_stops_every_request_until_retry_after() -> None:
     assert budget.rate_limited_until is None
 
 
-def test_a_429_without_retry_after_waits_a_minute() -> None:
+def test_a_429_without_retry_after_holds_for_cloudflares_five_minute_block() -> None:
+    # Was 60 s: Cloudflare blocks every call for five minutes once the limit is exceeded.
     budget = RequestBudget(10, clock=ManualClock())
-    assert budget.rate_limited(None) == 60
+    assert budget.rate_limited(None) == 300
+
+
+def test_zones_count_against_one_operator_budget_whatever_their_token() -> None:
+    clock = ManualClock()
+    operator = RequestBudget(3, clock=clock, scope="for all of the operator's tokens")
+    first = RequestBudget(10, clock=clock, shared=operator)
+    second = RequestBudget(10, clock=clock, shared=operator)
+
+    first.acquire()
+    first.acquire()
+    second.acquire()
+    with pytest.raises(BudgetSpent) as spent:
+        second.acquire()
+
+    assert "3 per 300s for all of the operator's tokens" in str(spent.value)
+    assert (first.remaining(), second.remaining(), first.used()) == (0, 0, 10)
+
+
+def test_a_429_seen_by_one_zone_stops_every_zone() -> None:
+    clock = ManualClock()
+    operator = RequestBudget(100, clock=clock)
+    first = RequestBudget(10, clock=clock, shared=operator)
+    second = RequestBudget(10, clock=clock, shared=operator)
+
+    first.rate_limited(None)
+    with pytest.raises(RateLimitedUntil) as held:
+        second.acquire()
+
+    assert held.value.retry_after == pytest.approx(300)
+    assert second.rate_limited_until == first.rate_limited_until == clock() + 300
+
+
+@pytest.mark.parametrize(
+    ("header", "said"),
+    [
+        ('"default";r=50;t=30', (50, 30.0)),
+        ('"burst";r=7;t=4, "default";r=900;t=200', (7, 4.0)),
+        (None, None),
+        ("garbage", None),
+    ],
+)
+def test_ratelimit_header(header: str | None, said: tuple[int, float] | None) -> None:
+    assert parse_ratelimit(header) == said
+
+
+def test_the_servers_count_stops_sending_before_a_429() -> None:
+    clock = ManualClock()
+    operator = RequestBudget(1200, clock=clock)
+    zone = RequestBudget(600, clock=clock, shared=operator)
+
+    zone.server_says(1, 40)  # the dashboard spent the rest
+    zone.acquire()
+    with pytest.raises(RateLimitedUntil) as held:
+        zone.acquire()
+    clock.advance(40)
+    zone.acquire()
+
+    assert "rate-limit header says no requests are left" in str(held.value)
+    assert held.value.retry_after == pytest.approx(40)
 
 
 @pytest.mark.parametrize(

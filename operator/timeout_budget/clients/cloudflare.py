@@ -6,7 +6,8 @@ the operator are done here, once:
 
 * **No hidden retries.** ``max_retries=0``: one call is one request, counted against the
   token's ``RequestBudget`` before it is sent. A refusal costs nothing; the caller
-  requeues. A 429 sets the budget's embargo from ``Retry-After``.
+  requeues. A 429 sets the budget's embargo from ``Retry-After``; Cloudflare's
+  ``Ratelimit`` header, on any answer, tells the budget what the server still allows.
 * **The token stays a secret.** It lives in an ``ApiToken`` whose ``repr`` is a
   placeholder; ``CLOUDFLARE_EMAIL``/``CLOUDFLARE_API_KEY`` in the environment, which the SDK
   would otherwise send *instead* of the token, are ignored; errors are rebuilt from
@@ -24,8 +25,10 @@ the operator are done here, once:
     ├── CloudflareRefused       4xx: plan, quota or validation; Cloudflare's message says
     │   │                       what; retrying the same request will not help
     │   └── NotFound            404
-    └── AuthFailed              401/403: the token is wrong or lacks a permission; stop
-                                until the Secret changes
+    ├── AuthFailed              401, or 400 with 6003/6111 (a malformed token): the token
+    │                           itself is rejected; stop until the Secret changes
+    └── PermissionMissing       403: the token lacks ``permission`` (or Cloudflare does not
+                                know it at all); only the feature needing it stops
 """
 
 from __future__ import annotations
@@ -84,6 +87,42 @@ class AuthFailed(CloudflareError):
     pass
 
 
+class PermissionMissing(CloudflareError):
+    """403 on one call: the token lacks ``permission`` for it. Cloudflare answers an
+    unknown token the same way, so the message says both."""
+
+    def __init__(self, message: str, permission: str) -> None:
+        super().__init__(message)
+        self.permission = permission
+
+
+ZONE_READ = "Zone Read"
+ZONE_SETTINGS_READ = "Zone Settings Read"
+ZONE_SETTINGS_EDIT = "Zone Settings Edit"
+CACHE_RULES_READ = "Cache Rules Read"
+CACHE_RULES_EDIT = "Cache Rules Edit"
+DNS_READ = "DNS Read"
+DNS_EDIT = "DNS Edit"
+_PERMISSIONS = {
+    "get_zone": ZONE_READ,
+    "get_zone_setting": ZONE_SETTINGS_READ,
+    "edit_zone_setting": ZONE_SETTINGS_EDIT,
+    "get_cache_rules": CACHE_RULES_READ,
+    "list_dns_records": DNS_READ,
+    "edit_dns_record": DNS_EDIT,
+}
+MALFORMED_TOKEN_CODES = frozenset({6003, 6111})
+"""400 "Invalid request headers" / "Invalid format for Authorization header"."""
+
+
+def permission_for(operation: str) -> str:
+    """The token permission (as the dashboard names it) a kind of request needs; every
+    Cache Rules write needs Cache Rules Edit."""
+    if operation in _PERMISSIONS:
+        return _PERMISSIONS[operation]
+    return CACHE_RULES_EDIT if "cache_rule" in operation else ZONE_READ
+
+
 class RequestObserver(Protocol):
     """Told about every request (``report.metrics.OperatorMetrics`` is one)."""
 
@@ -92,6 +131,13 @@ class RequestObserver(Protocol):
     ) -> None: ...
 
     def cloudflare_not_sent(self, reason: str) -> None: ...
+
+
+class _Answer(Protocol):
+    """An HTTP answer as the SDK's ``httpx`` hands it to a response hook."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -168,11 +214,16 @@ class CloudflareClient:
         self.budget = budget
         self._observer = observer
         self.base_url = base_url
+        self.denied: set[str] = set()
+        """Permissions whose last request got a 403 (``permission_for``)."""
         self._sdk = cloudflare.AsyncCloudflare(
             api_token=token.reveal(),
             base_url=base_url,
             max_retries=0,
             timeout=timeout_seconds,
+            http_client=cloudflare.DefaultAsyncHttpxClient(
+                event_hooks={"response": [self._read_rate_limit]}
+            ),
         )
         # Read from the environment when not given, and sent instead of the token.
         self._sdk.api_email = None
@@ -184,6 +235,23 @@ class CloudflareClient:
 
     async def aclose(self) -> None:
         await self._sdk.close()
+
+    async def _read_rate_limit(self, response: _Answer) -> None:
+        """Every answer may carry Cloudflare's own count (``Ratelimit``): the budget
+        stops there too, since the dashboard and other tools spend from it."""
+        said = request_budget.parse_ratelimit(response.headers.get("Ratelimit"))
+        if said is not None:
+            self.budget.server_says(*said)
+
+    # -- zone --------------------------------------------------------------------------
+    async def get_zone_plan(self, zone_id: str) -> str | None:
+        """The zone's plan (``free``, ``pro``, ``business``, ``enterprise``), if told."""
+        what = Call("get_zone", f"read the plan of zone {zone_id}")
+        raw = await self._send(what, lambda: self._sdk.zones.with_raw_response.get(zone_id=zone_id))
+        result = _result(await raw.json(), what)
+        plan = result.get("plan") if isinstance(result, dict) else None
+        legacy = plan.get("legacy_id") if isinstance(plan, dict) else None
+        return legacy if isinstance(legacy, str) else None
 
     # -- zone setting ------------------------------------------------------------------
     async def get_proxy_read_timeout(self, zone_id: str) -> ZoneTimeout:
@@ -367,13 +435,19 @@ class CloudflareClient:
             raise kind(f"{what}: not sent: {exc}", exc.retry_after) from None
         failure: CloudflareError
         started = time.monotonic()
+        permission = permission_for(what.operation)
         try:
             answer = await call()
         except cloudflare.APIError as exc:
-            failure = self._translate(exc, str(what))
+            failure = self._translate(exc, str(what), permission)
         else:
+            self.denied.discard(permission)
             self._observe(what, "ok", started)
             return answer
+        if isinstance(failure, PermissionMissing):
+            self.denied.add(permission)
+        elif not isinstance(failure, AuthFailed | CloudflareUnavailable | RateLimited):
+            self.denied.discard(permission)  # Cloudflare looked at the request: allowed
         self._observe(what, _outcome(failure), started)
         # Raised outside the except block: no __context__ pointing at the SDK's request.
         raise failure
@@ -383,7 +457,7 @@ class CloudflareClient:
             elapsed = time.monotonic() - started
             self._observer.cloudflare_request(what.operation, outcome, elapsed)
 
-    def _translate(self, exc: cloudflare.APIError, what: str) -> CloudflareError:
+    def _translate(self, exc: cloudflare.APIError, what: str, permission: str) -> CloudflareError:
         if isinstance(exc, cloudflare.APITimeoutError):
             return CloudflareUnavailable(f"{what}: Cloudflare did not answer in time")
         if isinstance(exc, cloudflare.APIConnectionError):
@@ -398,10 +472,21 @@ class CloudflareClient:
             return RateLimited(
                 f"{what}: Cloudflare rate limit (429): retry after {wait:g}s", retry_after=wait
             )
-        if status in (401, 403):
+        if status == 401:
             return AuthFailed(
-                f"{what}: Cloudflare rejected the API token ({said}); check the token and its "
-                "permissions (Zone Settings, Cache Rules, DNS: edit)"
+                f"{what}: Cloudflare rejected the API token ({said}); check the token in the "
+                "Secret (revoked or expired?)"
+            )
+        if status == 400 and MALFORMED_TOKEN_CODES & set(codes):
+            return AuthFailed(
+                f"{what}: Cloudflare rejected the API token as malformed ({said}); check the "
+                "Secret holds the token alone (an API token, not a Global API Key)"
+            )
+        if status == 403:
+            return PermissionMissing(
+                f"{what}: Cloudflare refused the API token ({said}): it needs the permission "
+                f"{permission} on this zone (or Cloudflare does not know the token at all)",
+                permission,
             )
         if status >= 500:
             return CloudflareUnavailable(f"{what}: Cloudflare error {said}")
@@ -412,7 +497,7 @@ class CloudflareClient:
 def _outcome(failure: CloudflareError) -> str:
     if isinstance(failure, RateLimited):
         return "rate_limited"
-    if isinstance(failure, AuthFailed):
+    if isinstance(failure, AuthFailed | PermissionMissing):
         return "auth_failed"
     if isinstance(failure, NotFound):
         return "not_found"
@@ -422,7 +507,8 @@ def _outcome(failure: CloudflareError) -> str:
 
 
 def _errors(body: object) -> tuple[list[int], str]:
-    """Cloudflare's ``errors[{code, message}]`` as codes and one line."""
+    """Cloudflare's ``errors[{code, message, error_chain?}]`` as codes (chained ones
+    included: a malformed token is 6003 with 6111 in its chain) and one line."""
     items = body.get("errors") if isinstance(body, dict) else None
     codes: list[int] = []
     parts: list[str] = []
@@ -432,7 +518,10 @@ def _errors(body: object) -> tuple[list[int], str]:
         code, message = item.get("code"), item.get("message")
         if isinstance(code, int):
             codes.append(code)
-        parts.append(f"{code}: {message}" if code is not None else str(message))
+        chained, chain_text = _errors({"errors": item.get("error_chain")})
+        codes.extend(chained)
+        text = f"{code}: {message}" if code is not None else str(message)
+        parts.append(f"{text} ({chain_text})" if chain_text else text)
     return codes, "; ".join(parts)
 
 

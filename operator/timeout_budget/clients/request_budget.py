@@ -1,26 +1,38 @@
-"""How many Cloudflare API requests the operator may still send with one token.
+"""How many Cloudflare API requests the operator may still send.
 
-Cloudflare allows 1,200 requests per 5 minutes per user, shared with the dashboard and
-every other tool using the account; past it, every call answers 429 for the rest of the
-window. The SDK's own retries honour ``Retry-After`` only up to 60 s and then give up, so
-left alone a busy operator would burn the limit, lock out the people using the dashboard
-and retry into a storm. This budget is checked *before* a request is sent: a sliding
-5-minute window holding at most ``limit`` requests (CloudflareZone
-``spec.apiRequestBudget``, default 600), and, after a 429, nothing at all until the
-``Retry-After`` moment has passed.
+Cloudflare allows 1,200 requests per 5 minutes **per user**, across the dashboard, API
+keys and every token; past it, every call is blocked for the next five minutes. The SDK's
+own retries honour ``Retry-After`` only up to 60 s and then give up, so left alone a busy
+operator would burn the limit, lock out the people using the dashboard and retry into a
+storm. So every request is counted *before* it is sent, twice:
+
+* against its zone's budget (CloudflareZone ``spec.apiRequestBudget``, default 600, under
+  the operator-wide cap), so one zone cannot starve the others;
+* against one budget for the whole operator (``TBO_CLOUDFLARE_REQUEST_BUDGET``), shared by
+  every token it holds: the operator cannot tell which user a token belongs to, and two
+  tokens of one user share Cloudflare's count.
+
+After a 429 nothing at all is sent, with any token, until ``Retry-After`` has passed (five
+minutes when Cloudflare gives none: its documented block). When Cloudflare's answers
+carry its ``Ratelimit`` header (``"default";r=<left>;t=<seconds to reset>``), the
+operator also stops at the server's count, which includes what other tools spent.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Callable
 
 WINDOW_SECONDS = 300.0
 DEFAULT_LIMIT = 600
-DEFAULT_RETRY_AFTER_SECONDS = 60.0
-"""When a 429 carries no usable ``Retry-After``."""
+DEFAULT_RETRY_AFTER_SECONDS = 300.0
+"""When a 429 carries no usable ``Retry-After``: Cloudflare blocks every call for five
+minutes once the limit is exceeded."""
+
+_LIMIT_ITEM = re.compile(r";\s*r\s*=\s*(\d+)\s*;\s*t\s*=\s*(\d+)")
 
 
 class Refusal(Exception):
@@ -36,11 +48,24 @@ class BudgetSpent(Refusal):
 
 
 class RateLimitedUntil(Refusal):
-    """Cloudflare answered 429 and its ``Retry-After`` has not passed yet."""
+    """Cloudflare answered 429 (or said nothing is left) and the wait has not passed."""
+
+
+def parse_ratelimit(header: str | None) -> tuple[int, float] | None:
+    """Cloudflare's ``Ratelimit`` header as (requests left, seconds until the window
+    resets), the tightest of its items; ``None`` when absent or unreadable."""
+    if not header:
+        return None
+    items = [(int(r), float(t)) for r, t in _LIMIT_ITEM.findall(header)]
+    return min(items) if items else None
 
 
 class RequestBudget:
-    """Requests sent with one token in the last 5 minutes, and the 429 embargo."""
+    """Requests sent in the last 5 minutes, the 429 embargo and Cloudflare's own count.
+
+    A budget with a ``shared`` parent (a zone's, under the operator's) counts each request
+    in both and refuses when either would; a 429 or the server's count lands on the
+    parent, since Cloudflare blocks the user, not one zone."""
 
     def __init__(
         self,
@@ -48,49 +73,99 @@ class RequestBudget:
         *,
         clock: Callable[[], float] = time.time,
         window_seconds: float = WINDOW_SECONDS,
+        shared: RequestBudget | None = None,
+        scope: str = "for this zone",
     ) -> None:
         if limit < 1:
             raise ValueError("a request budget needs a limit of at least 1")
         self.limit = limit
         self.window_seconds = window_seconds
+        self.shared = shared
+        self.scope = scope
         self._clock = clock
         self._sent: deque[float] = deque()
-        self.rate_limited_until: float | None = None
+        self._embargo: float | None = None
+        self._server: tuple[int, float] | None = None
+        """Requests Cloudflare said are left, and until when that holds."""
+
+    @property
+    def rate_limited_until(self) -> float | None:
+        """When the latest 429 embargo (here or in the shared budget) ends, if any."""
+        moments = [b._embargo for b in self._chain() if b._embargo is not None]
+        return max(moments) if moments else None
 
     def acquire(self) -> None:
         """Count one request about to be sent, or raise ``Refusal`` and count nothing."""
         now = self._clock()
-        if self.rate_limited_until is not None:
-            if now < self.rate_limited_until:
-                wait = self.rate_limited_until - now
+        for budget in self._chain():
+            budget._check(now)
+        for budget in self._chain():
+            budget._sent.append(now)
+            if budget._server is not None:
+                left, until = budget._server
+                budget._server = (left - 1, until)
+
+    def rate_limited(self, retry_after: float | None) -> float:
+        """Cloudflare said 429: send nothing for ``retry_after`` seconds. Returns them."""
+        wait = retry_after if retry_after and retry_after > 0 else DEFAULT_RETRY_AFTER_SECONDS
+        root = self._root()
+        until = self._clock() + wait
+        root._embargo = max(root._embargo or 0.0, until)
+        return wait
+
+    def server_says(self, left: int, reset_seconds: float) -> None:
+        """Cloudflare's ``Ratelimit`` header: ``left`` requests until ``reset_seconds``."""
+        self._root()._server = (max(0, left), self._clock() + max(0.0, reset_seconds))
+
+    def remaining(self) -> int:
+        now = self._clock()
+        left = []
+        for budget in self._chain():
+            budget._forget_before(now - budget.window_seconds)
+            left.append(max(0, budget.limit - len(budget._sent)))
+        return min(left)
+
+    def used(self) -> int:
+        return self.limit - self.remaining()
+
+    def _check(self, now: float) -> None:
+        if self._embargo is not None:
+            if now < self._embargo:
+                wait = self._embargo - now
                 raise RateLimitedUntil(
                     f"Cloudflare answered 429 (rate limit); no requests for {_secs(wait)}", wait
                 )
-            self.rate_limited_until = None
+            self._embargo = None
+        if self._server is not None:
+            left, until = self._server
+            if now >= until:
+                self._server = None
+            elif left <= 0:
+                raise RateLimitedUntil(
+                    "Cloudflare's rate-limit header says no requests are left; next request "
+                    f"in {_secs(until - now)}",
+                    until - now,
+                )
         self._forget_before(now - self.window_seconds)
         if len(self._sent) >= self.limit:
             wait = self._sent[0] + self.window_seconds - now
             raise BudgetSpent(
                 f"the operator's Cloudflare request budget ({self.limit} per "
-                f"{_secs(self.window_seconds)} for this token) is spent; "
+                f"{_secs(self.window_seconds)} {self.scope}) is spent; "
                 f"next request in {_secs(wait)}",
                 wait,
             )
-        self._sent.append(now)
 
-    def rate_limited(self, retry_after: float | None) -> float:
-        """Cloudflare said 429: send nothing for ``retry_after`` seconds. Returns them."""
-        wait = retry_after if retry_after and retry_after > 0 else DEFAULT_RETRY_AFTER_SECONDS
-        until = self._clock() + wait
-        self.rate_limited_until = max(self.rate_limited_until or 0.0, until)
-        return wait
+    def _chain(self) -> list[RequestBudget]:
+        chain: list[RequestBudget] = []
+        budget: RequestBudget | None = self
+        while budget is not None:
+            chain.append(budget)
+            budget = budget.shared
+        return chain
 
-    def remaining(self) -> int:
-        self._forget_before(self._clock() - self.window_seconds)
-        return max(0, self.limit - len(self._sent))
-
-    def used(self) -> int:
-        return self.limit - self.remaining()
+    def _root(self) -> RequestBudget:
+        return self._chain()[-1]
 
     def _forget_before(self, moment: float) -> None:
         while self._sent and self._sent[0] <= moment:

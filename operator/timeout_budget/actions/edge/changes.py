@@ -2,8 +2,9 @@
 
 ``apply`` must raise at once, with a reason a person can act on, when a change cannot be
 made at all: the zone is unknown or its token rejected, Cloudflare said to wait, the plan
-has no read timeout, the DNS-only hostname is not dedicated. Everything else is queued
-for the zone's one write at the end of the cycle.
+has no read timeout, the DNS-only hostname is not dedicated, the token lacks the
+permission the change needs (Cloudflare said so; retried after a while or with a new
+token). Everything else is queued for the zone's one write at the end of the cycle.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from timeout_budget.actions.edge.errors import EdgeRefused, ZoneNotReady
 from timeout_budget.actions.edge.routes import Route
 from timeout_budget.actions.edge.zone import Problem, ZoneState
 from timeout_budget.actions.edge.zone_sync import NOT_EDITABLE
+from timeout_budget.clients.cloudflare import (
+    CACHE_RULES_EDIT,
+    CACHE_RULES_READ,
+    DNS_EDIT,
+    DNS_READ,
+)
 from timeout_budget.decide import rules
 from timeout_budget.model.actions import (
     MIN_ROUTE_READ_TIMEOUT_SECONDS,
@@ -46,7 +53,8 @@ def ready(zone: ZoneState | None, route: Route, problem: Problem | None, now: fl
     """The route's zone, if changes can be sent through it now."""
     label = f"CloudflareZone {route.zone[0]}/{route.zone[1]}"
     if zone is None or zone.timeout is None:
-        why = problem.message if problem else "not created, or not read from Cloudflare yet"
+        known = problem or (zone.problem if zone is not None else None)
+        why = known.message if known else "not created, or not read from Cloudflare yet"
         raise ZoneNotReady(f"{label}: {why}")
     held = zone.problem
     if held is not None and held.retry_at is not None and now < held.retry_at:
@@ -55,9 +63,21 @@ def ready(zone: ZoneState | None, route: Route, problem: Problem | None, now: fl
     return zone
 
 
+CACHE_RULES_PERMISSIONS = (CACHE_RULES_READ, CACHE_RULES_EDIT)
+DNS_PERMISSIONS = (DNS_READ, DNS_EDIT)
+
+
 def change(
-    zone: ZoneState, route: Route, action: Action, others: Mapping[RouteKey, Route]
+    zone: ZoneState,
+    route: Route,
+    action: Action,
+    others: Mapping[RouteKey, Route],
+    now: float | None = None,
 ) -> RuleChange | DnsChange:
+    """The queued change for ``action``; ``now`` (when given) holds back a feature whose
+    permission Cloudflare refused a moment ago."""
+    if now is not None:
+        _check_permissions(zone, action, now)
     if isinstance(action, EdgeTimeout):
         ref = rules.rule_ref(route.namespace, route.name)
         if action.seconds is None:
@@ -81,6 +101,14 @@ def change(
                 )
         return DnsChange(hostname, action.apply)
     raise EdgeRefused(f"{action.describe()} is not a Cloudflare change")
+
+
+def _check_permissions(zone: ZoneState, action: Action, now: float) -> None:
+    needed = CACHE_RULES_PERMISSIONS if isinstance(action, EdgeTimeout) else DNS_PERMISSIONS
+    held = zone.denial(needed, now)
+    if held is not None and held.retry_at is not None:
+        until = rfc3339(held.retry_at, whole_seconds=True)
+        raise EdgeRefused(f"{held.message}; tried again at {until} or with a new token")
 
 
 def _check_timeout(zone: ZoneState, seconds: int) -> None:

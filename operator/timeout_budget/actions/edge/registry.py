@@ -21,7 +21,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from timeout_budget.actions.edge import batch, changes, routes, zone_status, zone_sync
+from timeout_budget.actions.edge import (
+    batch,
+    changes,
+    dns_switch,
+    routes,
+    zone_status,
+    zone_sync,
+)
 from timeout_budget.actions.edge.errors import EdgeRefused, ZoneNotReady
 from timeout_budget.actions.edge.routes import Route, ZoneRef
 from timeout_budget.actions.edge.zone import Problem, ZoneState
@@ -244,8 +251,9 @@ class ZoneRegistry:
             if route is None:
                 raise EdgeRefused("edge sync is off for this route (no edge.zoneRef or sync off)")
             problem = self._zones.problems.get(route.zone)
-            zone = changes.ready(self._zones.get(route.zone), route, problem, self._clock())
-            queued = [changes.change(zone, route, a, self._routes) for a in actions]
+            now = self._clock()
+            zone = changes.ready(self._zones.get(route.zone), route, problem, now)
+            queued = [changes.change(zone, route, a, self._routes, now) for a in actions]
         except (EdgeRefused, ZoneNotReady) as exc:
             self._apply_failures[key] = str(exc)
             raise
@@ -325,7 +333,7 @@ class ZoneRegistry:
         """Re-read the zone; the caller holds its lock."""
         zone.attempted_at = now
         try:
-            await zone_sync.refresh(zone, self._hostnames((zone.namespace, zone.name)))
+            await zone_sync.refresh(zone, self._hostnames((zone.namespace, zone.name)), now)
         except CloudflareError as exc:
             zone.failed(exc, now)
             log.warning("%s: not synced: %s", zone.label, exc)
@@ -381,6 +389,9 @@ class ZoneRegistry:
                     try:
                         zone.dns[hostname] = await zone.client.list_dns_records(
                             zone.spec.zone_id, hostname
+                        )
+                        zone.chains[hostname] = await dns_switch.chain(
+                            zone.client, zone.spec.zone_id, zone.dns[hostname]
                         )
                     except CloudflareError as exc:
                         log.info("%s: records of %s not read yet: %s", zone.label, hostname, exc)

@@ -73,7 +73,10 @@ def _rule(zone: ZoneState, route: Route) -> rules.InForce | None:
 def rerouted(zone: ZoneState, route: Route) -> frozenset[RerouteTarget]:
     hostname = route.dns_only_hostname
     records = zone.dns.get(hostname) if hostname else None
-    if hostname is None or records is None or not dns_only.in_force(records, route.key):
+    if hostname is None or records is None:
+        return frozenset()
+    # A proxied name down the hostname's CNAME chain keeps it proxied (Cloudflare's rule).
+    if not dns_only.in_force(records, route.key, zone.chains.get(hostname, ())):
         return frozenset()
     return frozenset({RerouteTarget(RerouteVia.DNS_ONLY, hostname)})
 
@@ -84,7 +87,8 @@ def condition(
     t = ConditionType.EDGE_SYNCED
     label = f"CloudflareZone {route.zone[0]}/{route.zone[1]}"
     if zone is None or zone.timeout is None:
-        why = zone_problem or "not created, or not read from Cloudflare yet"
+        known = zone.problem.message if zone is not None and zone.problem else None
+        why = zone_problem or known or "not created, or not read from Cloudflare yet"
         return ConditionInput(t, S.FALSE, "ZoneNotReady", f"{label}: {why}")
     if failure is not None:
         return ConditionInput(t, S.FALSE, "SyncFailed", f"{failure} (retried next cycle)")

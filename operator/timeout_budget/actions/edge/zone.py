@@ -3,17 +3,22 @@
 Every route of a zone asks about it every cycle (what is the zone's timeout? is my rule
 there? is my hostname grey?), and Cloudflare allows only so many requests. So each zone
 keeps a cache: the ``proxy_read_timeout`` setting, the Cache Rules entry point and the DNS
-records of the hostnames its routes use, refreshed when the operator writes (from
+records of the hostnames its routes use (and of the names their CNAMEs lead to),
+refreshed when the operator writes (from
 Cloudflare's answer) and every ``syncIntervalSeconds`` (to see drift). It also remembers
-the last thing that went wrong and until when to hold back.
+the last thing that went wrong and until when to hold back: for the whole zone (a
+rejected token, a 429, an outage), or for one permission the token lacks, which stops
+only the feature needing it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from timeout_budget.clients.cloudflare import (
+    ZONE_SETTINGS_READ,
     ApiToken,
     AuthFailed,
     BudgetExhausted,
@@ -21,6 +26,7 @@ from timeout_budget.clients.cloudflare import (
     CloudflareError,
     CloudflareUnavailable,
     Entrypoint,
+    PermissionMissing,
     RateLimited,
     ZoneTimeout,
 )
@@ -54,6 +60,12 @@ class ZoneState:
     """The entry point was read (``entrypoint`` may still be ``None``: the zone has none)."""
     dns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Records by hostname, for the DNS-only hostnames of the zone's routes."""
+    chains: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """By DNS-only hostname: the records of the names its CNAME chain leads to in the zone
+    (a proxied one keeps the hostname proxied)."""
+    denied: dict[str, Problem] = field(default_factory=dict)
+    """By permission: Cloudflare's 403, and until when the feature needing it holds
+    back. Only those the client still sees refused count (``denials``)."""
     synced_at: float | None = None
     """When everything was last read successfully."""
     attempted_at: float | None = None
@@ -77,7 +89,12 @@ class ZoneState:
     def failed(self, exc: CloudflareError, now: float) -> None:
         """Remember what went wrong and how long to hold back."""
         text = str(exc)
-        if isinstance(exc, AuthFailed):
+        if isinstance(exc, PermissionMissing):
+            wait = max(AUTH_RETRY_SECONDS, self.spec.sync_interval_seconds)
+            self.denied[exc.permission] = Problem("PermissionMissing", text, retry_at=now + wait)
+            if exc.permission == ZONE_SETTINGS_READ:  # nothing about the zone is known
+                self.problem = self.denied[exc.permission]
+        elif isinstance(exc, AuthFailed):
             # Tried again when the Secret changes, or after a while (permissions fixed).
             self.auth_failed = self.token.fingerprint
             wait = max(AUTH_RETRY_SECONDS, self.spec.sync_interval_seconds)
@@ -102,6 +119,20 @@ class ZoneState:
 
     def token_rejected(self) -> bool:
         return self.auth_failed == self.token.fingerprint
+
+    def denials(self) -> dict[str, Problem]:
+        """The permissions the token lacks, as far as the last request needing each one
+        knows (a later success, or a new token, clears one)."""
+        return {p: d for p, d in sorted(self.denied.items()) if p in self.client.denied}
+
+    def denial(self, permissions: Iterable[str], now: float) -> Problem | None:
+        """Why a feature needing ``permissions`` must hold back now, if it must."""
+        current = self.denials()
+        for permission in permissions:
+            found = current.get(permission)
+            if found is not None and found.retry_at is not None and now < found.retry_at:
+                return found
+        return None
 
     def unavailable(self, now: float) -> float:
         """Count one more 5xx/timeout; returns the moment to hold back until."""

@@ -2,7 +2,8 @@
 
 ``kubectl get cfz`` should answer what a platform engineer asks first: which timeout is in
 force at Cloudflare, may it be changed, which rules does the operator hold there, when was
-it last read, how much of the request budget is left, and if something is wrong, what.
+it last read, how much of the request budget is left, and if something is wrong, what:
+a permission the token lacks is named, with the feature it stops (the rest still works).
 Everything comes from the zone's cached state; never a token, never a fingerprint of one.
 Conditions keep their transition times through ``model.conditions.merge``.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 from timeout_budget.actions.edge.zone import Problem, ZoneState
 from timeout_budget.actions.edge.zone_sync import NOT_EDITABLE
+from timeout_budget.clients import cloudflare as cf
 from timeout_budget.clients.request_budget import RequestBudget
 from timeout_budget.decide import rules
 from timeout_budget.model import conditions
@@ -23,6 +25,16 @@ from timeout_budget.model.spec import CloudflareZoneSpec
 from timeout_budget.model.timestamps import rfc3339
 
 TIMEOUT_ENFORCED = "ProxyReadTimeoutEnforced"
+STOPS = {
+    cf.ZONE_READ: "DNS record comments beyond the Free plan's 100 characters",
+    cf.ZONE_SETTINGS_READ: "everything: the zone's proxy_read_timeout cannot be read",
+    cf.ZONE_SETTINGS_EDIT: "enforcing spec.proxyReadTimeoutSeconds",
+    cf.CACHE_RULES_READ: "Cache Rule read timeouts",
+    cf.CACHE_RULES_EDIT: "Cache Rule read timeouts",
+    cf.DNS_READ: "DNS-only reroutes",
+    cf.DNS_EDIT: "DNS-only reroutes",
+}
+"""What each permission the token lacks stops."""
 
 
 def build(
@@ -65,7 +77,14 @@ def _synced(zone: ZoneState | None, problem: Problem | None) -> ConditionInput:
         return ConditionInput(t, S.FALSE, problem.reason, problem.message)
     if zone is None or zone.synced_at is None:
         return ConditionInput(t, S.UNKNOWN, "Pending", "not read from Cloudflare yet")
+    if zone.denials():
+        return ConditionInput(t, S.FALSE, "PermissionMissing", _denied(zone))
     return ConditionInput(t, S.TRUE, "Synced", _summary(zone))
+
+
+def _denied(zone: ZoneState) -> str:
+    lacks = "; ".join(f"{p} (stops {STOPS.get(p, 'its feature')})" for p in zone.denials())
+    return f"the API token lacks {lacks}. The rest is synced: {_summary(zone)}"
 
 
 def _enforced(spec: CloudflareZoneSpec, zone: ZoneState) -> ConditionInput:
@@ -104,6 +123,8 @@ def _message(zone: ZoneState | None, problem: Problem | None) -> str:
         return problem.message
     if zone is None or zone.synced_at is None:
         return "not read from Cloudflare yet"
+    if zone.denials():
+        return _denied(zone)
     if zone.enforce_note is not None:
         return f"{_summary(zone)}; {zone.enforce_note.message}"
     return _summary(zone)

@@ -2,8 +2,9 @@
 
 One entry per CloudflareZone, at most one per Cloudflare zone id (two objects writing one
 ruleset would undo each other), one ``asyncio.Lock`` per zone id (Cloudflare warns
-against concurrent updates of a ruleset), and one ``RequestBudget`` per token, shared by
-every zone that uses the token, since Cloudflare counts per user.
+against concurrent updates of a ruleset), and the request budgets: one per zone
+(``spec.apiRequestBudget``) under one for the whole operator, whatever tokens it holds,
+since Cloudflare counts per user and a 429 blocks every token of that user.
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ class Zones:
         self._zones: dict[ZoneRef, ZoneState] = {}
         self._owners: dict[str, ZoneRef] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._budgets: dict[str, RequestBudget] = {}
+        self.budget = RequestBudget(
+            request_budget_cap, clock=clock, scope="for all of the operator's tokens"
+        )
+        """The operator-wide budget every zone's budget counts against too."""
+        self._budgets: dict[ZoneRef, RequestBudget] = {}
         self.problems: dict[ZoneRef, Problem] = {}
         """Why a zone could not even be read (its Secret, a duplicate zone id)."""
 
@@ -84,7 +89,11 @@ class Zones:
         """The zone's state with this spec and token: a new client when the token changed,
         a fresh cache when the zone id did."""
         zone = self._zones.get(ref)
-        budget = self._budgets.setdefault(token.fingerprint, RequestBudget(clock=self._clock))
+        budget = self._budgets.get(ref)
+        if budget is None:
+            budget = RequestBudget(spec.api_request_budget, clock=self._clock, shared=self.budget)
+            self._budgets[ref] = budget
+        budget.limit = min(self.request_budget_cap, spec.api_request_budget)
         if zone is None or zone.spec.zone_id != spec.zone_id or zone.token != token:
             client = CloudflareClient(
                 token,
@@ -104,16 +113,12 @@ class Zones:
         zone.spec = spec
         self._owners[spec.zone_id] = ref
         self.problems.pop(ref, None)
-        # Zones sharing a token share its budget; the strictest limit holds.
-        budget.limit = min(
-            self.request_budget_cap,
-            *(z.spec.api_request_budget for z in self._zones.values() if z.token == token),
-        )
         return zone
 
     async def forget(self, ref: ZoneRef) -> None:
         self.problems.pop(ref, None)
         zone = self._zones.pop(ref, None)
+        self._budgets.pop(ref, None)
         if zone is not None:
             self._release(ref, zone.spec.zone_id)
             await zone.client.aclose()
