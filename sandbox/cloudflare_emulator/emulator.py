@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sandbox.cloudflare_emulator import rulesets, server
+from sandbox.cloudflare_emulator import edge_cache, rulesets, server
 from sandbox.cloudflare_emulator.api import FrontDoor
 from sandbox.cloudflare_emulator.faults import Fault, FaultQueue, Kind
 from sandbox.cloudflare_emulator.protocol import JsonObject
@@ -207,6 +207,30 @@ class CloudflareEmulator:
     def rules(self, zone_id: str) -> list[JsonObject]:
         found = self.ruleset(zone_id)
         return list(found["rules"]) if found else []
+
+    def edge_request(
+        self,
+        zone_id: str,
+        method: str,
+        host: str,
+        path: str,
+        *,
+        cache_control: str | None = None,
+        bypass_by_default_keeps_read_timeout: bool = False,
+    ) -> edge_cache.Verdict:
+        """What the edge does with a visitor's request under the zone's Cache Rules
+        (``edge_cache``): the read timeout it gets, and why."""
+        with self.store.lock:
+            zone = self.store.zone(zone_id)
+            ruleset = zone.entrypoints.get(CACHE_SETTINGS_PHASE)
+            rules = list(ruleset.rules) if ruleset is not None else []
+            timeout = zone.proxy_read_timeout
+        return edge_cache.evaluate(
+            rules,
+            timeout,
+            edge_cache.EdgeRequest(method, host, path, origin_cache_control=cache_control),
+            bypass_by_default_keeps_read_timeout=bypass_by_default_keeps_read_timeout,
+        )
 
     def dns_records(self, zone_id: str) -> list[JsonObject]:
         with self.store.lock:

@@ -7,6 +7,16 @@ deletes it), rules without an ``id`` are new rules with new ids, every change ma
 ruleset version, refs must be unique, ``read_timeout`` needs an Enterprise zone and the
 plan caps the number of rules. Single-rule POST/PATCH/DELETE answer with the whole
 ruleset, as Cloudflare does. ``?dry_run=true`` checks a write without applying it.
+
+Strict where the real answer is NOT CONFIRMED (EDGE-FACTS), so a client that relies on
+leniency fails here rather than in production:
+- read-only rule fields (``version``, ``last_updated``, ``categories``: ``readOnly`` in the
+  OpenAPI) in a written rule are refused, as a request validated in write context is;
+- creating an entry point (``POST /zones/{z}/rulesets``) for a phase that has one is
+  refused (Cloudflare's exact code and message for it are the emulator's choice);
+- every written expression is parsed by Cloudflare's own parser (wirefilter, through the
+  ``octorules-wirefilter`` package) and refused with its message when it does not parse;
+  over 4,096 characters is refused too (DOCS).
 """
 
 from __future__ import annotations
@@ -14,6 +24,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import octorules_wirefilter
 
 from sandbox.cloudflare_emulator.protocol import (
     ApiError,
@@ -35,6 +47,33 @@ from sandbox.cloudflare_emulator.state import (
 from sandbox.cloudflare_emulator.validation import Validators, Violation
 
 SERVER_FIELDS = frozenset({"id", "version", "last_updated"})
+READ_ONLY_FIELDS = ("version", "last_updated", "categories")
+"""``readOnly`` in the OpenAPI's ``rulesets_Rule``: a client must not send them."""
+MAX_EXPRESSION = 4096
+
+
+def _read_only(rule: Any, pointer: str) -> list[ErrorItem]:
+    if not isinstance(rule, dict):
+        return []
+    return [
+        _item(f"{pointer}/{name}", f"'{name}' is read-only: it is set by Cloudflare, not sent")
+        for name in READ_ONLY_FIELDS
+        if name in rule
+    ]
+
+
+def _expression(rule: Mapping[str, Any], pointer: str) -> list[ErrorItem]:
+    """Cloudflare's parser on the rule's expression (wirefilter, the HTTP scheme)."""
+    text = rule.get("expression")
+    if not isinstance(text, str) or not text.strip():
+        return []  # the schema, or the blank check, says why
+    if len(text) > MAX_EXPRESSION:
+        return [_item(f"{pointer}/expression", f"the expression is longer than {MAX_EXPRESSION}")]
+    parsed = octorules_wirefilter.parse_expression(text)
+    error = parsed.get("error")
+    if error:
+        return [_item(f"{pointer}/expression", f"filter parsing error: {error.strip()}")]
+    return []
 
 
 def _invalid(errors: Sequence[ErrorItem]) -> ApiError:
@@ -111,6 +150,7 @@ def _check(
             continue
         if not str(rule.get("expression", "")).strip():
             errors.append(_item(f"{written[i]}/expression", "the expression must not be blank"))
+        errors.extend(_expression(rule, written[i]))
         params = rule.get("action_parameters")
         has_timeout = isinstance(params, dict) and "read_timeout" in params
         if has_timeout and not zone.plan.can_raise_timeouts:
@@ -183,6 +223,9 @@ def replace_rules(zone: Zone, validators: Validators, body: Any, *, dry_run: boo
     violations = validators.entrypoint_put(body)
     if violations:
         raise _schema_errors(violations)
+    read_only = [e for i, r in enumerate(body["rules"]) for e in _read_only(r, f"/rules/{i}")]
+    if read_only:
+        raise _invalid(read_only)
     current = zone.entrypoints.get(CACHE_SETTINGS_PHASE)
     by_id = {r["id"]: r for r in (current.rules if current else [])}
     rules: list[JsonObject] = []
@@ -212,6 +255,35 @@ def get_entrypoint(store: Store, validators: Validators, req: Request) -> Reply:
     return ok(ruleset.to_json())
 
 
+def create_ruleset(store: Store, validators: Validators, req: Request) -> Reply:
+    """``POST /zones/{z}/rulesets``: a zone entry point for the cache phase, refused when
+    the phase has one already (unlike a PUT, it never replaces a list)."""
+    zone = store.zone(req.params["zone_id"], "/rulesets")
+    body = req.body
+    if not isinstance(body, dict):
+        raise _schema_errors([Violation("/", f"{body!r} is not of type 'object'")])
+    errors = []
+    if body.get("kind") != "zone":
+        errors.append(_item("/kind", "the emulator creates only rulesets of kind 'zone'"))
+    if body.get("phase") != CACHE_SETTINGS_PHASE:
+        errors.append(_item("/phase", f"the emulator implements only {CACHE_SETTINGS_PHASE}"))
+    if not isinstance(body.get("name"), str):
+        errors.append(_item("/name", "a ruleset needs a name"))
+    if errors:
+        raise _invalid(errors)
+    if zone.entrypoints.get(CACHE_SETTINGS_PHASE) is not None:
+        raise _invalid(
+            [
+                _item(
+                    "/phase",
+                    f"a ruleset of kind zone for phase {CACHE_SETTINGS_PHASE} already exists "
+                    "(the entry point): add rules to it instead",
+                )
+            ]
+        )
+    return replace_rules(zone, validators, body, dry_run=req.flag("dry_run"))
+
+
 def put_entrypoint(store: Store, validators: Validators, req: Request) -> Reply:
     phase = _phase(req)
     zone = store.zone(req.params["zone_id"], f"/rulesets/phases/{phase}/entrypoint")
@@ -224,6 +296,8 @@ def create_rule(store: Store, validators: Validators, req: Request) -> Reply:
     violations = validators.rule_create(req.body)
     if violations:
         raise _schema_errors(violations)
+    if _read_only(req.body, ""):
+        raise _invalid(_read_only(req.body, ""))
     rule_id = req.body.get("id") or new_id()
     if any(r["id"] == rule_id for r in ruleset.rules):
         raise _invalid([_item("/id", f"a rule with id {rule_id} already exists")])
@@ -239,9 +313,12 @@ def edit_rule(store: Store, validators: Validators, req: Request) -> Reply:
     index = _rule_index(ruleset, req.params["rule_id"])
     if not isinstance(req.body, dict):
         raise _schema_errors([Violation("/", f"{req.body!r} is not of type 'object'")])
+    if _read_only(req.body, ""):
+        raise _invalid(_read_only(req.body, ""))
     rules = copy.deepcopy(ruleset.rules)
     previous = rules.pop(index)
-    merged = {**previous, **req.body}
+    kept = {k: v for k, v in previous.items() if k not in READ_ONLY_FIELDS}
+    merged = {**kept, **req.body}
     violations = validators.rule_edit(merged)
     if violations:
         raise _schema_errors(violations)
@@ -274,7 +351,8 @@ def seed_rules(store: Store, validators: Validators, zone_id: str, rules: Any) -
         existing = current.rules if current else []
         if not isinstance(rules, list):
             raise _schema_errors([Violation("/rules", "rules must be a list")])
-        reply = replace_rules(zone, validators, {"rules": [*existing, *rules]})
+        as_sent = [{k: v for k, v in r.items() if k not in READ_ONLY_FIELDS} for r in existing]
+        reply = replace_rules(zone, validators, {"rules": [*as_sent, *rules]})
         assert reply.body is not None
         result: JsonObject = reply.body["result"]
         return result

@@ -73,12 +73,20 @@ def zone_store(plan: Plan = Plan.ENTERPRISE) -> Store:
     return store
 
 
+def sent(rule: Mapping[str, Any]) -> JsonObject:
+    """A rule as a client sends it back: without Cloudflare's read-only fields."""
+    return {k: v for k, v in rule.items() if k not in rulesets.READ_ONLY_FIELDS}
+
+
 def test_rules_sent_back_unchanged_keep_id_version_and_timestamp(validators: Validators) -> None:
     store = zone_store()
     first = put(store, validators, [rule("a", 300)])
-    second = put(store, validators, [*first["rules"], rule("b")])
-    changed = {**second["rules"][0], "action_parameters": {"cache": True, "read_timeout": 600}}
-    third = put(store, validators, [changed, second["rules"][1]])
+    second = put(store, validators, [sent(first["rules"][0]), rule("b")])
+    changed = {
+        **sent(second["rules"][0]),
+        "action_parameters": {"cache": True, "read_timeout": 600},
+    }
+    third = put(store, validators, [changed, sent(second["rules"][1])])
 
     assert [first["version"], second["version"], third["version"]] == ["1", "2", "3"]
     assert second["id"] == first["id"] == third["id"]
@@ -86,6 +94,63 @@ def test_rules_sent_back_unchanged_keep_id_version_and_timestamp(validators: Val
     assert third["rules"][0]["id"] == first["rules"][0]["id"]
     assert third["rules"][0]["version"] == "2"
     assert third["rules"][1] == second["rules"][1]
+
+
+@pytest.mark.parametrize("field", ["version", "last_updated", "categories"])
+def test_read_only_fields_are_refused_in_every_write(validators: Validators, field: str) -> None:
+    """readOnly in the OpenAPI; whether Cloudflare refuses them is NOT CONFIRMED: strict."""
+    store = zone_store()
+    first = put(store, validators, [rule("a", 300)])
+    stored = first["rules"][0]
+    value = stored.get(field, ["x"])
+    put_error = refused(
+        rulesets.put_entrypoint,
+        store,
+        validators,
+        {"rules": [{**sent(stored), field: value}]},
+        phase=CACHE_SETTINGS_PHASE,
+    )
+    assert put_error.errors[0].pointer == f"/rules/0/{field}"
+    ids = {"ruleset_id": first["id"]}
+    assert refused(rulesets.create_rule, store, validators, {**rule("b"), field: value}, **ids)
+    assert refused(
+        rulesets.edit_rule, store, validators, {field: value}, rule_id=stored["id"], **ids
+    )
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        'starts_with(http.request.uri.path, "/x"',
+        'http.hots eq "a"',
+        'http.host eq "a" and',
+        f'http.host eq "{"a" * 4100}"',
+    ],
+)
+def test_an_expression_cloudflares_parser_refuses_is_refused(
+    validators: Validators, expression: str
+) -> None:
+    error = refused(
+        rulesets.put_entrypoint,
+        zone_store(),
+        validators,
+        {"rules": [{**rule("a"), "expression": expression}]},
+        phase=CACHE_SETTINGS_PHASE,
+    )
+    assert error.errors[0].pointer == "/rules/0/expression"
+
+
+def test_creating_the_entry_point_never_replaces_one(validators: Validators) -> None:
+    store = zone_store()
+    body = {"kind": "zone", "name": "default", "phase": CACHE_SETTINGS_PHASE}
+    created = call(rulesets.create_ruleset, store, validators, {**body, "rules": [rule("a")]})
+    assert [r["ref"] for r in created["rules"]] == ["a"]
+
+    again = refused(rulesets.create_ruleset, store, validators, {**body, "rules": [rule("b")]})
+    assert "already exists" in again.errors[0].message
+    assert [r["ref"] for r in put(store, validators, [sent(created["rules"][0])])["rules"]] == [
+        "a"
+    ]
 
 
 def test_rules_without_id_are_new_rules(validators: Validators) -> None:
