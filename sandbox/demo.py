@@ -20,11 +20,13 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
+
+import pydantic
 
 from sandbox import demo_scenario as sc
 from sandbox.demo_plot import plot_all
@@ -32,6 +34,8 @@ from sandbox.demo_summary import render
 from sandbox.demo_table import LiveTable
 from sandbox.demo_timeline import DemoResult, RouteSample, Span, action_from_event
 from sandbox.demo_world import World, announce
+from timeout_budget.decide import timers
+from timeout_budget.model.spec import parse_timeout_budget
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WORKDIR = REPO / ".sandbox" / "demo"
@@ -73,7 +77,17 @@ def sample(world: World, route: sc.Route, t: float, phase: str, prom_up: bool) -
         edge_timeout=world.edge_timeout(route.name),
         last_action=str(status.get("lastAction") or ""),
         prometheus_up=prom_up,
+        release_seconds=_release_seconds(spec),
     )
+
+
+def _release_seconds(spec: Mapping[str, Any]) -> float | None:
+    """The operator's own rule, read from the spec it reads; ``None`` before the watch has
+    the TimeoutBudget (or for a spec the operator would refuse too)."""
+    try:
+        return timers.release_window(parse_timeout_budget(dict(spec)))
+    except pydantic.ValidationError:
+        return None
 
 
 class Player:

@@ -4,6 +4,12 @@ Per route: the worst P95 and when, the time spent at risk (the operator's readin
 above the at-risk line) and breaching, what the operator did, and the read timeout in
 force at the Cloudflare edge. Then what happened while Prometheus was down, and what
 deleting the TimeoutBudgets left behind.
+
+The edge read timeout's changes are also counted per at-risk episode (``episodes``): an
+episode begins at a reading at or above the at-risk line and ends once P95 has stayed below
+the recover line for the route's release window, the operator's own rule for undoing a
+reroute or lowering an edge raise. One raise and one lowering per episode is the rule; a
+third change in one episode is a flap, and the summary says so.
 """
 
 from __future__ import annotations
@@ -13,6 +19,87 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sandbox.demo_timeline import MARKED, ActionKind, ActionRecord, DemoResult, RouteSample
+from timeout_budget.decide import bands, timers
+from timeout_budget.decide.bands import Band, Lines
+from timeout_budget.model.memory import Memory
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One at-risk episode of a route and the edge read timeout changes made in it."""
+
+    start: float
+    """The first reading at or above the at-risk line."""
+    recovered_at: float | None
+    """When P95 had stayed below the recover line for the release window; ``None``: not by
+    the end of the run."""
+    edge_changes: tuple[ActionRecord, ...]
+    """The edge changes from its start to the next episode's (a lowering the operator makes
+    a cycle after the demo saw the recovery complete still belongs to it)."""
+
+    @property
+    def flapped(self) -> bool:
+        return len(self.edge_changes) > 2
+
+    def describe(self) -> str:
+        end = (
+            "not recovered by the end"
+            if self.recovered_at is None
+            else f"recovered at t={self.recovered_at:.0f}s"
+        )
+        text = f"at risk from t={self.start:.0f}s, {end}: edge read timeout changed "
+        text += f"x{len(self.edge_changes)}"
+        if self.edge_changes:
+            text += f" ({'; '.join(f't={a.t:.0f}s {a.what}' for a in self.edge_changes)})"
+        if self.flapped:
+            text += " — more than one raise and one lowering: a flap"
+        return text
+
+
+EPISODE_SLACK_INTERVALS = 2
+"""An Event's time is whole seconds and a sample reads the status up to a cycle after the
+operator wrote it: a raise may be dated up to about two cycles before the first sample that
+shows the route at risk, and still belongs to that episode."""
+
+
+def at_risk_spans(samples: Sequence[RouteSample]) -> list[tuple[float, float | None]]:
+    """``(start, recovered_at)`` of each at-risk episode. The readings go through the
+    operator's own bands and recovery clock (``decide.timers.observe``: a sample without
+    data restarts the recovery), so an episode ends where the operator's does."""
+    spans: list[tuple[float, float | None]] = []
+    start: float | None = None
+    memory = Memory()
+    for s in samples:
+        band = _band(s)
+        memory = timers.observe(memory, band, s.t, at_cap=False, streak_limit=0)
+        if band is not None and band.at_risk and start is None:
+            start = s.t
+        since = memory.recovery_started_at
+        if start is not None and since is not None and s.t - since >= (s.release_seconds or 0):
+            spans.append((start, s.t))
+            start = None
+    if start is not None:
+        spans.append((start, None))
+    return spans
+
+
+def _band(s: RouteSample) -> Band | None:
+    if s.p95 is None or s.budget is None or s.at_risk_line is None or s.recover_line is None:
+        return None
+    return bands.classify(s.p95, Lines(round(s.budget), s.at_risk_line, s.recover_line), None)
+
+
+def episodes(
+    samples: Sequence[RouteSample], actions: Sequence[ActionRecord], interval: float
+) -> tuple[Episode, ...]:
+    spans = at_risk_spans(samples)
+    slack = EPISODE_SLACK_INTERVALS * interval
+    starts = [start - slack for start, _ in spans] + [float("inf")]
+    edge = [a for a in actions if a.kind is ActionKind.EDGE]
+    return tuple(
+        Episode(start, end, tuple(a for a in edge if starts[i] <= a.t < starts[i + 1]))
+        for i, (start, end) in enumerate(spans)
+    )
 
 
 @dataclass(frozen=True)
@@ -34,12 +121,23 @@ class RouteSummary:
     final_state: str
     final_replicas: int
     final_hpa_min: int | None = None
+    episodes: tuple[Episode, ...] = ()
 
     def counts(self) -> str:
         counted = Counter(a.kind for a in self.actions if a.kind in MARKED)
         if not counted:
             return "none"
-        return ", ".join(f"{kind.value} x{n}" for kind, n in counted.items())
+        return ", ".join(
+            f"{kind.value} x{n}{self._per_episode(kind)}" for kind, n in counted.items()
+        )
+
+    def _per_episode(self, kind: ActionKind) -> str:
+        """``edge timeout x4 (2+2 in 2 at-risk episodes)``: a flap shows as a 3 or more."""
+        if kind is not ActionKind.EDGE or not self.episodes:
+            return ""
+        per = "+".join(str(len(e.edge_changes)) for e in self.episodes)
+        plural = "s" if len(self.episodes) > 1 else ""
+        return f" ({per} in {len(self.episodes)} at-risk episode{plural})"
 
 
 def _dt(samples: Sequence[RouteSample], index: int, interval: float) -> float:
@@ -79,6 +177,7 @@ def summarize_route(result: DemoResult, route: str) -> RouteSummary:
         final_state=last.state if last else "",
         final_replicas=last.replicas if last else 0,
         final_hpa_min=last.hpa_min_replicas if last else None,
+        episodes=episodes(samples, result.route_actions(route), result.interval_seconds),
     )
 
 
@@ -132,6 +231,7 @@ def _details(s: RouteSummary, zone_timeout: int) -> list[str]:
         f"{_s(s.recover_line)}); worst P95 {_s(s.worst_p95)} at t={_s(s.worst_at)} "
         f"({s.worst_phase}); at the end {s.final_state} with {s.final_replicas} ready replica(s)",
         f"  edge read timeout in force: {_edge(s, zone_timeout)}",
+        *(f"  {e.describe()}" for e in s.episodes),
     ]
     if s.final_hpa_min is not None:
         lines.append(

@@ -77,6 +77,9 @@ class RouteSample:
     """The read timeout in force at Cloudflare for the route (its Cache Rule, else the zone's)."""
     last_action: str
     prometheus_up: bool
+    release_seconds: float | None = None
+    """How long P95 must stay below the recover line before the operator undoes a reroute or
+    lowers an edge raise (``decide.timers.release_window``): where an at-risk episode ends."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import binaries, demo, demo_scenario
+from sandbox.demo_summary import summarize_route
 from sandbox.demo_timeline import ActionKind, DemoResult
 
 pytestmark = pytest.mark.e2e
@@ -117,6 +118,17 @@ def test_export_route_gets_a_cache_rule_with_read_timeout_301(run: DemoResult) -
     )
     assert "TimeoutBudget demo/export" in rule["description"]
     assert [s.edge_timeout for s in run.route_samples("export")][-1] == 301
+
+
+def test_an_at_risk_episode_changes_the_edge_read_timeout_at_most_twice(run: DemoResult) -> None:
+    """One raise and one lowering per episode: a P95 dipping under the at-risk line for a
+    cycle must not lower the raise (120 -> 121 -> 120 -> 121 s in 12 s, issue 17)."""
+    summary = summarize_route(run, "api")
+    assert summary.episodes, "api was never at risk"
+    assert all(len(e.edge_changes) <= 2 for e in summary.episodes), [
+        e.describe() for e in summary.episodes
+    ]
+    assert "at-risk episode" in run.summary_text
 
 
 def test_nothing_is_released_while_prometheus_is_down(run: DemoResult) -> None:

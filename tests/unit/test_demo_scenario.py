@@ -6,14 +6,30 @@ fails here in milliseconds, without a sandbox."""
 from __future__ import annotations
 
 import io
+from collections import deque
+from pathlib import Path
 
 import pytest
+import yaml
+from test_ladder_helpers import T0, make_observation
 
 from sandbox import demo_scenario as sc
 from sandbox.demo_summary import render, summarize_route
 from sandbox.demo_table import LiveTable, row
-from sandbox.demo_timeline import ActionKind, DemoResult, RouteSample, Span, action_from_event
+from sandbox.demo_timeline import (
+    ActionKind,
+    ActionRecord,
+    DemoResult,
+    RouteSample,
+    Span,
+    action_from_event,
+)
 from sandbox.origin_exporter import MAX_STRETCH, RHO_MAX, OriginExporter, queueing_stretch
+from timeout_budget.decide import diff, ladder, timers
+from timeout_budget.model.actions import EdgeTimeout, Reroute, RerouteTarget, ScaleTo
+from timeout_budget.model.memory import Memory
+from timeout_budget.model.spec import TimeoutBudgetSpec, parse_timeout_budget
+from timeout_budget.model.world import EdgeObservation
 
 pytestmark = pytest.mark.unit
 
@@ -195,3 +211,127 @@ def test_table_on_a_tty_redraws_in_place() -> None:
     table.log("an action")
     table.update(1, "calm", [sample(1, 51)], True)
     assert out.getvalue().count("\x1b[3F\x1b[J") == 2  # header, column names, one row
+
+
+# -- the edge read timeout per at-risk episode ------------------------------------------------
+
+
+def edge(t: float, what: str) -> ActionRecord:
+    return ActionRecord(t, "api", ActionKind.EDGE, "EdgeTimeoutSet", f"{what}: why")
+
+
+RAISE, LOWER = "set the edge read timeout of api.example.com/ to 121s", "remove the rule"
+
+
+def two_episodes(*changes: ActionRecord) -> DemoResult:
+    """At risk at 2-3 s and 10 s; below the recover line from 4 s (a 3 s release window, so
+    the first episode ends at 7 s) and from 12 s to the end (15 s: the second ends at 15 s)."""
+    readings = {2: 100.0, 3: 100.0, 10: 100.0, 11: 80.0}
+    result = DemoResult("t", 1.0)
+    result.samples = [
+        sample(t, readings.get(t, 50.0 if t >= 4 else 60.0), release_seconds=3.0) for t in range(16)
+    ]
+    result.actions = list(changes)
+    return result
+
+
+def test_summary_counts_edge_changes_per_at_risk_episode() -> None:
+    result = two_episodes(edge(1.2, RAISE), edge(7.0, LOWER), edge(9.5, RAISE), edge(15, LOWER))
+    summary = summarize_route(result, "api")
+    assert [(e.start, e.recovered_at, len(e.edge_changes)) for e in summary.episodes] == [
+        (2, 7, 2),  # a raise dated up to two cycles before the sample that shows the risk
+        (10, 15, 2),
+    ]
+    assert summary.counts() == "edge timeout x4 (2+2 in 2 at-risk episodes)"
+    text = render(result, 120)
+    assert "at risk from t=2s, recovered at t=7s: edge read timeout changed x2 (t=1s set" in text
+    assert "a flap" not in text
+
+
+def test_summary_shows_a_flap() -> None:
+    """The bug of issue 17 item 6: lowered when P95 dipped under the at-risk line (11 s),
+    raised again in the same episode."""
+    changes = (edge(2, RAISE), edge(7, LOWER), edge(10, RAISE), edge(11, LOWER), edge(12, RAISE))
+    summary = summarize_route(two_episodes(*changes), "api")
+    assert [len(e.edge_changes) for e in summary.episodes] == [2, 3]
+    assert summary.counts() == "edge timeout x5 (2+3 in 2 at-risk episodes)"
+    assert summary.episodes[1].describe().endswith("more than one raise and one lowering: a flap")
+
+
+def test_an_episode_ends_only_after_the_window_with_data_all_along() -> None:
+    result = DemoResult("t", 1.0)
+    readings = [100.0, 50.0, None, 50.0, 50.0, 50.0, 50.0]
+    result.samples = [sample(t, p, release_seconds=3.0) for t, p in enumerate(readings)]
+    (episode,) = summarize_route(result, "api").episodes
+    assert (episode.start, episode.recovered_at) == (0, 6)  # not 4: no data at 2 s
+
+
+API_SPEC = parse_timeout_budget(
+    next(yaml.safe_load_all((Path(sc.__file__).parent / "manifests/demo/routes.yaml").read_text()))[
+        "spec"
+    ]
+)
+
+
+def play_api(scenario: sc.Scenario, ready_after: float) -> DemoResult:
+    """The demo's story for the api route, decided by the ladder every second as the
+    operator does: the origin model's P95 over the demo's 5 s window, new pods ready
+    ``ready_after`` seconds after a scale-up, the reroute moving the load to the
+    long-running pool (2 replicas), Prometheus down in its phase."""
+    spec: TimeoutBudgetSpec = API_SPEC
+    result = DemoResult(scenario.name, scenario.interval_seconds)
+    replicas, ready, baseline = 2, 2, None
+    pending: list[tuple[float, int]] = []
+    rerouted: set[RerouteTarget] = set()
+    route_timeout: int | None = None
+    window: deque[float] = deque(maxlen=5)
+    memory = Memory()
+    for step in range(int(scenario.seconds)):
+        t = float(step)
+        ready = max([n for at, n in pending if at <= t], default=ready)
+        pending = [(at, n) for at, n in pending if at > t]
+        pool = sc.API.pools[1] if rerouted else sc.API.main
+        window.append(p95(sc.API, pool, scenario.rps_at("api", t), 2 if rerouted else ready))
+        _, phase = scenario.phase_at(t)
+        reading = sum(window) / len(window) if phase.prometheus_up else None
+        observation = make_observation(
+            reading,
+            replicas=replicas,
+            ready=ready,
+            baseline=baseline,
+            rerouted=rerouted,
+            edge=EdgeObservation(120, True, route_timeout_seconds=route_timeout),
+        )
+        decision = ladder.decide(spec, observation, memory, T0 + t)
+        for action in diff.changes(decision.actions, observation):
+            match action:
+                case ScaleTo():
+                    baseline = None if action.restores_baseline else (baseline or replicas)
+                    replicas = action.replicas
+                    pending.append((t + ready_after if replicas > ready else t, replicas))
+                case Reroute():
+                    (rerouted.add if action.apply else rerouted.discard)(action.target)
+                case EdgeTimeout():
+                    route_timeout = action.seconds
+                    result.actions.append(edge(t, action.describe()))
+        memory = Memory.from_status(decision.memory.to_status())
+        result.samples.append(
+            sample(t, reading, phase=phase.name, release_seconds=timers.release_window(spec))
+        )
+    return result
+
+
+@pytest.mark.parametrize("make", [sc.default, sc.fast])
+@pytest.mark.parametrize("ready_after", [1.0, 2.0, 4.0, 6.0, 10.0])
+def test_the_demo_story_changes_the_edge_at_most_twice_per_at_risk_episode(
+    make: object, ready_after: float
+) -> None:
+    """Every edge change belongs to an at-risk episode, and none has more than one raise and
+    one lowering, however long the new pods take to show (up to 6 s seen on 2 cores)."""
+    result = play_api(make(), ready_after)  # type: ignore[operator]
+    summary = summarize_route(result, "api")
+    assert summary.episodes, "api was never at risk"
+    per_episode = [len(e.edge_changes) for e in summary.episodes]
+    assert sum(per_episode) == len(result.actions) > 0
+    assert max(per_episode) <= 2, [e.describe() for e in summary.episodes]
+    assert result.actions[-1].what.startswith("remove")  # lowered by the end of the story

@@ -530,6 +530,9 @@ def test_undo_marks_the_release() -> None:
 # --- The edge: declared read timeout, raise at max, bounds, refusals -----------------------
 
 REQUIRED_300 = make_spec(budget={"timeoutSeconds": 360, "requiredSeconds": 300})
+RAISED = replace(ZONE, route_timeout_seconds=121)
+"""The zone with the route's rule at the raise's value: budget 120 s + 1 s."""
+NO_REROUTE = make_spec(reroute=None)
 
 
 @pytest.mark.parametrize(
@@ -607,6 +610,80 @@ REQUIRED_300 = make_spec(budget={"timeoutSeconds": 360, "requiredSeconds": 300})
             ["edge None"],
             id="lowered-after-recovery",
         ),
+        # Hysteresis: a raise is held until P95 has stayed below the recover line (72 s) for
+        # the recovery window, like a reroute; a dip under the at-risk line lowers nothing.
+        pytest.param(
+            make_observation(80, replicas=6, edge=RAISED),
+            Memory(at_risk=True, edge_raised=True),
+            DEFAULT,
+            [],
+            id="raise-held-between-the-lines",
+        ),
+        pytest.param(
+            make_observation(50, replicas=6, edge=RAISED),
+            Memory(edge_raised=True, recovery_started_at=ago(299)),
+            DEFAULT,
+            [],
+            id="raise-held-until-reroute-recovery",
+        ),
+        pytest.param(
+            make_observation(50, replicas=6, edge=RAISED),
+            Memory(edge_raised=True, recovery_started_at=ago(300)),
+            DEFAULT,
+            ["edge None"],
+            id="raise-lowered-at-reroute-recovery",
+        ),
+        pytest.param(
+            make_observation(50, replicas=6, edge=RAISED),
+            Memory(edge_raised=True, recovery_started_at=ago(0)),
+            make_spec(reroute={"recoverySeconds": 0}),
+            ["edge None"],
+            id="raise-lowered-window-0",
+        ),
+        pytest.param(
+            make_observation(80, replicas=6, edge=RAISED),
+            Memory(at_risk=True, edge_raised=True),
+            make_spec(reroute={"recoverySeconds": 0}),
+            [],
+            id="raise-held-between-the-lines-window-0",
+        ),
+        # A raise in force whose memory is missing (status written over, or read before the
+        # operator's own write arrived) is the operator's own, as a reroute in force is.
+        pytest.param(
+            make_observation(80, replicas=6, edge=RAISED),
+            AT_RISK,
+            DEFAULT,
+            [],
+            id="raise-found-held-between-the-lines",
+        ),
+        pytest.param(
+            make_observation(None, replicas=6, edge=RAISED),
+            NOTHING,
+            DEFAULT,
+            [],
+            id="raise-found-held-without-data",
+        ),
+        pytest.param(
+            make_observation(50, replicas=6, edge=RAISED),
+            Memory(recovery_started_at=ago(299)),
+            DEFAULT,
+            [],
+            id="raise-found-held-until-recovery",
+        ),
+        pytest.param(
+            make_observation(50, replicas=6, edge=RAISED),
+            Memory(recovery_started_at=ago(300)),
+            DEFAULT,
+            ["edge None"],
+            id="raise-found-lowered-after-recovery",
+        ),
+        pytest.param(
+            make_observation(80, replicas=6, edge=replace(ZONE, route_timeout_seconds=301)),
+            AT_RISK,
+            DEFAULT,
+            ["edge None"],
+            id="other-rule-is-no-raise",
+        ),
         pytest.param(
             make_observation(100, replicas=6),
             AT_RISK,
@@ -627,6 +704,16 @@ def test_edge(
     observation: RouteObservation, memory: Memory, spec: TimeoutBudgetSpec, changes: list[str]
 ) -> None:
     assert run(observation, memory, spec)[1] == changes
+
+
+def test_a_raise_found_in_force_is_remembered_and_says_when_it_goes() -> None:
+    """Adopted like a reroute in force: remembered (so scale-down waits for its lowering)
+    and explained, with the release window of a route without a reroute (stabilization)."""
+    decision, changes = run(make_observation(80, replicas=6, edge=RAISED), AT_RISK, NO_REROUTE)
+    assert changes == []
+    assert decision.memory.edge_raised
+    assert "Edge read timeout held at 121s until P95 stays below 72s for 300s." in decision.message
+    assert not decision.counts_down  # no countdown: the time alone changes nothing shown
 
 
 def test_declared_timeout_explains_the_extra_second() -> None:

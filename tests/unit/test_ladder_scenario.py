@@ -79,22 +79,26 @@ def replay(
     p95_at: Callable[[int], float | None],
     until: int,
     spec: TimeoutBudgetSpec | None = None,
+    read_late: Callable[[int], bool] = lambda t: False,
 ) -> Replay:
+    """``read_late(t)``: the evaluation at ``t`` reads the status from before the previous
+    evaluation's write (as a watch that has not delivered the operator's own patch yet)."""
     spec = spec or make_spec()
-    world, clock, memory = World(), FakeClock(), Memory()
+    world, clock, memory, before = World(), FakeClock(), Memory(), Memory()
     start = clock.now
     events: list[tuple[int, str]] = []
     states: list[State] = []
     for _ in range(0, until + 1, EVERY):
         offset = int(clock.now - start)
         observation = world.observe(p95_at(offset))
-        decision = ladder.decide(spec, observation, memory, clock.now)
+        seen = before if read_late(offset) else memory
+        decision = ladder.decide(spec, observation, seen, clock.now)
         changes = diff.changes(decision.actions, observation)
         if not decision.dry_run:
             world.apply(changes)
         events.extend((offset, describe(a)) for a in changes)
         states.append(decision.state)
-        memory = Memory.from_status(decision.memory.to_status())
+        before, memory = memory, Memory.from_status(decision.memory.to_status())
         clock.tick(EVERY)
     return Replay(events, states, world)
 
@@ -171,3 +175,29 @@ def test_dry_run_changes_nothing_and_keeps_planning() -> None:
     assert result.world == World()
     assert {what for _, what in result.events} == {"scale 4"}
     assert len(result.events) == 300 // EVERY + 1
+
+
+def dip_at_max(t: int) -> float | None:
+    """At risk from 60 s; at 150 s one reading between the lines (80 s), at 165 s none at
+    all; at risk again until 300 s, healthy from then on."""
+    if t < 60 or t >= 300:
+        return 50.0
+    return {150: 80.0, 165: None}.get(t, 100.0)
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["memory-read-fresh", "memory-read-late"])
+def test_one_edge_raise_and_one_lowering_per_at_risk_episode(late: bool) -> None:
+    """The edge raise alone (no reroute): raised at max replicas, held through a dip under
+    the at-risk line and a reading with no data, lowered once P95 has stayed below the
+    recover line for the release window (here the 300 s stabilization, from 300 s on).
+    ``late``: the evaluations at 150 s and 165 s read the status from before the previous
+    write, so the one at 150 s does not see the raise in its memory. Before the raise in
+    force was adopted, that evaluation lowered it (150 s) and the next raised it again."""
+    spec = make_spec(reroute=None)
+    result = replay(dip_at_max, until=1200, spec=spec, read_late=lambda t: late and t in (150, 165))
+    edge = [event for event in result.events if event[1].startswith("edge")]
+    assert edge == [(135, "edge 121"), (600, "edge None")]
+    assert [e for e in result.events if e[1].startswith("scale")][:2] == [
+        (60, "scale 4"),
+        (120, "scale 6"),
+    ]

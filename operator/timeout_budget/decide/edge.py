@@ -5,8 +5,14 @@ Two reasons to give a route a read timeout of its own (a Cache Rule ``read_timeo
 * it declares ``requiredSeconds`` (a 300 s export must not be cut at 120 s): always, as
   configuration, with or without latency data;
 * it is at risk at max replicas: the timeout is raised to the budget (or the declared need,
-  if larger) as a rung of the ladder, and lowered again after the same recovery window as a
-  reroute.
+  if larger) as a rung of the ladder, and lowered again by the very rule that undoes a
+  reroute (``timers.recovery``): only once P95 has stayed below the recover line for the
+  recovery window. Between the lines and without data the raise holds, so an at-risk
+  episode sees one raise and one lowering, never a flap when P95 dips under the at-risk
+  line for a cycle. Like a reroute found in force, a raise found in force (the route's rule
+  at exactly the raise's value) counts as the operator's own even when its memory is not
+  there (a status written over, or read before the operator's own write arrived): it is
+  then lowered only after a recovery, never at once.
 
 Cloudflare may answer 524 about one second after the configured value, so the target is
 always one second more (121 for 120). A Cache Rule read timeout is 100..6000 s, and only as
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from timeout_budget.decide.bands import Band
+from timeout_budget.decide import timers
 from timeout_budget.decide.context import Context, Step, secs
 from timeout_budget.model.actions import MIN_ROUTE_READ_TIMEOUT_SECONDS, EdgeTimeout, Refusal
 from timeout_budget.model.memory import Memory
@@ -104,15 +110,9 @@ def _fit(wanted: int, zone: EdgeObservation) -> _Fit:
 def _raise_or_release(
     ctx: Context, memory: Memory, zone: EdgeObservation, declared: _Fit, escalation: _Fit
 ) -> tuple[Memory, tuple[str, ...]]:
+    memory = _adopt(memory, zone, declared, escalation)
     if memory.edge_raised:
-        window = _release_window(ctx)
-        held = ctx.held_for(memory.recovery_started_at)
-        if ctx.band is Band.RECOVERED and held >= window:
-            note = f"P95 has stayed below {secs(ctx.lines.recover)} for {secs(round(held))}: "
-            return replace(memory, edge_raised=False, released_at=ctx.now), (
-                note + "lowering the edge read timeout again",
-            )
-        return memory, ()
+        return _hold_or_lower(ctx, memory, escalation)
     if ctx.at_risk and ctx.bounds.at_cap and _raise_helps(zone, declared, escalation):
         to = secs(escalation.seconds or 0)
         note = f"at risk at max replicas: raising the edge read timeout to {to}"
@@ -120,16 +120,45 @@ def _raise_or_release(
     return memory, ()
 
 
+def _adopt(memory: Memory, zone: EdgeObservation, declared: _Fit, escalation: _Fit) -> Memory:
+    """A raise in force is remembered as one, as ``Memory.adopt`` does for a reroute: without
+    it, an evaluation that read the memory before the raise was written (or after the status
+    was lost) would state "no rule" and lower it at once, to raise it again when P95 climbs
+    back. Only the raise's exact value counts: any other rule of the operator's (a declared
+    need since changed) is configuration, and goes or changes as before."""
+    if memory.edge_raised or zone.route_timeout_seconds is None:
+        return memory
+    if zone.route_timeout_seconds != escalation.seconds:
+        return memory
+    if not _raise_helps(zone, declared, escalation):
+        return memory
+    return replace(memory, edge_raised=True)
+
+
+def _hold_or_lower(
+    ctx: Context, memory: Memory, escalation: _Fit
+) -> tuple[Memory, tuple[str, ...]]:
+    """The reroute's rule (``timers.recovery``), so both go together after one recovery."""
+    recovery = timers.recovery(ctx, memory)
+    if recovery.complete:
+        note = (
+            f"P95 has stayed below {secs(ctx.lines.recover)} for {secs(round(recovery.held))}: "
+            "lowering the edge read timeout again"
+        )
+        return replace(memory, edge_raised=False, released_at=ctx.now), (note,)
+    if memory.rerouted or escalation.seconds is None:
+        return memory, ()  # the reroute's note says when both go; nothing raised to show
+    note = (
+        f"edge read timeout held at {secs(escalation.seconds)} until P95 stays below "
+        f"{secs(ctx.lines.recover)} for {secs(recovery.window)}"
+    )
+    return memory, (note,)
+
+
 def _raise_helps(zone: EdgeObservation, declared: _Fit, escalation: _Fit) -> bool:
     if escalation.seconds is None:
         return False
     return escalation.seconds > max(declared.seconds or 0, zone.zone_timeout_seconds)
-
-
-def _release_window(ctx: Context) -> int:
-    if ctx.spec.reroute is not None:
-        return ctx.spec.reroute.recovery_seconds
-    return ctx.spec.origin.scale_down_stabilization_seconds
 
 
 def _action(

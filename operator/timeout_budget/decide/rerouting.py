@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from timeout_budget.decide import timers
 from timeout_budget.decide.bands import Band
 from timeout_budget.decide.context import Context, Step, secs
 from timeout_budget.model.actions import Refusal, Reroute, RerouteTarget, RerouteVia
@@ -95,14 +96,14 @@ def _trigger(ctx: Context, memory: Memory) -> tuple[str | None, str | None]:
 
 
 def _hold_or_undo(ctx: Context, memory: Memory) -> Step:
-    window = ctx.spec.reroute.recovery_seconds if ctx.spec.reroute else 0
-    held = ctx.held_for(memory.recovery_started_at)
+    recovery = timers.recovery(ctx, memory)
     active = memory.rerouted_to
     names = ", ".join(t.describe() for t in active)
-    if ctx.band is Band.RECOVERED and held >= window:
+    if recovery.complete:
         reason = (
             f"{ctx.describe_reading()} has stayed below the recover line "
-            f"({secs(ctx.lines.recover)}) for {secs(round(held))}: undoing the reroute of {names}"
+            f"({secs(ctx.lines.recover)}) for {secs(round(recovery.held))}: "
+            f"undoing the reroute of {names}"
         )
         undone = replace(memory, rerouted_to=(), released_at=ctx.now)
         return Step(
@@ -110,19 +111,22 @@ def _hold_or_undo(ctx: Context, memory: Memory) -> Step:
             actions=tuple(Reroute(t, apply=False, reason=reason) for t in active),
             notes=(reason,),
         )
-    reason = f"rerouted; undone once P95 stays below {secs(ctx.lines.recover)} for {secs(window)}"
+    window = secs(recovery.window)
+    reason = f"rerouted; undone once P95 stays below {secs(ctx.lines.recover)} for {window}"
     return Step(
         memory,
         actions=tuple(Reroute(t, apply=True, reason=reason) for t in active),
-        notes=(_waiting(ctx, held, window),),
+        notes=(_waiting(ctx, recovery),),
         exhausted="already rerouted",
-        counts_down=ctx.band is Band.RECOVERED,  # "reroute undone in 42s"
+        counts_down=recovery.below,  # "reroute undone in 42s"
     )
 
 
-def _waiting(ctx: Context, held: float, window: float) -> str:
+def _waiting(ctx: Context, recovery: timers.Recovery) -> str:
     if ctx.band is None:
         return "reroute held: no data, the recovery window starts again with data"
-    if ctx.band is Band.RECOVERED:
-        return f"reroute undone in {secs(round(window - held))} if P95 stays below the recover line"
-    return f"reroute held until P95 stays below {secs(ctx.lines.recover)} for {secs(window)}"
+    if recovery.below:
+        return f"reroute undone in {secs(round(recovery.left))} if P95 stays below the recover line"
+    return (
+        f"reroute held until P95 stays below {secs(ctx.lines.recover)} for {secs(recovery.window)}"
+    )

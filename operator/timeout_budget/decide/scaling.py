@@ -51,7 +51,8 @@ def _down(ctx: Context, memory: Memory) -> Step:
     if b.floor is None or b.current <= b.floor:
         return Step(memory)
     if memory.rerouted or memory.edge_raised:
-        return Step(memory, notes=("scale-down waits until the reroute is undone",))
+        last = "the reroute is undone" if memory.rerouted else "the edge read timeout is lowered"
+        return Step(memory, notes=(f"scale-down waits until {last}",))
     since = latest(memory.recovery_started_at, memory.last_scale_down_at, memory.released_at)
     held = ctx.held_for(since)
     window = ctx.spec.origin.scale_down_stabilization_seconds

@@ -7,14 +7,20 @@ memory — when it scaled, what it rerouted — changes only when it acts.
 
 Missing data never completes a recovery: without a reading the recovery window starts again,
 and it is only the latch and the streak that hold.
+
+``recovery`` is the one rule by which a last resort (a reroute, an edge raise) is released:
+P95 below the recover line for ``release_window`` seconds, with data all along. Both rungs
+read it, so the two can never disagree on when a route has recovered.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from timeout_budget.decide.bands import Band
+from timeout_budget.decide.context import Context
 from timeout_budget.model.memory import Memory
+from timeout_budget.model.spec import TimeoutBudgetSpec
 
 
 def observe(
@@ -52,3 +58,43 @@ def _recovery(started_at: float | None, band: Band, now: float) -> float | None:
     if band is not Band.RECOVERED:
         return None
     return now if started_at is None else started_at
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """How far a route is through the recovery that releases its last resorts."""
+
+    below: bool
+    """P95 is below the recover line now (with a usable reading)."""
+    held: float
+    """Seconds it has stayed there, with data all along (0 when it is not there)."""
+    window: int
+    """Seconds it must stay there (``release_window``)."""
+
+    @property
+    def complete(self) -> bool:
+        """The band is checked too: with a window of 0, a reading between the lines or no
+        reading at all must still release nothing."""
+        return self.below and self.held >= self.window
+
+    @property
+    def left(self) -> float:
+        return max(0.0, self.window - self.held)
+
+
+def release_window(spec: TimeoutBudgetSpec) -> int:
+    """How long P95 must stay below the recover line before a reroute or an edge raise is
+    undone: ``reroute.recoverySeconds``; without a reroute section (an edge raise alone), the
+    route's only other recovery window, ``origin.scaleDownStabilizationSeconds``."""
+    if spec.reroute is not None:
+        return spec.reroute.recovery_seconds
+    return spec.origin.scale_down_stabilization_seconds
+
+
+def recovery(ctx: Context, memory: Memory) -> Recovery:
+    """The recovery as of this evaluation (``memory`` as ``observe`` left it)."""
+    return Recovery(
+        below=ctx.band is Band.RECOVERED,
+        held=ctx.held_for(memory.recovery_started_at),
+        window=release_window(ctx.spec),
+    )
