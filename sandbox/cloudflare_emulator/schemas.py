@@ -21,6 +21,10 @@ the design lists, and nothing more:
   ``before`` / ``after`` / ``index`` shapes none of which requires its key, so every
   position matches all three and ``oneOf`` fails. A ``oneOf`` whose branches require
   nothing is read as ``anyOf``; ``minimal-schemas.json`` keeps the exclusive check.
+- The 2024 ``set_cache_settings`` parameters require ``default`` and ``status_code_ttl``
+  inside ``edge_ttl``; the SDK (5.9, ``ActionParametersEdgeTTL``) requires only ``mode``,
+  and Cloudflare's own "turn off default cache TTLs" rule sends ``{"mode":
+  "bypass_by_default"}`` alone (EDGE-FACTS): only ``mode`` stays required.
 - The DNS PATCH body (typed as a full record) and the zone-setting PATCH body (typed in
   an older ``{id, value}`` wrapper) are settled by ``minimal-schemas.json``; how they are
   applied is up to ``validation``.
@@ -120,8 +124,22 @@ def to_write_mode(document: JsonObject) -> JsonObject:
     action = doc.get("components", {}).get("schemas", {}).get("rulesets_RuleAction")
     if action is not None:
         action["pattern"] = RULE_ACTION_PATTERN
+    edge_ttl = _edge_ttl(doc)
+    if edge_ttl is not None and isinstance(edge_ttl.get("required"), list):
+        edge_ttl["required"] = [p for p in edge_ttl["required"] if p == "mode"]
     converted: JsonObject = _convert(doc, doc)
     return converted
+
+
+def _edge_ttl(doc: JsonObject) -> JsonObject | None:
+    """The ``edge_ttl`` schema of ``set_cache_settings``, where the extract has it."""
+    rule = doc.get("components", {}).get("schemas", {}).get("rulesets_SetCacheSettingsRule")
+    for member in rule.get("allOf", []) if isinstance(rule, dict) else []:
+        params = member.get("properties", {}).get("action_parameters", {})
+        found = params.get("properties", {}).get("edge_ttl")
+        if isinstance(found, dict):
+            return found
+    return None
 
 
 def _convert(node: Any, doc: JsonObject) -> Any:

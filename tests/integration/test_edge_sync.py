@@ -169,9 +169,10 @@ def test_route_requiring_300s_gets_exactly_one_rule_with_read_timeout_301() -> N
     assert rule["ref"] == "tbo_shop_api"
     assert rule["description"] == "managed by timeout-budget-operator: TimeoutBudget shop/api"
     assert rule["expression"] == (
-        '(http.host eq "api.example.com" and starts_with(http.request.uri.path, "/export"))'
+        '(http.host eq "api.example.com" and (http.request.uri.path eq "/export" or '
+        'starts_with(http.request.uri.path, "/export/")))'
     )
-    assert rule["action_parameters"] == {"cache": True, "read_timeout": 301}
+    assert rule["action_parameters"] == {**rules.CACHE_PARAMETERS, "read_timeout": 301}
     assert seen.route_timeout_seconds == 301
     assert [(c.type, c.status.value, c.reason) for c in conditions] == [
         ("EdgeSynced", "True", "Synced")
@@ -209,11 +210,11 @@ def test_foreign_rules_survive_byte_for_byte_and_in_order() -> None:
         run(registry, scenario)
         after = emu.rules(zone_id)
 
-    assert after[:2] == before  # same ids, versions, timestamps, fields, order
-    assert [r["ref"] for r in after] == ["dashboard-static", "terraform_www", "tbo_shop_web"]
+    assert after[1:] == before  # same ids, versions, timestamps, fields, order
+    assert [r["ref"] for r in after] == ["tbo_shop_web", "dashboard-static", "terraform_www"]
 
 
-def test_ten_routes_changing_in_one_cycle_cost_one_put() -> None:
+def test_ten_routes_changing_in_one_cycle_cost_one_read_and_one_create_each() -> None:
     clocks = Clocks()
     with emulated(clocks) as emu:
         zone_id = emu.add_zone(plan="enterprise")
@@ -232,14 +233,15 @@ def test_ten_routes_changing_in_one_cycle_cost_one_put() -> None:
         found = emu.rules(zone_id)
 
     assert failures == {}
-    assert traffic == [("GET", True), ("PUT", True)]  # read first, then one PUT
+    assert traffic == [("GET", True)] + [("POST", False)] * 10  # read, then one per rule
     assert len(found) == 11
-    assert sorted(r["action_parameters"].get("read_timeout", 0) for r in found[1:]) == list(
+    assert found[-1]["ref"] == "other"  # the user's rule stays last: it still wins
+    assert sorted(r["action_parameters"].get("read_timeout", 0) for r in found[:-1]) == list(
         range(301, 311)
     )
 
 
-def test_nothing_to_change_sends_no_put() -> None:
+def test_nothing_to_change_sends_no_write() -> None:
     clocks = Clocks()
     with emulated(clocks) as emu:
         zone_id = emu.add_zone(plan="enterprise")
@@ -254,9 +256,9 @@ def test_nothing_to_change_sends_no_put() -> None:
             await cycle(registry, routes, {})
 
         run(registry, scenario)
-        puts = emu.requests(method="PUT")
+        writes = [e for e in emu.requests() if e.method != "GET"]
 
-    assert len(puts) == 1
+    assert len(writes) == 1
 
 
 def test_rule_quota_refusal_is_reported_for_each_route() -> None:
@@ -280,11 +282,12 @@ def test_rule_quota_refusal_is_reported_for_each_route() -> None:
         failures, conditions = run(registry, scenario)
         count = len(emu.rules(zone_id))
 
-    assert failures.keys() == {key("a"), key("b")}
-    assert "exceeded maximum number of rules" in failures[key("a")]
-    assert "the enterprise plan allows 300" in failures[key("a")]
-    assert (conditions[0].status.value, conditions[0].reason) == ("False", "SyncFailed")
-    assert count == 299
+    # One refused rule fails only its route: the other is written.
+    assert failures.keys() == {key("b")}
+    assert "exceeded maximum number of rules" in failures[key("b")]
+    assert "the enterprise plan allows 300" in failures[key("b")]
+    assert (conditions[0].status.value, conditions[0].reason) == ("True", "Synced")
+    assert count == 300
 
 
 def test_plan_without_read_timeout_refuses_before_sending() -> None:
@@ -334,8 +337,8 @@ def test_a_foreign_rule_holding_our_ref_fails_only_that_route() -> None:
     assert list(failures) == [key("a")]
     assert "exists but its description is not" in failures[key("a")]
     assert [(r["ref"], r["description"]) for r in found] == [
-        ("tbo_shop_a", "mine now"),
         ("tbo_shop_b", "managed by timeout-budget-operator: TimeoutBudget shop/b"),
+        ("tbo_shop_a", "mine now"),
     ]
 
 
@@ -351,7 +354,7 @@ def test_an_owned_rule_edited_or_deleted_by_hand_is_restored() -> None:
 
         def by_hand(change: dict[str, Any] | None) -> None:
             with cloudflare.Cloudflare(api_token=TOKEN, base_url=emu.base_url) as dashboard:
-                current = emu.rules(zone_id)
+                current = [rules.writable(r) for r in emu.rules(zone_id)]
                 edited = [{**r, **change} for r in current] if change is not None else []
                 dashboard.rulesets.phases.update(
                     "http_request_cache_settings", zone_id=zone_id, rules=edited
@@ -368,7 +371,9 @@ def test_an_owned_rule_edited_or_deleted_by_hand_is_restored() -> None:
         async def scenario() -> list[Any]:
             await registry.reconcile_zone(NS, ZONE, spec, TOKEN)
             await cycle(registry, routes, wanted)
-            edited = await drift({"action_parameters": {"cache": True, "read_timeout": 100}})
+            edited = await drift(
+                {"action_parameters": {**rules.CACHE_PARAMETERS, "read_timeout": 100}}
+            )
             after_edit = emu.rules(zone_id)[0]["action_parameters"]
             deleted = await drift(None)
             return [edited, after_edit, deleted]
@@ -377,7 +382,7 @@ def test_an_owned_rule_edited_or_deleted_by_hand_is_restored() -> None:
         final = emu.rules(zone_id)
 
     assert edited == 100  # seen as drift
-    assert after_edit == {"cache": True, "read_timeout": 301}  # and put back
+    assert after_edit == {**rules.CACHE_PARAMETERS, "read_timeout": 301}  # and put back
     assert deleted is None
     assert [r["action_parameters"]["read_timeout"] for r in final] == [301]
 
@@ -404,7 +409,7 @@ def test_finalize_removes_only_the_routes_rule() -> None:
         run(registry, scenario)
         found = [r["ref"] for r in emu.rules(zone_id)]
 
-    assert found == ["other", "tbo_shop_b"]
+    assert found == ["tbo_shop_b", "other"]
 
 
 def test_route_of_an_unknown_zone_is_reported_not_ready() -> None:

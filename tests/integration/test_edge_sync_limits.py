@@ -79,8 +79,8 @@ def test_429_is_honoured_nothing_is_lost_and_the_next_flush_succeeds() -> None:
     assert "holding back until" in held[key("api")]
     assert quiet  # not a single request while Cloudflare said wait
     assert done == {}
-    assert after[0] == before[0]
-    assert [r["ref"] for r in after] == ["other", "tbo_shop_api"]
+    assert after[1] == before[0]  # the operator's rule goes in front; the user's stays
+    assert [r["ref"] for r in after] == ["tbo_shop_api", "other"]
 
 
 def test_500_is_reported_backed_off_and_then_synced() -> None:

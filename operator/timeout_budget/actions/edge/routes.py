@@ -118,8 +118,9 @@ def _in_force(zone: ZoneState, route: Route, found: rules.InForce | None) -> str
         text = (
             f"Cache Rule {ref} sets the read timeout to {found.seconds}s for {methods} "
             f"requests only (Cloudflare caches no other method: POST, PUT, PATCH and DELETE "
-            f"keep the zone's {zone_seconds}s); default cache TTLs are off, so a response is "
-            "stored only when its Cache-Control allows it"
+            f"keep the zone's {zone_seconds}s). Default cache TTLs are off: a response is "
+            "stored only when its Cache-Control allows it, and Cloudflare does not document "
+            "whether the read timeout holds for a response it then does not store"
         )
     else:
         text = f"no Cache Rule of its own: the zone's {zone_seconds}s applies"
