@@ -156,7 +156,7 @@ def test_a_spent_budget_refuses_without_sending() -> None:
 
     assert sent == 10
     assert outcomes[:4] == [{}, {}, {}, {}]
-    assert "request budget (10 per 300s for this token) is spent" in outcomes[4][key("api")]
+    assert "request budget (10 per 300s for this zone) is spent" in outcomes[4][key("api")]
     assert status["requestsRemaining"] == 0
     assert condition(status, "EdgeSynced")["reason"] == "BudgetExhausted"
     assert len(metrics.requests) == sent  # every request sent was counted

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
-from sandbox.cloudflare_emulator import api, dns, rulesets, zone_settings
+from sandbox.cloudflare_emulator import api, dns, rulesets, tokens, zone_settings
 from sandbox.cloudflare_emulator.faults import Fault, FaultQueue, Kind
 from sandbox.cloudflare_emulator.protocol import ApiError, Code, ErrorItem, failure, ok
 from sandbox.cloudflare_emulator.ratelimit import ManualClock, RateLimiter
 from sandbox.cloudflare_emulator.state import Store
+from sandbox.cloudflare_emulator.tokens import Grant
 
 pytestmark = pytest.mark.unit
 
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.unit
 @pytest.mark.parametrize(
     ("headers", "status", "code"),
     [
-        ({"authorization": "Bearer wrong"}, 403, Code.AUTHENTICATION_ERROR),
+        ({"authorization": "Bearer wrong"}, 400, Code.INVALID_REQUEST_HEADERS),  # malformed
+        ({"authorization": "Bearer " + "A" * 40}, 403, Code.AUTHENTICATION_ERROR),  # unknown
         ({}, 401, Code.AUTHENTICATION_ERROR),
         ({"authorization": "Basic abc"}, 401, Code.AUTHENTICATION_ERROR),
         ({"x-auth-email": "ops@example.com"}, 400, Code.INVALID_REQUEST_HEADERS),
@@ -33,12 +35,21 @@ def test_requests_without_a_valid_token_are_refused(
     headers: dict[str, str], status: int, code: int
 ) -> None:
     with pytest.raises(ApiError) as refused:
-        api.authenticate(headers, {"secret"})
+        api.authenticate(headers, {"secret": Grant()})
     assert (refused.value.status, refused.value.errors[0].code) == (status, code)
 
 
-def test_a_valid_bearer_token_passes() -> None:
-    assert api.authenticate({"authorization": "Bearer secret"}, {"secret"}) == "secret"
+def test_a_valid_bearer_token_passes_with_its_grant() -> None:
+    grant = Grant(frozenset({tokens.DNS_READ}), user="ops")
+    assert api.authenticate({"authorization": "Bearer secret"}, {"secret": grant}) is grant
+
+
+def test_a_call_needs_its_permission() -> None:
+    grant = Grant(frozenset({tokens.DNS_READ}))
+    tokens.require(grant, tokens.DNS_READ)
+    with pytest.raises(ApiError) as refused:
+        tokens.require(grant, tokens.DNS_EDIT)
+    assert (refused.value.status, refused.value.errors[0].code) == (403, 10000)
 
 
 @pytest.mark.parametrize(
@@ -87,14 +98,16 @@ def test_a_valid_bearer_token_passes() -> None:
     ],
 )
 def test_routes(method: str, path: str, handler: api.Handler, params: dict[str, str]) -> None:
-    assert api.route(method, path) == (handler, {"zone_id": "z", **params})
+    found, found_params, permission = api.route(method, path)
+    assert (found, found_params) == (handler, {"zone_id": "z", **params})
+    assert permission in tokens.ALL_PERMISSIONS
 
 
 @pytest.mark.parametrize(
     ("method", "path", "status", "code"),
     [
         ("DELETE", "/zones/z/dns_records", 405, Code.METHOD_NOT_ALLOWED),
-        ("GET", "/zones/z/rulesets", 404, Code.NO_ROUTE),
+        ("GET", "/zones/z/rulesets", 405, Code.METHOD_NOT_ALLOWED),  # POST only
         ("GET", "/user/tokens/verify", 404, Code.NO_ROUTE),
     ],
 )
@@ -132,23 +145,44 @@ def test_envelopes() -> None:
 # -- rate limit -------------------------------------------------------------------------
 
 
-def test_rate_limit_blocks_for_the_rest_of_the_window() -> None:
+def test_rate_limit_blocks_five_minutes_restarted_by_each_call_during_the_block() -> None:
+    # Was: blocked for the rest of a fixed window. Cloudflare blocks for the next five
+    # minutes; a call during the block restarting it is NOT CONFIRMED (strict).
     clock = ManualClock()
     limiter = RateLimiter(limit=2, window_seconds=300, clock=clock)
 
-    allowed = [limiter.acquire("t"), limiter.acquire("t")]
-    blocked_at_start = limiter.acquire("t")
+    allowed = [limiter.acquire("u"), limiter.acquire("u")]
+    blocked_at_start = limiter.acquire("u")
     clock.advance(200.2)
-    blocked_later = limiter.acquire("t")
-    clock.advance(99.8)
-    fresh = limiter.acquire("t")
+    blocked_later = limiter.acquire("u")
+    header_blocked = limiter.header_values("u")
+    clock.advance(299.8)
+    still = limiter.acquire("u")
+    clock.advance(300)
+    fresh = limiter.acquire("u")
 
     assert allowed == [None, None]
-    assert (blocked_at_start, blocked_later, fresh) == (300, 100, None)
-    assert limiter.remaining("t") == 1
+    assert (blocked_at_start, blocked_later, still, fresh) == (300, 300, 300, None)
+    assert header_blocked == {
+        "Ratelimit": '"default";r=0;t=300',
+        "Ratelimit-Policy": '"default";q=2;w=300',
+    }
+    assert limiter.state("u") == (1, 300)
 
 
-def test_rate_limit_counts_each_token_apart_and_can_be_reconfigured() -> None:
+def test_rate_limit_window_slides() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(limit=2, window_seconds=300, clock=clock)
+    limiter.acquire("u")
+    clock.advance(100)
+    limiter.acquire("u")
+
+    assert limiter.state("u") == (0, 200)
+    clock.advance(200)
+    assert limiter.state("u") == (1, 100)  # the first left the window, the second not yet
+
+
+def test_rate_limit_counts_each_user_apart_and_can_be_reconfigured() -> None:
     limiter = RateLimiter(limit=1, clock=ManualClock())
     assert [limiter.acquire("a"), limiter.acquire("b")] == [None, None]
     assert limiter.acquire("a") is not None

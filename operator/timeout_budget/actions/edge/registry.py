@@ -344,6 +344,9 @@ class ZoneRegistry:
     async def _send(self, zone: ZoneState, pending: batch.Batch) -> dict[RouteKey, str]:
         async with self._zones.lock(zone.spec.zone_id):
             failures = await batch.send(zone, pending, self._clock())
+        for hostname, (key, _) in pending.dns.items():
+            if key not in failures:  # the switch read the chain fresh: the cached one is stale
+                zone.chains.pop(hostname, None)
         self._report(zone)
         return failures
 
