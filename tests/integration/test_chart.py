@@ -395,3 +395,51 @@ def test_alerts_are_valid_promql_and_fire_when_they_should(helm: Helm, tmp_path:
         cwd=tmp_path, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_plain_helm_template_renders_as_gitops_tools_run_it(tmp_path: Path) -> None:
+    """`helm template` with no cluster, no --kube-version and no values: Helm then assumes
+    Kubernetes 1.20, which a chart kubeVersion of >=1.29 refused (Argo CD and Flux render
+    charts this way)."""
+    bins = binaries.ensure(build=True)
+    nowhere = {"KUBECONFIG": str(tmp_path / "no-kubeconfig"), "PATH": "/usr/bin:/bin"}
+    result = Helm(bins.helm, nowhere).run("template", "tbo", str(CHART))
+    assert "Deployment" in kinds(documents(result.stdout))
+
+
+def test_the_version_check_refuses_an_old_live_cluster_only(
+    helm: Helm, control_plane: ControlPlane
+) -> None:
+    """Against a live cluster (lookup answers) a Kubernetes older than 1.29 is refused with
+    a sentence; the very same version without a cluster renders."""
+    live = Helm(helm.binary, control_plane.env())
+    argv = ["template", "tbo", str(CHART), "--kube-version", "1.28.9"]
+    offline = live.run(*argv)
+    assert "Deployment" in kinds(documents(offline.stdout))
+    refused = live.run(*argv, "--dry-run=server", check=False)
+    assert refused.returncode != 0
+    assert "needs Kubernetes 1.29 or newer (found v1.28.9)" in refused.stderr
+    # helm install reads the live cluster's own version (1.37 here).
+    ns = kube.new_namespace(control_plane, "ver")
+    try:
+        current = live.run("install", "tbo", str(CHART), "-n", ns, "--dry-run=server")
+        assert "STATUS: pending-install" in current.stdout
+    finally:
+        control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_plain_helm_install_with_defaults_works(
+    helm: Helm, control_plane: ControlPlane, namespaces: list[str]
+) -> None:
+    """`helm install` with the chart's defaults only, into the real API server (1.37)."""
+    op = namespaces[0]
+    live = Helm(helm.binary, control_plane.env())
+    name = f"plain-{op}"[:40]
+    live.run("install", name, str(CHART), "--namespace", op)
+    try:
+        status = json.loads(live.run("status", name, "--namespace", op, "-o", "json").stdout)
+        assert status["info"]["status"] == "deployed"
+        deployments = kube.get_json(control_plane, "deployments", "-n", op)["items"]
+        assert [d["metadata"]["name"] for d in deployments] == [f"{name}-timeout-budget-operator"]
+    finally:
+        live.run("uninstall", name, "--namespace", op, check=False)
