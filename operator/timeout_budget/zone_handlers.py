@@ -4,8 +4,9 @@
 * a timer every ``TICK_SECONDS`` asks the registry whether the zone is due (its
   ``syncIntervalSeconds`` passed, a failure's wait is over) and only then reads the
   Secret and Cloudflare, so drift is seen without spending requests on idle ticks;
-* delete: refused while TimeoutBudgets still sync through the zone (their finalizers need
-  its token to remove their Cache Rules), with a message that says what to do.
+* delete: held while TimeoutBudgets still sync through the zone (their finalizers need
+  its token to remove their Cache Rules), with a message in status and an Event that
+  name them and say what to do; released once they are gone.
 
 The registry lives in ``memo.zones`` (made here on first use if the startup handler did
 not). A missing Secret or key becomes a condition on the zone, never a crash. The token
@@ -15,21 +16,36 @@ goes from the Secret to the registry and nowhere else: not into status, events o
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import kopf
 import pydantic
 
-from timeout_budget.actions.edge import ZoneRegistry
+from timeout_budget.actions.edge import ZoneRegistry, routes
 from timeout_budget.clients.kube import load_api_client
 from timeout_budget.clients.secrets import SecretProblem, SecretReader
-from timeout_budget.model.spec import CloudflareZoneSpec, parse_cloudflare_zone
+from timeout_budget.engine import RouteSnapshot
+from timeout_budget.model import conditions
+from timeout_budget.model.conditions import ConditionInput, ConditionStatus
+from timeout_budget.model.spec import (
+    CloudflareZoneSpec,
+    RouteKey,
+    parse_cloudflare_zone,
+    parse_timeout_budget,
+)
 
 GROUP, VERSION, PLURAL = "timeoutbudget.io", "v1alpha1", "cloudflarezones"
 TICK_SECONDS = 30.0
 """The smallest ``syncIntervalSeconds`` the CRD allows."""
+FIRST_RETRY_DELETE_SECONDS = 5.0
 RETRY_DELETE_SECONDS = 60.0
+DELETION_BLOCKED = "DeletionBlocked"
+
+BudgetIndex = Mapping[tuple[str, str], Collection[RouteSnapshot]]
+"""The ``budgets`` index of ``handlers`` as kopf passes it (a ``kopf.Index``): the entries
+``loop.snapshot_entry`` makes, keyed by the TimeoutBudget's namespace and name."""
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
@@ -63,19 +79,32 @@ async def resync(
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-async def release(meta: kopf.Meta, memo: kopf.Memo, **kwargs: Any) -> None:
+async def release(
+    body: kopf.Body,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    retry: int = 0,
+    budgets: BudgetIndex | None = None,
+    **_: Any,
+) -> None:
+    """Let the zone go once no TimeoutBudget syncs through it. Until then its deletion is
+    held: status and an Event name the TimeoutBudgets, and kopf retries (soon at first, as
+    they are often deleted together with the zone, then once a minute)."""
     namespace, name = str(meta.get("namespace")), str(meta.get("name"))
     registry = registry_of(memo)
     users = sorted(
-        set(registry.routes_using(namespace, name)) | _indexed_users(kwargs, namespace, name)
+        set(registry.routes_using(namespace, name)) | _indexed_users(budgets, namespace, name)
     )
     if users:
-        raise kopf.TemporaryError(
+        message = (
             f"CloudflareZone {namespace}/{name} is still used by TimeoutBudget "
             f"{', '.join(users)}: delete them or change their edge.zoneRef first (their "
-            "Cache Rules are removed with this zone's token)",
-            delay=RETRY_DELETE_SECONDS,
+            "Cache Rules are removed with this zone's token)"
         )
+        _hold(body, status, meta, patch, message)
+        raise kopf.TemporaryError(message, delay=_retry_delay(retry))
     await registry.forget_zone(namespace, name)
 
 
@@ -168,20 +197,61 @@ def _synced(conditions: object) -> Mapping[str, Any] | None:
     return None
 
 
-def _indexed_users(kwargs: Mapping[str, Any], namespace: str, name: str) -> set[str]:
-    """TimeoutBudgets naming the zone, from the ``budgets`` index when it is registered."""
-    index = kwargs.get("budgets")
+def _hold(
+    body: kopf.Body,
+    status: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    patch: kopf.Patch,
+    message: str,
+) -> None:
+    """Say why the deletion waits. In status: the message and a ``DeletionBlocked``
+    condition (for ``kubectl describe``; what was last read from Cloudflare stays),
+    patched only when they change. As a Warning Event on the zone: once per change, not
+    on every retry. (kopf posts no Event for a log line, nor for its own retry line.)"""
+    generation = meta.get("generation")
+    held = ConditionInput(DELETION_BLOCKED, ConditionStatus.TRUE, "InUse", message)
+    new = {
+        "message": message,
+        "conditions": conditions.merge(
+            status.get("conditions"),
+            [held],
+            now=time.time(),
+            generation=generation if isinstance(generation, int) else None,
+        ),
+    }
+    if status.get("message") != message:
+        kopf.warn(body, reason="InUse", message=message)
+    for key, value in new.items():
+        if status.get(key) != value:
+            patch.status[key] = value
+
+
+def _retry_delay(retry: int) -> float:
+    """Doubling from ``FIRST_RETRY_DELETE_SECONDS`` up to ``RETRY_DELETE_SECONDS``."""
+    return min(RETRY_DELETE_SECONDS, FIRST_RETRY_DELETE_SECONDS * 2.0 ** min(retry, 16))
+
+
+def _indexed_users(index: BudgetIndex | None, namespace: str, name: str) -> set[RouteKey]:
+    """TimeoutBudgets of the zone's namespace whose edge syncs through it, from the
+    ``budgets`` index (registered by ``handlers``; absent when only these handlers run).
+    Every replica keeps the index, while the registry knows only the routes this
+    replica's cycles saw. An entry keeps its spec as JSON text: ``spec_dict`` reads it."""
     if index is None:
         return set()
-    users: set[str] = set()
-    for key in list(index):
-        for snap in _values(index.get(key, [])):
-            edge = (getattr(snap, "spec", {}) or {}).get("edge") or {}
-            zone = (edge.get("zoneRef") or {}).get("name")
-            if getattr(snap, "namespace", None) == namespace and zone == name:
-                users.add(f"{namespace}/{snap.name}")
-    return users
+    return {
+        snap.key
+        for key, store in list(index.items())
+        if key[0] == namespace
+        for snap in store
+        if _zone_of(snap) == (namespace, name)
+    }
 
 
-def _values(store: Iterable[Any]) -> list[Any]:
-    return list(store)
+def _zone_of(snap: RouteSnapshot) -> tuple[str, str] | None:
+    """The zone the entry's route syncs through, by the registry's own rule. A spec that
+    does not parse syncs nothing, and its finalizer has nothing to remove."""
+    try:
+        spec = parse_timeout_budget(snap.spec_dict())
+    except ValueError:
+        return None
+    return routes.zone_of(snap.namespace, spec)

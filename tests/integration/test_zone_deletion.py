@@ -1,0 +1,127 @@
+"""Deleting a CloudflareZone that a TimeoutBudget still syncs through (issue 16, item 2),
+with the operator process, the sandbox's API server and the Cloudflare emulator.
+
+The deletion is held: the zone stays, its status (message and a ``DeletionBlocked``
+condition) and a Warning Event name the TimeoutBudget. Once the TimeoutBudget is deleted
+(its finalizer removes its Cache Rule with the zone's token, which is why the zone
+waited), the zone goes too. Before the fix the handler failed with ``AttributeError``
+every minute: no message, and the zone was never deleted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sandbox.cloudflare_emulator import CloudflareEmulator
+from sandbox.controlplane import ControlPlane
+from sandbox.origin_exporter import OriginExporter
+from sandbox.prometheus import PrometheusServer
+from tests.integration.test_operator_loop import budget, deployment
+from tests.support import kube
+from tests.support.operator import OperatorProcess
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "cf-token-zone-deletion-5a1e"
+ZONE_ID = "9a7c0e5f4ecef8ad9ca31a8372d0c353"
+ZONE = "example-com"
+
+
+@pytest.fixture
+def emulator() -> Iterator[CloudflareEmulator]:
+    emu = CloudflareEmulator(token=TOKEN)
+    with emu.running():
+        emu.add_zone(ZONE_ID, "enterprise", name="example.com", proxy_read_timeout=120)
+        yield emu
+
+
+def zone_objects() -> list[dict[str, Any]]:
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "cf"},
+        "stringData": {"token": TOKEN},
+    }
+    zone = {
+        "apiVersion": "timeoutbudget.io/v1alpha1",
+        "kind": "CloudflareZone",
+        "metadata": {"name": ZONE},
+        "spec": {"zoneId": ZONE_ID, "apiTokenSecretRef": {"name": "cf"}},
+    }
+    return [secret, zone]
+
+
+def zone_or_none(cp: ControlPlane, ns: str) -> dict[str, Any] | None:
+    found = cp.kubectl("get", "cloudflarezone", ZONE, "-n", ns, "-o", "json", check=False)
+    if found.returncode != 0:
+        assert "NotFound" in found.stderr, found.stderr
+        return None
+    zone: dict[str, Any] = json.loads(found.stdout)
+    return zone
+
+
+def zone_warnings(cp: ControlPlane, ns: str) -> list[str]:
+    events = kube.get_json(
+        cp, "events", "-n", ns, "--field-selector", f"involvedObject.name={ZONE}"
+    )["items"]
+    return [
+        e["message"]
+        for e in events
+        if e["involvedObject"]["kind"] == "CloudflareZone" and e["type"] == "Warning"
+    ]
+
+
+def test_a_zone_in_use_is_held_naming_its_budget_then_deleted_once_the_budget_is_gone(
+    control_plane: ControlPlane,
+    origin: OriginExporter,
+    prometheus: PrometheusServer,
+    emulator: CloudflareEmulator,
+    namespace: str,
+) -> None:
+    cp, ns = control_plane, namespace
+    origin.set_route("export", p95=40.0, rps=20, host="api.example.com")
+    export = budget("export", "export")
+    export["spec"]["budget"] = {"timeoutSeconds": 360, "requiredSeconds": 300}
+    export["spec"]["edge"] = {"zoneRef": {"name": ZONE}}
+    env = {"TBO_CLOUDFLARE_BASE_URL": emulator.base_url, "TBO_OPERATOR_NAMESPACE": ns}
+    log = cp.workdir / "logs" / "operator-zone-deletion.log"
+    proc = OperatorProcess(cp, prometheus.url, [ns], log, 1.0, env)
+    try:
+        for obj in [*zone_objects(), deployment("export", 1), export]:
+            cp.kubectl("apply", "-n", ns, "-f", "-", input_text=json.dumps(obj))
+        kube.wait_for(
+            lambda: emulator.rules(ZONE_ID), 60, "the route's Cache Rule, written with the token"
+        )
+
+        cp.kubectl("delete", "cloudflarezone", ZONE, "-n", ns, "--wait=false")
+        held = kube.wait_for(
+            lambda: _blocked(zone_or_none(cp, ns)), 30, "a DeletionBlocked condition"
+        )
+        assert held["status"] == "True"
+        assert held["reason"] == "InUse"
+        assert f"still used by TimeoutBudget {ns}/export" in held["message"]
+        zone = zone_or_none(cp, ns)
+        assert zone is not None
+        assert zone["metadata"].get("deletionTimestamp")
+        assert zone["status"]["message"] == held["message"]
+        warnings = kube.wait_for(lambda: zone_warnings(cp, ns), 30, "a Warning Event")
+        assert any(f"still used by TimeoutBudget {ns}/export" in w for w in warnings), warnings
+
+        cp.kubectl("delete", "tb", "export", "-n", ns, "--timeout=60s")
+        assert emulator.rules(ZONE_ID) == []  # removed with the zone's token, still held
+        kube.wait_for(lambda: zone_or_none(cp, ns) is None, 45, "the zone to be deleted")
+        assert "AttributeError" not in proc.output()
+        assert TOKEN not in proc.output() + json.dumps(warnings)
+    finally:
+        proc.stop()
+
+
+def _blocked(zone: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The zone's DeletionBlocked condition, once the operator has written it."""
+    conditions = ((zone or {}).get("status") or {}).get("conditions") or []
+    found = [c for c in conditions if c.get("type") == "DeletionBlocked"]
+    return dict(found[0]) if found else None
