@@ -129,7 +129,8 @@ class EdgeSync(Protocol):
         ...
 
     async def flush(self) -> Mapping[RouteKey, str]:
-        """End of cycle: send each zone's batched changes (one ruleset write per zone).
+        """End of cycle: send each zone's batched changes (one read per zone, then one
+        write per changed rule).
 
         Returns, per route whose queued edge changes could not be made, the reason."""
         ...

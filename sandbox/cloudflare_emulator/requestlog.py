@@ -1,9 +1,9 @@
 """A record of every API request the emulator answered, for tests to assert on.
 
-"Did the operator batch its rule changes into one PUT?", "did it read the setting before
-patching it?", "how many calls did one reconcile cost?": these are questions about
-traffic, not state. The log keeps method, path, query, body, status, error codes and
-timing of each API request (never headers: the token stays out).
+"Did the operator write only the rules it changed, one request each?", "did it read the
+setting before patching it?", "how many calls did one reconcile cost?": these are
+questions about traffic, not state. The log keeps method, path, query, body, status,
+error codes and timing of each API request (never headers: the token stays out).
 """
 
 from __future__ import annotations

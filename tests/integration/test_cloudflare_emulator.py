@@ -37,6 +37,7 @@ pytestmark = pytest.mark.integration
 TOKEN = "test-token"
 PHASE: Literal["http_request_cache_settings"] = "http_request_cache_settings"
 SETTING = "proxy_read_timeout"
+READ_ONLY = ("version", "last_updated", "categories")
 
 
 @pytest.fixture(autouse=True)
@@ -226,8 +227,16 @@ def test_put_replaces_the_whole_list_and_keeps_ids_of_rules_sent_back(
     foreign = emulator.add_rules(zone, [cache_rule("someone-else", "www.example.com")])["rules"]
 
     current = client.rulesets.phases.get(PHASE, zone_id=zone)
-    # sent back as read: with id, version and last_updated
-    kept = [invalid_rule(r.to_dict(mode="json")) for r in current.rules]
+    with pytest.raises(cloudflare.BadRequestError) as as_read:
+        client.rulesets.phases.update(
+            PHASE, zone_id=zone, rules=[invalid_rule(r.to_dict(mode="json")) for r in current.rules]
+        )
+    # sent back as read, with its id, less what is read-only (version, last_updated: a
+    # write carrying them is refused, as Cloudflare validates a request in write context)
+    kept = [
+        invalid_rule({k: v for k, v in r.to_dict(mode="json").items() if k not in READ_ONLY})
+        for r in current.rules
+    ]
     client.rulesets.phases.update(
         PHASE, zone_id=zone, rules=[*kept, cache_rule("tbo-a", "a.example.com", 300)]
     )
@@ -235,6 +244,11 @@ def test_put_replaces_the_whole_list_and_keeps_ids_of_rules_sent_back(
     client.rulesets.phases.update(PHASE, zone_id=zone, rules=[cache_rule("tbo-b", "b.example.com")])
     after_forgetting = emulator.rules(zone)
 
+    assert codes(as_read.value) == [20217, 20217]
+    assert {e["source"]["pointer"] for e in errors(as_read.value)} == {
+        "/rules/0/version",
+        "/rules/0/last_updated",
+    }
     assert after_add is not None
     assert after_add["version"] == "2"
     assert after_add["rules"][0] == foreign[0]  # same id, version and timestamp

@@ -83,6 +83,45 @@ def test_429_is_honoured_nothing_is_lost_and_the_next_flush_succeeds() -> None:
     assert [r["ref"] for r in after] == ["tbo_shop_api", "other"]
 
 
+def test_a_429_on_one_rule_write_stops_the_zones_other_writes() -> None:
+    clocks = Clocks()
+    with emulated(clocks) as emu:
+        zone_id = emu.add_zone(plan="enterprise")
+        emu.add_rules(zone_id, [cache_rule("other", "other.example.com")])
+        registry = registry_for(emu, clocks)
+        names = ("a", "b", "c")
+        routes = {key(n): route_spec(f"{n}.example.com", required=300) for n in names}
+        wanted = {k: [read_timeout(s, 301)] for k, s in routes.items()}
+
+        async def scenario() -> list[Any]:
+            await registry.reconcile_zone(NS, ZONE, zone_spec(zone_id), TOKEN)
+            emu.clear_requests()
+            # The first of the three rule creates is answered 429: the other two must not
+            # be sent (nor retried by the SDK) before Retry-After has passed.
+            emu.fail_next(
+                1, status=429, retry_after=30, method="POST", path_prefix=f"/zones/{zone_id}/"
+            )
+            limited = await cycle(registry, routes, wanted)
+            sent = [(e.method, e.status) for e in emu.requests()]
+            clocks.advance(15)
+            held = await cycle(registry, routes, wanted)
+            quiet = len(emu.requests()) == len(sent)
+            clocks.advance(15)
+            return [limited, sent, held, quiet, await cycle(registry, routes, wanted)]
+
+        limited, sent, held, quiet, done = run(registry, scenario)
+        after = emu.rules(zone_id)
+
+    assert sent == [("GET", 200), ("POST", 429)]  # the read, the refused create; no more
+    assert set(limited) == set(routes)
+    assert all("Cloudflare rate limit (429): retry after 30s" in m for m in limited.values())
+    assert all("holding back until" in m for m in held.values())
+    assert quiet
+    assert done == {}
+    assert sorted(r["ref"] for r in after[:3]) == ["tbo_shop_a", "tbo_shop_b", "tbo_shop_c"]
+    assert after[3]["ref"] == "other"
+
+
 def test_500_is_reported_backed_off_and_then_synced() -> None:
     clocks = Clocks()
     with emulated(clocks) as emu:
@@ -93,7 +132,8 @@ def test_500_is_reported_backed_off_and_then_synced() -> None:
 
         async def scenario() -> list[Any]:
             await registry.reconcile_zone(NS, ZONE, zone_spec(zone_id), TOKEN)
-            emu.fail_next(1, status=500, method="PUT")
+            # The zone has no entry point yet: the operator's write creates it.
+            emu.fail_next(1, status=500, method="POST", path_prefix=f"/zones/{zone_id}/rulesets")
             failed = await cycle(registry, routes, wanted)
             condition_after = registry.conditions(NS, key("api"), route)[0]
             clocks.advance(15)
@@ -119,7 +159,9 @@ def test_a_hanging_request_times_out_and_is_retried() -> None:
 
         async def scenario() -> list[dict[str, str]]:
             await registry.reconcile_zone(NS, ZONE, zone_spec(zone_id), TOKEN)
-            emu.hang_next(1, hold_seconds=5, method="PUT")
+            emu.hang_next(
+                1, hold_seconds=5, method="POST", path_prefix=f"/zones/{zone_id}/rulesets"
+            )
             failed = await cycle(registry, routes, wanted)
             clocks.advance(15)
             return [failed, await cycle(registry, routes, wanted)]
@@ -143,7 +185,9 @@ def test_a_spent_budget_refuses_without_sending() -> None:
         async def scenario() -> tuple[list[dict[str, str]], dict[str, Any]]:
             await registry.reconcile_zone(NS, ZONE, spec, TOKEN)  # 2 requests
             outcomes = []
-            for seconds in (301, 302, 303, 304, 305):  # 2 requests each: GET + PUT
+            # 2 requests each: a fresh GET of the entry point, then one write (the first
+            # creates the entry point holding the rule, the others edit the rule)
+            for seconds in (301, 302, 303, 304, 305):
                 clocks.advance(1)
                 outcomes.append(
                     await cycle(registry, routes, {key("api"): [read_timeout(route, seconds)]})
@@ -160,7 +204,8 @@ def test_a_spent_budget_refuses_without_sending() -> None:
     assert status["requestsRemaining"] == 0
     assert condition(status, "EdgeSynced")["reason"] == "BudgetExhausted"
     assert len(metrics.requests) == sent  # every request sent was counted
-    assert ("put_cache_rules", "ok") in metrics.requests
+    assert ("create_cache_ruleset", "ok") in metrics.requests
+    assert metrics.requests.count(("edit_cache_rule", "ok")) == 3
     assert metrics.not_sent == ["budget_spent", "budget_spent"]  # the cycle, the re-read
     assert metrics.budgets[(NS, ZONE)] == (0, 10)
     assert metrics.synced[(NS, ZONE)] is False
@@ -191,7 +236,9 @@ def test_a_429_storm_costs_a_bounded_number_of_requests_and_ends_synced() -> Non
         statuses = [e.status for e in emu.requests()]
         found = emu.rules(zone_id)
 
-    assert statuses == [429, 404, 200]  # one refused read; then read (no entry point) + PUT
+    # One refused read; then the read (no entry point), the entry point created with the
+    # first route's rule, and one create per other route.
+    assert statuses == [429, 404, 200, 200, 200, 200, 200]
     assert all(len(o) == 5 for o in outcomes[:19])  # reported each cycle while held back
     assert outcomes[-1] == {}
     assert len(found) == 5

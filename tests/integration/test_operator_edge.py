@@ -1,7 +1,8 @@
 """The operator process syncs Cloudflare through the real SDK against the emulator: the
 zone's effective timeout reaches status, a route that needs 300 s gets exactly one Cache
-Rule with read_timeout 301 next to a foreign rule that stays untouched, and deleting the
-route removes only its own rule. The token never appears in status, Events or logs."""
+Rule with read_timeout 301, created (one POST of that rule, no whole-list PUT) in front of
+a foreign rule that stays untouched, and deleting the route removes only its own rule. The
+token never appears in status, Events or logs."""
 
 from __future__ import annotations
 
@@ -100,13 +101,22 @@ def test_required_seconds_become_one_cache_rule_and_deletion_removes_only_it(
 
         kube.wait_for(lambda: len(owned_rules()) == 1, 60, "the route's Cache Rule")
         rule = owned_rules()[0]
-        assert rule["action_parameters"] == {"cache": True, "read_timeout": 301}
-        assert "api.example.com" in rule["expression"]
-        assert "/export" in rule["expression"]
+        # Eligible for cache with no default TTLs: only the read timeout changes.
+        assert rule["action_parameters"] == {
+            "cache": True,
+            "edge_ttl": {"mode": "bypass_by_default"},
+            "browser_ttl": {"mode": "respect_origin"},
+            "read_timeout": 301,
+        }
+        assert rule["expression"] == (
+            '(http.host eq "api.example.com" and (http.request.uri.path eq "/export" or '
+            'starts_with(http.request.uri.path, "/export/")))'
+        )
         assert f"TimeoutBudget {ns}/export" in rule["description"]
         foreign = [r for r in emulator.rules(ZONE_ID) if r["ref"] == FOREIGN_RULE["ref"]]
         assert len(foreign) == 1
-        assert emulator.rules(ZONE_ID)[0]["ref"] == FOREIGN_RULE["ref"]  # order kept
+        # The operator's rule goes first, so the user's own (later) rules still win.
+        assert [r["ref"] for r in emulator.rules(ZONE_ID)] == [rule["ref"], FOREIGN_RULE["ref"]]
         for key, value in FOREIGN_RULE.items():
             assert foreign[0][key] == value
         status = kube.wait_for(
@@ -121,8 +131,10 @@ def test_required_seconds_become_one_cache_rule_and_deletion_removes_only_it(
             "edgeTimeoutSeconds 301 in the route's status",
         )
         assert status["budgetSeconds"] == 360
-        puts = emulator.requests(method="PUT")
-        assert len(puts) >= 1
+        # One create of the route's rule; the list is never replaced as a whole.
+        creates = emulator.requests("POST", path_contains=f"/zones/{ZONE_ID}/rulesets/")
+        assert [(e.status, e.body.get("ref")) for e in creates] == [(200, rule["ref"])]
+        assert emulator.requests(method="PUT") == []
 
         cp.kubectl("delete", "tb", "export", "-n", ns, "--timeout=60s")
         assert owned_rules() == []

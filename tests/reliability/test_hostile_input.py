@@ -596,7 +596,8 @@ def test_hostile_but_valid_input_is_reported_in_status(
         )
         want = (
             '(http.host eq "api.example.com" and '
-            'starts_with(http.request.uri.path, "/export)or(true;--%22"))'
+            '(http.request.uri.path eq "/export)or(true;--%22" or '
+            'starts_with(http.request.uri.path, "/export)or(true;--%22/")))'
         )
         if rule is None or st.get("edgeTimeoutSeconds") != 301:
             return None
@@ -771,24 +772,34 @@ def test_no_query_or_rule_was_built_from_unescaped_input(
         STATUS_AREA,
         "every query and Cache Rule the operator sent during the hostile scenarios",
         "the injection text never reached Prometheus unescaped (the raw '\"} or vector(250)' "
-        "appears in no query); every rule expression the operator wrote is of the form "
-        '(http.host eq "..." and starts_with(http.request.uri.path, "...")) with each value '
-        "one string literal",
+        "appears in no query); every rule expression the operator wrote (creates and edits) "
+        'is (http.host eq "...") alone, or with starts_with(http.request.uri.path, "...") or '
+        '(http.request.uri.path eq "..." or starts_with(http.request.uri.path, "...")), each '
+        "value one string literal",
     ) as row:
         queries = [s.query_text() for s in query_log.requests("/api/v1/query")]
         assert queries
         carrying = [q for q in queries if "or vector" in q]
         assert carrying, "the hostile value was never sent: nothing checked"
         assert not [q for q in queries if '"} or vector(250)' in q]
+        lit, path = r'"(?:[^"\\]|\\.)*"', r"http\.request\.uri\.path"
         literal = re.compile(
-            r'^\(http\.host eq "(?:[^"\\]|\\.)*"'
-            r'(?: and starts_with\(http\.request\.uri\.path, "(?:[^"\\]|\\.)*"\))?\)$'
+            rf"^\(http\.host eq {lit}(?: and (?:starts_with\({path}, {lit}\)"
+            rf"|\({path} eq {lit} or starts_with\({path}, {lit}\)\)))?\)$"
         )
+        # Rule by rule: a create or an edit sends one rule; creating the entry point
+        # sends a list.
+        sent = [
+            e.body
+            for m in ("POST", "PATCH")
+            for e in emulator.requests(m)
+            if isinstance(e.body, dict)
+        ]
         expressions = [
             rule["expression"]
-            for entry in emulator.requests("PUT")
-            for rule in (entry.body or {}).get("rules", [])
-            if str(rule.get("ref", "")).startswith(("tbo_", "tbo-h-"))
+            for body in sent
+            for rule in body.get("rules", [body])
+            if str(rule.get("ref", "")).startswith(("tbo_", "tbo-h-")) and "expression" in rule
         ]
         assert expressions
         bad = [e for e in expressions if not literal.match(e)]

@@ -1,11 +1,11 @@
 """A zone's edge changes queued during one cycle, and sending them at its end.
 
-The engine applies route by route, but Cloudflare should see one ruleset write per zone
-per cycle: so ``apply`` only queues, and ``send`` (from the registry's ``flush``) takes the
-zone's lock and makes the zone's Cache Rules changes (one read, then one request per
-changed rule, see ``cache_rules``) plus the DNS switches. A failure is
-reported for exactly the routes it concerns; nothing is kept for later, since the engine
-states its desired edge again next cycle from the (unchanged) cache.
+The engine applies route by route, but Cloudflare should see one read of a zone's Cache
+Rules per cycle, not one per route: so ``apply`` only queues, and ``send`` (from the
+registry's ``flush``) takes the zone's lock and makes the zone's Cache Rules changes (one
+read, then one request per changed rule, see ``cache_rules``) plus the DNS switches. A
+failure is reported for exactly the routes it concerns; nothing is kept for later, since
+the engine states its desired edge again next cycle from the (unchanged) cache.
 """
 
 from __future__ import annotations

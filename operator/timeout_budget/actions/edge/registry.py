@@ -4,9 +4,10 @@ Two callers meet here. The CloudflareZone handlers bring each zone's spec and AP
 (``reconcile_zone``: read Cloudflare, enforce the zone-wide timeout, build the status).
 The engine, every cycle, asks each route's edge state from the cache (``observe``,
 ``rerouted``, ``conditions``), queues changes (``apply``) and sends them at the end of the
-cycle (``flush``): one Cache Rules PUT per zone, serialized with the zone handlers' reads
-by the zone's lock. Requests per token are counted by one shared ``RequestBudget``; a 429,
-a 5xx or a rejected token make the zone hold back instead of retrying in a storm.
+cycle (``flush``): per zone one read of its Cache Rules, then one request per changed rule
+(``cache_rules``), serialized with the zone handlers' reads by the zone's lock. Requests
+per token are counted by one shared ``RequestBudget``; a 429, a 5xx or a rejected token
+make the zone hold back instead of retrying in a storm.
 
 Tokens live only inside ``ApiToken`` and the SDK client; nothing here logs, reports or
 raises one.
@@ -278,8 +279,9 @@ class ZoneRegistry:
         )
 
     async def flush(self) -> Mapping[RouteKey, str]:
-        """Send every zone's queued changes (one Cache Rules PUT per zone, zones in
-        parallel); returns the failure reason per route."""
+        """Send every zone's queued changes (one Cache Rules read per zone, then one
+        request per changed rule; zones in parallel); returns the failure reason per
+        route."""
         queued, self._batches = self._batches, {}
         failures, self._apply_failures = dict(self._apply_failures), {}
         sends = []
