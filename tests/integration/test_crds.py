@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -180,6 +181,174 @@ BAD_RESOURCES: list[tuple[str, dict[str, Any], str]] = [
         "spec.apiTokenSecretRef: Required value",
     ),
 ]
+
+
+BAD_RESOURCES += [
+    (
+        "reroute-service-without-pool",
+        with_change(valid_budget(), "spec.reroute.longRunningSelector", DELETE),
+        "reroute.serviceName and reroute.longRunningSelector go together",
+    ),
+    (
+        "required-without-edge",
+        with_change(
+            with_change(valid_budget(), "spec.edge", DELETE), "spec.budget.requiredSeconds", 60
+        ),
+        "budget.requiredSeconds needs edge.zoneRef",
+    ),
+]
+
+# Whole numbers for a ratio: the API server checks them against its minimum cast to a whole
+# number (0.05 -> 0), so 0 passed `minimum: 0.05`, and 1 was refused as "should be less than
+# or equal to 0"; the CRD states each ratio's range once more in CEL.
+BAD_RESOURCES += [
+    (
+        "recover-ratio-zero",
+        with_change(valid_budget(), "spec.budget.recoverRatio", 0),
+        "spec.budget.recoverRatio: Invalid value: 0: budget.recoverRatio must be between 0.05 "
+        "and 0.95 (a fraction of the budget)",
+    ),
+    (
+        "recover-ratio-one",
+        with_change(valid_budget(), "spec.budget.recoverRatio", 1),
+        "budget.recoverRatio must be between 0.05 and 0.95",
+    ),
+    (
+        "at-risk-ratio-zero",
+        with_change(valid_budget(), "spec.budget.atRiskRatio", 0),
+        "budget.atRiskRatio must be between 0.1 and 1 (a fraction of the budget)",
+    ),
+]
+
+# Object names the operator could never find: refused like a Kubernetes object name.
+NAME_FIELDS = [
+    ("zone-ref", valid_budget, "spec.edge.zoneRef.name", "a CloudflareZone"),
+    ("secret-ref", valid_zone, "spec.apiTokenSecretRef.name", "a Secret"),
+]
+HOSTILE_NAMES = [
+    ("empty", ""),
+    ("control-characters", "cf\x1b[2J\x07"),
+    ("nul", "cf\x00"),
+    ("trailing-newline", "cf\n"),
+    ("path-traversal", "../../etc/passwd"),
+    ("uppercase", "Example-Com"),
+]
+
+
+def name_cases() -> list[tuple[str, dict[str, Any], str]]:
+    cases = []
+    for field_id, base, path, what in NAME_FIELDS:
+        field = path.removeprefix("spec.")
+        cases += [
+            (
+                f"{field_id}-{name_id}",
+                with_change(base(), path, name),
+                f"{field} must be a Kubernetes object name, the name of {what} in the same "
+                "namespace",
+            )
+            for name_id, name in HOSTILE_NAMES
+        ]
+        cases.append(
+            (
+                f"{field_id}-5000-characters",
+                with_change(base(), path, "a" * 5000),
+                f"{path}: Too long: may not be more than 253 bytes",
+            )
+        )
+    return cases
+
+
+BAD_RESOURCES += name_cases()
+
+# Pod labels the Service patch would be refused with, at the moment of the reroute.
+POOL = "spec.reroute.longRunningSelector"
+BAD_LABEL_KEYS = [
+    ("space", "long pool"),
+    ("leading-dash", "-pool"),
+    ("name-64-characters", "a" * 64),
+    ("empty-name", "example.com/"),
+    ("uppercase-prefix", "Example.com/pool"),
+    ("prefix-254-characters", "p" * 254 + "/pool"),
+    ("two-slashes", "a/b/c"),
+    ("control-character", "pool\x1b"),
+]
+BAD_LABEL_VALUES = [
+    ("space-and-bang", "long running!"),
+    ("leading-dash", "-long"),
+    ("trailing-newline", "long\n"),
+    ("path", "../../etc/passwd"),
+]
+BAD_RESOURCES += [
+    (
+        f"pool-key-{key_id}",
+        with_change(valid_budget(), POOL, {key: "long"}),
+        "reroute.longRunningSelector keys must be Kubernetes label keys",
+    )
+    for key_id, key in BAD_LABEL_KEYS
+]
+BAD_RESOURCES += [
+    (
+        f"pool-value-{value_id}",
+        with_change(valid_budget(), POOL, {"pool": value}),
+        "reroute.longRunningSelector values must be Kubernetes label values",
+    )
+    for value_id, value in BAD_LABEL_VALUES
+]
+BAD_RESOURCES.append(
+    (
+        "pool-value-64-characters",
+        with_change(valid_budget(), POOL, {"pool": "a" * 64}),
+        f"{POOL}.pool: Too long: may not be more than 63 bytes",
+    )
+)
+
+
+def numeric_bounds(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every numeric field of a CRD schema with its path, like "spec.budget.recoverRatio"."""
+    if node.get("type") in ("integer", "number"):
+        yield path, node
+    for name, child in node.get("properties", {}).items():
+        yield from numeric_bounds(child, f"{path}.{name}")
+
+
+def just_beyond(node: dict[str, Any]) -> Iterator[tuple[str, float, str]]:
+    """(which bound, a value just beyond it, what the API server says about it)."""
+    low, high = node.get("minimum"), node.get("maximum")
+    step = 1 if node["type"] == "integer" else 0.01
+    if low is not None and node.get("exclusiveMinimum"):
+        yield "at-exclusive-minimum", low, f"greater than {low}"
+    elif low is not None:
+        yield "below-minimum", low - step, f"greater than or equal to {low}"
+    if high is not None and node.get("exclusiveMaximum"):
+        yield "at-exclusive-maximum", high, f"less than {high}"
+    elif high is not None:
+        yield "above-maximum", high + step, f"less than or equal to {high}"
+
+
+def out_of_bound_resources() -> list[tuple[str, dict[str, Any], str]]:
+    """One resource per numeric bound of the CRDs, just beyond it: every bound the API
+    server holds is tried there (and the operator's model has the same bounds:
+    tests/unit/test_crd_model_agreement.py)."""
+    cases = []
+    for filename, base in (
+        ("timeoutbudgets.timeoutbudget.io.yaml", valid_budget),
+        ("cloudflarezones.timeoutbudget.io.yaml", valid_zone),
+    ):
+        crd = yaml.safe_load((kube.CRDS / filename).read_text())
+        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        for path, node in numeric_bounds(schema, "spec"):
+            for bound, value, says in just_beyond(node):
+                cases.append(
+                    (
+                        f"{path.removeprefix('spec.')}-{bound}",
+                        with_change(base(), path, value),
+                        f"{path} in body should be {says}",
+                    )
+                )
+    return cases
+
+
+BAD_RESOURCES += out_of_bound_resources()
 
 
 @pytest.mark.parametrize(

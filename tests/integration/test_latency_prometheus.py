@@ -289,7 +289,8 @@ def test_queries_prometheus_rejects_carry_its_message(prometheus: PrometheusServ
             {"route": "hand-15s"},
             matchers=[{"label": "host", "operator": "=~", "value": "[[:nope:]]"}],
         ),
-        RouteKey("ns/bad-label"): latency_spec({"bad-label": "x"}),
+        # The CRD and the model allow it; the planner refuses it before any query.
+        RouteKey("ns/bad-label"): latency_spec({"le": "10"}),
         RouteKey("ns/good"): latency_spec({"route": "hand-15s"}),
         RouteKey("ns/good-override"): latency_spec(
             metric=None,
@@ -317,7 +318,7 @@ def test_queries_prometheus_rejects_carry_its_message(prometheus: PrometheusServ
     assert "[:nope:]" in re2.message
     invalid = got[RouteKey("ns/bad-label")]
     assert invalid.outcome is Outcome.INVALID
-    assert "bad-label" in invalid.message
+    assert "'le' is the histogram's bucket label" in invalid.message
     # One route's mistake is its own: the others still get their values.
     assert got[RouteKey("ns/good")].seconds == pytest.approx(15.0, abs=1e-9)
     assert got[RouteKey("ns/good-override")].seconds == pytest.approx(15.0, abs=1e-9)

@@ -53,7 +53,7 @@ def test_too_coarse_message_names_the_top_bucket_and_what_is_needed() -> None:
 def test_at_risk_threshold(budget: dict[str, float], zone: int | None, expected: float) -> None:
     spec = parse_timeout_budget(
         {
-            "route": {"host": "h"},
+            "route": {"host": "api.example.com"},
             "budget": budget,
             "latency": {"metric": "m"},
             "origin": {"deploymentName": "d"},

@@ -67,7 +67,7 @@ def spec(selector: Mapping[str, str] | None = None, **latency: Any) -> TimeoutBu
     if "query" not in body:
         body.setdefault("metric", M)
     return parse_timeout_budget(
-        {"route": {"host": "h"}, "latency": body, "origin": {"deploymentName": "d"}}
+        {"route": {"host": "api.example.com"}, "latency": body, "origin": {"deploymentName": "d"}}
     )
 
 
@@ -148,7 +148,7 @@ def test_values_nan_and_missing_series_stay_distinct() -> None:
 
 def test_invalid_selectors_send_nothing() -> None:
     client = FakeClient(answering({}))
-    got = run(client, {RouteKey("n/bad"): spec({"bad-label": "x"})})
+    got = run(client, {RouteKey("n/bad"): spec({"le": "10"})})
     assert got[RouteKey("n/bad")].outcome is Outcome.INVALID
     assert client.queries == []
 
@@ -191,7 +191,7 @@ def test_parts_arrive_as_prometheus_answers_each_route_once() -> None:
         RouteKey("n/a"): spec({"route": "a"}, window="1m"),
         RouteKey("n/b"): spec({"route": "b"}, window="1m"),
         RouteKey("n/c"): spec({"route": "c"}, window="5m"),
-        RouteKey("n/bad"): spec({"bad-label": "x"}),
+        RouteKey("n/bad"): spec({"le": "10"}),
     }
     obs = LatencyObserver(settings(), client=FakeClient(handler))
 

@@ -8,9 +8,11 @@ from typing import Any
 import pydantic
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from tests.support.kube import SAMPLES
 from timeout_budget.model import spec
+from timeout_budget.model.rules import Check
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +54,7 @@ def test_budget_in_force(zone_timeout: int | None, spec_timeout: int | None, exp
     [
         (("budget",), {"atRiskRatio": 0.5, "recoverRatio": 0.7}, "recoverRatio must be lower"),
         (("origin",), {"deploymentName": "a", "minReplicas": 5, "maxReplicas": 2}, "minReplicas"),
-        (("latency",), {"quantile": 0.9}, "exactly one of metric or query"),
+        (("latency",), {"quantile": 0.9}, "latency needs either metric"),
         (("budget",), {"timeoutSeconds": 6001}, "less than or equal to 6000"),
     ],
 )
@@ -61,6 +63,185 @@ def test_invalid_specs_are_refused(path: tuple[str, ...], value: Any, message: s
     body[path[0]] = value
     with pytest.raises(pydantic.ValidationError, match=message):
         spec.parse_timeout_budget(body)
+
+
+def minimal_zone() -> dict[str, Any]:
+    return {"zoneId": "023e105f4ecef8ad9ca31a8372d0c353", "apiTokenSecretRef": {"name": "cf"}}
+
+
+def changed(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """``body`` with ``path`` (like "edge.zoneRef.name") set to ``value``."""
+    out = copy.deepcopy(body)
+    *parents, leaf = path.split(".")
+    node = out
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+    return out
+
+
+def refusal(parse: Any, body: dict[str, Any]) -> str:
+    """The messages the model refuses ``body`` with (it must refuse it)."""
+    with pytest.raises(pydantic.ValidationError) as refused:
+        parse(body)
+    return "; ".join(e["msg"] for e in refused.value.errors())
+
+
+NAME_FIELDS = [
+    pytest.param(spec.parse_timeout_budget, minimal(), "edge.zoneRef.name", id="zoneRef"),
+    pytest.param(spec.parse_timeout_budget, minimal(), "origin.deploymentName", id="deployment"),
+    pytest.param(spec.parse_cloudflare_zone, minimal_zone(), "apiTokenSecretRef.name", id="secret"),
+]
+BAD_NAMES = ["", "cf\x00", "cf\n", "\x1b[2Jcf", "../../etc/passwd", "Upper", "-cf", "cf-", "a..b"]
+
+
+@pytest.mark.parametrize(("parse", "body", "path"), NAME_FIELDS)
+@pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
+def test_object_names_the_api_server_would_refuse_are_refused(
+    parse: Any, body: dict[str, Any], path: str, name: str
+) -> None:
+    message = refusal(parse, changed(body, path, name))
+    assert f"{path} must be a Kubernetes object name" in message
+
+
+@pytest.mark.parametrize(("parse", "body", "path"), NAME_FIELDS)
+def test_an_object_name_is_at_most_253_characters(
+    parse: Any, body: dict[str, Any], path: str
+) -> None:
+    assert "at most 253 characters" in refusal(parse, changed(body, path, "a" * 5000))
+    for name in ("a" * 253, "example-com", "a.b-c.d", "0"):
+        parse(changed(body, path, name))
+
+
+def with_pool(labels: dict[str, str]) -> dict[str, Any]:
+    return changed(minimal(), "reroute", {"serviceName": "api", "longRunningSelector": labels})
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "long running", "-pool", "pool-", "a" * 64, "example.com/", "/pool", "a/b/c",
+     "Example.com/pool", "example..com/pool", "p" * 254 + "/pool", "pööl", "pool\n"],
+    ids=repr,
+)  # fmt: skip
+def test_label_keys_kubernetes_refuses_are_refused(key: str) -> None:
+    message = refusal(spec.parse_timeout_budget, with_pool({key: "long"}))
+    assert "reroute.longRunningSelector keys must be Kubernetes label keys" in message
+
+
+@pytest.mark.parametrize(
+    "value", ["long running!", "-long", "long-", "a" * 64, "long\n", "lång", "a/b"], ids=repr
+)
+def test_label_values_kubernetes_refuses_are_refused(value: str) -> None:
+    message = refusal(spec.parse_timeout_budget, with_pool({"pool": value}))
+    assert "reroute.longRunningSelector values must be Kubernetes label values" in message or (
+        "at most 63 characters" in message
+    )
+
+
+def test_label_keys_and_values_kubernetes_accepts_are_accepted() -> None:
+    labels = {
+        "pool": "long-running",
+        "app.kubernetes.io/name": "api_v2.1",
+        "a" * 63: "b" * 63,
+        "p" * 253 + "/x": "",
+        "Pool_2.x": "X",
+    }
+    parsed = spec.parse_timeout_budget(with_pool(labels))
+    assert parsed.reroute is not None
+    assert parsed.reroute.long_running_selector == labels
+
+
+CHECK_COUNTER_EXAMPLES: dict[str, tuple[Any, dict[str, Any]]] = {
+    "budget.recoverRatio must be lower than budget.atRiskRatio (hysteresis, e.g. 0.6 and 0.8)": (
+        spec.parse_timeout_budget,
+        changed(minimal(), "budget", {"atRiskRatio": 0.5, "recoverRatio": 0.5}),
+    ),
+    "budget.requiredSeconds cannot exceed budget.timeoutSeconds; raise timeoutSeconds (at most "
+    "6000) or leave it unset": (
+        spec.parse_timeout_budget,
+        changed(minimal(), "budget", {"timeoutSeconds": 100, "requiredSeconds": 300}),
+    ),
+    "latency needs either metric (a histogram name) or query (a full PromQL override)": (
+        spec.parse_timeout_budget,
+        changed(minimal(), "latency", {"window": "5m"}),
+    ),
+    "latency.metric and latency.query are exclusive; set one": (
+        spec.parse_timeout_budget,
+        changed(minimal(), "latency.query", "vector(1)"),
+    ),
+    "origin.minReplicas must be less than or equal to origin.maxReplicas": (
+        spec.parse_timeout_budget,
+        changed(minimal(), "origin.minReplicas", 11),
+    ),
+    "reroute needs serviceName (with longRunningSelector) or dnsOnlyHostname": (
+        spec.parse_timeout_budget,
+        changed(minimal(), "reroute", {"afterEvaluations": 2}),
+    ),
+    "reroute.serviceName and reroute.longRunningSelector go together": (
+        spec.parse_timeout_budget,
+        changed(minimal(), "reroute", {"serviceName": "api"}),
+    ),
+    "budget.requiredSeconds needs edge.zoneRef, since the edge read timeout is what allows a "
+    "long route": (
+        spec.parse_timeout_budget,
+        changed(minimal(), "budget", {"requiredSeconds": 300}),
+    ),
+}
+"""One body per rule across fields (``rules.Check``), which the model must refuse with the
+rule's message and nothing else (the CRD refuses the same at the API server:
+tests/integration/test_crds.py)."""
+
+
+FIELD_CHECK_EXAMPLES: dict[str, tuple[str, list[float], list[float]]] = {
+    "budget.atRiskRatio must be between 0.1 and 1 (a fraction of the budget)": (
+        "budget.atRiskRatio",
+        [0, 0.09, 1.01, 2],
+        [0.1, 0.8, 1],
+    ),
+    "budget.recoverRatio must be between 0.05 and 0.95 (a fraction of the budget)": (
+        "budget.recoverRatio",
+        [0, 0.04, 0.96, 1],
+        [0.05, 0.6, 0.95],
+    ),
+}
+"""Per rule on one field (``rules.Check`` in ``Annotated``): the field, values it refuses,
+values it accepts. The model's own bounds on the field refuse first, with their message."""
+
+
+def all_checks() -> dict[str, Check[Any]]:
+    """Every ``rules.Check`` of the spec models, on objects and on fields, by message."""
+    models = [m for m in vars(spec).values() if isinstance(m, type) and issubclass(m, BaseModel)]
+    found: dict[str, Check[Any]] = {}
+    for model in models:
+        on_fields = [c for f in model.model_fields.values() for c in f.metadata]
+        for check in [*getattr(model, "checks", ()), *on_fields]:
+            if isinstance(check, Check):
+                found[check.message] = check
+    return found
+
+
+def test_every_check_has_a_counter_example() -> None:
+    assert set(all_checks()) == set(CHECK_COUNTER_EXAMPLES) | set(FIELD_CHECK_EXAMPLES)
+
+
+@pytest.mark.parametrize(("message", "example"), FIELD_CHECK_EXAMPLES.items())
+def test_a_rule_on_a_field_refuses_its_counter_examples(
+    message: str, example: tuple[str, list[float], list[float]]
+) -> None:
+    path, bad, good = example
+    check = all_checks()[message]
+    assert [v for v in bad if check.holds(v)] == []
+    assert [v for v in good if not check.holds(v)] == []
+    for value in bad:
+        refusal(spec.parse_timeout_budget, changed(minimal(), path, value))
+
+
+@pytest.mark.parametrize(("message", "example"), CHECK_COUNTER_EXAMPLES.items())
+def test_a_rule_across_fields_refuses_its_counter_example(
+    message: str, example: tuple[Any, dict[str, Any]]
+) -> None:
+    parse, body = example
+    assert refusal(parse, body) == message
 
 
 def test_every_sample_parses() -> None:

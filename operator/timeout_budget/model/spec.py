@@ -1,17 +1,22 @@
 """Typed views of the two custom resources' specs.
 
-The CRD schemas in ``crds/`` are the source of truth and the API server enforces them;
-these models parse a resource body (camelCase, defaults already applied by the API
-server) into typed objects before any I/O, and apply the same defaults when a body
-comes from somewhere else (unit tests, dry runs).
+The CRD schemas in ``crds/`` are what the API server enforces; these models parse a
+resource body (camelCase, defaults already applied by the API server) into typed objects
+before any I/O, apply the same defaults when a body comes from somewhere else (unit tests,
+dry runs), and refuse what the CRD refuses, with the CRD's messages: the same bounds, the
+same patterns (``rules.Text``) and the same rules across fields (``rules.Check``).
+``tests/unit/test_crd_model_agreement.py`` fails on any bound found on one side only.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, NewType
+from typing import Annotated, Any, ClassVar, Literal, NewType, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
+
+from timeout_budget.model.rules import Check, Keys, Text, with_rule
 
 ZoneId = NewType("ZoneId", str)
 RouteKey = NewType("RouteKey", str)
@@ -23,77 +28,284 @@ MAX_EDGE_TIMEOUT_SECONDS = 6000
 """The most any Cloudflare plan allows (Enterprise)."""
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+OBJECT_NAME = rf"^{DNS_LABEL}(\.{DNS_LABEL})*$"
+"""A Kubernetes object name (DNS-1123 subdomain, at most 253 characters with maxLength),
+as the API server checks the names of Deployments, Secrets and custom resources."""
+HOSTNAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$"
+LABEL_KEY = rf"^({DNS_LABEL}(\.{DNS_LABEL})*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{{0,61}}[A-Za-z0-9])?$"
+"""A Kubernetes label key: an optional DNS prefix (at most 253 characters, checked apart)
+and '/', then a name of at most 63 characters."""
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+"""A Kubernetes label value (at most 63 characters with maxLength; may be empty)."""
+PROMETHEUS_LABEL = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+PROMETHEUS_METRIC = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+
+
+def _object_name(field: str, what: str) -> Text:
+    """The rule of an object name field: what the API server would refuse as the name of
+    ``what`` (empty, a path, control characters) can never name one, so it is refused."""
+    return Text(
+        OBJECT_NAME,
+        f"{field} must be a Kubernetes object name, the name of {what} in the same namespace "
+        "(lowercase letters, digits, '-' and '.', starting and ending with a letter or "
+        "digit; at most 253 characters)",
     )
 
 
+DeploymentName = Annotated[
+    str, Field(max_length=253), _object_name("origin.deploymentName", "a Deployment")
+]
+ZoneName = Annotated[
+    str, Field(max_length=253), _object_name("edge.zoneRef.name", "a CloudflareZone")
+]
+SecretName = Annotated[
+    str, Field(max_length=253), _object_name("apiTokenSecretRef.name", "a Secret")
+]
+
+
+def _fraction(field: str, low: float, high: float) -> Check[float]:
+    """A ratio's bounds once more in CEL: the API server checks a whole number against a
+    ``minimum`` cast to a whole number, so 0 passed ``minimum: 0.05`` (and then the model
+    refused it as ``InvalidSpec``); the rule refuses it at the API server, saying why."""
+    return Check(
+        f"self >= {low} && self <= {float(high)}",
+        f"{field} must be between {low} and {high} (a fraction of the budget)",
+        lambda ratio: low <= ratio <= high,
+    )
+
+
+def _checks_in_schema(schema: JsonDict, cls: type[Any]) -> None:
+    """The model's JSON schema states its cross-field checks as the CRD does."""
+    for check in getattr(cls, "checks", ()):
+        with_rule(schema, check.cel, check.message)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        extra="ignore",
+        json_schema_extra=_checks_in_schema,
+    )
+    checks: ClassVar[tuple[Check[Any], ...]] = ()
+    """Rules across this object's fields (``rules.Check``), in the CRD on the same object."""
+
+    @model_validator(mode="after")
+    def _keep_checks(self) -> Self:
+        for check in self.checks:
+            check.check(self)
+        return self
+
+
 class Route(_Model):
-    host: str
-    path_prefix: str = "/"
+    host: Annotated[
+        str,
+        Field(max_length=253),
+        Text(
+            HOSTNAME,
+            "route.host must be a lowercase DNS hostname such as api.example.com (letters, "
+            "digits, '-' and '.', at least one dot; no scheme, port, path or wildcard)",
+        ),
+    ]
+    path_prefix: Annotated[
+        str,
+        Field(max_length=512),
+        Text(
+            r"^/[A-Za-z0-9._~!$&()*+,;=:@%/-]*$",
+            "route.pathPrefix must start with '/' and contain only URL path characters (no "
+            "quotes, backslashes, spaces or query string)",
+        ),
+    ] = "/"
 
 
 class Budget(_Model):
     timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_EDGE_TIMEOUT_SECONDS)
-    at_risk_ratio: float = Field(default=0.8, ge=0.1, le=1)
-    recover_ratio: float = Field(default=0.6, ge=0.05, le=0.95)
+    at_risk_ratio: Annotated[float, _fraction("budget.atRiskRatio", 0.1, 1)] = Field(
+        default=0.8, ge=0.1, le=1
+    )
+    recover_ratio: Annotated[float, _fraction("budget.recoverRatio", 0.05, 0.95)] = Field(
+        default=0.6, ge=0.05, le=0.95
+    )
     required_seconds: int | None = Field(default=None, ge=1, le=MAX_EDGE_TIMEOUT_SECONDS)
 
-    @model_validator(mode="after")
-    def _hysteresis(self) -> Budget:
-        if self.recover_ratio >= self.at_risk_ratio:
-            raise ValueError("budget.recoverRatio must be lower than budget.atRiskRatio")
-        return self
+    checks: ClassVar[tuple[Check[Budget], ...]] = (
+        Check(
+            "self.recoverRatio < self.atRiskRatio",
+            "budget.recoverRatio must be lower than budget.atRiskRatio (hysteresis, e.g. 0.6 "
+            "and 0.8)",
+            lambda b: b.recover_ratio < b.at_risk_ratio,
+        ),
+        Check(
+            "!has(self.requiredSeconds) || !has(self.timeoutSeconds) || "
+            "self.requiredSeconds <= self.timeoutSeconds",
+            "budget.requiredSeconds cannot exceed budget.timeoutSeconds; raise timeoutSeconds "
+            "(at most 6000) or leave it unset",
+            lambda b: (
+                b.required_seconds is None
+                or b.timeout_seconds is None
+                or b.required_seconds <= b.timeout_seconds
+            ),
+        ),
+    )
 
 
 class Matcher(_Model):
-    label: str
+    label: Annotated[
+        str,
+        Field(max_length=128),
+        Text(
+            PROMETHEUS_LABEL,
+            "matcher label must be a Prometheus label name (letters, digits and '_', not "
+            "starting with a digit or '__')",
+            not_prefix="__",
+        ),
+    ]
     operator: Literal["=", "!=", "=~", "!~"] = "="
-    value: str
+    value: str = Field(max_length=1024)
 
 
 class Latency(_Model):
-    metric: str | None = None
-    selector: dict[str, str] = Field(default_factory=dict)
-    matchers: tuple[Matcher, ...] = ()
+    metric: (
+        Annotated[
+            str,
+            Field(max_length=200),
+            Text(
+                PROMETHEUS_METRIC,
+                "latency.metric must be a Prometheus metric name (letters, digits, '_' and ':') "
+                "without the _bucket suffix",
+                not_suffix="_bucket",
+            ),
+        ]
+        | None
+    ) = None
+    selector: Annotated[
+        dict[str, Annotated[str, Field(max_length=1024)]],
+        Field(max_length=16),
+        Keys(
+            Text(
+                PROMETHEUS_LABEL,
+                "latency.selector keys must be Prometheus label names (letters, digits and '_', "
+                "not starting with a digit or '__')",
+                not_prefix="__",
+            )
+        ),
+    ] = Field(default_factory=dict)
+    matchers: tuple[Matcher, ...] = Field(default=(), max_length=16)
     quantile: float = Field(default=0.95, gt=0, lt=1)
-    window: str = "5m"
-    query: str | None = None
+    window: Annotated[
+        str,
+        Field(max_length=16),
+        Text(
+            r"^[1-9][0-9]*(s|m|h)$",
+            "latency.window must be a duration like 30s, 5m or 1h (a whole number followed by "
+            "s, m or h)",
+        ),
+    ] = "5m"
+    query: str | None = Field(default=None, max_length=4096)
     signal: Literal["ttfb", "total"] = "ttfb"
 
-    @model_validator(mode="after")
-    def _metric_or_query(self) -> Latency:
-        if (self.metric is None) == (self.query is None):
-            raise ValueError("latency needs exactly one of metric or query")
-        return self
+    checks: ClassVar[tuple[Check[Latency], ...]] = (
+        Check(
+            "has(self.metric) || has(self.query)",
+            "latency needs either metric (a histogram name) or query (a full PromQL override)",
+            lambda lat: lat.metric is not None or lat.query is not None,
+        ),
+        Check(
+            "!(has(self.metric) && has(self.query))",
+            "latency.metric and latency.query are exclusive; set one",
+            lambda lat: lat.metric is None or lat.query is None,
+        ),
+    )
 
 
 class Origin(_Model):
-    deployment_name: str
-    min_replicas: int = Field(default=1, ge=1)
-    max_replicas: int = Field(default=10, ge=1)
-    scale_up_step: int = Field(default=2, ge=1)
-    scale_up_cooldown_seconds: int = Field(default=60, ge=0)
-    scale_down_stabilization_seconds: int = Field(default=300, ge=0)
+    deployment_name: DeploymentName
+    min_replicas: int = Field(default=1, ge=1, le=10000)
+    max_replicas: int = Field(default=10, ge=1, le=10000)
+    scale_up_step: int = Field(default=2, ge=1, le=1000)
+    scale_up_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
+    scale_down_stabilization_seconds: int = Field(default=300, ge=0, le=86400)
 
-    @model_validator(mode="after")
-    def _bounds(self) -> Origin:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError("origin.minReplicas must be <= origin.maxReplicas")
-        return self
+    checks: ClassVar[tuple[Check[Origin], ...]] = (
+        Check(
+            "self.minReplicas <= self.maxReplicas",
+            "origin.minReplicas must be less than or equal to origin.maxReplicas",
+            lambda o: o.min_replicas <= o.max_replicas,
+        ),
+    )
 
 
 class Reroute(_Model):
-    service_name: str | None = None
-    long_running_selector: dict[str, str] | None = None
-    dns_only_hostname: str | None = None
-    after_evaluations: int = Field(default=3, ge=1)
-    recovery_seconds: int = Field(default=300, ge=0)
+    service_name: (
+        Annotated[
+            str,
+            Field(max_length=63),
+            Text(
+                r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
+                "reroute.serviceName must be a Service name (lowercase letters, digits and '-', "
+                "starting with a letter)",
+            ),
+        ]
+        | None
+    ) = None
+    long_running_selector: (
+        Annotated[
+            dict[
+                str,
+                Annotated[
+                    str,
+                    Field(max_length=63),
+                    Text(
+                        LABEL_VALUE,
+                        "reroute.longRunningSelector values must be Kubernetes label values: "
+                        "at most 63 letters, digits, '-', '_' and '.', starting and ending "
+                        "with a letter or digit (or empty)",
+                    ),
+                ],
+            ],
+            Field(max_length=16),
+            Keys(
+                Text(
+                    LABEL_KEY,
+                    "reroute.longRunningSelector keys must be Kubernetes label keys: a name of "
+                    "at most 63 letters, digits, '-', '_' and '.', starting and ending with a "
+                    "letter or digit, optionally after a DNS prefix of at most 253 characters "
+                    "and '/' (e.g. pool or example.com/pool)",
+                    prefix_max_length=253,
+                )
+            ),
+        ]
+        | None
+    ) = None
+    dns_only_hostname: (
+        Annotated[
+            str,
+            Field(max_length=253),
+            Text(HOSTNAME, "reroute.dnsOnlyHostname must be a lowercase DNS hostname"),
+        ]
+        | None
+    ) = None
+    after_evaluations: int = Field(default=3, ge=1, le=100)
+    recovery_seconds: int = Field(default=300, ge=0, le=86400)
+
+    checks: ClassVar[tuple[Check[Reroute], ...]] = (
+        Check(
+            "has(self.serviceName) || has(self.dnsOnlyHostname)",
+            "reroute needs serviceName (with longRunningSelector) or dnsOnlyHostname",
+            lambda r: r.service_name is not None or r.dns_only_hostname is not None,
+        ),
+        Check(
+            "has(self.serviceName) == has(self.longRunningSelector)",
+            "reroute.serviceName and reroute.longRunningSelector go together",
+            lambda r: (r.service_name is None) == (r.long_running_selector is None),
+        ),
+    )
 
 
 class ZoneRef(_Model):
-    name: str
+    name: ZoneName
 
 
 class Edge(_Model):
@@ -111,6 +323,15 @@ class TimeoutBudgetSpec(_Model):
     paused: bool = False
     dry_run: bool = False
 
+    checks: ClassVar[tuple[Check[TimeoutBudgetSpec], ...]] = (
+        Check(
+            "!has(self.budget.requiredSeconds) || has(self.edge)",
+            "budget.requiredSeconds needs edge.zoneRef, since the edge read timeout is what "
+            "allows a long route",
+            lambda s: s.budget.required_seconds is None or s.edge is not None,
+        ),
+    )
+
     def budget_seconds(self, zone_timeout: int | None) -> int:
         """The budget in force: the spec's, else the zone's effective timeout, else 120."""
         if self.budget.timeout_seconds is not None:
@@ -119,16 +340,23 @@ class TimeoutBudgetSpec(_Model):
 
 
 class SecretKeyRef(_Model):
-    name: str
-    key: str = "token"
+    name: SecretName
+    key: str = Field(default="token", max_length=253)
 
 
 class CloudflareZoneSpec(_Model):
-    zone_id: ZoneId
+    zone_id: Annotated[
+        ZoneId,
+        Field(max_length=32),
+        Text(
+            r"^[0-9a-f]{32}$",
+            "zoneId must be the 32-character hexadecimal Cloudflare zone id (not the domain name)",
+        ),
+    ]
     api_token_secret_ref: SecretKeyRef
     proxy_read_timeout_seconds: int | None = Field(default=None, ge=1, le=6000)
     api_request_budget: int = Field(default=600, ge=10, le=1200)
-    sync_interval_seconds: int = Field(default=300, ge=30)
+    sync_interval_seconds: int = Field(default=300, ge=30, le=86400)
 
 
 def parse_timeout_budget(spec: dict[str, Any]) -> TimeoutBudgetSpec:
