@@ -4,17 +4,20 @@ The dangerous moment is between "the change is made" and "status says so": statu
 the operator keeps its memory (cooldowns, what it rerouted), so a crash there must neither
 make it act twice nor forget what to undo. To hit that moment every time, not by luck, the
 operator talks to the Cloudflare emulator through ``FaultProxy``, which forwards the
-cycle's Cache Rules write (the rule is created at the emulator) and then keeps the answer
-back. Cluster actions of a cycle are applied before its Cloudflare write and status after
-it, so while the answer is held the scale (or reroute) and the rule exist and status does
-not know: that is when the process is killed.
+cycle's Cache Rules write (the POST creating the route's rule: the zone's entry point
+exists, holding the foreign rules) and then keeps the answer back. Cluster actions of a
+cycle are applied before its Cloudflare write and status after it, so while the answer is
+held the scale (or reroute) and the rule exist and status does not know: that is when the
+process is killed.
 
 After the restart, each test checks: exactly one Cache Rule for the route and no rewrite of
-it, no second scale-up inside the cooldown the first one started, the reroute still in force
-and later undone, the baseline replicas given back, and a finalizer interrupted by a
-SIGKILL finishing after the restart. The last test does the same with two replicas in a kopf
-peering group: the standby takes over from the killed active one within a stated bound and
-does not act twice either.
+it (the emulator's log holds its one create and no edit, delete or second create of it; the
+whole list is never PUT), no second scale-up inside the cooldown the first one started, the
+reroute still in force and later undone, the baseline replicas given back, and a finalizer
+interrupted by a SIGKILL (its rule's DELETE answer held) finishing after the restart without
+a second removal. The last test does the same with two replicas in a kopf peering group: the
+standby takes over from the killed active one within a stated bound and does not act twice
+either.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 import pytest
 
 from sandbox.cloudflare_emulator import CloudflareEmulator
+from sandbox.cloudflare_emulator.requestlog import Entry
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
@@ -54,7 +58,9 @@ pytestmark = pytest.mark.integration
 AREA = "Faults: crash and restart"
 TOKEN = "cf-crash-token-9e107d9d372bb6826bd8"
 ZONE_ID = "9e107d9d372bb6826bd81d3542a419d6"
-RULES = "/rulesets/phases/http_request_cache_settings/entrypoint"
+RULESETS = f"/zones/{ZONE_ID}/rulesets"
+"""Every Cache Rules write goes under it: a rule's create (POST .../{id}/rules), edit
+(PATCH .../rules/{rule_id}) or delete (DELETE), the entry point's create (POST), a PUT."""
 LONG = {"pool": "long-running"}
 COOLDOWN = 60
 
@@ -152,6 +158,25 @@ def owned_rules(emu: CloudflareEmulator, name: str) -> list[dict[str, Any]]:
     return [r for r in emu.rules(ZONE_ID) if str(r.get("description", "")).endswith(f"/{name}")]
 
 
+def names_rule(entry: Entry, rule: dict[str, Any]) -> bool:
+    """Whether the write ``entry`` is about ``rule``: a create carrying its ref (alone, or in
+    a created entry point), or an edit or delete of its id."""
+    body = entry.body if isinstance(entry.body, dict) else {}
+    if entry.method == "POST":
+        sent = body.get("rules") if entry.path.endswith("/rulesets") else [body]
+        return any(isinstance(r, dict) and r.get("ref") == rule["ref"] for r in sent or [])
+    return entry.path.endswith(f"/rules/{rule['id']}")
+
+
+def rule_writes(emu: CloudflareEmulator, rule: dict[str, Any]) -> list[tuple[str, int]]:
+    """(method, status) of every Cache Rules write that reached the zone about ``rule``;
+    fails if anything replaced the zone's whole list (a PUT)."""
+    writes = [e for m in ("POST", "PATCH", "DELETE", "PUT") for e in emu.requests(m, RULESETS)]
+    assert not [e for e in writes if e.method == "PUT"], "the whole rule list was replaced"
+    writes.sort(key=lambda e: e.started_at)
+    return [(e.method, e.status) for e in writes if names_rule(e, rule)]
+
+
 def kill_while_the_answer_is_held(
     cp: ControlPlane,
     victim: OperatorProcess,
@@ -160,15 +185,15 @@ def kill_while_the_answer_is_held(
     ns: str,
     tb: dict[str, Any],
     ready: Any,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Create the route ``tb`` paused until its latency is read, so that its first active
     cycle both acts in the cluster and writes its rule; wait until ``ready()``, the rule
-    exists and the PUT's answer is held; kill ``victim``; return the status as it was left
-    (asserting it knows of no action)."""
+    exists and the answer to its create (POST) is held; kill ``victim``; return the status
+    as it was left (asserting it knows of no action) and the rule."""
     name = tb["metadata"]["name"]
     apply(cp, ns, {**tb, "spec": {**tb["spec"], "paused": True}})
     kube.wait_for(lambda: status_of(cp, ns, name).get("p95Seconds"), 60, f"{name}: a reading")
-    held = proxy.hold_next("PUT", RULES, seconds=60)
+    held = proxy.hold_next("POST", f"{RULESETS}/", seconds=60)
     apply(cp, ns, tb)
     kube.wait_for(
         lambda: ready() and owned_rules(emu, name) and held() == 1,
@@ -177,10 +202,14 @@ def kill_while_the_answer_is_held(
     )
     kill(victim)
     proxy.release()
+    (rule,) = owned_rules(emu, name)
+    held_create = [s for s in proxy.requests(RULESETS) if s.method == "POST"][-1]
+    assert json.loads(held_create.body).get("ref") == rule["ref"], "held another write"
+    assert rule_writes(emu, rule) == [("POST", 200)]
     left = status_of(cp, ns, name)
     assert not left.get("lastAction"), f"status already knew: {left.get('lastAction')}"
     assert left.get("edgeTimeoutSeconds") != 301
-    return left
+    return left, rule
 
 
 def test_sigkill_after_scale_and_rule_write_before_status(
@@ -196,9 +225,10 @@ def test_sigkill_after_scale_and_rule_write_before_status(
     with REPORT.case(
         AREA,
         "SIGKILL after a scale-up (1 → 2) and the route's Cache Rule write, before either "
-        "reached status (the rule PUT's answer held back by a proxy)",
-        f"after restart: one Cache Rule, not rewritten (0 PUTs); replicas stay 2 for the "
-        f"{COOLDOWN} s cooldown the first scale started (no second scale-up); status catches "
+        "reached status (the answer to the rule's create POST held back by a proxy)",
+        "after restart: one Cache Rule, not rewritten (its one create, then no edit, delete "
+        f"or second create; no PUT); replicas stay 2 for the {COOLDOWN} s cooldown the first "
+        "scale started (no second scale-up); status catches "
         "up (edge 301 s); on recovery the baseline (1) comes back and its annotation goes",
     ) as row:
         origin.set_route(name, p95=110.0, rps=40, host=HOST)
@@ -206,12 +236,11 @@ def test_sigkill_after_scale_and_rule_write_before_status(
         tb["spec"]["origin"].update(maxReplicas=5, scaleUpCooldownSeconds=COOLDOWN)
         apply(cp, ns, deployment(name, 1))
         started = time.time()
-        left = kill_while_the_answer_is_held(
+        left, written = kill_while_the_answer_is_held(
             cp, operator.proc, proxy, emu, ns, tb, lambda: spec_replicas(cp, ns, name) == 2
         )
         operator.start()
         restarted = time.time()
-        puts_before = len(emulator.requests("PUT", ZONE_ID))
         st = kube.wait_for(
             lambda: (s := status_of(cp, ns, name)).get("edgeTimeoutSeconds") == 301 and s,
             60,
@@ -225,7 +254,9 @@ def test_sigkill_after_scale_and_rule_write_before_status(
         )
         rules = owned_rules(emu, name)
         assert len(rules) == 1, rules
-        assert len(emulator.requests("PUT", ZONE_ID)) == puts_before, "the rule was rewritten"
+        assert rules[0]["id"] == written["id"]
+        writes = rule_writes(emu, written)
+        assert writes == [("POST", 200)], f"the rule was rewritten: {writes}"
         dep = kube.get_json(cp, "deployment", name, "-n", ns)
         assert dep["metadata"]["annotations"]["timeoutbudget.io/baseline-replicas"] == "1"
         origin.set_route(name, p95=20.0, rps=40, host=HOST)
@@ -236,8 +267,8 @@ def test_sigkill_after_scale_and_rule_write_before_status(
             f"killed with replicas 2 and the rule written, status without them "
             f"(lastAction {left.get('lastAction')!r}); restarted: status edge "
             f"{st['edgeTimeoutSeconds']} s, replicas {st.get('desiredReplicas')} held "
-            f"{checks} checks, 1 rule, 0 rewrites; recovered to the baseline 1 "
-            f"({time.time() - restarted:.0f} s after the restart)"
+            f"{checks} checks, 1 rule, {len(writes) - 1} rewrites (no PUT); recovered to the "
+            f"baseline 1 ({time.time() - restarted:.0f} s after the restart)"
         )
         foreign.assert_unchanged()
 
@@ -270,7 +301,7 @@ def test_sigkill_after_reroute_and_rule_write_before_status(
         tb = route(name, reroute=reroute)
         tb["spec"]["origin"]["maxReplicas"] = 1
         apply(cp, ns, deployment(name, 1), service(name, {"app": name, "tier": "web"}))
-        left = kill_while_the_answer_is_held(
+        left, _ = kill_while_the_answer_is_held(
             cp, operator.proc, proxy, emu, ns, tb, lambda: selector_of(cp, ns, name) == LONG
         )
         operator.start()
@@ -323,8 +354,9 @@ def test_sigkill_during_the_finalizer(
         tb["spec"]["origin"]["maxReplicas"] = 1
         apply(cp, ns, deployment(name, 1), service(name, {"app": name}), tb)
         kube.wait_for(lambda: status_of(cp, ns, name).get("rerouted"), 60, "rerouted")
-        kube.wait_for(lambda: owned_rules(emu, name), 60, "its rule")
-        held = proxy.hold_next("PUT", RULES, seconds=60)
+        (rule,) = kube.wait_for(lambda: owned_rules(emu, name), 60, "its rule")
+        # The removal is the DELETE of this rule (by its id), nothing else in the zone.
+        held = proxy.hold_next("DELETE", f"/rules/{rule['id']}", seconds=60)
         cp.kubectl("delete", "tb", name, "-n", ns, "--wait=false")
         kube.wait_for(lambda: held() == 1, 60, "the finalizer's rule removal on the wire")
         assert owned_rules(emu, name) == []
@@ -339,11 +371,16 @@ def test_sigkill_during_the_finalizer(
         )
         assert selector_of(cp, ns, name) == {"app": name}
         assert owned_rules(emu, name) == []
+        writes = rule_writes(emu, rule)
+        # removed once; the finalizer run again found it gone and sent nothing for it
+        assert writes[-1] == ("DELETE", 200), writes
+        assert writes.count(("DELETE", 200)) == 1, writes
         notes = kube.get_json(cp, "service", name, "-n", ns)["metadata"].get("annotations")
         assert not {k for k in notes or {} if k.startswith("timeoutbudget.io/")}
         row.did = (
-            "killed after the rule was removed at Cloudflare, Service still rerouted; after the "
-            "restart the finalizer ran again and restored the selector, the TimeoutBudget went"
+            "killed after the rule was removed at Cloudflare (its DELETE's answer held), Service "
+            "still rerouted; after the restart the finalizer ran again (no second removal) and "
+            "restored the selector, the TimeoutBudget went"
         )
         foreign.assert_unchanged()
         json.dumps(row.did)
@@ -414,14 +451,13 @@ def test_standby_takes_over_after_sigkill_mid_action(
             tb["spec"]["origin"].update(maxReplicas=5, scaleUpCooldownSeconds=COOLDOWN)
             apply(cp, ns, deployment(name, 1))
             started = time.time()
-            kill_while_the_answer_is_held(
+            _, written = kill_while_the_answer_is_held(
                 cp, active, proxy, emu, ns, tb, lambda: spec_replicas(cp, ns, name) == 2
             )
             killed = time.monotonic()
             no_split_brain(standby)
             kube.wait_for(lambda: "cycle: " in standby.output(), bound, "the standby's takeover")
             takeover = time.monotonic() - killed
-            puts = len(emu.requests("PUT", ZONE_ID))
             kube.wait_for(
                 lambda: status_of(cp, ns, name).get("edgeTimeoutSeconds") == 301,
                 60,
@@ -432,13 +468,14 @@ def test_standby_takes_over_after_sigkill_mid_action(
                 min(COOLDOWN - (time.time() - started) - 5, 8),
                 "no second scale-up by the standby inside the cooldown",
             )
-            assert len(owned_rules(emu, name)) == 1
-            assert len(emu.requests("PUT", ZONE_ID)) == puts
+            assert [r["id"] for r in owned_rules(emu, name)] == [written["id"]]
+            writes = rule_writes(emu, written)  # the dead replica's create, nothing after it
+            assert writes == [("POST", 200)], f"the standby rewrote the rule: {writes}"
             row.did = (
                 f"killed the active replica with replicas 2 and the rule written, status "
                 f"without them; the standby (no cycle before) took over {takeover:.1f} s after "
                 f"the SIGKILL, kept replicas at 2 ({checks} checks inside the cooldown), 1 rule, "
-                "0 rewrites, status caught up"
+                f"{len(writes) - 1} rewrites (no PUT), status caught up"
             )
         finally:
             for proc in replicas:

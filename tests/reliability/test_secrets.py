@@ -183,8 +183,14 @@ def test_tokens_never_leak_through_any_failure(
         proxy.clear()
         for code, zone_id in FAULT_ZONES.items():
             emu.add_zone(zone_id, "enterprise", name=f"z{code}.example.com")
+            # The zone has no Cache Rules entry point yet: the route's write is the POST
+            # creating it (holding the rule).
             emu.fail_next(
-                1, status=code, method="PUT", path_prefix=f"/zones/{zone_id}", retry_after=1
+                1,
+                status=code,
+                method="POST",
+                path_prefix=f"/zones/{zone_id}/rulesets",
+                retry_after=1,
             )
             apply(cp, ns, _zone(f"z{code}", zone_id), _with_required(f"need-{code}", f"z{code}"))
         for code in FAULT_ZONES:
@@ -195,6 +201,13 @@ def test_tokens_never_leak_through_any_failure(
                     f"Cloudflare's {code} reported",
                 )
             )
+        for code, zone_id in FAULT_ZONES.items():
+            # the fault answered the entry point's create; the whole list was never PUT
+            creates = emu.requests("POST", f"/zones/{zone_id}/rulesets")
+            assert [(e.path.endswith("/rulesets"), e.status) for e in creates if e.fault] == [
+                (True, code)
+            ]
+            assert emu.requests("PUT", f"/zones/{zone_id}/") == []
         row.did = " · ".join(short(_essence(m), 120) for m in seen)
 
     with REPORT.case(
@@ -232,7 +245,9 @@ def _essence(message: str) -> str:
     """The part of a failure message that says what went wrong."""
     message = message.replace("Prometheus is unavailable: ", "")
     return re.sub(
-        r"^set the edge read timeout .*?: write the Cache Rules of zone \w+: ", "", message
+        r"^set the edge read timeout .*?: create the Cache Rules entry point of zone \w+: ",
+        "",
+        message,
     )
 
 
