@@ -112,9 +112,14 @@ def test_export_route_gets_a_cache_rule_with_read_timeout_301(run: DemoResult) -
     rule = run.edge_rules.get("export")
     assert rule is not None, "no Cache Rule for the export route in the emulator"
     assert rule["action"] == "set_cache_settings"
-    assert rule["action_parameters"]["read_timeout"] == 301
+    params = rule["action_parameters"]
+    assert params["read_timeout"] == 301
+    # The rule changes no caching: nothing is stored unless the origin's headers say so.
+    assert params["edge_ttl"] == {"mode": "bypass_by_default"}
+    assert params["browser_ttl"] == {"mode": "respect_origin"}
     assert rule["expression"] == (
-        '(http.host eq "api.example.com" and starts_with(http.request.uri.path, "/export"))'
+        '(http.host eq "api.example.com" and (http.request.uri.path eq "/export"'
+        ' or starts_with(http.request.uri.path, "/export/")))'
     )
     assert "TimeoutBudget demo/export" in rule["description"]
     assert [s.edge_timeout for s in run.route_samples("export")][-1] == 301
