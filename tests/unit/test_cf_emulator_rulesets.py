@@ -148,9 +148,7 @@ def test_creating_the_entry_point_never_replaces_one(validators: Validators) -> 
 
     again = refused(rulesets.create_ruleset, store, validators, {**body, "rules": [rule("b")]})
     assert "already exists" in again.errors[0].message
-    assert [r["ref"] for r in put(store, validators, [sent(created["rules"][0])])["rules"]] == [
-        "a"
-    ]
+    assert [r["ref"] for r in put(store, validators, [sent(created["rules"][0])])["rules"]] == ["a"]
 
 
 def test_rules_without_id_are_new_rules(validators: Validators) -> None:

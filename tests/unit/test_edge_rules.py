@@ -107,9 +107,7 @@ PATH = "http.request.uri.path"
 
 
 def _exact(prefix: str, host: str = "api.example.com") -> str:
-    return (
-        f'(http.host eq "{host}" and ({PATH} eq "{prefix}" or starts_with({PATH}, "{prefix}/")))'
-    )
+    return f'(http.host eq "{host}" and ({PATH} eq "{prefix}" or starts_with({PATH}, "{prefix}/")))'
 
 
 @pytest.mark.parametrize(
@@ -344,9 +342,10 @@ def test_a_rule_behind_a_matching_user_rule_is_not_in_force() -> None:
     current = [FOREIGN_B, owned("api", 301, rule_id=ID1)]
     assert rules.in_force(current, "shop", "api", "api.example.com", "/export") is None
     behind_unrelated = [FOREIGN_A, owned("api", 301, rule_id=ID1)]
-    assert rules.read_timeout_in_force(
-        behind_unrelated, "shop", "api", "api.example.com", "/export"
-    ) == 301
+    assert (
+        rules.read_timeout_in_force(behind_unrelated, "shop", "api", "api.example.com", "/export")
+        == 301
+    )
 
 
 @pytest.mark.parametrize(
@@ -376,9 +375,7 @@ def test_a_rule_behind_a_matching_user_rule_is_not_in_force() -> None:
         pytest.param(
             _user('not http.host eq "api.example.com"', cache=False), False, id="not-this-host"
         ),
-        pytest.param(
-            _user('http.request.method eq "POST"', cache=False), True, id="unread-counts"
-        ),
+        pytest.param(_user('http.request.method eq "POST"', cache=False), True, id="unread-counts"),
         pytest.param(_user('lower(http.host) eq "x"', cache=False), True, id="function"),
         pytest.param(_user("((garbage", cache=False), True, id="unreadable"),
         pytest.param(
