@@ -107,6 +107,21 @@ BAD_RESOURCES: list[tuple[str, dict[str, Any], str]] = [
         "route.pathPrefix must start with '/' and contain only URL path characters",
     ),
     (
+        "methods-unknown",
+        with_change(valid_budget(), "spec.route.methods", ["GET", "TRACE"]),
+        'Unsupported value: "TRACE"',
+    ),
+    (
+        "methods-empty",
+        with_change(valid_budget(), "spec.route.methods", []),
+        "should have at least 1 items",
+    ),
+    (
+        "methods-twice",
+        with_change(valid_budget(), "spec.route.methods", ["POST", "GET", "POST"]),
+        "route.methods must not name a method twice",
+    ),
+    (
         "window-in-words",
         with_change(valid_budget(), "spec.latency.window", "5 minutes"),
         "latency.window must be a duration like 30s, 5m or 1h",
@@ -384,6 +399,7 @@ def test_every_sample_applies_with_defaults(control_plane: ControlPlane, namespa
     search = next(i for i in stored if i["metadata"]["name"] == "search")
     # Defaults applied by the API server.
     assert search["spec"]["route"]["pathPrefix"] == "/"
+    assert search["spec"]["route"]["methods"] == ["GET", "HEAD"]
     assert search["spec"]["budget"] == {"atRiskRatio": 0.8, "recoverRatio": 0.6}
     assert search["spec"]["latency"]["quantile"] == 0.95
     assert search["spec"]["latency"]["signal"] == "ttfb"

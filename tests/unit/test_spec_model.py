@@ -181,6 +181,10 @@ CHECK_COUNTER_EXAMPLES: dict[str, tuple[Any, dict[str, Any]]] = {
         spec.parse_timeout_budget,
         changed(minimal(), "reroute", {"serviceName": "api"}),
     ),
+    "route.methods must not name a method twice": (
+        spec.parse_timeout_budget,
+        changed(minimal(), "route.methods", ["GET", "POST", "GET"]),
+    ),
     "budget.requiredSeconds needs edge.zoneRef, since the edge read timeout is what allows a "
     "long route": (
         spec.parse_timeout_budget,

@@ -99,6 +99,12 @@ class _Model(BaseModel):
         return self
 
 
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+"""A method a route serves. Cloudflare caches only GET (HEAD as GET at the origin), so a
+Cache Rule's read timeout covers GET and HEAD only; the others keep the zone's timeout."""
+CACHEABLE_METHODS: frozenset[str] = frozenset({"GET", "HEAD"})
+
+
 class Route(_Model):
     host: Annotated[
         str,
@@ -118,6 +124,15 @@ class Route(_Model):
             "quotes, backslashes, spaces or query string)",
         ),
     ] = "/"
+    methods: tuple[HttpMethod, ...] = Field(default=("GET", "HEAD"), min_length=1, max_length=7)
+
+    checks: ClassVar[tuple[Check[Route], ...]] = (
+        Check(
+            "self.methods.all(m, self.methods.exists_one(x, x == m))",
+            "route.methods must not name a method twice",
+            lambda r: len(set(r.methods)) == len(r.methods),
+        ),
+    )
 
 
 class Budget(_Model):

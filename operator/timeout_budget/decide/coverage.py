@@ -1,0 +1,97 @@
+"""What gives a route's requests their read timeout at the Cloudflare edge, per method group.
+
+A Cache Rule's ``read_timeout`` applies only to requests Cloudflare could cache ("the content
+needs to be cacheable for the rule to be triggered", Error 524 page), and Cloudflare caches
+only GET (HEAD is a GET at the origin). So the route's Cache Rule covers its GET and HEAD;
+a POST, PUT, PATCH, DELETE or OPTIONS keeps the zone's ``proxy_read_timeout``. For those the
+zone's own timeout covers the route when it is enough; else a DNS-only hostname (the reroute
+to it takes such requests off Cloudflare's proxy) is what can cover them; else nothing does,
+and Cloudflare's advice (long work answered at once and polled for its status) applies.
+
+Pure: the spec and what was observed of the zone in, one ``Coverage`` per method group out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from timeout_budget.model.spec import CACHEABLE_METHODS, TimeoutBudgetSpec
+from timeout_budget.model.world import EdgeObservation
+
+CoveredBy = Literal["CacheRule", "ZoneTimeout", "DnsOnly", "None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    methods: tuple[str, ...]
+    by: CoveredBy
+    timeout_seconds: int | None
+    """The read timeout these methods get at the edge; ``None``: not known (no zone read
+    yet), or no Cloudflare read timeout at all (DNS-only)."""
+
+    @property
+    def covered(self) -> bool:
+        return self.by != "None"
+
+    @property
+    def group(self) -> str:
+        """The metric label: ``GET,HEAD``, ``POST``."""
+        return ",".join(self.methods)
+
+    def words(self) -> str:
+        methods = "/".join(self.methods)
+        if self.by == "CacheRule":
+            return f"{methods} covered by the route's Cache Rule ({self.timeout_seconds} s)"
+        if self.by == "ZoneTimeout":
+            known = f" ({self.timeout_seconds} s)" if self.timeout_seconds is not None else ""
+            return f"{methods} get the zone's Proxy Read Timeout{known}"
+        if self.by == "DnsOnly":
+            return f"{methods} covered by the DNS-only hostname (no Cloudflare read timeout)"
+        return (
+            f"{methods} not covered: a Cache Rule covers GET/HEAD only and they keep the zone's "
+            f"{self.timeout_seconds} s"
+        )
+
+
+def needed_seconds(spec: TimeoutBudgetSpec, zone: EdgeObservation) -> int | None:
+    """The read timeout the route's requests need at the edge: what its Cache Rule gives its
+    GETs (a declared need or a raise in force), else its declared need plus 1 s."""
+    if zone.route_timeout_seconds is not None and not zone.route_rule_overridden:
+        return zone.route_timeout_seconds
+    required = spec.budget.required_seconds
+    return required + 1 if required is not None else None
+
+
+def coverage(spec: TimeoutBudgetSpec, zone: EdgeObservation | None) -> tuple[Coverage, ...]:
+    """One entry per method group the route serves: its cacheable methods, then the others."""
+    served = spec.route.methods
+    cacheable = tuple(m for m in served if m in CACHEABLE_METHODS)
+    others = tuple(m for m in served if m not in CACHEABLE_METHODS)
+    found: list[Coverage] = []
+    if cacheable:
+        found.append(_cacheable(cacheable, zone))
+    if others:
+        found.append(_others(spec, others, zone))
+    return tuple(found)
+
+
+def _cacheable(methods: tuple[str, ...], zone: EdgeObservation | None) -> Coverage:
+    if zone is None:
+        return Coverage(methods, "ZoneTimeout", None)
+    if zone.route_timeout_seconds is not None and not zone.route_rule_overridden:
+        return Coverage(methods, "CacheRule", zone.route_timeout_seconds)
+    return Coverage(methods, "ZoneTimeout", zone.zone_timeout_seconds)
+
+
+def _others(
+    spec: TimeoutBudgetSpec, methods: tuple[str, ...], zone: EdgeObservation | None
+) -> Coverage:
+    if zone is None:
+        return Coverage(methods, "ZoneTimeout", None)
+    needed = needed_seconds(spec, zone)
+    if needed is None or needed <= zone.zone_timeout_seconds:
+        return Coverage(methods, "ZoneTimeout", zone.zone_timeout_seconds)
+    if spec.reroute is not None and spec.reroute.dns_only_hostname is not None:
+        return Coverage(methods, "DnsOnly", None)
+    return Coverage(methods, "None", zone.zone_timeout_seconds)
