@@ -9,8 +9,12 @@ from typing import Any
 import pydantic
 import pytest
 
-from tests.unit.test_ladder_helpers import _BASE
+from tests.unit.test_ladder_helpers import _BASE, T0, make_observation, make_spec
+from timeout_budget.decide import status
 from timeout_budget.decide.coverage import Coverage, coverage
+from timeout_budget.decide.ladder import decide
+from timeout_budget.model.decision import CLOUDFLARE_ADVICE
+from timeout_budget.model.memory import Memory
 from timeout_budget.model.spec import TimeoutBudgetSpec, parse_timeout_budget
 from timeout_budget.model.world import EdgeObservation
 
@@ -85,4 +89,56 @@ def test_zone_not_read_yet() -> None:
     assert coverage(route(["GET", "POST"]), None) == (
         Coverage(("GET",), "ZoneTimeout", None),
         Coverage(("POST",), "ZoneTimeout", None),
+    )
+
+
+# The ladder: what a Cache Rule cannot cover is said, with Cloudflare's advice.
+
+NO_DNS = {"serviceName": "api", "longRunningSelector": {"app": "long"}}
+
+
+def test_ladder_says_a_post_route_needing_more_than_the_zone_is_not_covered() -> None:
+    spec = make_spec(
+        route={"host": "api.example.com", "methods": ["GET", "POST"]},
+        budget={"timeoutSeconds": 360, "requiredSeconds": 300},
+        reroute=NO_DNS,
+    )
+    decision = decide(spec, make_observation(50.0, edge=RULE), Memory(), T0)
+    assert decision.edge_coverage == (
+        Coverage(("GET",), "CacheRule", 301),
+        Coverage(("POST",), "None", 120),
+    )
+    assert "cover POST at the edge" in decision.message
+    assert "covers GET/HEAD only" in decision.message
+    assert decision.advice == CLOUDFLARE_ADVICE
+
+
+def test_ladder_gives_no_advice_for_a_get_route_or_a_post_the_zone_covers() -> None:
+    get_only = make_spec(
+        route={"host": "api.example.com", "methods": ["GET"]},
+        budget={"timeoutSeconds": 360, "requiredSeconds": 300},
+    )
+    decision = decide(get_only, make_observation(50.0, edge=RULE), Memory(), T0)
+    assert decision.edge_coverage == (Coverage(("GET",), "CacheRule", 301),)
+    assert decision.advice is None
+    post = make_spec(route={"host": "api.example.com", "methods": ["POST"]}, reroute=NO_DNS)
+    decision = decide(post, make_observation(50.0), Memory(), T0)
+    assert decision.edge_coverage == (Coverage(("POST",), "ZoneTimeout", 120),)
+    assert decision.advice is None
+
+
+def test_status_shows_the_coverage() -> None:
+    spec = make_spec(route={"host": "api.example.com", "methods": ["GET", "POST"]})
+    observation = make_observation(50.0)
+    decision = decide(spec, observation, Memory(), T0)
+    built = status.build(decision, observation, previous=None, now=T0, generation=1)
+    assert built["edgeCoverage"] == [
+        {"methods": ["GET"], "by": "ZoneTimeout", "timeoutSeconds": 120},
+        {"methods": ["POST"], "by": "ZoneTimeout", "timeoutSeconds": 120},
+    ]
+    without_zone = make_observation(50.0, edge=None)
+    decision = decide(spec, without_zone, Memory(), T0)
+    assert (
+        status.build(decision, without_zone, previous=None, now=T0, generation=1)["edgeCoverage"]
+        is None
     )

@@ -13,45 +13,11 @@ Pure: the spec and what was observed of the zone in, one ``Coverage`` per method
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
+from timeout_budget.model.coverage import Coverage, CoveredBy
 from timeout_budget.model.spec import CACHEABLE_METHODS, TimeoutBudgetSpec
 from timeout_budget.model.world import EdgeObservation
 
-CoveredBy = Literal["CacheRule", "ZoneTimeout", "DnsOnly", "None"]
-
-
-@dataclass(frozen=True, slots=True)
-class Coverage:
-    methods: tuple[str, ...]
-    by: CoveredBy
-    timeout_seconds: int | None
-    """The read timeout these methods get at the edge; ``None``: not known (no zone read
-    yet), or no Cloudflare read timeout at all (DNS-only)."""
-
-    @property
-    def covered(self) -> bool:
-        return self.by != "None"
-
-    @property
-    def group(self) -> str:
-        """The metric label: ``GET,HEAD``, ``POST``."""
-        return ",".join(self.methods)
-
-    def words(self) -> str:
-        methods = "/".join(self.methods)
-        if self.by == "CacheRule":
-            return f"{methods} covered by the route's Cache Rule ({self.timeout_seconds} s)"
-        if self.by == "ZoneTimeout":
-            known = f" ({self.timeout_seconds} s)" if self.timeout_seconds is not None else ""
-            return f"{methods} get the zone's Proxy Read Timeout{known}"
-        if self.by == "DnsOnly":
-            return f"{methods} covered by the DNS-only hostname (no Cloudflare read timeout)"
-        return (
-            f"{methods} not covered: a Cache Rule covers GET/HEAD only and they keep the zone's "
-            f"{self.timeout_seconds} s"
-        )
+__all__ = ["Coverage", "CoveredBy", "coverage", "needed_seconds"]
 
 
 def needed_seconds(spec: TimeoutBudgetSpec, zone: EdgeObservation) -> int | None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from timeout_budget.decide import timers
+from timeout_budget.decide import coverage, timers
 from timeout_budget.decide.context import Context, Step, secs
 from timeout_budget.model.actions import MIN_ROUTE_READ_TIMEOUT_SECONDS, EdgeTimeout, Refusal
 from timeout_budget.model.memory import Memory
@@ -55,13 +55,31 @@ def plan(ctx: Context, memory: Memory) -> Step:
     declared = _declared(ctx, zone)
     escalation = _fit(_escalation_target(ctx), zone)
     memory, escalation_notes = _raise_or_release(ctx, memory, zone, declared, escalation)
+    uncovered = _uncovered(ctx, zone)
+    refusals = (Refusal(RAISE, declared.refusal),) if declared.refusal else ()
     return Step(
         memory,
         actions=_action(ctx, zone, declared, escalation if memory.edge_raised else _Fit()),
-        refusals=(Refusal(RAISE, declared.refusal),) if declared.refusal else (),
+        refusals=refusals + uncovered,
         notes=tuple(n for n in (declared.note, *escalation_notes) if n),
         exhausted=_exhausted(ctx, memory, zone, declared, escalation),
-        needs_advice=declared.refusal is not None,
+        needs_advice=declared.refusal is not None or bool(uncovered),
+    )
+
+
+def _uncovered(ctx: Context, zone: EdgeObservation) -> tuple[Refusal, ...]:
+    """Methods the route's Cache Rule cannot cover (Cloudflare caches only GET/HEAD, and
+    a Cache Rule's read timeout applies only to cacheable requests), that the zone's own
+    timeout is too short for and that have no DNS-only hostname: said, with the advice."""
+    return tuple(
+        Refusal(
+            f"cover {'/'.join(c.methods)} at the edge",
+            f"a Cache Rule's read timeout covers GET/HEAD only; {'/'.join(c.methods)} keep "
+            f"the zone's {secs(zone.zone_timeout_seconds)} and the route has no "
+            "reroute.dnsOnlyHostname",
+        )
+        for c in coverage.coverage(ctx.spec, zone)
+        if not c.covered
     )
 
 

@@ -22,7 +22,7 @@ undoes nothing; ``dryRun`` decides the same but only plans.
 
 from __future__ import annotations
 
-from timeout_budget.decide import conditions, edge, rerouting, scaling, timers
+from timeout_budget.decide import conditions, coverage, edge, rerouting, scaling, timers
 from timeout_budget.decide.bands import Band, saturated
 from timeout_budget.decide.context import Context, Step, secs
 from timeout_budget.model.actions import Action, ScaleTo
@@ -72,7 +72,16 @@ def decide(
         desired_replicas=desired,
         dry_run=spec.dry_run and not spec.paused,
         counts_down=any(s.counts_down for s in steps),
+        edge_coverage=_edge_coverage(spec, observation),
     )
+
+
+def _edge_coverage(
+    spec: TimeoutBudgetSpec, observation: RouteObservation
+) -> tuple[coverage.Coverage, ...]:
+    if spec.edge is None or not spec.edge.sync or observation.edge is None:
+        return ()
+    return coverage.coverage(spec, observation.edge)
 
 
 def _climb(ctx: Context, memory: Memory) -> tuple[Step, ...]:

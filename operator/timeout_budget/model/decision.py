@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from timeout_budget.model.actions import Action, Refusal
 from timeout_budget.model.conditions import ConditionInput
+from timeout_budget.model.coverage import Coverage
 from timeout_budget.model.memory import Memory
 from timeout_budget.model.state import State
 
@@ -44,6 +45,8 @@ class Decision:
     """Plan only: apply nothing, report the diffed actions as planned."""
     counts_down: bool = False
     """The message shows the time left on a window: it changes with the time alone."""
+    edge_coverage: tuple[Coverage, ...] = ()
+    """Per method group, what gives the route its edge read timeout; empty without a zone."""
 
     @property
     def ratio(self) -> float | None:
