@@ -150,3 +150,68 @@ def test_required_seconds_become_one_cache_rule_and_deletion_removes_only_it(
             assert TOKEN not in text
     finally:
         proc.stop()
+
+
+def test_a_post_keeps_the_zone_timeout_and_the_status_says_so(
+    control_plane: ControlPlane,
+    origin: OriginExporter,
+    prometheus: PrometheusServer,
+    emulator: CloudflareEmulator,
+    namespace: str,
+) -> None:
+    """A route serving GET and POST that needs 300 s: its Cache Rule gives the GETs 301 s,
+    but a POST is not cacheable, so at the edge it keeps the zone's 120 s. With no DNS-only
+    hostname nothing covers it: status.edgeCoverage and the message say so, with
+    Cloudflare's advice."""
+    cp, ns = control_plane, namespace
+    origin.set_route("upload", p95=40.0, rps=20, host="api.example.com")
+    upload = budget("upload", "upload")
+    upload["spec"]["route"]["methods"] = ["GET", "POST"]
+    upload["spec"]["budget"] = {"timeoutSeconds": 360, "requiredSeconds": 300}
+    upload["spec"]["edge"] = {"zoneRef": {"name": "example-com"}}
+    env = {"TBO_CLOUDFLARE_BASE_URL": emulator.base_url, "TBO_OPERATOR_NAMESPACE": ns}
+    proc = OperatorProcess(
+        cp, prometheus.url, [ns], cp.workdir / "logs" / "operator-edge-post.log", 1.0, env
+    )
+    try:
+        for obj in [*zone_objects(), deployment("upload", 1), upload]:
+            cp.kubectl("apply", "-n", ns, "-f", "-", input_text=json.dumps(obj))
+        status = kube.wait_for(
+            lambda: (
+                (s := kube.get_json(cp, "tb", "upload", "-n", ns).get("status", {})).get(
+                    "edgeTimeoutSeconds"
+                )
+                == 301
+                and s.get("edgeCoverage", [{}])[0].get("by") == "CacheRule"
+                and s
+            ),
+            90,
+            "the route's Cache Rule and its coverage in status",
+        )
+        assert status["edgeCoverage"] == [
+            {"methods": ["GET"], "by": "CacheRule", "timeoutSeconds": 301},
+            {"methods": ["POST"], "by": "None", "timeoutSeconds": 120},
+        ]
+        assert "cover POST at the edge" in status["message"]
+        assert "status polling" in status["message"]
+        # At the edge: the GET gets the rule's read timeout, the POST the zone's.
+        get = emulator.edge_request(
+            ZONE_ID,
+            "GET",
+            "api.example.com",
+            "/upload",
+            bypass_by_default_keeps_read_timeout=True,
+        )
+        assert get.read_timeout == 301
+        for keeps in (True, False):
+            post = emulator.edge_request(
+                ZONE_ID,
+                "POST",
+                "api.example.com",
+                "/upload",
+                bypass_by_default_keeps_read_timeout=keeps,
+            )
+            assert post.read_timeout == 120
+            assert not post.cacheable
+    finally:
+        proc.stop()
