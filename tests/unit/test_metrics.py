@@ -6,6 +6,7 @@ route."""
 from __future__ import annotations
 
 import urllib.request
+from dataclasses import replace
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -19,6 +20,7 @@ from timeout_budget.model.actions import (
     ScaleTo,
 )
 from timeout_budget.model.conditions import ConditionInput, ConditionStatus, ConditionType
+from timeout_budget.model.coverage import Coverage
 from timeout_budget.model.decision import Decision
 from timeout_budget.model.memory import Memory
 from timeout_budget.model.observation import LatencyObservation
@@ -124,6 +126,17 @@ def test_edge_synced_follows_the_route_condition(m: OperatorMetrics) -> None:
     assert value(m, "timeout_budget_route_edge_synced", **labels) == 0.0
     m.route(NS, NAME, decision(), [])  # edge sync turned off: no series
     assert value(m, "timeout_budget_route_edge_synced", **labels) is None
+
+
+def test_edge_coverage_is_one_series_per_method_group(m: OperatorMetrics) -> None:
+    labels = {"namespace": NS, "name": NAME}
+    covered = (Coverage(("GET", "HEAD"), "CacheRule", 301), Coverage(("POST",), "None", 120))
+    m.route(NS, NAME, replace(decision(), edge_coverage=covered))
+    series = "timeout_budget_route_edge_covered"
+    assert value(m, series, **labels, method_group="GET,HEAD") == 1.0
+    assert value(m, series, **labels, method_group="POST") == 0.0
+    m.route(NS, NAME, decision())  # no zone known: no series
+    assert value(m, series, **labels, method_group="POST") is None
 
 
 def test_actions_are_counted_by_type_and_outcome(m: OperatorMetrics) -> None:

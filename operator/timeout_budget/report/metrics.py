@@ -95,7 +95,7 @@ class MetricsSettings:
 class _Route:
     """One route's current values (``None``: the series is absent)."""
 
-    __slots__ = ("budget", "edge_synced", "p95", "refusals", "replicas", "state")
+    __slots__ = ("budget", "covered", "edge_synced", "p95", "refusals", "replicas", "state")
 
     def __init__(self) -> None:
         self.budget: float | None = None
@@ -104,6 +104,8 @@ class _Route:
         self.state: str | None = None
         self.edge_synced: float | None = None
         self.refusals: frozenset[str] = frozenset()
+        self.covered: tuple[tuple[str, float], ...] = ()
+        """Per method group (``GET,HEAD``), 1 when something covers it at the edge."""
 
 
 _ROUTE_SERIES = {
@@ -135,6 +137,12 @@ _ROUTE_SERIES = {
         "1 when the route's Cloudflare settings are in sync (EdgeSynced=True), 0 when "
         "not; absent for routes without edge sync.",
     ),
+    "covered": (
+        f"{PREFIX}_route_edge_covered",
+        "Per method group of the route (method_group GET,HEAD or POST,...): 1 when its Cache "
+        "Rule, the zone's read timeout or a DNS-only hostname covers it, 0 when nothing does "
+        "(status.edgeCoverage says by what); absent without a known zone.",
+    ),
 }
 
 
@@ -156,13 +164,16 @@ class _RouteCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         with self._lock:
             rows = [
-                (key, r.p95, r.budget, r.state, r.replicas, r.edge_synced)
+                (key, r.p95, r.budget, r.state, r.replicas, r.edge_synced, r.covered)
                 for key, r in self._rows.items()
             ]
         route = ["namespace", "name"]
         family = {k: GaugeMetricFamily(n, t, labels=route) for k, (n, t) in _ROUTE_SERIES.items()}
         family["state"] = GaugeMetricFamily(*_ROUTE_SERIES["state"], labels=[*route, "state"])
-        for (namespace, name), p95, budget, state, replicas, edge_synced in rows:
+        family["covered"] = GaugeMetricFamily(
+            *_ROUTE_SERIES["covered"], labels=[*route, "method_group"]
+        )
+        for (namespace, name), p95, budget, state, replicas, edge_synced, covered in rows:
             labels = [namespace, name]
             if budget is not None:
                 family["budget"].add_metric(labels, budget)
@@ -175,6 +186,8 @@ class _RouteCollector(Collector):
                 family["state"].add_metric([*labels, state], 1)
             if edge_synced is not None:
                 family["edge_synced"].add_metric(labels, edge_synced)
+            for group, value in covered:
+                family["covered"].add_metric([*labels, group], value)
         return list(family.values())
 
 
@@ -356,6 +369,9 @@ class OperatorMetrics:
             row.state = decision.state.value
             row.edge_synced = (
                 None if not synced else 1 if synced[-1].status == ConditionStatus.TRUE else 0
+            )
+            row.covered = tuple(
+                (c.group, 1.0 if c.covered else 0.0) for c in decision.edge_coverage
             )
             refusals = row.refusals
             row.refusals = frozenset(r.describe() for r in decision.refusals)
