@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -78,7 +78,22 @@ def sample(world: World, route: sc.Route, t: float, phase: str, prom_up: bool) -
         last_action=str(status.get("lastAction") or ""),
         prometheus_up=prom_up,
         release_seconds=_release_seconds(spec),
+        edge_coverage=edge_coverage(status.get("edgeCoverage") or ()),
     )
+
+
+_BY = {"CacheRule": "rule", "ZoneTimeout": "zone", "DnsOnly": "dns-only", "None": "NONE"}
+
+
+def edge_coverage(entries: Sequence[Mapping[str, Any]]) -> str:
+    """``status.edgeCoverage`` in a table cell: ``GET rule 301s · POST NONE 120s``."""
+    cells = []
+    for entry in entries:
+        methods = "/".join(m for m in entry.get("methods", ()) if m != "HEAD") or "HEAD"
+        by = _BY.get(str(entry.get("by")), str(entry.get("by")))
+        seconds = entry.get("timeoutSeconds")
+        cells.append(f"{methods} {by}" + ("" if seconds is None else f" {seconds}s"))
+    return " · ".join(cells)
 
 
 def _release_seconds(spec: Mapping[str, Any]) -> float | None:

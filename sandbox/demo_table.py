@@ -17,10 +17,11 @@ from typing import TextIO
 
 from sandbox.demo_timeline import RouteSample
 
-WIDTH = 118
+WIDTH = 140
+EDGE = 28
 HEADER = (
     f"{'route':<7} {'P95':>7} {'budget':>6} {'ratio':>5}  {'state':<9} "
-    f"{'replicas':<24} {'edge':>5}  last action"
+    f"{'replicas':<24} {'edge (per method: by what)':<{EDGE}}  last action"
 )
 
 
@@ -42,10 +43,12 @@ def replicas(sample: RouteSample) -> str:
 def row(sample: RouteSample) -> str:
     ratio = "—" if sample.ratio is None else f"{sample.ratio:.2f}"
     budget = "—" if sample.budget is None else f"{sample.budget:.0f}s"
-    edge = "—" if sample.edge_timeout is None else f"{sample.edge_timeout}s"
+    edge = sample.edge_coverage or (
+        "—" if sample.edge_timeout is None else f"{sample.edge_timeout}s"
+    )
     line = (
         f"{sample.route:<7} {seconds(sample.p95):>7} {budget:>6} {ratio:>5}  "
-        f"{sample.state:<9} {replicas(sample):<24} {edge:>5}  {sample.last_action or '—'}"
+        f"{sample.state:<9} {replicas(sample):<24} {edge:<{EDGE}}  {sample.last_action or '—'}"
     )
     return line if len(line) <= WIDTH else line[: WIDTH - 1] + "…"
 

@@ -80,6 +80,9 @@ class RouteSample:
     release_seconds: float | None = None
     """How long P95 must stay below the recover line before the operator undoes a reroute or
     lowers an edge raise (``decide.timers.release_window``): where an at-risk episode ends."""
+    edge_coverage: str = ""
+    """What covers the route's methods at the edge, from ``status.edgeCoverage``
+    (``GET rule 301s · POST none 120s``); empty before the operator has said."""
 
 
 @dataclass(frozen=True)

@@ -174,3 +174,18 @@ def test_a_plot_per_route(run: DemoResult) -> None:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert path.stat().st_size > 20_000
     assert "worst P95" in run.summary_text
+
+
+def test_the_edge_column_says_what_covers_each_route_per_method(run: DemoResult) -> None:
+    """export declares GET only: its Cache Rule covers it. api serves POST too: while its
+    edge read timeout is raised past the zone's 120 s, its POSTs are not covered (a Cache
+    Rule covers GET/HEAD only, and api has no DNS-only hostname), and it says so."""
+    export = [s.edge_coverage for s in run.route_samples("export") if s.edge_coverage]
+    assert export
+    assert export[-1] == "GET rule 301s", export[-5:]
+    api = [s.edge_coverage for s in run.route_samples("api") if s.edge_coverage]
+    assert "GET zone 120s · POST zone 120s" in api, sorted(set(api))
+    # The raise's rule (121 s) is first, and export's later rule matches /export: the
+    # operator counts it as overridden, so the GETs show the zone's timeout; the POSTs need
+    # 121 s and nothing gives it them.
+    assert any(cell.endswith("POST NONE 120s") for cell in api), sorted(set(api))

@@ -335,3 +335,19 @@ def test_the_demo_story_changes_the_edge_at_most_twice_per_at_risk_episode(
     assert sum(per_episode) == len(result.actions) > 0
     assert max(per_episode) <= 2, [e.describe() for e in summary.episodes]
     assert result.actions[-1].what.startswith("remove")  # lowered by the end of the story
+
+
+def test_the_edge_cell_shows_coverage_per_method_group() -> None:
+    from sandbox.demo import edge_coverage
+
+    assert (
+        edge_coverage(
+            [
+                {"methods": ["GET", "HEAD"], "by": "CacheRule", "timeoutSeconds": 301},
+                {"methods": ["POST"], "by": "None", "timeoutSeconds": 120},
+                {"methods": ["PUT"], "by": "DnsOnly"},
+            ]
+        )
+        == "GET rule 301s · POST NONE 120s · PUT dns-only"
+    )
+    assert edge_coverage([]) == ""

@@ -142,3 +142,12 @@ def test_status_shows_the_coverage() -> None:
         status.build(decision, without_zone, previous=None, now=T0, generation=1)["edgeCoverage"]
         is None
     )
+
+
+def test_an_overridden_rule_still_says_what_the_post_needs() -> None:
+    overridden = EdgeObservation(120, True, route_timeout_seconds=121, route_rule_overridden=True)
+    no_dns = {"serviceName": "api", "longRunningSelector": {"app": "long"}}
+    assert coverage(route(["GET", "POST"], reroute=no_dns), overridden) == (
+        Coverage(("GET",), "ZoneTimeout", 120),
+        Coverage(("POST",), "None", 120),
+    )

@@ -22,8 +22,9 @@ __all__ = ["Coverage", "CoveredBy", "coverage", "needed_seconds"]
 
 def needed_seconds(spec: TimeoutBudgetSpec, zone: EdgeObservation) -> int | None:
     """The read timeout the route's requests need at the edge: what its Cache Rule gives its
-    GETs (a declared need or a raise in force), else its declared need plus 1 s."""
-    if zone.route_timeout_seconds is not None and not zone.route_rule_overridden:
+    GETs (a declared need or a raise), else its declared need plus 1 s. A rule overridden
+    by a later one still says what the route needs."""
+    if zone.route_timeout_seconds is not None:
         return zone.route_timeout_seconds
     required = spec.budget.required_seconds
     return required + 1 if required is not None else None

@@ -74,9 +74,9 @@ def _uncovered(ctx: Context, zone: EdgeObservation) -> tuple[Refusal, ...]:
     return tuple(
         Refusal(
             f"cover {'/'.join(c.methods)} at the edge",
-            f"a Cache Rule's read timeout covers GET/HEAD only; {'/'.join(c.methods)} keep "
-            f"the zone's {secs(zone.zone_timeout_seconds)} and the route has no "
-            "reroute.dnsOnlyHostname",
+            f"a Cache Rule's read timeout covers GET/HEAD only; {'/'.join(c.methods)} "
+            f"{'keeps' if len(c.methods) == 1 else 'keep'} the zone's "
+            f"{secs(zone.zone_timeout_seconds)} and the route has no reroute.dnsOnlyHostname",
         )
         for c in coverage.coverage(ctx.spec, zone)
         if not c.covered
