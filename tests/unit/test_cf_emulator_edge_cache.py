@@ -113,15 +113,16 @@ def test_the_operator_never_claims_a_timeout_the_edge_does_not_give(
     rule_list: list[dict[str, Any]],
 ) -> None:
     """Where the operator says its rule is in force and not overridden, every cacheable
-    request of the route gets it at the emulated edge; where the edge gives something
-    else, the operator names the rule that takes it away."""
+    request of the route waits at least that long at the emulated edge (a later, longer
+    read timeout takes nothing away); where the edge gives less, the operator names the
+    rule that takes it away."""
     found = rules.in_force(rule_list, "shop", "api", HOST, "/export")
     assert found is not None
     for path in ("/export", "/export/x"):
         edge = timeout(rule_list, path=path)
         if not found.overridden_by:
-            assert edge == found.seconds
-        elif edge != found.seconds:
+            assert edge >= found.seconds
+        if edge < found.seconds:
             assert found.overridden_by
 
 

@@ -44,8 +44,15 @@ FOREIGN_B: dict[str, Any] = {
 }
 
 
-def owned(name: str, seconds: int, *, host: str = "api.example.com", rule_id: str = "") -> dict:
-    rule = rules.desired_rule("shop", name, host, "/export", seconds)
+def owned(
+    name: str,
+    seconds: int,
+    *,
+    host: str = "api.example.com",
+    rule_id: str = "",
+    prefix: str = "/export",
+) -> dict:
+    rule = rules.desired_rule("shop", name, host, prefix, seconds)
     return {"id": rule_id, "version": "1", **rule, "last_updated": "x"} if rule_id else rule
 
 
@@ -353,9 +360,14 @@ def test_a_rule_behind_a_matching_user_rule_is_not_in_force() -> None:
     [
         pytest.param(_user('(http.host eq "api.example.com")', cache=False), True, id="bypass"),
         pytest.param(
-            _user('(http.host eq "api.example.com")', cache=True, read_timeout=900),
+            _user('(http.host eq "api.example.com")', cache=True, read_timeout=60),
             True,
-            id="own-timeout",
+            id="shorter-timeout",
+        ),
+        pytest.param(
+            _user('(http.host eq "api.example.com")', cache=True, read_timeout=900),
+            False,
+            id="longer-timeout-takes-nothing-away",
         ),
         pytest.param(
             _user('(http.host eq "api.example.com")', cache=True), False, id="also-cacheable"
@@ -395,6 +407,20 @@ def test_a_later_user_rule_that_can_match_takes_the_timeout_away(
     assert bool(found.overridden_by) is overridden
     if overridden:
         assert "user_rule (by hand)" in str(found.overridden_by[0])
+
+
+def test_another_routes_longer_rule_for_a_deeper_path_takes_nothing_away() -> None:
+    """The demo's case: ``api`` (``/``) raised to 121 s, ``export`` (``/export``) at 301 s
+    after it. Requests under /export wait 301 s: api's timeout is not taken away there."""
+    whole_host = owned("api", 121, rule_id=ID1, prefix="/")
+    deeper = owned("export", 301, prefix="/export")
+    found = rules.in_force([whole_host, deeper], "shop", "api", "api.example.com", "/")
+    assert found is not None
+    assert found.overridden_by == ()
+    shorter = owned("export", 60, prefix="/export")
+    found = rules.in_force([whole_host, shorter], "shop", "api", "api.example.com", "/")
+    assert found is not None
+    assert "60s" in str(found.overridden_by[0])
 
 
 def test_a_parameter_cloudflare_adds_does_not_count_as_a_change() -> None:

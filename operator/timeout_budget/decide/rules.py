@@ -214,7 +214,7 @@ def in_force(
         return None
     if not matches(rule, canonical) or _shadowing(rules, index, host.lower(), prefix):
         return None
-    found = rule_overrides.overrides(rules, index, host.lower(), prefix)
+    found = rule_overrides.overrides(rules, index, host.lower(), prefix, seconds)
     return InForce(seconds, tuple(found))
 
 
