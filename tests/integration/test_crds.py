@@ -107,6 +107,11 @@ BAD_RESOURCES: list[tuple[str, dict[str, Any], str]] = [
         "route.pathPrefix must start with '/' and contain only URL path characters",
     ),
     (
+        "path-with-broken-escape",
+        with_change(valid_budget(), "spec.route.pathPrefix", "/export%zz"),
+        "'%' only as an escape such as %20",
+    ),
+    (
         "methods-unknown",
         with_change(valid_budget(), "spec.route.methods", ["GET", "TRACE"]),
         'Unsupported value: "TRACE"',

@@ -56,6 +56,8 @@ def test_budget_in_force(zone_timeout: int | None, spec_timeout: int | None, exp
         (("origin",), {"deploymentName": "a", "minReplicas": 5, "maxReplicas": 2}, "minReplicas"),
         (("latency",), {"quantile": 0.9}, "latency needs either metric"),
         (("budget",), {"timeoutSeconds": 6001}, "less than or equal to 6000"),
+        (("route",), {"host": "api.example.com", "pathPrefix": "/x%zz"}, "only as an escape"),
+        (("route",), {"host": "api.example.com", "pathPrefix": "/x%4"}, "only as an escape"),
     ],
 )
 def test_invalid_specs_are_refused(path: tuple[str, ...], value: Any, message: str) -> None:
@@ -63,6 +65,12 @@ def test_invalid_specs_are_refused(path: tuple[str, ...], value: Any, message: s
     body[path[0]] = value
     with pytest.raises(pydantic.ValidationError, match=message):
         spec.parse_timeout_budget(body)
+
+
+def test_a_percent_escaped_prefix_is_accepted() -> None:
+    body = minimal()
+    body["route"] = {"host": "api.example.com", "pathPrefix": "/caf%C3%A9/50%25"}
+    assert spec.parse_timeout_budget(body).route.path_prefix == "/caf%C3%A9/50%25"
 
 
 def minimal_zone() -> dict[str, Any]:

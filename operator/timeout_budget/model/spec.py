@@ -119,9 +119,9 @@ class Route(_Model):
         str,
         Field(max_length=512),
         Text(
-            r"^/[A-Za-z0-9._~!$&()*+,;=:@%/-]*$",
+            r"^/([A-Za-z0-9._~!$&()*+,;=:@/-]|%[0-9A-Fa-f]{2})*$",
             "route.pathPrefix must start with '/' and contain only URL path characters (no "
-            "quotes, backslashes, spaces or query string)",
+            "quotes, backslashes, spaces or query string; '%' only as an escape such as %20)",
         ),
     ] = "/"
     methods: tuple[HttpMethod, ...] = Field(default=("GET", "HEAD"), min_length=1, max_length=7)
