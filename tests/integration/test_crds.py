@@ -196,6 +196,18 @@ BAD_RESOURCES: list[tuple[str, dict[str, Any], str]] = [
         "should be less than or equal to 6000",
     ),
     (
+        "zone-raise-without-ceiling",
+        with_change(valid_zone(), "spec.raiseProxyReadTimeout", {"enabled": True}),
+        "spec.raiseProxyReadTimeout.ceilingSeconds: Required value",
+    ),
+    (
+        "zone-raise-ceiling-above-6000",
+        with_change(
+            valid_zone(), "spec.raiseProxyReadTimeout", {"enabled": True, "ceilingSeconds": 6001}
+        ),
+        "should be less than or equal to 6000",
+    ),
+    (
         "zone-without-secret",
         with_change(valid_zone(), "spec.apiTokenSecretRef", DELETE),
         "spec.apiTokenSecretRef: Required value",

@@ -65,8 +65,8 @@ def test_without_zone_settings_edit_only_the_zone_timeout_is_not_enforced() -> N
     enforced = condition(status, "ProxyReadTimeoutEnforced")
     assert (synced["status"], synced["reason"]) == ("False", "PermissionMissing")
     assert (
-        "lacks Zone Settings Edit (stops enforcing spec.proxyReadTimeoutSeconds)"
-        in (synced["message"])
+        "lacks Zone Settings Edit (stops enforcing spec.proxyReadTimeoutSeconds and "
+        "spec.raiseProxyReadTimeout)" in (synced["message"])
     )
     assert (enforced["status"], enforced["reason"]) == ("False", "PermissionMissing")
     assert status["effectiveProxyReadTimeoutSeconds"] == 100

@@ -12,6 +12,7 @@ import pytest
 from tests.unit.test_ladder_helpers import _BASE, T0, make_observation, make_spec
 from timeout_budget.decide import status
 from timeout_budget.decide.coverage import Coverage, coverage
+from timeout_budget.decide.coverage import zone_raise_pending as coverage_pending
 from timeout_budget.decide.ladder import decide
 from timeout_budget.model.decision import CLOUDFLARE_ADVICE
 from timeout_budget.model.memory import Memory
@@ -151,3 +152,85 @@ def test_an_overridden_rule_still_says_what_the_post_needs() -> None:
         Coverage(("GET",), "ZoneTimeout", 120),
         Coverage(("POST",), "None", 120),
     )
+
+
+# The zone-wide raise (CloudflareZone spec.raiseProxyReadTimeout): what covers a POST once
+# the operator holds the zone's proxy_read_timeout raised, and what is said before it is.
+
+RAISED = EdgeObservation(
+    zone_timeout_seconds=120,
+    editable=True,
+    route_timeout_seconds=301,
+    zone_raised_seconds=301,
+    zone_raise_ceiling_seconds=600,
+)
+RAISE_ALLOWED = EdgeObservation(
+    zone_timeout_seconds=120,
+    editable=True,
+    route_timeout_seconds=301,
+    zone_raise_ceiling_seconds=600,
+)
+
+
+def test_post_is_covered_by_the_raised_zone_timeout() -> None:
+    found = coverage(route(["GET", "POST"], reroute=NO_DNS), RAISED)
+    assert found == (
+        Coverage(("GET",), "CacheRule", 301),
+        Coverage(("POST",), "ZoneTimeout", 301),
+    )
+
+
+def test_a_raise_short_of_the_need_does_not_cover_and_shows_the_raised_value() -> None:
+    short = EdgeObservation(
+        zone_timeout_seconds=120,
+        editable=True,
+        route_timeout_seconds=301,
+        zone_raised_seconds=200,
+        zone_raise_ceiling_seconds=200,
+    )
+    found = coverage(route(["POST"], reroute=NO_DNS), short)
+    assert found == (Coverage(("POST",), "None", 200),)
+    assert coverage_pending(route(["POST"], reroute=NO_DNS), short) is None
+
+
+def test_a_raise_the_zone_allows_is_pending_until_it_is_in_force() -> None:
+    spec = route(["POST"], reroute=NO_DNS)
+    assert coverage_pending(spec, RAISE_ALLOWED) == 301
+    assert coverage_pending(spec, RAISED) is None
+    assert coverage_pending(spec, RULE) is None  # no opt-in: nothing pending
+
+
+def test_ladder_says_the_raise_is_coming_without_the_advice() -> None:
+    spec = make_spec(
+        route={"host": "api.example.com", "methods": ["GET", "POST"]},
+        budget={"timeoutSeconds": 360, "requiredSeconds": 300},
+        reroute=NO_DNS,
+    )
+    decision = decide(spec, make_observation(50.0, edge=RAISE_ALLOWED), Memory(), T0)
+    assert decision.edge_coverage[1] == Coverage(("POST",), "None", 120)
+    assert "being raised to 301s" in decision.message
+    assert "cannot cover POST" not in decision.message
+    assert decision.advice is None
+    decision = decide(spec, make_observation(50.0, edge=RAISED), Memory(), T0)
+    assert decision.edge_coverage[1] == Coverage(("POST",), "ZoneTimeout", 301)
+    assert decision.advice is None
+
+
+def test_ladder_names_the_opt_in_when_nothing_covers_the_post() -> None:
+    spec = make_spec(
+        route={"host": "api.example.com", "methods": ["POST"]},
+        budget={"timeoutSeconds": 360, "requiredSeconds": 300},
+        reroute=NO_DNS,
+    )
+    decision = decide(spec, make_observation(50.0, edge=RULE), Memory(), T0)
+    assert "spec.raiseProxyReadTimeout" in decision.message
+    assert decision.advice == CLOUDFLARE_ADVICE
+    capped = EdgeObservation(
+        zone_timeout_seconds=120,
+        editable=True,
+        route_timeout_seconds=301,
+        zone_raise_ceiling_seconds=200,
+    )
+    decision = decide(spec, make_observation(50.0, edge=capped), Memory(), T0)
+    assert "the CloudflareZone's raise stops at 200s" in decision.message
+    assert decision.advice == CLOUDFLARE_ADVICE

@@ -56,30 +56,55 @@ def plan(ctx: Context, memory: Memory) -> Step:
     escalation = _fit(_escalation_target(ctx), zone)
     memory, escalation_notes = _raise_or_release(ctx, memory, zone, declared, escalation)
     uncovered = _uncovered(ctx, zone)
+    pending = coverage.zone_raise_pending(ctx.spec, zone)
     refusals = (Refusal(RAISE, declared.refusal),) if declared.refusal else ()
+    notes = (declared.note, *escalation_notes, _pending_note(uncovered, pending))
     return Step(
         memory,
         actions=_action(ctx, zone, declared, escalation if memory.edge_raised else _Fit()),
-        refusals=refusals + uncovered,
-        notes=tuple(n for n in (declared.note, *escalation_notes) if n),
+        refusals=refusals + (uncovered if pending is None else ()),
+        notes=tuple(n for n in notes if n),
         exhausted=_exhausted(ctx, memory, zone, declared, escalation),
-        needs_advice=declared.refusal is not None or bool(uncovered),
+        needs_advice=declared.refusal is not None or (bool(uncovered) and pending is None),
     )
 
 
 def _uncovered(ctx: Context, zone: EdgeObservation) -> tuple[Refusal, ...]:
     """Methods the route's Cache Rule cannot cover (Cloudflare caches only GET/HEAD, and
-    a Cache Rule's read timeout applies only to cacheable requests), that the zone's own
-    timeout is too short for and that have no DNS-only hostname: said, with the advice."""
-    return tuple(
-        Refusal(
-            f"cover {'/'.join(c.methods)} at the edge",
-            f"a Cache Rule's read timeout covers GET/HEAD only; {'/'.join(c.methods)} "
-            f"{'keeps' if len(c.methods) == 1 else 'keep'} the zone's "
-            f"{secs(zone.zone_timeout_seconds)} and the route has no reroute.dnsOnlyHostname",
-        )
-        for c in coverage.coverage(ctx.spec, zone)
-        if not c.covered
+    a Cache Rule's read timeout applies only to cacheable requests), that the zone's
+    timeout is too short for, that no zone-wide raise covers and that have no DNS-only
+    hostname: said, with the advice."""
+    found = []
+    for c in coverage.coverage(ctx.spec, zone):
+        if c.covered:
+            continue
+        methods = "/".join(c.methods)
+        keeps = "keeps" if len(c.methods) == 1 else "keep"
+        why = f"a Cache Rule's read timeout covers GET/HEAD only; {methods} {keeps} the zone's "
+        why += f"{secs(c.timeout_seconds or zone.zone_timeout_seconds)}"
+        ceiling = zone.zone_raise_ceiling_seconds
+        if ceiling is not None:
+            why += f" (the CloudflareZone's raise stops at {secs(ceiling)})"
+        found.append(Refusal(f"cover {methods} at the edge", why + _no_raise_or_dns(zone)))
+    return tuple(found)
+
+
+def _no_raise_or_dns(zone: EdgeObservation) -> str:
+    if zone.zone_raise_ceiling_seconds is not None:
+        return " and the route has no reroute.dnsOnlyHostname"
+    return (
+        ", the CloudflareZone does not allow raising it (spec.raiseProxyReadTimeout, "
+        "Enterprise plans) and the route has no reroute.dnsOnlyHostname"
+    )
+
+
+def _pending_note(uncovered: tuple[Refusal, ...], pending: int | None) -> str | None:
+    if pending is None or not uncovered:
+        return None
+    methods = uncovered[0].action.removeprefix("cover ").removesuffix(" at the edge")
+    return (
+        f"{methods}: the zone's proxy_read_timeout is being raised to {secs(pending)} "
+        "(CloudflareZone spec.raiseProxyReadTimeout) at the zone's next sync"
     )
 
 

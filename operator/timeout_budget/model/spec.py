@@ -359,6 +359,18 @@ class SecretKeyRef(_Model):
     key: str = Field(default="token", max_length=253)
 
 
+class RaiseProxyReadTimeout(_Model):
+    """The opt-in for the zone-wide raise: a Cache Rule's read timeout covers only what
+    Cloudflare could cache (GET/HEAD), so a route serving POST and friends is covered at
+    the edge only by the zone's ``proxy_read_timeout``. With this on, the operator raises
+    it (up to ``ceilingSeconds``) while a route of the zone needs more, and gives the value
+    it found back afterwards. It raises every route of the zone, hence the explicit
+    opt-in and the ceiling."""
+
+    enabled: bool = False
+    ceiling_seconds: int = Field(ge=1, le=MAX_EDGE_TIMEOUT_SECONDS)
+
+
 class CloudflareZoneSpec(_Model):
     zone_id: Annotated[
         ZoneId,
@@ -370,6 +382,7 @@ class CloudflareZoneSpec(_Model):
     ]
     api_token_secret_ref: SecretKeyRef
     proxy_read_timeout_seconds: int | None = Field(default=None, ge=1, le=6000)
+    raise_proxy_read_timeout: RaiseProxyReadTimeout | None = None
     api_request_budget: int = Field(default=600, ge=10, le=1200)
     sync_interval_seconds: int = Field(default=300, ge=30, le=86400)
 

@@ -52,6 +52,12 @@ class EdgeObservation:
     route_rule_overridden: bool = False
     """A later foreign Cache Rule (a bypass, its own read timeout) takes the route's rule
     away from its requests: the rule is there as wanted, but not in force."""
+    zone_raised_seconds: int | None = None
+    """The zone's ``proxy_read_timeout`` while the operator holds it raised (for methods a
+    Cache Rule cannot cover); ``zone_timeout_seconds`` is then the value it gives back."""
+    zone_raise_ceiling_seconds: int | None = None
+    """How far the operator may raise the zone's timeout (the CloudflareZone's opt-in on an
+    editable zone); ``None``: no raise allowed."""
 
     @property
     def in_force_seconds(self) -> int:

@@ -41,6 +41,7 @@ from timeout_budget.clients.cloudflare import (
     RequestObserver,
 )
 from timeout_budget.decide import rules
+from timeout_budget.decide.zone_raise import Need
 from timeout_budget.model.actions import Action, RerouteTarget
 from timeout_budget.model.conditions import ConditionInput
 from timeout_budget.model.spec import CloudflareZoneSpec, RouteKey, TimeoutBudgetSpec
@@ -88,6 +89,8 @@ class ZoneRegistry:
         """Routes whose finalizer ran: no edge change is queued for them any more."""
         self._apply_failures: dict[RouteKey, str] = {}
         self._last_failures: dict[RouteKey, str] = {}
+        self._cycled = False
+        """An engine cycle has flushed: ``_routes`` holds every route with edge sync."""
 
     @classmethod
     def from_env(
@@ -118,8 +121,27 @@ class ZoneRegistry:
     # -- CloudflareZone side -----------------------------------------------------------
     def due(self, namespace: str, name: str, spec: CloudflareZoneSpec) -> bool:
         """Whether the zone should be read now (periodic timer): never read, spec
-        changed, ``syncIntervalSeconds`` passed, or a failure's wait is over."""
-        return self._zones.due((namespace, name), spec)
+        changed, ``syncIntervalSeconds`` passed, a failure's wait is over, or the zone's
+        ``proxy_read_timeout`` should change for what its routes need now (a raise or
+        its giving back, ``decide.zone_raise``)."""
+        return self._zones.due((namespace, name), spec) or self._raise_due((namespace, name))
+
+    def _raise_due(self, ref: ZoneRef) -> bool:
+        zone = self._zones.get(ref)
+        if zone is None or zone.enforce_note is not None or zone.held_back(self._clock()):
+            return False  # a refused PATCH is tried again at the next periodic read
+        found = zone_sync.planned(zone, self._need(zone))
+        return found is not None and found.send is not None
+
+    def _need(self, zone: ZoneState) -> Need | None:
+        """What the zone's routes need of its timeout. Until the engine's first cycle has
+        shown this process its routes (a restart: the zones are read first), a raise in
+        force is taken as still needed: never given back on missing data."""
+        if not self._cycled and zone.raised is not None:
+            return Need(zone.raised.to_seconds, zone.raised_for)
+        ref = (zone.namespace, zone.name)
+        live = (r for r in self._routes.values() if r.zone == ref and r.key not in self._deleted)
+        return routes.need(zone, live)
 
     async def reconcile_zone(
         self,
@@ -152,6 +174,8 @@ class ZoneRegistry:
             )
         async with self._zones.lock(spec.zone_id):
             zone = await self._zones.register(ref, spec, ApiToken(token))
+            if zone.timeout is None and zone.raised is None:  # first read since start
+                zone.raised, zone.raised_for = zone_status.raise_from(previous_status)
             if not (zone.token_rejected() and zone.held_back(now)):
                 await self._refresh(zone, now)
         self._report(zone)
@@ -297,6 +321,7 @@ class ZoneRegistry:
             failures.update(outcome)
         await self._read_new_hostnames()
         self._last_failures = failures
+        self._cycled = True
         return dict(failures)
 
     async def finalize_route(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> None:
@@ -335,7 +360,9 @@ class ZoneRegistry:
         """Re-read the zone; the caller holds its lock."""
         zone.attempted_at = now
         try:
-            await zone_sync.refresh(zone, self._hostnames((zone.namespace, zone.name)), now)
+            await zone_sync.refresh(
+                zone, self._hostnames((zone.namespace, zone.name)), now, need=self._need
+            )
         except CloudflareError as exc:
             zone.failed(exc, now)
             log.warning("%s: not synced: %s", zone.label, exc)

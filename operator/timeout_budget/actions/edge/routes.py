@@ -10,11 +10,12 @@ covered (``EdgeSynced`` False, ``OverriddenByRule``, naming the rule), never as 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from timeout_budget.actions.edge.zone import ZoneState
-from timeout_budget.decide import dns_only, rules
+from timeout_budget.decide import coverage, dns_only, rules
+from timeout_budget.decide.zone_raise import Need
 from timeout_budget.model.actions import RerouteTarget, RerouteVia
 from timeout_budget.model.conditions import ConditionInput, ConditionType
 from timeout_budget.model.conditions import ConditionStatus as S
@@ -56,13 +57,37 @@ def observation(zone: ZoneState, route: Route) -> EdgeObservation | None:
         return None
     found = _rule(zone, route)
     editable = zone.timeout.editable
+    base = zone.base_seconds
+    assert base is not None
+    opt = zone.spec.raise_proxy_read_timeout
     return EdgeObservation(
-        zone_timeout_seconds=zone.timeout.seconds,
+        zone_timeout_seconds=base,
         editable=editable,
         max_timeout_seconds=MAX_EDGE_TIMEOUT_SECONDS if editable else zone.timeout.seconds,
         route_timeout_seconds=found.seconds if found is not None else None,
         route_rule_overridden=found is not None and bool(found.overridden_by),
+        zone_raised_seconds=zone.timeout.seconds if zone.timeout.seconds != base else None,
+        zone_raise_ceiling_seconds=(
+            opt.ceiling_seconds if opt is not None and opt.enabled and editable else None
+        ),
     )
+
+
+def need(zone: ZoneState, zone_routes: Iterable[Route]) -> Need | None:
+    """What the zone's routes need of its ``proxy_read_timeout``: the longest read timeout
+    any of them needs (``coverage.needed_seconds``) for methods a Cache Rule cannot cover."""
+    needs: dict[str, int] = {}
+    for route in zone_routes:
+        if not any(m not in rules.CACHEABLE_METHODS for m in route.spec.route.methods):
+            continue
+        seen = observation(zone, route)
+        seconds = coverage.needed_seconds(route.spec, seen) if seen is not None else None
+        if seconds is not None:
+            needs[route.key] = seconds
+    if not needs:
+        return None
+    top = max(needs.values())
+    return Need(top, tuple(sorted(k for k, v in needs.items() if v == top)))
 
 
 def _rule(zone: ZoneState, route: Route) -> rules.InForce | None:
@@ -115,10 +140,11 @@ def _in_force(zone: ZoneState, route: Route, found: rules.InForce | None) -> str
     zone_seconds = zone.timeout.seconds
     if found is not None:
         methods = " and ".join(rules.CACHEABLE_METHODS)
+        raised = " (raised by the operator)" if zone_seconds != zone.base_seconds else ""
         text = (
             f"Cache Rule {ref} sets the read timeout to {found.seconds}s for {methods} "
             f"requests only (Cloudflare caches no other method: POST, PUT, PATCH and DELETE "
-            f"keep the zone's {zone_seconds}s). Default cache TTLs are off: a response is "
+            f"keep the zone's {zone_seconds}s{raised}). Default cache TTLs are off: a response is "
             "stored only when its Cache-Control allows it, and Cloudflare does not document "
             "whether the read timeout holds for a response it then does not store"
         )

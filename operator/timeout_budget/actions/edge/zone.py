@@ -30,6 +30,7 @@ from timeout_budget.clients.cloudflare import (
     RateLimited,
     ZoneTimeout,
 )
+from timeout_budget.decide.zone_raise import ZoneRaise
 from timeout_budget.model.spec import CloudflareZoneSpec
 
 BACKOFF_BASE_SECONDS = 15.0
@@ -71,6 +72,13 @@ class ZoneState:
     attempted_at: float | None = None
     enforce_note: Problem | None = None
     """Why ``proxyReadTimeoutSeconds`` is not in force (plan, refusal), if it is not."""
+    raised: ZoneRaise | None = None
+    """The operator's zone-wide raise in force (``spec.raiseProxyReadTimeout``), kept in
+    the CloudflareZone's status too, so a restarted operator still gives the value back."""
+    raised_for: tuple[str, ...] = ()
+    """The routes whose methods needed the raise."""
+    raise_note: str | None = None
+    """Why the routes' need is not (fully) met at the zone, or what someone else changed."""
     problem: Problem | None = None
     auth_failed: str | None = None
     """Fingerprint of the token Cloudflare rejected: nothing is sent with it until the
@@ -81,6 +89,16 @@ class ZoneState:
     @property
     def label(self) -> str:
         return f"CloudflareZone {self.namespace}/{self.name}"
+
+    @property
+    def base_seconds(self) -> int | None:
+        """The zone's own read timeout: its value without the operator's zone-wide raise
+        (the default budget of its routes, and what they are compared with)."""
+        if self.timeout is None:
+            return None
+        if self.raised is not None and self.timeout.seconds == self.raised.to_seconds:
+            return self.raised.from_seconds
+        return self.timeout.seconds
 
     @property
     def rules(self) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from timeout_budget.actions.edge.zone_sync import NOT_EDITABLE
 from timeout_budget.clients import cloudflare as cf
 from timeout_budget.clients.request_budget import RequestBudget
 from timeout_budget.decide import rules
+from timeout_budget.decide.zone_raise import ZoneRaise
 from timeout_budget.model import conditions
 from timeout_budget.model.conditions import ConditionInput, ConditionType
 from timeout_budget.model.conditions import ConditionStatus as S
@@ -28,7 +29,9 @@ TIMEOUT_ENFORCED = "ProxyReadTimeoutEnforced"
 STOPS = {
     cf.ZONE_READ: "DNS record comments beyond the Free plan's 100 characters",
     cf.ZONE_SETTINGS_READ: "everything: the zone's proxy_read_timeout cannot be read",
-    cf.ZONE_SETTINGS_EDIT: "enforcing spec.proxyReadTimeoutSeconds",
+    cf.ZONE_SETTINGS_EDIT: (
+        "enforcing spec.proxyReadTimeoutSeconds and spec.raiseProxyReadTimeout"
+    ),
     cf.CACHE_RULES_READ: "Cache Rule read timeouts",
     cf.CACHE_RULES_EDIT: "Cache Rule read timeouts",
     cf.DNS_READ: "DNS-only reroutes",
@@ -54,6 +57,8 @@ def build(
         status["editable"] = zone.timeout.editable
         status["plan"] = "enterprise" if zone.timeout.editable else "not-editable"
         inputs.append(_enforced(spec, zone))
+    if zone is not None:
+        status["proxyReadTimeoutRaise"] = _raise_to_status(zone)
     if zone is not None and zone.rules_read:
         status["managedRuleRefs"] = rules.owned_refs(zone.rules)
     if zone is not None and zone.synced_at is not None:
@@ -69,6 +74,31 @@ def build(
         (previous or {}).get("conditions"), inputs, now=now, generation=generation
     )
     return status
+
+
+def _raise_to_status(zone: ZoneState) -> dict[str, Any] | None:
+    """The raise in force, or ``None`` (the patch then removes the field)."""
+    if zone.raised is None:
+        return None
+    return {
+        "fromSeconds": zone.raised.from_seconds,
+        "toSeconds": zone.raised.to_seconds,
+        "forRoutes": list(zone.raised_for),
+    }
+
+
+def raise_from(status: Mapping[str, Any] | None) -> tuple[ZoneRaise | None, tuple[str, ...]]:
+    """The raise a previous run of the operator recorded in the status, so a restarted
+    operator still gives the zone's value back (a malformed record counts as none)."""
+    found = (status or {}).get("proxyReadTimeoutRaise")
+    if not isinstance(found, Mapping):
+        return None, ()
+    start, end = found.get("fromSeconds"), found.get("toSeconds")
+    if not isinstance(start, int) or not isinstance(end, int) or end <= start:
+        return None, ()
+    names = found.get("forRoutes")
+    routes = tuple(str(n) for n in names) if isinstance(names, list) else ()
+    return ZoneRaise(start, end), routes
 
 
 def _synced(zone: ZoneState | None, problem: Problem | None) -> ConditionInput:
@@ -90,9 +120,21 @@ def _denied(zone: ZoneState) -> str:
 def _enforced(spec: CloudflareZoneSpec, zone: ZoneState) -> ConditionInput:
     assert zone.timeout is not None
     seconds, wanted = zone.timeout.seconds, spec.proxy_read_timeout_seconds
+    note = f"; {zone.raise_note}" if zone.raise_note else ""
     if zone.enforce_note is not None:
         return ConditionInput(
             TIMEOUT_ENFORCED, S.FALSE, zone.enforce_note.reason, zone.enforce_note.message
+        )
+    if zone.raised is not None and seconds == zone.raised.to_seconds:
+        routes = ", ".join(zone.raised_for) or "the zone's routes"
+        return ConditionInput(
+            TIMEOUT_ENFORCED,
+            S.TRUE,
+            "Raised",
+            f"proxy_read_timeout raised from {zone.raised.from_seconds}s to {seconds}s for "
+            f"{routes} (spec.raiseProxyReadTimeout: "
+            "methods a Cache Rule cannot cover need it); given back once no route needs it"
+            f"{note}",
         )
     if wanted is None:
         extra = f"; {NOT_EDITABLE}" if not zone.timeout.editable else ""
@@ -100,10 +142,11 @@ def _enforced(spec: CloudflareZoneSpec, zone: ZoneState) -> ConditionInput:
             TIMEOUT_ENFORCED,
             S.TRUE,
             "NotConfigured",
-            f"spec.proxyReadTimeoutSeconds is unset: the zone's {seconds}s is left as it is{extra}",
+            f"spec.proxyReadTimeoutSeconds is unset: the zone's {seconds}s is left as it is"
+            f"{extra}{note}",
         )
     return ConditionInput(
-        TIMEOUT_ENFORCED, S.TRUE, "Enforced", f"proxy_read_timeout is {seconds}s as asked"
+        TIMEOUT_ENFORCED, S.TRUE, "Enforced", f"proxy_read_timeout is {seconds}s as asked{note}"
     )
 
 
