@@ -162,7 +162,8 @@ def test_a_post_keeps_the_zone_timeout_and_the_status_says_so(
     """A route serving GET and POST that needs 300 s: its Cache Rule gives the GETs 301 s,
     but a POST is not cacheable, so at the edge it keeps the zone's 120 s. With no DNS-only
     hostname nothing covers it: status.edgeCoverage and the message say so, with
-    Cloudflare's advice."""
+    Cloudflare's advice. Once the CloudflareZone opts in to raiseProxyReadTimeout, the
+    zone's timeout covers the POSTs, and is given back when the route goes."""
     cp, ns = control_plane, namespace
     origin.set_route("upload", p95=40.0, rps=20, host="api.example.com")
     upload = budget("upload", "upload")
@@ -213,5 +214,67 @@ def test_a_post_keeps_the_zone_timeout_and_the_status_says_so(
             )
             assert post.read_timeout == 120
             assert not post.cacheable
+
+        # The zone opts in to the zone-wide raise: its proxy_read_timeout goes to 301 s,
+        # so the POSTs are covered (at the edge too), and the value comes back to 120 s
+        # once the route is gone.
+        cp.kubectl(
+            "patch",
+            "cloudflarezone",
+            "example-com",
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            json.dumps(
+                {"spec": {"raiseProxyReadTimeout": {"enabled": True, "ceilingSeconds": 600}}}
+            ),
+        )
+        status = kube.wait_for(
+            lambda: (
+                (s := kube.get_json(cp, "tb", "upload", "-n", ns).get("status", {}))
+                .get("edgeCoverage", [{}, {}])[1]
+                .get("by")
+                == "ZoneTimeout"
+                and s
+            ),
+            90,
+            "the POSTs covered by the raised zone timeout",
+        )
+        assert status["edgeCoverage"][1] == {
+            "methods": ["POST"],
+            "by": "ZoneTimeout",
+            "timeoutSeconds": 301,
+        }
+        assert "cover POST at the edge" not in status["message"]
+        raised = kube.get_json(cp, "cloudflarezone", "example-com", "-n", ns)["status"]
+        assert raised["proxyReadTimeoutRaise"] == {
+            "fromSeconds": 120,
+            "toSeconds": 301,
+            "forRoutes": [f"{ns}/upload"],
+        }
+        assert (
+            emulator.edge_request(ZONE_ID, "POST", "api.example.com", "/upload").read_timeout == 301
+        )
+        cp.kubectl("delete", "tb", "upload", "-n", ns, "--wait=true", "--timeout=60s")
+        kube.wait_for(
+            lambda: emulator.setting(ZONE_ID)["value"] == 120,
+            90,
+            "the zone's proxy_read_timeout given back (zone timer: every 30 s)",
+        )
+        back = kube.wait_for(
+            lambda: (
+                "proxyReadTimeoutRaise"
+                not in (z := kube.get_json(cp, "cloudflarezone", "example-com", "-n", ns)["status"])
+                and z
+            ),
+            30,
+            "the raise gone from the zone's status",
+        )
+        assert back["effectiveProxyReadTimeoutSeconds"] == 120
+        patches = [
+            p.body for p in emulator.requests(method="PATCH", path_contains="proxy_read_timeout")
+        ]
+        assert patches == [{"value": 301}, {"value": 120}]  # one raise, one giving back
     finally:
         proc.stop()
