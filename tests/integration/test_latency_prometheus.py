@@ -18,13 +18,11 @@ import pytest
 from sandbox.origin_exporter import BUCKETS, CLIENT_DEFAULT_BUCKETS
 from sandbox.prometheus import HistogramSample, PrometheusServer, render_openmetrics
 from tests.integration.prom_fixtures import T0, expected_quantile, latency_spec, observe
-from timeout_budget.model.observation import Outcome
-from timeout_budget.model.spec import RouteKey
-from timeout_budget.observe.coverage import (
-    Coverage,
-    at_risk_threshold_seconds,
-    check_bucket_coverage,
-)
+from timeout_budget.decide.ladder import decide
+from timeout_budget.model.memory import Memory
+from timeout_budget.model.observation import LatencyObservation, Outcome
+from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec
+from timeout_budget.model.world import RouteObservation, ScaleObservation
 from timeout_budget.observe.promql import plan_queries
 
 pytestmark = pytest.mark.integration
@@ -339,19 +337,22 @@ def test_default_client_buckets_are_too_coarse_for_a_120s_budget(
     assert legacy.seconds == LEGACY.expected()
     assert legacy.top_bucket_seconds == 10.0
 
-    verdict = check_bucket_coverage(
-        legacy.top_bucket_seconds, at_risk_threshold_seconds(legacy_spec), 120
-    )
-    assert verdict.coverage is Coverage.TOO_COARSE
-    assert "le=10s" in verdict.message
-    assert "96s" in verdict.message
+    # The ladder reads the saturated bound as such (``decide.conditions``).
+    reason, message = bucket_condition(legacy_spec, legacy)
+    assert reason == "BucketsTooCoarse"
+    assert "le=10" in message
+    assert "at least 96s" in message
 
     fine = got[RouteKey("ns/fine")]
-    fine_verdict = check_bucket_coverage(
-        fine.top_bucket_seconds, at_risk_threshold_seconds(fine_spec)
-    )
-    assert fine_verdict.coverage is Coverage.COVERED
+    assert bucket_condition(fine_spec, fine)[0] == "Covered"
     assert fine.top_bucket_seconds == 6000.0
+
+
+def bucket_condition(spec: TimeoutBudgetSpec, latency: LatencyObservation) -> tuple[str, str]:
+    seen = RouteObservation(latency, ScaleObservation(spec_replicas=1, ready_replicas=1))
+    decision = decide(spec, seen, Memory(), AT)
+    (found,) = [c for c in decision.conditions if c.type == "BucketsCoverBudget"]
+    return found.reason, found.message
 
 
 def test_buildinfo_reports_the_debian_prometheus(prometheus: PrometheusServer) -> None:

@@ -109,7 +109,6 @@ def test_a_reusable_decision_is_the_same_until_a_window_can_end() -> None:
             continue
         until = quiet.stable_until(spec, memory, T0)
         assert until > T0
-        assert quiet.time_invariant(spec, memory, T0) == (until == math.inf)
         waiting += until < math.inf  # the case the time-invariant rule alone never reused
         times = [T0 + dt for dt in LATER if T0 + dt < until]
         times += [rng.uniform(T0, min(until, T0 + 86_400.0)) for _ in range(3)]
@@ -153,10 +152,10 @@ def test_noise_within_the_shown_band_gives_the_same_inputs() -> None:
 
 def test_a_recent_moment_makes_the_route_time_dependent() -> None:
     spec = make_spec(origin={"scaleDownStabilizationSeconds": 300}, reroute=None)
-    assert quiet.horizon(spec) == 300
-    assert not quiet.time_invariant(spec, Memory(recovery_started_at=ago(299)), T0)
-    assert quiet.time_invariant(spec, Memory(recovery_started_at=ago(300)), T0)
-    assert quiet.time_invariant(spec, Memory(), T0)
+    assert max(quiet.durations(spec)) == 300
+    assert quiet.stable_until(spec, Memory(recovery_started_at=ago(299)), T0) == T0 + 1
+    assert quiet.stable_until(spec, Memory(recovery_started_at=ago(300)), T0) == math.inf
+    assert quiet.stable_until(spec, Memory(), T0) == math.inf
 
 
 def test_acting_or_moving_memory_is_never_reused() -> None:

@@ -19,7 +19,7 @@ from timeout_budget.model.observation import LatencyObservation, Outcome
 from timeout_budget.model.state import State
 
 BUCKETS_TOO_COARSE = "BucketsTooCoarse"
-"""Same reason as ``observe.coverage`` reports for buckets that stop below the at-risk line."""
+"""The reason for buckets that stop below the at-risk line (``buckets_cover_budget``)."""
 
 
 def for_decision(

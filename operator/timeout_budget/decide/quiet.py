@@ -14,7 +14,7 @@ evaluation:
   them), or shown as the time left on such a window (a countdown in the message);
 * a comparison ``now - moment >= duration`` can flip only at ``moment + duration``, so
   until the first such instant after ``now`` (``stable_until``) every comparison keeps its
-  answer; once every remembered moment is older than the longest duration (``horizon``)
+  answer; once every remembered moment is older than the longest duration (``durations``)
   none can flip any more;
 * a decision that shows a countdown (``Decision.counts_down``), acts, or changes the memory
   is never reused (``reusable``).
@@ -52,11 +52,6 @@ def durations(spec: TimeoutBudgetSpec) -> tuple[float, ...]:
     return tuple(float(d) for d in found)
 
 
-def horizon(spec: TimeoutBudgetSpec) -> float:
-    """The longest duration any rung compares a remembered moment with."""
-    return max(durations(spec))
-
-
 def _moments(memory: Memory) -> tuple[float | None, ...]:
     return (
         memory.recovery_started_at,
@@ -74,11 +69,6 @@ def stable_until(spec: TimeoutBudgetSpec, memory: Memory, now: float) -> float:
     spans = durations(spec)
     flips = [m + d for m in _moments(memory) if m is not None for d in spans if m + d > now]
     return min(flips, default=math.inf)
-
-
-def time_invariant(spec: TimeoutBudgetSpec, memory: Memory, now: float) -> bool:
-    """No decision on these inputs can change from ``now`` on, however much time passes."""
-    return stable_until(spec, memory, now) == math.inf
 
 
 def latency_inputs(

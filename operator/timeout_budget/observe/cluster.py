@@ -10,7 +10,6 @@ same reads as fresh lists, one per namespace and kind.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -55,10 +54,6 @@ class NamespaceObjects:
                     targets.setdefault(ref["name"], item)
             self._hpa_targets = targets
         return self._hpa_targets.get(deployment)
-
-
-class ClusterReadError(RuntimeError):
-    """A namespace's objects could not be listed; its routes hold as they are."""
 
 
 class NamespaceLists(Protocol):
@@ -179,17 +174,6 @@ def origin_state(key: RouteKey, spec: TimeoutBudgetSpec, objects: NamespaceObjec
             ):
                 rerouted.add(RerouteTarget(RerouteVia.SERVICE, reroute.service_name))
     return OriginState(True, scale, selector, frozenset(rerouted), tuple(problems))
-
-
-def original_selector(service: Mapping[str, Any]) -> dict[str, str] | None:
-    raw = _annotations(service).get(ownership.ORIGINAL_SELECTOR)
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
 
 
 def _hpa(item: dict[str, Any] | None) -> tuple[Hpa, dict[str, Any]] | None:

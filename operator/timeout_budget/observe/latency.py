@@ -18,7 +18,7 @@ session, bounded concurrency, timeouts, a short retry policy), and gives each ro
 
 Each observation carries the largest finite ``le`` bound seen for the route's histogram
 (``top_bucket_seconds``), refreshed at most every ``coverage_refresh_seconds``, so the
-report step can flag buckets too coarse for the budget (``coverage.check_bucket_coverage``).
+decide step can flag buckets too coarse for the budget (``decide.conditions.buckets_cover_budget``).
 No message ever contains the bearer token or a URL password.
 """
 
@@ -259,31 +259,6 @@ class LatencyObserver:
         self, override: OverrideQuery, at: float | None
     ) -> tuple[dict[RouteKey, LatencyObservation], None]:
         return {override.route: await self._override(override, at)}, None
-
-    async def build_info(self) -> dict[str, str]:
-        """Prometheus' ``/api/v1/status/buildinfo`` (version, revision, ...)."""
-        session = self._session
-        if session is None:
-            raise RuntimeError("build_info needs the observer's own HTTP session")
-        url = f"{self.settings.base_url}/api/v1/status/buildinfo"
-        headers = (
-            {"Authorization": f"Bearer {self.settings.bearer_token}"}
-            if self.settings.bearer_token
-            else {}
-        )
-
-        def fetch() -> dict[str, str]:
-            response = session.get(url, headers=headers, timeout=self.settings.timeout_seconds)
-            response.raise_for_status()
-            data = response.json()["data"]
-            return {str(k): str(v) for k, v in data.items()}
-
-        try:
-            return await asyncio.to_thread(fetch)
-        except (requests.RequestException, KeyError, ValueError) as exc:
-            raise QueryFailed(self._failure(exc)) from None
-
-    # ------------------------------------------------------------------ queries
 
     def _limit(self) -> asyncio.Semaphore:
         """The concurrency bound of the running event loop (asyncio primitives bind to one)."""
