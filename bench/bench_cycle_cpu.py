@@ -34,7 +34,8 @@ from prometheus_client import CollectorRegistry
 
 from bench import world
 from timeout_budget.clients.kube import Fields
-from timeout_budget.engine import Engine, RouteSnapshot
+from timeout_budget.cycle import Engine, RouteSnapshot
+from timeout_budget.cycle.ports import AnswersAtOnce
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, route_key
 from timeout_budget.report.metrics import OperatorMetrics
@@ -107,7 +108,7 @@ def _merge(into: dict[str, Any], patch: Mapping[str, Any]) -> None:
             into[key] = copy.deepcopy(value)
 
 
-class Latency:
+class Latency(AnswersAtOnce):
     def __init__(self, p95: Mapping[RouteKey, float | None]) -> None:
         self.p95 = p95
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import sys
 
@@ -17,10 +16,9 @@ def _run(args: argparse.Namespace) -> int:
 
     del handlers  # imported for its kopf registrations
     namespaces = list(args.namespace or [])
-    # The origin watches serve the same namespaces as kopf (settings.served_namespaces).
-    os.environ["TBO_SERVED_NAMESPACES"] = ",".join(namespaces)
     try:
-        config = settings.OperatorSettings.from_env()
+        # Read once; the origin watches serve the same namespaces as kopf.
+        config = settings.OperatorSettings.from_env(served_namespaces=namespaces or None)
     except ValueError as exc:
         print(f"timeout-budget: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -41,6 +39,7 @@ def _run(args: argparse.Namespace) -> int:
         peering_name=args.peering,
         priority=_priority(args),
         liveness_endpoint=args.liveness,
+        memo=kopf.Memo(settings=config),  # handlers.configure takes them from here
     )
     return 0
 

@@ -16,10 +16,9 @@ from typing import Any
 
 import kopf
 
-from timeout_budget import loop, zone_handlers
-from timeout_budget.actions.edge.registry import ZoneRegistry
+from timeout_budget import app, finalizer, loop, zone_handlers
+from timeout_budget.cycle.snapshot import RouteSnapshot, snapshot_entry
 from timeout_budget.model.spec import parse_timeout_budget, route_key
-from timeout_budget.report import metrics
 from timeout_budget.settings import OperatorSettings
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -28,31 +27,30 @@ GROUP, VERSION, PLURAL = "timeoutbudget.io", "v1alpha1", "timeoutbudgets"
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    memo.settings = OperatorSettings.from_env()
-    loop.configure_kopf(settings, memo.settings)
+    if not isinstance(memo.get("settings"), OperatorSettings):  # run by ``kopf run``
+        memo.settings = OperatorSettings.from_env()
+    app.configure_kopf(settings, memo.settings)
     memo.wake = asyncio.Event()
-    memo.zones = ZoneRegistry.from_env(
-        metrics=metrics.METRICS, request_budget_cap=memo.settings.cloudflare_request_budget
-    )
-    memo.engine = loop.build_engine(memo.settings, edge=memo.zones)
+    memo.zones = app.build_zones(memo.settings)
+    memo.engine = app.build_engine(memo.settings, edge=memo.zones)
     memo.settle = 0.0 if settings.peering.standalone else memo.settings.peering_settle_seconds
     # Several replicas: only the leader Lease's holder evaluates (see timeout_budget.leader).
     memo.lease = (
-        None if settings.peering.standalone else loop.build_lease(memo.settings, memo.engine)
+        None if settings.peering.standalone else app.build_lease(memo.settings, memo.engine)
     )
-    await loop.ensure_loop_host(memo.settings)
+    await app.ensure_loop_host(memo.settings)
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def budgets(body: kopf.Body, **_: Any) -> dict[tuple[str, str], loop.RouteSnapshot]:
-    return loop.snapshot_entry(body)
+def budgets(body: kopf.Body, **_: Any) -> dict[tuple[str, str], RouteSnapshot]:
+    return snapshot_entry(body)
 
 
 def _is_loop_host(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> bool:
-    return loop.is_loop_host(name, namespace, memo.settings)
+    return app.is_loop_host(name, namespace, memo.settings)
 
 
-@kopf.daemon("v1", "configmaps", labels={loop.LOOP_LABEL: "true"}, when=_is_loop_host)
+@kopf.daemon("v1", "configmaps", labels={app.LOOP_LABEL: "true"}, when=_is_loop_host)
 async def evaluation_loop(stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs: Any) -> None:
     index = kwargs["budgets"]  # the index above, passed by name
     interval = memo.settings.interval_seconds
@@ -64,7 +62,7 @@ async def release_lease(memo: kopf.Memo, **_: Any) -> None:
     if memo.get("lease") is not None:
         await memo.lease.stop()
     if memo.get("engine") is not None:
-        await asyncio.to_thread(loop.stop_engine, memo.engine)
+        await asyncio.to_thread(app.stop_engine, memo.engine)
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
@@ -83,4 +81,4 @@ def validate(
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def finalize(body: kopf.Body, logger: Logger, memo: kopf.Memo, **_: Any) -> None:
-    await loop.finalize(body, logger, zone_handlers.registry_of(memo))
+    await finalizer.finalize(body, logger, zone_handlers.registry_of(memo))

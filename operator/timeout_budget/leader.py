@@ -19,12 +19,11 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
 from typing import Any
 
 from timeout_budget.clients.kube import Kube, KubeError
 from timeout_budget.model.lease import LeaseRecord, LeaseTiming, Sighting, may_take, sight
-from timeout_budget.model.timestamps import rfc3339_micro
+from timeout_budget.model.timestamps import Clock, rfc3339_micro
 
 log = logging.getLogger("timeout_budget.leader")
 
@@ -42,8 +41,8 @@ class LeaderLease:
         name: str,
         identity: str,
         timing: LeaseTiming,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
+        clock: Clock = time.monotonic,
+        wall: Clock = time.time,
     ) -> None:
         self.kube, self.namespace, self.name = kube, namespace, name
         self.identity, self.timing = identity, timing

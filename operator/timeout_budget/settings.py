@@ -1,28 +1,33 @@
 """The operator process's settings, read once from the environment the Helm chart sets.
 
+``timeout-budget run`` reads them once (``OperatorSettings.from_env``) and hands them to the
+kopf handlers in kopf's memo; every part gets its own section from there. No other module
+reads the environment.
+
 TBO_PROMETHEUS_URL ...          see observe.settings.PrometheusSettings
+TBO_METRICS_PORT, _ADDRESS      see report.metrics.MetricsSettings
+TBO_CLOUDFLARE_BASE_URL         Cloudflare's API (default); the sandbox's emulator in tests
 TBO_EVALUATION_INTERVAL_SECONDS the cycle length (default 15)
 TBO_DRY_RUN                     plan every route, change nothing (default false)
 TBO_ORIGIN_READS                watch (default): Deployments, HPAs and Services from watches;
                                 list: listed per namespace every cycle
-TBO_SERVED_NAMESPACES           set by ``timeout-budget run -n NS ...``: the watches' scope
+TBO_SERVED_NAMESPACES           the watches' scope when not given by ``run -n NS ...``
                                 (comma-separated; empty: the whole cluster)
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TypeVar
 
+from timeout_budget.clients.cloudflare import DEFAULT_BASE_URL
+from timeout_budget.model.errors import SettingsError
 from timeout_budget.observe.settings import PrometheusSettings
+from timeout_budget.report.metrics import MetricsSettings
 
 T = TypeVar("T")
-
-
-class SettingsError(ValueError):
-    """An operator setting is missing or malformed; the message names it."""
 
 
 def _bool(value: str | None) -> bool:
@@ -32,6 +37,8 @@ def _bool(value: str | None) -> bool:
 @dataclass(frozen=True)
 class OperatorSettings:
     prometheus: PrometheusSettings
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    cloudflare_base_url: str = DEFAULT_BASE_URL
     interval_seconds: float = 15.0
     dry_run: bool = False
     operator_namespace: str = "default"
@@ -49,7 +56,10 @@ class OperatorSettings:
     """With peering: how long a dead holder's leader Lease blocks the next replica."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, served_namespaces: Sequence[str] | None = None
+    ) -> OperatorSettings:
+        """``served_namespaces``: the namespaces kopf serves (``run -n``), over the env's."""
         env = os.environ if env is None else env
         raw = env.get("TBO_EVALUATION_INTERVAL_SECONDS", "15")
         try:
@@ -60,8 +70,12 @@ class OperatorSettings:
             ) from exc
         if not 1 <= interval <= 3600:
             raise SettingsError("TBO_EVALUATION_INTERVAL_SECONDS must be between 1 and 3600")
+        if served_namespaces is None:
+            served_namespaces = env.get("TBO_SERVED_NAMESPACES", "").split(",")
         return cls(
             prometheus=PrometheusSettings.from_env(env),
+            metrics=MetricsSettings.from_env(env),
+            cloudflare_base_url=env.get("TBO_CLOUDFLARE_BASE_URL") or DEFAULT_BASE_URL,
             interval_seconds=interval,
             dry_run=_bool(env.get("TBO_DRY_RUN")),
             operator_namespace=env.get("TBO_OPERATOR_NAMESPACE", "default"),
@@ -71,9 +85,7 @@ class OperatorSettings:
             leader_lease_seconds=_lease_seconds(env),
             cloudflare_request_budget=_request_budget(env),
             origin_reads=_origin_reads(env),
-            served_namespaces=tuple(
-                ns.strip() for ns in env.get("TBO_SERVED_NAMESPACES", "").split(",") if ns.strip()
-            ),
+            served_namespaces=tuple(ns.strip() for ns in served_namespaces if ns.strip()),
         )
 
 

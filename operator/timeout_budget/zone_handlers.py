@@ -23,10 +23,11 @@ from typing import Any
 import kopf
 import pydantic
 
+from timeout_budget import app
 from timeout_budget.actions.edge import ZoneRegistry, routes
 from timeout_budget.clients.kube import load_api_client
 from timeout_budget.clients.secrets import SecretProblem, SecretReader
-from timeout_budget.engine import RouteSnapshot
+from timeout_budget.cycle.snapshot import RouteSnapshot
 from timeout_budget.model import conditions
 from timeout_budget.model.conditions import ConditionInput, ConditionStatus
 from timeout_budget.model.spec import (
@@ -35,6 +36,7 @@ from timeout_budget.model.spec import (
     parse_cloudflare_zone,
     parse_timeout_budget,
 )
+from timeout_budget.settings import OperatorSettings
 
 GROUP, VERSION, PLURAL = "timeoutbudget.io", "v1alpha1", "cloudflarezones"
 TICK_SECONDS = 30.0
@@ -45,7 +47,7 @@ DELETION_BLOCKED = "DeletionBlocked"
 
 BudgetIndex = Mapping[tuple[str, str], Collection[RouteSnapshot]]
 """The ``budgets`` index of ``handlers`` as kopf passes it (a ``kopf.Index``): the entries
-``loop.snapshot_entry`` makes, keyed by the TimeoutBudget's namespace and name."""
+``cycle.snapshot.snapshot_entry`` makes, keyed by the TimeoutBudget's namespace and name."""
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
@@ -118,7 +120,11 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 def registry_of(memo: kopf.Memo) -> ZoneRegistry:
     registry = memo.get("zones")
     if not isinstance(registry, ZoneRegistry):
-        registry = memo.zones = ZoneRegistry.from_env()
+        # The startup handler makes it; this is for a process that runs only these handlers.
+        settings = memo.get("settings")
+        if not isinstance(settings, OperatorSettings):
+            settings = memo.settings = OperatorSettings.from_env()
+        registry = memo.zones = app.build_zones(settings)
     return registry
 
 

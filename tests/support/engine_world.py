@@ -14,7 +14,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from timeout_budget.clients.kube import Fields
-from timeout_budget.engine import CycleReport, Engine, RouteSnapshot
+from timeout_budget.cycle import CycleReport, Engine, RouteSnapshot
+from timeout_budget.cycle.ports import AnswersAtOnce
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, route_key
 from timeout_budget.report.metrics import OperatorMetrics
@@ -40,7 +41,7 @@ def spec_of(name: str) -> dict[str, Any]:
     return spec
 
 
-class World:
+class World(AnswersAtOnce):
     """One Deployment per route, statuses written back as the watch would bring them."""
 
     def __init__(self, names: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""The engine's fast quiet check (``Engine._still_quiet``) changes nothing but the work.
+"""The engine's fast quiet check (``QuietRoutes.fast``) changes nothing but the work.
 
 In the operator the index entries and the origin objects are the very same objects from one
 cycle to the next until something changes (the kopf index, the watch-fed copies), and the
@@ -19,7 +19,8 @@ import pytest
 
 from tests.support.engine_world import NS, World, cycle, engine_for
 from timeout_budget.clients.kube import Fields
-from timeout_budget.engine import CycleReport, Engine, RouteSnapshot
+from timeout_budget.cycle import CycleReport, Engine, RouteSnapshot
+from timeout_budget.cycle.route import RouteSteps
 from timeout_budget.model.spec import route_key
 
 pytestmark = pytest.mark.unit
@@ -129,11 +130,11 @@ def test_the_fast_check_does_settle_routes(monkeypatch: pytest.MonkeyPatch) -> N
 
 def count_evaluations(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     names: list[str] = []
-    original = engine._evaluate_route
+    original = RouteSteps.run
 
-    async def counted(snap: RouteSnapshot, *args: Any, **kwargs: Any) -> Any:
+    async def counted(self: RouteSteps, snap: RouteSnapshot, *args: Any, **kwargs: Any) -> Any:
         names.append(snap.name)
-        return await original(snap, *args, **kwargs)
+        return await original(self, snap, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "_evaluate_route", counted)
+    monkeypatch.setattr(RouteSteps, "run", counted)
     return names

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from timeout_budget.engine import _urgency
+from timeout_budget.cycle.engine import urgency
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import parse_timeout_budget
 
@@ -32,6 +32,6 @@ def test_routes_are_ordered_by_p95_over_budget_and_those_without_data_last() -> 
         "unobserved": (spec(120), None),
         "down": (spec(120), LatencyObservation.unavailable("Prometheus down")),
     }
-    order = sorted(routes, key=lambda r: _urgency(*routes[r]), reverse=True)  # type: ignore[arg-type]
+    order = sorted(routes, key=lambda r: urgency(*routes[r]), reverse=True)  # type: ignore[arg-type]
     assert order[:3] == ["breaching", "at-risk", "healthy"]
     assert set(order[3:]) == {"no-data", "unobserved", "down"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.engine_world import NS, World, cycle, engine_for, settle
-from timeout_budget.engine import Engine
+from timeout_budget.cycle import Engine
 from timeout_budget.model.spec import route_key
 
 pytestmark = pytest.mark.unit
@@ -97,7 +97,9 @@ def test_a_route_inside_a_window_is_skipped_until_the_window_ends() -> None:
     cycle(engine, world)  # decided once with the status as patched
     inside = cycle(engine, world)
     assert inside.unchanged == 1  # skipped although its recovery window is still open
-    until = engine._quiet[key].until
+    known = engine.quiet.get(key)
+    assert known is not None
+    until = known.until
     assert world.now < until < world.now + 3600
     world.now = until - 15 - 0.5  # the next cycle runs half a second before the end
     assert cycle(engine, world).unchanged == 1

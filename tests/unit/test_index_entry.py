@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from timeout_budget import loop
+from timeout_budget.cycle.snapshot import RouteSnapshot, snapshot_entry
 
 pytestmark = pytest.mark.unit
 
@@ -42,8 +42,8 @@ def body(name: str) -> dict[str, Any]:
     )
 
 
-def entry(name: str) -> loop.RouteSnapshot:
-    (snap,) = loop.snapshot_entry(body(name)).values()  # type: ignore[arg-type]
+def entry(name: str) -> RouteSnapshot:
+    (snap,) = snapshot_entry(body(name)).values()
     return snap
 
 
@@ -70,4 +70,4 @@ def test_keys_and_short_strings_are_shared_between_entries_long_ones_are_not() -
 def test_a_route_being_deleted_has_no_entry() -> None:
     deleting = body("a")
     deleting["metadata"]["deletionTimestamp"] = "2026-11-27T21:00:00Z"
-    assert loop.snapshot_entry(deleting) == {}  # type: ignore[arg-type]
+    assert snapshot_entry(deleting) == {}

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from timeout_budget.model.actions import (
+    ActionKind,
     EdgeTimeout,
     Refusal,
     Reroute,
@@ -152,12 +153,14 @@ def test_actions_are_counted_by_type_and_outcome(m: OperatorMetrics) -> None:
 
 
 def test_a_refusal_counts_once_while_it_lasts(m: OperatorMetrics) -> None:
-    no_plan = Refusal("raise the edge read timeout", "the zone's plan does not allow it")
+    no_plan = Refusal(
+        ActionKind.EDGE_TIMEOUT, "raise the edge read timeout", "the zone's plan does not allow it"
+    )
     for _ in range(3):
         m.route(NS, NAME, decision(State.BREACHING, p95=130.0, refusals=(no_plan,)))
     m.route(NS, NAME, decision(State.BREACHING, p95=130.0))
     m.route(NS, NAME, decision(State.BREACHING, p95=130.0, refusals=(no_plan,)))
-    dns = Refusal("switch x.example.com to DNS-only", "needs edge.sync")
+    dns = Refusal(ActionKind.REROUTE, "switch x.example.com to DNS-only", "needs edge.sync")
     m.route(NS, NAME, decision(State.BREACHING, p95=130.0, refusals=(no_plan, dns)))
     assert value(m, "timeout_budget_actions_total", action="edge_timeout", outcome="refused") == 2
     assert value(m, "timeout_budget_actions_total", action="reroute", outcome="refused") == 1

@@ -1,7 +1,7 @@
 """Deleting a CloudflareZone that TimeoutBudgets still sync through (issue 16, item 2).
 
 The ``release`` handler is called the way kopf calls it, with the ``budgets`` index
-holding entries made by ``loop.snapshot_entry`` (the spec as JSON text, as in the
+holding entries made by ``cycle.snapshot.snapshot_entry`` (the spec as JSON text, as in the
 operator). It used to read that spec as a mapping and fail with ``AttributeError`` on
 every retry, so the zone could never be deleted and nobody was told why.
 """
@@ -16,14 +16,15 @@ from unittest import mock
 import kopf
 import pytest
 
-from timeout_budget import loop, zone_handlers
+from timeout_budget import zone_handlers
 from timeout_budget.actions.edge import ZoneRegistry
+from timeout_budget.cycle.snapshot import RouteSnapshot, snapshot_entry
 from timeout_budget.model.spec import parse_timeout_budget, route_key
 
 pytestmark = pytest.mark.unit
 
 NS, ZONE = "shop", "edge"
-Index = Mapping[tuple[str, str], Collection[loop.RouteSnapshot]]
+Index = Mapping[tuple[str, str], Collection[RouteSnapshot]]
 
 
 def tb_body(name: str, *, zone: str | None = ZONE, ns: str = NS, **edge: Any) -> dict[str, Any]:
@@ -43,9 +44,9 @@ def tb_body(name: str, *, zone: str | None = ZONE, ns: str = NS, **edge: Any) ->
 
 def index_of(*bodies: dict[str, Any]) -> Index:
     """The ``budgets`` index as kopf hands it: one store of entries per key."""
-    entries: dict[tuple[str, str], list[loop.RouteSnapshot]] = {}
+    entries: dict[tuple[str, str], list[RouteSnapshot]] = {}
     for body in bodies:
-        for key, snap in loop.snapshot_entry(body).items():  # type: ignore[arg-type]
+        for key, snap in snapshot_entry(body).items():
             entries.setdefault(key, []).append(snap)
     return entries
 

@@ -12,13 +12,41 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from timeout_budget.actions.target import ClusterTarget, RestoreTarget
 from timeout_budget.clients.kube import Kube
 from timeout_budget.model import ownership
+from timeout_budget.model.actions import Reroute
 from timeout_budget.model.spec import RouteKey
 
 
 class RerouteRefused(RuntimeError):
     """The Service is not the operator's to change (another owner, no saved selector)."""
+
+
+async def execute(target: ClusterTarget, action: Reroute) -> None:
+    """The ``actions.kinds`` executor: switch the Service to the long-running pool, or put
+    its own selector back."""
+    service = target.services.get(action.target.name)
+    if service is None:
+        raise RerouteRefused(f"Service {action.target.name} not found")
+    if action.apply:
+        reroute = target.spec.reroute
+        selector = (reroute.long_running_selector if reroute else None) or {}
+        await switch(target.kube, target.namespace, target.key, service, selector)
+    else:
+        await put_back(target.kube, target.namespace, target.key, service)
+
+
+async def restore(target: RestoreTarget) -> list[str]:
+    """The finalizer's undo: the Service's own selector back, if the route switched it."""
+    reroute = target.spec.reroute
+    if reroute is None or not reroute.service_name:
+        return []
+    services = await target.kube.list_services(target.namespace)
+    found = {s["metadata"]["name"]: s for s in services}.get(reroute.service_name)
+    if found is None or not await put_back(target.kube, target.namespace, target.key, found):
+        return []
+    return [f"restored Service {reroute.service_name} selector"]
 
 
 def _escape(key: str) -> str:
@@ -53,7 +81,7 @@ async def switch(
     await kube.json_patch_service(namespace, name, ops)
 
 
-async def restore(kube: Kube, namespace: str, owner: RouteKey, service: Mapping[str, Any]) -> bool:
+async def put_back(kube: Kube, namespace: str, owner: RouteKey, service: Mapping[str, Any]) -> bool:
     """Put the saved selector back; False when there was nothing of ours to restore."""
     name = service["metadata"]["name"]
     notes = dict(service.get("metadata", {}).get("annotations") or {})

@@ -11,6 +11,7 @@ restored. Every call is idempotent: it sets a value, never adds to one.
 
 from __future__ import annotations
 
+from timeout_budget.actions.target import ClusterTarget, RestoreTarget
 from timeout_budget.clients.kube import Kube
 from timeout_budget.model import ownership
 from timeout_budget.model.actions import ScaleTo
@@ -58,3 +59,37 @@ async def _through_scale_subresource(
             action.deployment,
             {ownership.BASELINE_REPLICAS: None, ownership.OWNER: None},
         )
+
+
+async def execute(target: ClusterTarget, action: ScaleTo) -> None:
+    """The ``actions.kinds`` executor: scale as the route's origin was observed."""
+    await apply(target.kube, target.namespace, target.key, action, target.scale)
+
+
+async def restore(target: RestoreTarget) -> list[str]:
+    """The finalizer's undo: the HPA's ``minReplicas`` back to its baseline, and the
+    operator's bookkeeping off the Deployment. Replicas are left as they are (no sudden
+    scale-down on delete). Returns what was done, for the log."""
+    kube, namespace, key = target.kube, target.namespace, target.key
+    deployment = target.spec.origin.deployment_name
+    done: list[str] = []
+    for hpa in await kube.list_hpas(namespace):
+        ref = hpa.get("spec", {}).get("scaleTargetRef", {})
+        notes = hpa.get("metadata", {}).get("annotations") or {}
+        baseline = notes.get(ownership.BASELINE_MIN_REPLICAS)
+        if ref.get("name") == deployment and baseline and notes.get(ownership.OWNER) == key:
+            clear: dict[str, str | None] = {
+                ownership.BASELINE_MIN_REPLICAS: None,
+                ownership.OWNER: None,
+            }
+            await kube.patch_hpa(namespace, hpa["metadata"]["name"], int(baseline), clear)
+            done.append(f"restored HPA minReplicas to {baseline}")
+    for dep in await kube.list_deployments(namespace):
+        notes = dep.get("metadata", {}).get("annotations") or {}
+        if dep["metadata"]["name"] == deployment and notes.get(ownership.OWNER) == key:
+            await kube.patch_deployment_metadata(
+                namespace,
+                deployment,
+                {ownership.BASELINE_REPLICAS: None, ownership.OWNER: None},
+            )
+    return done

@@ -24,7 +24,8 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+
+from timeout_budget.model.timestamps import Clock
 
 WINDOW_SECONDS = 300.0
 DEFAULT_LIMIT = 600
@@ -71,7 +72,7 @@ class RequestBudget:
         self,
         limit: int = DEFAULT_LIMIT,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         window_seconds: float = WINDOW_SECONDS,
         shared: RequestBudget | None = None,
         scope: str = "for this zone",

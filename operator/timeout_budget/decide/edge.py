@@ -28,12 +28,18 @@ from dataclasses import dataclass, replace
 
 from timeout_budget.decide import coverage, timers
 from timeout_budget.decide.context import Context, Step, secs
-from timeout_budget.model.actions import MIN_ROUTE_READ_TIMEOUT_SECONDS, EdgeTimeout, Refusal
+from timeout_budget.model.actions import (
+    MIN_ROUTE_READ_TIMEOUT_SECONDS,
+    ActionKind,
+    EdgeTimeout,
+    Refusal,
+)
 from timeout_budget.model.memory import Memory
 from timeout_budget.model.spec import MAX_EDGE_TIMEOUT_SECONDS
 from timeout_budget.model.world import EdgeObservation
 
 RAISE = "raise the edge read timeout"
+EDGE = ActionKind.EDGE_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ def plan(ctx: Context, memory: Memory) -> Step:
     memory, escalation_notes = _raise_or_release(ctx, memory, zone, declared, escalation)
     uncovered = _uncovered(ctx, zone)
     pending = coverage.zone_raise_pending(ctx.spec, zone)
-    refusals = (Refusal(RAISE, declared.refusal),) if declared.refusal else ()
+    refusals = (Refusal(EDGE, RAISE, declared.refusal),) if declared.refusal else ()
     notes = (declared.note, *escalation_notes, _pending_note(uncovered, pending))
     return Step(
         memory,
@@ -85,7 +91,7 @@ def _uncovered(ctx: Context, zone: EdgeObservation) -> tuple[Refusal, ...]:
         ceiling = zone.zone_raise_ceiling_seconds
         if ceiling is not None:
             why += f" (the CloudflareZone's raise stops at {secs(ceiling)})"
-        found.append(Refusal(f"cover {methods} at the edge", why + _no_raise_or_dns(zone)))
+        found.append(Refusal(EDGE, f"cover {methods} at the edge", why + _no_raise_or_dns(zone)))
     return tuple(found)
 
 
@@ -111,7 +117,7 @@ def _pending_note(uncovered: tuple[Refusal, ...], pending: int | None) -> str | 
 def _zone_unknown(ctx: Context, memory: Memory) -> Step:
     why = "the zone's Cloudflare state is not known yet"
     required = ctx.spec.budget.required_seconds
-    refusals = (Refusal(f"allow {secs(required)} at the edge", why),) if required else ()
+    refusals = (Refusal(EDGE, f"allow {secs(required)} at the edge", why),) if required else ()
     return Step(memory, refusals=refusals, exhausted=why)
 
 

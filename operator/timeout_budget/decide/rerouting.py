@@ -16,7 +16,7 @@ from dataclasses import replace
 from timeout_budget.decide import timers
 from timeout_budget.decide.bands import Band
 from timeout_budget.decide.context import Context, Step, secs
-from timeout_budget.model.actions import Refusal, Reroute, RerouteTarget, RerouteVia
+from timeout_budget.model.actions import ActionKind, Refusal, Reroute, RerouteTarget, RerouteVia
 from timeout_budget.model.memory import Memory
 from timeout_budget.model.spec import TimeoutBudgetSpec
 
@@ -36,6 +36,7 @@ def targets(spec: TimeoutBudgetSpec) -> tuple[tuple[RerouteTarget, ...], tuple[R
         else:
             refusals.append(
                 Refusal(
+                    ActionKind.REROUTE,
                     f"switch {reroute.dns_only_hostname} to DNS-only",
                     "DNS records are changed only through edge.zoneRef with edge.sync on",
                 )

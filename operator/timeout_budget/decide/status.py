@@ -19,10 +19,12 @@ from typing import Any
 
 from timeout_budget.model import conditions
 from timeout_budget.model.actions import Action, EdgeTimeout
-from timeout_budget.model.conditions import ConditionInput
+from timeout_budget.model.conditions import ConditionInput, ConditionStatus, ConditionType
 from timeout_budget.model.decision import Decision
 from timeout_budget.model.timestamps import rfc3339
 from timeout_budget.model.world import RouteObservation
+
+READY, FALSE = ConditionType.READY, ConditionStatus.FALSE
 
 VOLATILE = frozenset({"lastEvaluationTime"})
 """Fields that change on every evaluation and alone never justify a patch."""
@@ -36,16 +38,22 @@ def build(
     now: float,
     generation: int | None,
     acted: Sequence[Action] = (),
+    failures: Sequence[str] = (),
     extra_conditions: Sequence[ConditionInput] = (),
 ) -> dict[str, Any]:
     """The full status after one evaluation.
 
     ``acted``: the actions applied this evaluation (after the diff), or in a dry run the
-    planned ones. ``extra_conditions``: inputs from other writers (the edge sync's
-    ``EdgeSynced``), which replace the ladder's placeholders of the same type.
+    planned ones; ``failures``: the changes that failed, in words (``Ready`` then says
+    ``ActionFailed``, and the message names them). ``extra_conditions``: inputs from other
+    writers (the edge sync's ``EdgeSynced``, ``outcome``), which replace the ladder's
+    placeholders of the same type.
     """
     before = previous or {}
     ratio = decision.ratio
+    message = decision.message
+    if failures:
+        message = f"{message} Failed: {'; '.join(failures)}".strip()
     return {
         "observedGeneration": generation,
         "state": decision.state.value,
@@ -59,7 +67,7 @@ def build(
         "rerouted": decision.memory.rerouted,
         **_last_action(decision, before, acted, now),
         "lastEvaluationTime": rfc3339(now, whole_seconds=True),
-        "message": decision.message,
+        "message": message,
         "plannedActions": [a.describe() for a in acted] if decision.dry_run else None,
         "memory": decision.memory.to_status(),
         "conditions": conditions.merge(
@@ -69,6 +77,42 @@ def build(
             generation=generation,
         ),
     }
+
+
+def outcome(problems: Sequence[str], failures: Sequence[str]) -> list[ConditionInput]:
+    """``Ready`` False for what the apply step met: references that do not resolve (a
+    Service named in the spec, say), and changes that failed (retried next cycle)."""
+    found: list[ConditionInput] = []
+    if problems:
+        found.append(ConditionInput(READY, FALSE, "ReferenceNotFound", "; ".join(problems)))
+    if failures:
+        text = "; ".join(failures) + " (retried next cycle)"
+        found.append(ConditionInput(READY, FALSE, "ActionFailed", text))
+    return found
+
+
+def held(
+    previous: Mapping[str, Any],
+    reason: str,
+    message: str,
+    *,
+    now: float,
+    generation: int | None,
+) -> dict[str, Any]:
+    """The status of a route that cannot be evaluated (its spec is invalid, its origin or
+    namespace cannot be read): everything else stays as it was, ``Ready`` says why."""
+    text = f"{message}; holding everything as it is"
+    new = dict(previous)
+    new["message"] = text
+    new["observedGeneration"] = generation
+    new["lastEvaluationTime"] = rfc3339(now, whole_seconds=True)
+    new["conditions"] = conditions.merge(
+        previous.get("conditions"),
+        [ConditionInput(READY, FALSE, reason, text)],
+        now=now,
+        generation=generation,
+    )
+    return new
 
 
 def changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:

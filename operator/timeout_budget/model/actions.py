@@ -11,15 +11,30 @@ harmless.
 A ``Refusal`` is something the route would need that the operator will not or cannot do
 (the zone's plan does not allow a longer read timeout, a DNS-only reroute without a zone),
 with the reason: the apply step turns it into a Warning event, status into a message.
+
+Each action declares what the rest of the operator needs to know of its kind, so no step
+dispatches on its type: ``kind`` (the metric label's family and the refusals' kind),
+``event_reason`` (the Kubernetes Event), ``metric_label`` and ``at_edge`` (made by the
+zone's batched Cloudflare writer rather than executed against the cluster). How each is
+executed and undone lives in ``actions.kinds``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
 
 MIN_ROUTE_READ_TIMEOUT_SECONDS = 100
 """The least a Cache Rule ``read_timeout`` may be (Terraform validates 100..6000)."""
+
+
+class ActionKind(StrEnum):
+    """The kinds of change the ladder asks for (the ``action`` metric label's family)."""
+
+    SCALE = "scale"
+    REROUTE = "reroute"
+    EDGE_TIMEOUT = "edge_timeout"
 
 
 class RerouteVia(StrEnum):
@@ -53,6 +68,17 @@ class ScaleTo:
     """True when this gives back the last replica the operator added: the apply step may then
     forget the original value it remembered in an annotation."""
 
+    kind: ClassVar[ActionKind] = ActionKind.SCALE
+    at_edge: ClassVar[bool] = False
+
+    @property
+    def event_reason(self) -> str:
+        return "Scaled"
+
+    @property
+    def metric_label(self) -> str:
+        return "scale"
+
     def describe(self) -> str:
         knob = "HPA minReplicas" if self.via_hpa else "replicas"
         return f"scale Deployment {self.deployment} to {self.replicas} ({knob})"
@@ -65,6 +91,21 @@ class Reroute:
     target: RerouteTarget
     apply: bool
     reason: str
+
+    kind: ClassVar[ActionKind] = ActionKind.REROUTE
+
+    @property
+    def at_edge(self) -> bool:
+        """A DNS-only hostname is switched by the zone's writer, a Service in the cluster."""
+        return self.target.via is RerouteVia.DNS_ONLY
+
+    @property
+    def event_reason(self) -> str:
+        return "Rerouted" if self.apply else "RerouteUndone"
+
+    @property
+    def metric_label(self) -> str:
+        return "reroute" if self.apply else "undo_reroute"
 
     def describe(self) -> str:
         verb = "reroute" if self.apply else "undo reroute of"
@@ -85,6 +126,17 @@ class EdgeTimeout:
     seconds: int | None
     reason: str
 
+    kind: ClassVar[ActionKind] = ActionKind.EDGE_TIMEOUT
+    at_edge: ClassVar[bool] = True
+
+    @property
+    def event_reason(self) -> str:
+        return "EdgeTimeoutSet"
+
+    @property
+    def metric_label(self) -> str:
+        return "edge_timeout"
+
     def describe(self) -> str:
         route = f"{self.host}{self.path_prefix}"
         if self.seconds is None:
@@ -97,8 +149,10 @@ Action = ScaleTo | Reroute | EdgeTimeout
 
 @dataclass(frozen=True)
 class Refusal:
+    kind: ActionKind
+    """The kind of change refused (counted by it in the metrics)."""
     action: str
-    """What was wanted, e.g. ``EdgeTimeout`` or ``Reroute``."""
+    """What was wanted, in words: "switch api-direct.example.com to DNS-only"."""
     reason: str
 
     def describe(self) -> str:

@@ -8,8 +8,15 @@ edited by hand or written by an older operator.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
+
+Clock = Callable[[], float]
+"""Seconds now, as the operator's parts are given it: ``time.time`` (Unix seconds) for what
+is written to status, Cloudflare or logs; ``time.monotonic`` for durations only (the
+leader Lease's renew deadline). Tests pass a manual clock. Only the composition's defaults
+name ``time.time``; nothing reads the time any other way."""
 
 
 @lru_cache(maxsize=16384)  # every route of a cycle formats the same ``now``

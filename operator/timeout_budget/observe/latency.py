@@ -32,7 +32,7 @@ import math
 import re
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -181,7 +181,7 @@ class LatencyObserver:
 
     async def observe_parts(
         self, routes: Mapping[RouteKey, TimeoutBudgetSpec], at: float | None = None
-    ) -> AsyncIterator[dict[RouteKey, LatencyObservation]]:
+    ) -> AsyncGenerator[dict[RouteKey, LatencyObservation], None]:
         """``observe``, answered batch by batch as Prometheus answers: the caller decides
         the first routes while the other queries still run. Every route is in exactly one
         part. A batch whose bucket coverage is due comes with its coverage refreshed.

@@ -15,13 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from timeout_budget.model.errors import SettingsError
 from timeout_budget.observe.promql import DEFAULT_MAX_QUERY_LENGTH
 
 ENV_PREFIX = "TBO_PROMETHEUS_"
-
-
-class SettingsError(ValueError):
-    """The Prometheus settings are incomplete or contradictory."""
 
 
 @dataclass(frozen=True)

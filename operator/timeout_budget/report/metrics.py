@@ -43,9 +43,10 @@ from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
 from timeout_budget import __version__
-from timeout_budget.model.actions import Action, EdgeTimeout, Refusal, Reroute, ScaleTo
+from timeout_budget.model.actions import Action, Refusal
 from timeout_budget.model.conditions import ConditionInput, ConditionStatus, ConditionType
 from timeout_budget.model.decision import Decision
+from timeout_budget.model.errors import SettingsError
 from timeout_budget.model.observation import LatencyObservation, Outcome
 from timeout_budget.model.state import State
 
@@ -67,10 +68,6 @@ PROMETHEUS_ERRORS = (Outcome.UNAVAILABLE, Outcome.REJECTED)
 CYCLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0)
 QUERY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 REQUEST_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0)
-
-
-class SettingsError(ValueError):
-    """``TBO_METRICS_*`` is malformed; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -381,7 +378,7 @@ class OperatorMetrics:
         """Count each refusal once while it lasts (not once per cycle)."""
         described = {r.describe(): r for r in refusals}
         for text in described.keys() - before:
-            self.actions.labels(_refusal_kind(described[text]), "refused").inc()
+            self.actions.labels(described[text].kind.value, "refused").inc()
 
     def forget_route(self, namespace: str, name: str) -> None:
         """Remove every series of one route (deleted, or no longer evaluated)."""
@@ -414,7 +411,7 @@ class OperatorMetrics:
     def actions_done(self, actions: Iterable[Action], outcome: str) -> None:
         """Count actions by type: ``applied``, ``failed`` or ``planned`` (dry run)."""
         for action in actions:
-            self.actions.labels(action_kind(action), _known(outcome, ACTION_OUTCOMES)).inc()
+            self.actions.labels(action.metric_label, _known(outcome, ACTION_OUTCOMES)).inc()
 
     # -- the loop ------------------------------------------------------------------------
     def latency_read(
@@ -495,26 +492,6 @@ class OperatorMetrics:
         for gauge in (self.cf_budget_remaining, self.cf_budget_limit, self.cf_zone_synced):
             with contextlib.suppress(KeyError):  # never set, or forgotten already
                 gauge.remove(namespace, zone)
-
-
-def action_kind(action: Action) -> str:
-    """The ``action`` label: scale, reroute, undo_reroute or edge_timeout."""
-    if isinstance(action, ScaleTo):
-        return "scale"
-    if isinstance(action, Reroute):
-        return "reroute" if action.apply else "undo_reroute"
-    if isinstance(action, EdgeTimeout):
-        return "edge_timeout"
-    return "other"  # a new Action kind, until named here
-
-
-def _refusal_kind(refusal: Refusal) -> str:
-    wanted = refusal.action.lower()
-    if "reroute" in wanted or "dns-only" in wanted:
-        return "reroute"
-    if "scale" in wanted:
-        return "scale"
-    return "edge_timeout"  # raising the edge read timeout is what the ladder refuses most
 
 
 def _known(value: str, allowed: Sequence[str]) -> str:

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from timeout_budget.actions.edge import (
@@ -45,11 +44,10 @@ from timeout_budget.decide.zone_raise import Need
 from timeout_budget.model.actions import Action, RerouteTarget
 from timeout_budget.model.conditions import ConditionInput
 from timeout_budget.model.spec import CloudflareZoneSpec, RouteKey, TimeoutBudgetSpec
+from timeout_budget.model.timestamps import Clock
 from timeout_budget.model.world import EdgeObservation
 
 log = logging.getLogger("timeout_budget.edge")
-
-BASE_URL_ENV = "TBO_CLOUDFLARE_BASE_URL"
 
 
 class EdgeMetrics(RequestObserver, Protocol):
@@ -69,7 +67,7 @@ class ZoneRegistry:
         self,
         *,
         base_url: str = DEFAULT_BASE_URL,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         request_timeout_seconds: float = 20.0,
         metrics: EdgeMetrics | None = None,
         request_budget_cap: int = 1200,
@@ -91,22 +89,6 @@ class ZoneRegistry:
         self._last_failures: dict[RouteKey, str] = {}
         self._cycled = False
         """An engine cycle has flushed: ``_routes`` holds every route with edge sync."""
-
-    @classmethod
-    def from_env(
-        cls,
-        env: Mapping[str, str] | None = None,
-        *,
-        metrics: EdgeMetrics | None = None,
-        request_budget_cap: int = 1200,
-    ) -> ZoneRegistry:
-        """Cloudflare's API, or ``$TBO_CLOUDFLARE_BASE_URL`` (the sandbox's emulator)."""
-        env = os.environ if env is None else env
-        return cls(
-            base_url=env.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
-            metrics=metrics,
-            request_budget_cap=request_budget_cap,
-        )
 
     @property
     def base_url(self) -> str:

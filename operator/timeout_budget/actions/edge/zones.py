@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from timeout_budget.actions.edge.routes import ZoneRef
 from timeout_budget.actions.edge.zone import Problem, ZoneState
@@ -23,6 +23,7 @@ from timeout_budget.clients.cloudflare import (
 )
 from timeout_budget.clients.request_budget import RequestBudget
 from timeout_budget.model.spec import CloudflareZoneSpec
+from timeout_budget.model.timestamps import Clock
 
 RETRY_FAILED_READ_SECONDS = 60.0
 """A zone whose last read failed (not rate-limited) is read again this soon."""
@@ -33,7 +34,7 @@ class Zones:
         self,
         *,
         base_url: str = DEFAULT_BASE_URL,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         timeout_seconds: float = 20.0,
         observer: RequestObserver | None = None,
         request_budget_cap: int = 1200,

@@ -1,0 +1,113 @@
+"""The composition root: where the operator's parts are built and wired, once at startup.
+
+``handlers.configure`` calls these with the settings read once (``settings``): kopf's own
+settings, the engine with its latency source, Kubernetes client, Event sink, the watch-fed
+copy of the origins' objects and the Cloudflare registry, and the leader Lease. Nothing
+else in the package builds a client or reads the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+
+from timeout_budget.actions.edge.registry import ZoneRegistry
+from timeout_budget.clients.kube import Kube, load_api_client
+from timeout_budget.clients.watch_cache import WatchedLists
+from timeout_budget.cycle.engine import Engine
+from timeout_budget.cycle.ports import EdgeSync
+from timeout_budget.leader import LeaderLease, default_identity
+from timeout_budget.model import ownership
+from timeout_budget.model.lease import LeaseTiming
+from timeout_budget.observe import cluster
+from timeout_budget.observe.latency import LatencyObserver
+from timeout_budget.report import events, metrics
+from timeout_budget.settings import OperatorSettings
+
+LOOP_LABEL = "timeoutbudget.io/evaluation-loop"
+
+
+def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) -> None:
+    # Handler progress in annotations: the status schema is ours, kopf's would be pruned.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix="kopf.timeoutbudget.io"
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="kopf.timeoutbudget.io", key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # only our own Events, not kopf's chatter
+    settings.watching.server_timeout = 300
+    # A dead active replica's claim expires after this; a standby then takes over.
+    settings.peering.lifetime = config.peering_lifetime_seconds
+    # Watch only the loop's own ConfigMap, filtered server-side, not every ConfigMap.
+    settings.watching.field_selectors["configmaps"] = f"metadata.name={config.loop_configmap}"
+    settings.watching.label_selectors["configmaps"] = f"{LOOP_LABEL}=true"
+
+
+def build_zones(settings: OperatorSettings) -> ZoneRegistry:
+    """The Cloudflare side: every CloudflareZone's client and cache, one request budget."""
+    return ZoneRegistry(
+        base_url=settings.cloudflare_base_url,
+        metrics=metrics.METRICS,
+        request_budget_cap=settings.cloudflare_request_budget,
+    )
+
+
+def build_engine(settings: OperatorSettings, edge: EdgeSync | None = None) -> Engine:
+    metrics.serve(settings.metrics)  # once per process, at startup: standbys are scraped too
+    kube = Kube(load_api_client())
+    origins = None
+    if settings.origin_reads == "watch":
+        # Started now, so the first cycle finds the copies listed (standbys keep theirs
+        # current too: a replica that takes over acts on current objects at once).
+        # Their own connections: each open watch holds one for minutes, and the cycle's
+        # status writes should not wait for (or crowd out) them.
+        watches = 3 * max(1, len(settings.served_namespaces))
+        origins = WatchedLists(
+            load_api_client(connections=watches + 1),
+            cluster.FIELDS,
+            settings.served_namespaces or None,
+            annotation_prefix=f"{ownership.PREFIX}/",
+        )
+        origins.start()
+    return Engine(
+        kube=kube,
+        latency=LatencyObserver(settings.prometheus),
+        post_event=events.EventPoster(kube),
+        edge=edge,
+        dry_run=settings.dry_run,
+        origins=origins,
+    )
+
+
+def stop_engine(engine: Engine) -> None:
+    """Stop what ``build_engine`` started that outlives a cycle (the origin watches)."""
+    if isinstance(engine.origins, WatchedLists):
+        engine.origins.stop()
+
+
+def build_lease(settings: OperatorSettings, engine: Engine) -> LeaderLease:
+    """The leader Lease next to the loop's ConfigMap (same name), watched from startup."""
+    lease = LeaderLease(
+        engine.kube,
+        settings.operator_namespace,
+        settings.loop_configmap,
+        default_identity(),
+        LeaseTiming.for_duration(settings.leader_lease_seconds),
+    )
+    engine.may_act = lease.leading  # a cycle in flight stops acting when the lease is lost
+    lease.start()
+    return lease
+
+
+async def ensure_loop_host(settings: OperatorSettings) -> None:
+    """The ConfigMap whose kopf daemon runs the loop (see ``handlers.evaluation_loop``)."""
+    kube = Kube(load_api_client())
+    await kube.ensure_configmap(
+        settings.operator_namespace, settings.loop_configmap, {LOOP_LABEL: "true"}
+    )
+
+
+def is_loop_host(name: str, namespace: str | None, settings: OperatorSettings) -> bool:
+    return name == settings.loop_configmap and namespace == settings.operator_namespace

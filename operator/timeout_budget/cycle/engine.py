@@ -1,0 +1,219 @@
+"""The cycle for every route at once: one batched read of the world, then each route's
+steps (``cycle.route``), then the zone's batched Cloudflare write.
+
+The cycle is the operator's heartbeat (default every 15 s). It sends the batched latency
+queries for all routes and reads each namespace's objects once (from the watch-fed copy,
+``clients.watch_cache``, or fresh lists) at the same time; as each batch of readings is
+answered, that batch's routes go through their steps, the most urgent first, a few at a
+time, while the other batches' queries still run. A failure in one route never stops the
+others: it is reported in that route's status and as a Warning Event, and the next cycle
+tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import pydantic
+
+from timeout_budget.clients.kube import Kube, KubeError
+from timeout_budget.cycle.act import Actor
+from timeout_budget.cycle.ports import EdgeSync, EventSink, LatencySource, Readings
+from timeout_budget.cycle.quiet import QuietRoutes
+from timeout_budget.cycle.report import CycleReport, Reporter
+from timeout_budget.cycle.route import Cycle, Decided, RouteSteps
+from timeout_budget.cycle.snapshot import RouteSnapshot
+from timeout_budget.model.observation import LatencyObservation
+from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, parse_timeout_budget
+from timeout_budget.model.timestamps import Clock
+from timeout_budget.observe import cluster
+from timeout_budget.report.metrics import METRICS, OperatorMetrics
+
+log = logging.getLogger("timeout_budget.engine")
+
+ROUTE_CONCURRENCY = 8
+"""Routes evaluated at once: while one waits for the API server (an action, an Event, its
+status patch), the others decide. One at a time, 1,000 status patches took 40-60 s on the
+benchmark's sandbox (bench/README.md); eight in flight keep the API server busy without
+flooding it."""
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class Engine:
+    kube: Kube
+    latency: LatencySource
+    post_event: EventSink
+    edge: EdgeSync | None = None
+    clock: Clock = time.time
+    dry_run: bool = False
+    """Operator-wide dry run (``TBO_DRY_RUN``): every route plans, nothing changes."""
+    metrics: OperatorMetrics = METRICS
+    may_act: Callable[[], bool] = lambda: True
+    """False when this replica lost the leader Lease mid-cycle: it then writes nothing more."""
+    origins: cluster.NamespaceLists | None = None
+    """Where each namespace's Deployments, HPAs and Services are read: the operator's
+    watch-fed copy (``clients.watch_cache``); None lists them from ``kube`` each cycle."""
+    _parsed: dict[RouteKey, tuple[str, int, TimeoutBudgetSpec]] = field(default_factory=dict)
+    quiet: QuietRoutes = field(default_factory=QuietRoutes)
+    """The quiet routes' last evaluations, kept from cycle to cycle."""
+    _told: dict[RouteKey, frozenset[str]] = field(default_factory=dict)
+    """The refusals each route's Events last told about."""
+
+    def steps(self) -> RouteSteps:
+        """The five steps of a route, with this engine's parts."""
+        reporter = Reporter(self.kube, self.post_event, self.metrics, self.edge, self._told)
+        return RouteSteps(
+            Actor(self.kube, self.edge, self.metrics), reporter, self.quiet, self.edge
+        )
+
+    async def evaluate(self, snapshots: Sequence[RouteSnapshot]) -> CycleReport:
+        started = time.monotonic()
+        cycle = Cycle(
+            now=self.clock(), report=CycleReport(routes=len(snapshots)), steps=self.steps()
+        )
+        valid = await self._parse(snapshots, cycle)
+        self.quiet.retain(cycle.specs)
+        readings: dict[RouteKey, LatencyObservation] = {}
+        waiting = {s.key: s for s in valid}
+        lists = asyncio.ensure_future(
+            cluster.read_namespaces(
+                self.kube if self.origins is None else self.origins,
+                {s.namespace for s in valid},
+                cycle.unread,
+            )
+        )
+        observe_started = time.monotonic()
+        try:
+            parts = self.latency.observe_parts(cycle.specs, None)
+            async with contextlib.aclosing(parts):
+                async for part in parts:
+                    readings.update(part)
+                    cycle.objects = await lists
+                    ready = [
+                        snap
+                        for snap in (waiting.pop(key) for key in part if key in waiting)
+                        if not self._still_quiet(snap, part, cycle)
+                    ]
+                    # The most urgent routes first: a route above its at-risk line is scaled
+                    # within moments of the answer, not after the healthy routes were decided.
+                    ready.sort(
+                        key=lambda s: urgency(cycle.specs[s.key], part.get(s.key)), reverse=True
+                    )
+                    await bounded(
+                        ready, lambda s: self._route(s, readings, cycle), ROUTE_CONCURRENCY
+                    )
+            self.metrics.latency_read(
+                self.latency.answered_in or time.monotonic() - observe_started,
+                [readings.get(key) for key in cycle.specs],
+                self.latency.queries_sent,
+            )
+            cycle.objects = await lists
+        finally:
+            lists.cancel()
+        # Routes no answer covered (a source that left some out) hold, saying why.
+        await bounded(
+            list(waiting.values()), lambda s: self._route(s, readings, cycle), ROUTE_CONCURRENCY
+        )
+        edge_failures = await self.edge.flush() if self.edge is not None else {}
+        await bounded(
+            cycle.deferred,
+            lambda d: self._report(d, edge_failures.get(d.outcome.snap.key), cycle),
+            ROUTE_CONCURRENCY,
+        )
+        cycle.report.duration_seconds = time.monotonic() - started
+        self.metrics.cycle_done(cycle.report.duration_seconds, cycle.report.states)
+        return cycle.report
+
+    async def _parse(self, snapshots: Sequence[RouteSnapshot], cycle: Cycle) -> list[RouteSnapshot]:
+        """Each route's spec, parsed once per generation; an invalid one is reported."""
+        parsed: dict[RouteKey, tuple[str, int, TimeoutBudgetSpec]] = {}
+        for snap in snapshots:
+            known = self._parsed.get(snap.key)
+            if known is not None and known[:2] == (snap.uid, snap.generation):
+                cycle.specs[snap.key] = known[2]
+                parsed[snap.key] = known
+                continue
+            try:
+                spec = parse_timeout_budget(snap.spec_dict())
+            except pydantic.ValidationError as exc:
+                await cycle.steps.reporter.invalid(snap, exc, cycle.now, cycle.report)
+                continue
+            if self.dry_run:
+                spec = spec.model_copy(update={"dry_run": True})
+            cycle.specs[snap.key] = spec
+            if snap.generation is not None:
+                parsed[snap.key] = (snap.uid, snap.generation, spec)
+        self._parsed = parsed
+        return [s for s in snapshots if s.key in cycle.specs]
+
+    def _still_quiet(self, snap: RouteSnapshot, part: Readings, cycle: Cycle) -> bool:
+        spec = cycle.specs[snap.key]
+        latency = part.get(snap.key)
+        edge_synced = self.edge is not None and spec.edge is not None
+        known = self.quiet.fast(snap, spec, latency, cycle.objects, cycle.now, edge_synced)
+        if known is None:
+            return False
+        cycle.steps.reporter.unchanged(snap, known.state, latency, cycle.report)
+        return True
+
+    async def _route(
+        self, snap: RouteSnapshot, readings: Mapping[RouteKey, LatencyObservation], cycle: Cycle
+    ) -> None:
+        if not self.may_act():
+            return
+        spec = cycle.specs[snap.key]
+        try:
+            decided = await cycle.steps.run(snap, spec, readings.get(snap.key), cycle)
+        except KubeError as exc:
+            log.warning("route %s: %s", snap.key, exc)
+            return
+        if decided is None:
+            return
+        if self.edge is not None and spec.edge is not None and self.edge.awaits_flush(snap.key):
+            cycle.deferred.append(decided)  # reported with the outcome of the zone's one write
+        else:
+            await self._report(decided, None, cycle)
+
+    async def _report(self, decided: Decided, edge_failure: str | None, cycle: Cycle) -> None:
+        if not self.may_act():
+            return
+        try:
+            await cycle.steps.report(decided, edge_failure, cycle)
+        except KubeError as exc:
+            log.warning("route %s: status not reported: %s", decided.outcome.snap.key, exc)
+
+
+async def bounded(items: Sequence[T], work: Callable[[T], Awaitable[R]], limit: int) -> list[R]:
+    """``work`` on every item, at most ``limit`` at a time, results in order. Every item is
+    worked on even if one fails; the first failure is then raised."""
+    results: list[R | None] = [None] * len(items)
+    queue = iter(enumerate(items))
+
+    async def worker() -> None:
+        for index, item in queue:
+            results[index] = await work(item)
+
+    done = await asyncio.gather(
+        *(worker() for _ in range(min(limit, len(items)))), return_exceptions=True
+    )
+    for outcome in done:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return results  # type: ignore[return-value]  # every slot was filled
+
+
+def urgency(spec: TimeoutBudgetSpec, latency: LatencyObservation | None) -> float:
+    """P95 over the declared budget (the zone's default when none is declared): the
+    order in which a cycle decides and acts. Routes without a reading come last."""
+    if latency is None or latency.seconds is None or not latency.has_value:
+        return -1.0
+    return latency.seconds / spec.budget_seconds(None)
