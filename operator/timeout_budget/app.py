@@ -22,7 +22,7 @@ from timeout_budget.model import ownership
 from timeout_budget.model.lease import LeaseTiming
 from timeout_budget.observe import cluster
 from timeout_budget.observe.latency import LatencyObserver
-from timeout_budget.report import events, metrics
+from timeout_budget.report import endpoint, events, metrics
 from timeout_budget.settings import OperatorSettings
 
 LOOP_LABEL = "timeoutbudget.io/evaluation-loop"
@@ -55,7 +55,7 @@ def build_zones(settings: OperatorSettings) -> ZoneRegistry:
 
 
 def build_engine(settings: OperatorSettings, edge: EdgeSync | None = None) -> Engine:
-    metrics.serve(settings.metrics)  # once per process, at startup: standbys are scraped too
+    endpoint.serve(settings.metrics)  # once per process, at startup: standbys are scraped too
     kube = Kube(load_api_client())
     origins = None
     if settings.origin_reads == "watch":

@@ -5,7 +5,7 @@ kopf handlers in kopf's memo; every part gets its own section from there. No oth
 reads the environment.
 
 TBO_PROMETHEUS_URL ...          see observe.settings.PrometheusSettings
-TBO_METRICS_PORT, _ADDRESS      see report.metrics.MetricsSettings
+TBO_METRICS_PORT, _ADDRESS      see report.endpoint.MetricsSettings
 TBO_CLOUDFLARE_BASE_URL         Cloudflare's API (default); the sandbox's emulator in tests
 TBO_EVALUATION_INTERVAL_SECONDS the cycle length (default 15)
 TBO_DRY_RUN                     plan every route, change nothing (default false)
@@ -25,7 +25,7 @@ from typing import TypeVar
 from timeout_budget.clients.cloudflare import DEFAULT_BASE_URL
 from timeout_budget.model.errors import SettingsError
 from timeout_budget.observe.settings import PrometheusSettings
-from timeout_budget.report.metrics import MetricsSettings
+from timeout_budget.report.endpoint import MetricsSettings
 
 T = TypeVar("T")
 

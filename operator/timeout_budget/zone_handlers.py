@@ -16,7 +16,6 @@ goes from the Secret to the registry and nowhere else: not into status, events o
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -105,7 +104,7 @@ async def release(
             f"{', '.join(users)}: delete them or change their edge.zoneRef first (their "
             "Cache Rules are removed with this zone's token)"
         )
-        _hold(body, status, meta, patch, message)
+        _hold(body, status, meta, patch, message, registry.now())
         raise kopf.TemporaryError(message, delay=_retry_delay(retry))
     await registry.forget_zone(namespace, name)
 
@@ -209,6 +208,7 @@ def _hold(
     meta: Mapping[str, Any],
     patch: kopf.Patch,
     message: str,
+    now: float,
 ) -> None:
     """Say why the deletion waits. In status: the message and a ``DeletionBlocked``
     condition (for ``kubectl describe``; what was last read from Cloudflare stays),
@@ -221,7 +221,7 @@ def _hold(
         "conditions": conditions.merge(
             status.get("conditions"),
             [held],
-            now=time.time(),
+            now=now,
             generation=generation if isinstance(generation, int) else None,
         ),
     }

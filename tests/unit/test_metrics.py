@@ -26,8 +26,9 @@ from timeout_budget.model.decision import Decision
 from timeout_budget.model.memory import Memory
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.state import State
-from timeout_budget.report import metrics
-from timeout_budget.report.metrics import MetricsSettings, OperatorMetrics
+from timeout_budget.report import endpoint, metrics
+from timeout_budget.report.endpoint import MetricsSettings
+from timeout_budget.report.metrics import OperatorMetrics
 
 pytestmark = pytest.mark.unit
 
@@ -234,17 +235,17 @@ def test_settings_from_env(env: dict[str, str], expected: MetricsSettings) -> No
 
 @pytest.mark.parametrize("port", ["http", "-1", "70000"])
 def test_bad_port_is_named(port: str) -> None:
-    with pytest.raises(metrics.SettingsError, match="TBO_METRICS_PORT"):
+    with pytest.raises(endpoint.SettingsError, match="TBO_METRICS_PORT"):
         MetricsSettings.from_env({"TBO_METRICS_PORT": port})
 
 
 def test_port_zero_serves_nothing() -> None:
-    assert metrics.serve(MetricsSettings(port=0)) is False
+    assert endpoint.serve(MetricsSettings(port=0)) is False
 
 
 def test_the_endpoint_serves_the_process_registry(unused_port: int) -> None:
-    assert metrics.serve(MetricsSettings(port=unused_port, address="127.0.0.1"))
-    metrics.cloudflare_request("list_dns_records")
+    assert endpoint.serve(MetricsSettings(port=unused_port, address="127.0.0.1"))
+    metrics.METRICS.cloudflare_request("list_dns_records")
     url = f"http://127.0.0.1:{unused_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
@@ -252,7 +253,7 @@ def test_the_endpoint_serves_the_process_registry(unused_port: int) -> None:
     assert 'timeout_budget_cloudflare_api_requests_total{operation="list_dns_records"' in text
     assert "process_cpu_seconds_total" in text  # the default collectors come along
     # Once per process: a second call reuses the running endpoint.
-    assert metrics.serve(MetricsSettings(port=unused_port, address="127.0.0.1"))
+    assert endpoint.serve(MetricsSettings(port=unused_port, address="127.0.0.1"))
 
 
 @pytest.fixture

@@ -105,7 +105,7 @@ Cache Rule's read timeout covers GET and HEAD only; the others keep the zone's t
 CACHEABLE_METHODS: frozenset[str] = frozenset({"GET", "HEAD"})
 
 
-class Route(_Model):
+class RouteSpec(_Model):
     host: Annotated[
         str,
         Field(max_length=253),
@@ -126,7 +126,7 @@ class Route(_Model):
     ] = "/"
     methods: tuple[HttpMethod, ...] = Field(default=("GET", "HEAD"), min_length=1, max_length=7)
 
-    checks: ClassVar[tuple[Check[Route], ...]] = (
+    checks: ClassVar[tuple[Check[RouteSpec], ...]] = (
         Check(
             "self.methods.all(m, self.methods.exists_one(x, x == m))",
             "route.methods must not name a method twice",
@@ -252,7 +252,7 @@ class Origin(_Model):
     )
 
 
-class Reroute(_Model):
+class RerouteSpec(_Model):
     service_name: (
         Annotated[
             str,
@@ -305,7 +305,7 @@ class Reroute(_Model):
     after_evaluations: int = Field(default=3, ge=1, le=100)
     recovery_seconds: int = Field(default=300, ge=0, le=86400)
 
-    checks: ClassVar[tuple[Check[Reroute], ...]] = (
+    checks: ClassVar[tuple[Check[RerouteSpec], ...]] = (
         Check(
             "has(self.serviceName) || has(self.dnsOnlyHostname)",
             "reroute needs serviceName (with longRunningSelector) or dnsOnlyHostname",
@@ -329,11 +329,11 @@ class Edge(_Model):
 
 
 class TimeoutBudgetSpec(_Model):
-    route: Route
+    route: RouteSpec
     budget: Budget = Field(default_factory=Budget)
     latency: Latency
     origin: Origin
-    reroute: Reroute | None = None
+    reroute: RerouteSpec | None = None
     edge: Edge | None = None
     paused: bool = False
     dry_run: bool = False

@@ -14,49 +14,38 @@ Two habits keep the series honest and cheap:
   current state (the previous one is removed), not six 0/1 series per route; a route's
   series go when the route is deleted or the operator stops serving it. At 10,000
   routes that is about 60,000 series, kept as one small row per route and built only when
-  scraped (``_RouteCollector``).
+  scraped (``route_series``).
 
 Everything is on ``prometheus_client``'s default registry (so the process and GC
-collectors come along) and served by ``serve()`` on ``TBO_METRICS_ADDRESS``:
+collectors come along) and served by ``report.endpoint.serve`` on ``TBO_METRICS_ADDRESS``:
 ``TBO_METRICS_PORT`` (default ``0.0.0.0:9090``; port 0 turns the endpoint off).
 Tests build an ``OperatorMetrics`` on their own ``CollectorRegistry``.
 
 The Cloudflare side calls ``cloudflare_request``, ``cloudflare_not_sent``,
-``cloudflare_budget``, ``cloudflare_zone_synced`` and ``forget_cloudflare_zone`` (module
-functions on the process-wide instance, or the same methods on an injected instance).
+``cloudflare_budget``, ``cloudflare_zone_synced`` and ``forget_cloudflare_zone`` on the
+instance it is given (``METRICS`` in the operator).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import start_http_server
-from prometheus_client.registry import Collector
 
 from timeout_budget import __version__
 from timeout_budget.model.actions import Action, Refusal
 from timeout_budget.model.conditions import ConditionInput, ConditionStatus, ConditionType
 from timeout_budget.model.decision import Decision
-from timeout_budget.model.errors import SettingsError
 from timeout_budget.model.observation import LatencyObservation, Outcome
 from timeout_budget.model.state import State
+from timeout_budget.report.route_series import PREFIX, RouteCollector, RouteRow
 
 log = logging.getLogger("timeout_budget.metrics")
 
-PREFIX = "timeout_budget"
-PORT_ENV = "TBO_METRICS_PORT"
-ADDRESS_ENV = "TBO_METRICS_ADDRESS"
-DEFAULT_PORT = 9090
-DEFAULT_ADDRESS = "0.0.0.0"
 
 ACTION_OUTCOMES = ("applied", "failed", "planned", "refused")
 CLOUDFLARE_OUTCOMES = ("ok", "rate_limited", "refused", "not_found", "auth_failed", "unavailable")
@@ -68,124 +57,6 @@ PROMETHEUS_ERRORS = (Outcome.UNAVAILABLE, Outcome.REJECTED)
 CYCLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0)
 QUERY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 REQUEST_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0)
-
-
-@dataclass(frozen=True)
-class MetricsSettings:
-    port: int = DEFAULT_PORT
-    """0 turns the endpoint off."""
-    address: str = DEFAULT_ADDRESS
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> MetricsSettings:
-        env = os.environ if env is None else env
-        raw = env.get(PORT_ENV) or str(DEFAULT_PORT)
-        try:
-            port = int(raw)
-        except ValueError:
-            raise SettingsError(f"{PORT_ENV} must be a port number, not {raw!r}") from None
-        if not 0 <= port <= 65535:
-            raise SettingsError(f"{PORT_ENV} must be between 0 (off) and 65535, not {port}")
-        return cls(port=port, address=env.get(ADDRESS_ENV) or DEFAULT_ADDRESS)
-
-
-class _Route:
-    """One route's current values (``None``: the series is absent)."""
-
-    __slots__ = ("budget", "covered", "edge_synced", "p95", "refusals", "replicas", "state")
-
-    def __init__(self) -> None:
-        self.budget: float | None = None
-        self.replicas: float | None = None
-        self.p95: float | None = None
-        self.state: str | None = None
-        self.edge_synced: float | None = None
-        self.refusals: frozenset[str] = frozenset()
-        self.covered: tuple[tuple[str, float], ...] = ()
-        """Per method group (``GET,HEAD``), 1 when something covers it at the edge."""
-
-
-_ROUTE_SERIES = {
-    "p95": (
-        f"{PREFIX}_route_p95_seconds",
-        "Observed latency quantile of the route (P95 unless spec.latency.quantile says "
-        "otherwise); absent when there is no data.",
-    ),
-    "budget": (
-        f"{PREFIX}_route_budget_seconds",
-        "The route's timeout budget in force (spec, else the zone's timeout, else 120).",
-    ),
-    "ratio": (
-        f"{PREFIX}_route_budget_ratio",
-        "p95 / budget of the route; absent when there is no data.",
-    ),
-    "state": (
-        f"{PREFIX}_route_state",
-        "1 for the route's current state (Healthy, AtRisk, Breaching, NoData, Rerouted, "
-        "Paused); one series per route.",
-    ),
-    "replicas": (
-        f"{PREFIX}_route_desired_replicas",
-        "Replicas the operator asks for the route's origin (HPA minReplicas or "
-        "Deployment replicas).",
-    ),
-    "edge_synced": (
-        f"{PREFIX}_route_edge_synced",
-        "1 when the route's Cloudflare settings are in sync (EdgeSynced=True), 0 when "
-        "not; absent for routes without edge sync.",
-    ),
-    "covered": (
-        f"{PREFIX}_route_edge_covered",
-        "Per method group of the route (method_group GET,HEAD or POST,...): 1 when its Cache "
-        "Rule, the zone's read timeout or a DNS-only hostname covers it, 0 when nothing does "
-        "(status.edgeCoverage says by what); absent without a known zone.",
-    ),
-}
-
-
-class _RouteCollector(Collector):
-    """The per-route series, built from one small row per route when scraped.
-
-    prometheus_client's labelled children cost ~600 bytes each (a value, two locks, the
-    label tuple): six per route, ~35 MB at 10,000 routes, for numbers that change once a
-    cycle. A custom collector is the library's way for such series
-    (prometheus.github.io/client_python/collector/custom)."""
-
-    def __init__(self, rows: dict[tuple[str, str], _Route], lock: threading.Lock) -> None:
-        self._rows = rows
-        self._lock = lock
-
-    def describe(self) -> Iterable[Metric]:
-        return [GaugeMetricFamily(name, text) for name, text in _ROUTE_SERIES.values()]
-
-    def collect(self) -> Iterable[Metric]:
-        with self._lock:
-            rows = [
-                (key, r.p95, r.budget, r.state, r.replicas, r.edge_synced, r.covered)
-                for key, r in self._rows.items()
-            ]
-        route = ["namespace", "name"]
-        family = {k: GaugeMetricFamily(n, t, labels=route) for k, (n, t) in _ROUTE_SERIES.items()}
-        family["state"] = GaugeMetricFamily(*_ROUTE_SERIES["state"], labels=[*route, "state"])
-        family["covered"] = GaugeMetricFamily(
-            *_ROUTE_SERIES["covered"], labels=[*route, "method_group"]
-        )
-        for (namespace, name), p95, budget, state, replicas, edge_synced, covered in rows:
-            labels = [namespace, name]
-            if budget is not None:
-                family["budget"].add_metric(labels, budget)
-                if p95 is not None:
-                    family["p95"].add_metric(labels, p95)
-                    family["ratio"].add_metric(labels, p95 / budget)
-            if replicas is not None:
-                family["replicas"].add_metric(labels, replicas)
-            if state is not None:
-                family["state"].add_metric([*labels, state], 1)
-            if edge_synced is not None:
-                family["edge_synced"].add_metric(labels, edge_synced)
-            for group, value in covered:
-                family["covered"].add_metric([*labels, group], value)
-        return list(family.values())
 
 
 class OperatorMetrics:
@@ -328,8 +199,8 @@ class OperatorMetrics:
             registry=registry,
         )
         self._lock = threading.Lock()
-        self._routes: dict[tuple[str, str], _Route] = {}
-        registry.register(_RouteCollector(self._routes, self._lock))
+        self._routes: dict[tuple[str, str], RouteRow] = {}
+        registry.register(RouteCollector(self._routes, self._lock))
         self._seen: set[tuple[str, str]] = set()
         self._queries_seen: int | None = None
         for state in State:
@@ -359,7 +230,7 @@ class OperatorMetrics:
             self._seen.add((namespace, name))
             row = self._routes.get((namespace, name))
             if row is None:
-                row = self._routes[(namespace, name)] = _Route()
+                row = self._routes[(namespace, name)] = RouteRow()
             row.budget = decision.budget_seconds or None
             row.replicas = decision.desired_replicas
             row.p95 = reading
@@ -500,48 +371,3 @@ def _known(value: str, allowed: Sequence[str]) -> str:
 
 # -- the process-wide instance and the endpoint -------------------------------------------
 METRICS = OperatorMetrics()
-
-
-class _Server(Protocol):
-    def shutdown(self) -> None: ...
-
-
-_server: _Server | None = None
-_server_lock = threading.Lock()
-
-
-def serve(settings: MetricsSettings | None = None) -> bool:
-    """Serve ``/metrics`` (default registry) once per process; False when turned off."""
-    global _server
-    settings = MetricsSettings.from_env() if settings is None else settings
-    if settings.port == 0:
-        log.info("metrics endpoint off (%s=0)", PORT_ENV)
-        return False
-    with _server_lock:
-        if _server is None:
-            server, _thread = start_http_server(settings.port, addr=settings.address)
-            _server = server
-            log.info("metrics served on http://%s:%d/metrics", settings.address, settings.port)
-    return True
-
-
-def cloudflare_request(
-    operation: str, outcome: str = "ok", duration_seconds: float | None = None
-) -> None:
-    METRICS.cloudflare_request(operation, outcome, duration_seconds)
-
-
-def cloudflare_not_sent(reason: str) -> None:
-    METRICS.cloudflare_not_sent(reason)
-
-
-def cloudflare_budget(namespace: str, zone: str, remaining: int, limit: int) -> None:
-    METRICS.cloudflare_budget(namespace, zone, remaining, limit)
-
-
-def cloudflare_zone_synced(namespace: str, zone: str, synced: bool) -> None:
-    METRICS.cloudflare_zone_synced(namespace, zone, synced)
-
-
-def forget_cloudflare_zone(namespace: str, zone: str) -> None:
-    METRICS.forget_cloudflare_zone(namespace, zone)

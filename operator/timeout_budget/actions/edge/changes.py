@@ -15,7 +15,7 @@ from typing import Any
 
 from timeout_budget.actions.edge import routes
 from timeout_budget.actions.edge.errors import EdgeRefused, ZoneNotReady
-from timeout_budget.actions.edge.routes import Route
+from timeout_budget.actions.edge.routes import EdgeRoute
 from timeout_budget.actions.edge.zone import Problem, ZoneState
 from timeout_budget.actions.edge.zone_sync import NOT_EDITABLE
 from timeout_budget.clients.cloudflare import (
@@ -49,7 +49,9 @@ class DnsChange:
     on: bool
 
 
-def ready(zone: ZoneState | None, route: Route, problem: Problem | None, now: float) -> ZoneState:
+def ready(
+    zone: ZoneState | None, route: EdgeRoute, problem: Problem | None, now: float
+) -> ZoneState:
     """The route's zone, if changes can be sent through it now."""
     label = f"CloudflareZone {route.zone[0]}/{route.zone[1]}"
     if zone is None or zone.timeout is None:
@@ -69,9 +71,9 @@ DNS_PERMISSIONS = (DNS_READ, DNS_EDIT)
 
 def change(
     zone: ZoneState,
-    route: Route,
+    route: EdgeRoute,
     action: Action,
-    others: Mapping[RouteKey, Route],
+    others: Mapping[RouteKey, EdgeRoute],
     now: float | None = None,
 ) -> RuleChange | DnsChange:
     """The queued change for ``action``; ``now`` (when given) holds back a feature whose

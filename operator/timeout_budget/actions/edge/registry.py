@@ -30,7 +30,7 @@ from timeout_budget.actions.edge import (
     zone_sync,
 )
 from timeout_budget.actions.edge.errors import EdgeRefused, ZoneNotReady
-from timeout_budget.actions.edge.routes import Route, ZoneRef
+from timeout_budget.actions.edge.routes import EdgeRoute, ZoneRef
 from timeout_budget.actions.edge.zone import Problem, ZoneState
 from timeout_budget.actions.edge.zones import Zones
 from timeout_budget.clients.cloudflare import (
@@ -81,7 +81,7 @@ class ZoneRegistry:
             observer=metrics,
             request_budget_cap=request_budget_cap,
         )
-        self._routes: dict[RouteKey, Route] = {}
+        self._routes: dict[RouteKey, EdgeRoute] = {}
         self._batches: dict[ZoneRef, batch.Batch] = {}
         self._deleted: set[RouteKey] = set()
         """Routes whose finalizer ran: no edge change is queued for them any more."""
@@ -89,6 +89,10 @@ class ZoneRegistry:
         self._last_failures: dict[RouteKey, str] = {}
         self._cycled = False
         """An engine cycle has flushed: ``_routes`` holds every route with edge sync."""
+
+    def now(self) -> float:
+        """The registry's clock (``model.timestamps.Clock``)."""
+        return self._clock()
 
     @property
     def base_url(self) -> str:
@@ -369,12 +373,12 @@ class ZoneRegistry:
         synced = zone.problem is None and zone.synced_at is not None
         self._metrics.cloudflare_zone_synced(zone.namespace, zone.name, synced)
 
-    def _remember(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> Route | None:
+    def _remember(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> EdgeRoute | None:
         zone = routes.zone_of(namespace, spec)
         if zone is None:
             self._forget_route(key)
             return None
-        route = Route(namespace, routes.name_of(key), key, zone, spec)
+        route = EdgeRoute(namespace, routes.name_of(key), key, zone, spec)
         self._routes[key] = route
         return route
 

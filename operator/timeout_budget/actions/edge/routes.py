@@ -27,7 +27,7 @@ ZoneRef = tuple[str, str]
 
 
 @dataclass(frozen=True)
-class Route:
+class EdgeRoute:
     """A route with edge sync, as the engine last showed it."""
 
     namespace: str
@@ -52,7 +52,7 @@ def name_of(key: RouteKey) -> str:
     return key.split("/", 1)[1]
 
 
-def observation(zone: ZoneState, route: Route) -> EdgeObservation | None:
+def observation(zone: ZoneState, route: EdgeRoute) -> EdgeObservation | None:
     if zone.timeout is None:
         return None
     found = _rule(zone, route)
@@ -73,7 +73,7 @@ def observation(zone: ZoneState, route: Route) -> EdgeObservation | None:
     )
 
 
-def need(zone: ZoneState, zone_routes: Iterable[Route]) -> Need | None:
+def need(zone: ZoneState, zone_routes: Iterable[EdgeRoute]) -> Need | None:
     """What the zone's routes need of its ``proxy_read_timeout``: the longest read timeout
     any of them needs (``coverage.needed_seconds``) for methods a Cache Rule cannot cover."""
     needs: dict[str, int] = {}
@@ -90,12 +90,12 @@ def need(zone: ZoneState, zone_routes: Iterable[Route]) -> Need | None:
     return Need(top, tuple(sorted(k for k, v in needs.items() if v == top)))
 
 
-def _rule(zone: ZoneState, route: Route) -> rules.InForce | None:
+def _rule(zone: ZoneState, route: EdgeRoute) -> rules.InForce | None:
     host, prefix = route.spec.route.host, route.spec.route.path_prefix
     return rules.in_force(zone.rules, route.namespace, route.name, host, prefix)
 
 
-def rerouted(zone: ZoneState, route: Route) -> frozenset[RerouteTarget]:
+def rerouted(zone: ZoneState, route: EdgeRoute) -> frozenset[RerouteTarget]:
     hostname = route.dns_only_hostname
     records = zone.dns.get(hostname) if hostname else None
     if hostname is None or records is None:
@@ -107,7 +107,7 @@ def rerouted(zone: ZoneState, route: Route) -> frozenset[RerouteTarget]:
 
 
 def condition(
-    zone: ZoneState | None, route: Route, failure: str | None, zone_problem: str | None
+    zone: ZoneState | None, route: EdgeRoute, failure: str | None, zone_problem: str | None
 ) -> ConditionInput:
     t = ConditionType.EDGE_SYNCED
     label = f"CloudflareZone {route.zone[0]}/{route.zone[1]}"
@@ -134,7 +134,7 @@ def condition(
     return ConditionInput(t, S.TRUE, "Synced", _in_force(zone, route, found))
 
 
-def _in_force(zone: ZoneState, route: Route, found: rules.InForce | None) -> str:
+def _in_force(zone: ZoneState, route: EdgeRoute, found: rules.InForce | None) -> str:
     assert zone.timeout is not None
     ref = rules.rule_ref(route.namespace, route.name)
     zone_seconds = zone.timeout.seconds
@@ -153,7 +153,7 @@ def _in_force(zone: ZoneState, route: Route, found: rules.InForce | None) -> str
     return text + _dns_note(zone, route)
 
 
-def _dns_note(zone: ZoneState, route: Route) -> str:
+def _dns_note(zone: ZoneState, route: EdgeRoute) -> str:
     hostname = route.dns_only_hostname
     if hostname is not None and hostname in zone.dns:
         state = "DNS-only" if rerouted(zone, route) else "proxied"
@@ -162,7 +162,7 @@ def _dns_note(zone: ZoneState, route: Route) -> str:
 
 
 def dedicated_conflicts(
-    routes: Mapping[RouteKey, Route], route: Route, hostname: str
+    routes: Mapping[RouteKey, EdgeRoute], route: EdgeRoute, hostname: str
 ) -> list[RouteKey]:
     """Other routes of the zone served on ``hostname`` that do not allow DNS-only there."""
     return sorted(
