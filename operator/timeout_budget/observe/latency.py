@@ -2,7 +2,7 @@
 
 The observe step of the loop must read P95 for up to 10,000 routes inside a 15 s cycle,
 without blocking kopf's event loop and without ever turning missing data into a number.
-``LatencyObserver`` plans the fewest safe queries (``promql.plan_queries``), runs them
+``LatencyObserver`` plans the fewest safe queries (``promql.planning.plan_queries``), runs them
 through ``prometheus_api_client.PrometheusConnect`` in worker threads (one pooled HTTP
 session, bounded concurrency, timeouts, a short retry policy), and gives each route one
 ``LatencyObservation``:
@@ -45,15 +45,14 @@ from urllib3.util.retry import Retry
 
 from timeout_budget.model.observation import LatencyObservation, Outcome
 from timeout_budget.model.spec import Latency, RouteKey, TimeoutBudgetSpec
-from timeout_budget.observe.promql import (
+from timeout_budget.observe.promql.answers import ResultError, map_override
+from timeout_budget.observe.promql.planning import (
     BatchQuery,
     OverrideQuery,
     QueryPlan,
-    ResultError,
-    RouteSelector,
-    map_override,
     plan_queries,
 )
+from timeout_budget.observe.promql.selection import RouteSelector
 from timeout_budget.observe.settings import PrometheusSettings
 
 log = logging.getLogger(__name__)
