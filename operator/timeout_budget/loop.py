@@ -23,7 +23,7 @@ from timeout_budget import heap
 from timeout_budget.actions import reroute
 from timeout_budget.actions.edge import errors as edge_errors
 from timeout_budget.actions.edge.registry import ZoneRegistry
-from timeout_budget.clients.cloudflare import CloudflareError
+from timeout_budget.clients.cloudflare_errors import CloudflareError
 from timeout_budget.clients.kube import Kube, KubeError, NotFound, load_api_client
 from timeout_budget.clients.watch_cache import WatchedLists
 from timeout_budget.engine import EdgeSync, Engine, RouteSnapshot
