@@ -38,7 +38,7 @@ from sandbox.prometheus import HistogramSample, PrometheusServer, write_openmetr
 from timeout_budget.model.observation import Outcome  # noqa: E402
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, parse_timeout_budget  # noqa: E402
 from timeout_budget.observe.latency import LatencyObserver  # noqa: E402
-from timeout_budget.observe.promql import plan_queries  # noqa: E402
+from timeout_budget.observe.promql.planning import plan_queries  # noqa: E402
 from timeout_budget.observe.settings import PrometheusSettings  # noqa: E402
 
 METRIC = "http_request_duration_seconds"

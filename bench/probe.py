@@ -157,7 +157,7 @@ def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _install_phase_timers() -> None:
     from timeout_budget.actions.edge.registry import ZoneRegistry
-    from timeout_budget.clients import watch_cache
+    from timeout_budget.clients import watch_store
     from timeout_budget.cycle import engine
     from timeout_budget.observe import cluster
     from timeout_budget.observe.latency import LatencyObserver
@@ -177,13 +177,13 @@ def _install_phase_timers() -> None:
             _PHASES["observe_answered"] = _PHASES.get("observe_answered", 0.0) + answered
 
     LatencyObserver.observe_parts = timed_parts  # type: ignore[method-assign]
-    apply_event = watch_cache.Store.apply
+    apply_event = watch_store.Store.apply
 
     def counted_apply(self: Any, event_type: str, obj: Any) -> None:
         _count("watch events origins")  # changes streamed to the origin copies (not requests)
         apply_event(self, event_type, obj)
 
-    watch_cache.Store.apply = counted_apply  # type: ignore[method-assign]
+    watch_store.Store.apply = counted_apply  # type: ignore[method-assign]
     cluster.read_namespaces = _timed("list", cluster.read_namespaces)
     ZoneRegistry.flush = _timed("edge_flush", ZoneRegistry.flush)  # type: ignore[method-assign]
     evaluate = engine.Engine.evaluate

@@ -36,7 +36,9 @@ from tests.integration.edge_fixtures import (
     zone_spec,
 )
 from timeout_budget.actions.edge import ZoneNotReady
-from timeout_budget.clients.cloudflare import ApiToken, CloudflareClient, CloudflareError
+from timeout_budget.clients.cloudflare import CloudflareClient
+from timeout_budget.clients.cloudflare_errors import CloudflareError
+from timeout_budget.clients.cloudflare_values import ApiToken
 from timeout_budget.clients.request_budget import RequestBudget
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,7 @@ from timeout_budget.model.memory import Memory
 from timeout_budget.model.observation import LatencyObservation, Outcome
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec
 from timeout_budget.model.world import RouteObservation, ScaleObservation
-from timeout_budget.observe.promql import plan_queries
+from timeout_budget.observe.promql.planning import plan_queries
 
 pytestmark = pytest.mark.integration
 

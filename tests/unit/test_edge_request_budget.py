@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from sandbox.cloudflare_emulator import ManualClock
-from timeout_budget.clients.cloudflare import ApiToken, _retry_after
+from timeout_budget.clients.cloudflare_errors import _retry_after
+from timeout_budget.clients.cloudflare_values import ApiToken
 from timeout_budget.clients.request_budget import (
     BudgetSpent,
     RateLimitedUntil,

@@ -22,7 +22,8 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from timeout_budget.model.observation import LatencyObservation, Outcome
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, parse_timeout_budget
-from timeout_budget.observe.latency import LatencyObserver, parse_client_error
+from timeout_budget.observe.latency import LatencyObserver
+from timeout_budget.observe.query_failures import parse_client_error
 from timeout_budget.observe.settings import PrometheusSettings, SettingsError
 
 pytestmark = pytest.mark.unit

@@ -11,24 +11,24 @@ from urllib.parse import quote_plus
 import pytest
 
 from timeout_budget.model.spec import Latency, Matcher, RouteKey
-from timeout_budget.observe.promql import (
-    BatchQuery,
+from timeout_budget.observe.promql.answers import (
     ResultError,
-    SelectorError,
-    check_label_name,
-    check_metric_name,
-    check_re2,
-    check_window,
-    format_quantile,
     map_override,
     max_finite_le,
     parse_vector,
-    plan_queries,
+)
+from timeout_budget.observe.promql.literals import (
+    SelectorError,
+    check_label_name,
+    check_metric_name,
+    check_window,
+    format_quantile,
     promql_string,
     quote_meta,
-    render_override,
-    route_selector,
 )
+from timeout_budget.observe.promql.planning import BatchQuery, plan_queries
+from timeout_budget.observe.promql.re2 import check_re2
+from timeout_budget.observe.promql.selection import render_override, route_selector
 
 pytestmark = pytest.mark.unit
 

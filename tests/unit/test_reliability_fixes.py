@@ -14,7 +14,8 @@ from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
 from timeout_budget.clients.kube import KubeError, _translate
 from timeout_budget.model.observation import Outcome
-from timeout_budget.observe.latency import LatencyObserver, QueryFailed
+from timeout_budget.observe.latency import LatencyObserver
+from timeout_budget.observe.query_failures import QueryFailed
 from timeout_budget.observe.settings import PrometheusSettings, SettingsError
 from timeout_budget.settings import OperatorSettings
 from timeout_budget.settings import SettingsError as OperatorSettingsError

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from timeout_budget.clients.kube import KubeUnavailable
-from timeout_budget.clients.watch_cache import Kind, Store, Watcher, _events, _lines
+from timeout_budget.clients.watch_cache import Kind, Watcher, _events, _lines
+from timeout_budget.clients.watch_store import Store
 from timeout_budget.model import ownership
 from timeout_budget.observe import cluster
 

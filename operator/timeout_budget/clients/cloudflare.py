@@ -15,26 +15,13 @@ the operator are done here, once:
   request and its ``Authorization`` header).
 * **Raw JSON where it matters.** Rules and DNS records come back as Cloudflare sent them,
   so a rule the operator does not own is written back byte for byte.
-* **Errors the caller can act on:**
-
-    CloudflareError
-    ├── RateLimited             429, or the budget refused (nothing sent): retry after
-    │   │                       ``retry_after`` seconds, never sooner
-    │   └── BudgetExhausted     the operator's own per-token budget is spent
-    ├── CloudflareUnavailable   5xx, timeout, connection error: back off, retry next cycle
-    ├── CloudflareRefused       4xx: plan, quota or validation; Cloudflare's message says
-    │   │                       what; retrying the same request will not help
-    │   └── NotFound            404
-    ├── AuthFailed              401, or 400 with 6003/6111 (a malformed token): the token
-    │                           itself is rejected; stop until the Secret changes
-    └── PermissionMissing       403: the token lacks ``permission`` (or Cloudflare does not
-                                know it at all); only the feature needing it stops
+* **Errors the caller can act on** (``cloudflare_errors``): rate limited, unavailable,
+  refused, auth failed, permission missing; the values it hands back are in
+  ``cloudflare_values``.
 """
 
 from __future__ import annotations
 
-import email.utils
-import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +31,19 @@ import cloudflare
 from cloudflare.types.zones.proxy_read_timeout import ProxyReadTimeout
 
 from timeout_budget.clients import request_budget
+from timeout_budget.clients.cloudflare_errors import (
+    AuthFailed,
+    BudgetExhausted,
+    CloudflareError,
+    CloudflareUnavailable,
+    NotFound,
+    PermissionMissing,
+    RateLimited,
+    outcome_of,
+    permission_for,
+    translate,
+)
+from timeout_budget.clients.cloudflare_values import ApiToken, Entrypoint, ZoneTimeout
 from timeout_budget.clients.request_budget import RequestBudget
 
 T = TypeVar("T")
@@ -52,75 +52,6 @@ DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 PHASE: Literal["http_request_cache_settings"] = "http_request_cache_settings"
 SETTING = "proxy_read_timeout"
 DNS_PAGE_SIZE = 100
-
-
-class CloudflareError(Exception):
-    """Something Cloudflare (or the budget) said no to; the message is safe to show."""
-
-
-class RateLimited(CloudflareError):
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class BudgetExhausted(RateLimited):
-    pass
-
-
-class CloudflareUnavailable(CloudflareError):
-    pass
-
-
-class CloudflareRefused(CloudflareError):
-    def __init__(self, message: str, status: int, codes: Sequence[int] = ()) -> None:
-        super().__init__(message)
-        self.status = status
-        self.codes = tuple(codes)
-
-
-class NotFound(CloudflareRefused):
-    pass
-
-
-class AuthFailed(CloudflareError):
-    pass
-
-
-class PermissionMissing(CloudflareError):
-    """403 on one call: the token lacks ``permission`` for it. Cloudflare answers an
-    unknown token the same way, so the message says both."""
-
-    def __init__(self, message: str, permission: str) -> None:
-        super().__init__(message)
-        self.permission = permission
-
-
-ZONE_READ = "Zone Read"
-ZONE_SETTINGS_READ = "Zone Settings Read"
-ZONE_SETTINGS_EDIT = "Zone Settings Edit"
-CACHE_RULES_READ = "Cache Rules Read"
-CACHE_RULES_EDIT = "Cache Rules Edit"
-DNS_READ = "DNS Read"
-DNS_EDIT = "DNS Edit"
-_PERMISSIONS = {
-    "get_zone": ZONE_READ,
-    "get_zone_setting": ZONE_SETTINGS_READ,
-    "edit_zone_setting": ZONE_SETTINGS_EDIT,
-    "get_cache_rules": CACHE_RULES_READ,
-    "list_dns_records": DNS_READ,
-    "edit_dns_record": DNS_EDIT,
-}
-MALFORMED_TOKEN_CODES = frozenset({6003, 6111})
-"""400 "Invalid request headers" / "Invalid format for Authorization header"."""
-
-
-def permission_for(operation: str) -> str:
-    """The token permission (as the dashboard names it) a kind of request needs; every
-    Cache Rules write needs Cache Rules Edit."""
-    if operation in _PERMISSIONS:
-        return _PERMISSIONS[operation]
-    return CACHE_RULES_EDIT if "cache_rule" in operation else ZONE_READ
 
 
 class RequestObserver(Protocol):
@@ -149,54 +80,6 @@ class Call:
 
     def __str__(self) -> str:
         return self.text
-
-
-class ApiToken:
-    """A Cloudflare API token that never shows itself in a repr, a log line or a message."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        value = value.strip()
-        if not value:
-            raise ValueError("the Cloudflare API token is empty")
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    @property
-    def fingerprint(self) -> str:
-        """Tells tokens apart in memory (budgets, auth failures); never shown anywhere."""
-        return hashlib.sha256(self._value.encode()).hexdigest()[:16]
-
-    def __repr__(self) -> str:
-        return "ApiToken(<redacted>)"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ApiToken) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-@dataclass(frozen=True)
-class ZoneTimeout:
-    """The zone setting ``proxy_read_timeout``."""
-
-    seconds: int
-    editable: bool
-
-
-@dataclass(frozen=True)
-class Entrypoint:
-    """The zone's Cache Rules entry point, its rules exactly as Cloudflare sent them."""
-
-    id: str
-    version: str
-    rules: list[dict[str, Any]]
 
 
 class CloudflareClient:
@@ -439,7 +322,7 @@ class CloudflareClient:
         try:
             answer = await call()
         except cloudflare.APIError as exc:
-            failure = self._translate(exc, str(what), permission)
+            failure = translate(exc, str(what), permission, self.budget)
         else:
             self.denied.discard(permission)
             self._observe(what, "ok", started)
@@ -448,7 +331,7 @@ class CloudflareClient:
             self.denied.add(permission)
         elif not isinstance(failure, AuthFailed | CloudflareUnavailable | RateLimited):
             self.denied.discard(permission)  # Cloudflare looked at the request: allowed
-        self._observe(what, _outcome(failure), started)
+        self._observe(what, outcome_of(failure), started)
         # Raised outside the except block: no __context__ pointing at the SDK's request.
         raise failure
 
@@ -456,88 +339,6 @@ class CloudflareClient:
         if self._observer is not None:
             elapsed = time.monotonic() - started
             self._observer.cloudflare_request(what.operation, outcome, elapsed)
-
-    def _translate(self, exc: cloudflare.APIError, what: str, permission: str) -> CloudflareError:
-        if isinstance(exc, cloudflare.APITimeoutError):
-            return CloudflareUnavailable(f"{what}: Cloudflare did not answer in time")
-        if isinstance(exc, cloudflare.APIConnectionError):
-            return CloudflareUnavailable(f"{what}: could not connect to Cloudflare")
-        if not isinstance(exc, cloudflare.APIStatusError):
-            return CloudflareUnavailable(f"{what}: unexpected answer from Cloudflare")
-        status = exc.status_code
-        codes, text = _errors(exc.body)
-        said = f"{status} {text}" if text else f"HTTP {status}"
-        if status == 429:
-            wait = self.budget.rate_limited(_retry_after(exc.response.headers.get("Retry-After")))
-            return RateLimited(
-                f"{what}: Cloudflare rate limit (429): retry after {wait:g}s", retry_after=wait
-            )
-        if status == 401:
-            return AuthFailed(
-                f"{what}: Cloudflare rejected the API token ({said}); check the token in the "
-                "Secret (revoked or expired?)"
-            )
-        if status == 400 and MALFORMED_TOKEN_CODES & set(codes):
-            return AuthFailed(
-                f"{what}: Cloudflare rejected the API token as malformed ({said}); check the "
-                "Secret holds the token alone (an API token, not a Global API Key)"
-            )
-        if status == 403:
-            return PermissionMissing(
-                f"{what}: Cloudflare refused the API token ({said}): it needs the permission "
-                f"{permission} on this zone (or Cloudflare does not know the token at all)",
-                permission,
-            )
-        if status >= 500:
-            return CloudflareUnavailable(f"{what}: Cloudflare error {said}")
-        kind = NotFound if status == 404 else CloudflareRefused
-        return kind(f"{what}: Cloudflare refused: {said}", status, codes)
-
-
-def _outcome(failure: CloudflareError) -> str:
-    if isinstance(failure, RateLimited):
-        return "rate_limited"
-    if isinstance(failure, AuthFailed | PermissionMissing):
-        return "auth_failed"
-    if isinstance(failure, NotFound):
-        return "not_found"
-    if isinstance(failure, CloudflareRefused):
-        return "refused"
-    return "unavailable"
-
-
-def _errors(body: object) -> tuple[list[int], str]:
-    """Cloudflare's ``errors[{code, message, error_chain?}]`` as codes (chained ones
-    included: a malformed token is 6003 with 6111 in its chain) and one line."""
-    items = body.get("errors") if isinstance(body, dict) else None
-    codes: list[int] = []
-    parts: list[str] = []
-    for item in items if isinstance(items, list) else ():
-        if not isinstance(item, dict):
-            continue
-        code, message = item.get("code"), item.get("message")
-        if isinstance(code, int):
-            codes.append(code)
-        chained, chain_text = _errors({"errors": item.get("error_chain")})
-        codes.extend(chained)
-        text = f"{code}: {message}" if code is not None else str(message)
-        parts.append(f"{text} ({chain_text})" if chain_text else text)
-    return codes, "; ".join(parts)
-
-
-def _retry_after(header: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (a number or an HTTP date)."""
-    if not header:
-        return None
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
 
 
 def _result(envelope: object, what: object) -> Any:

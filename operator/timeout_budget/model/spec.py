@@ -5,18 +5,27 @@ resource body (camelCase, defaults already applied by the API server) into typed
 before any I/O, apply the same defaults when a body comes from somewhere else (unit tests,
 dry runs), and refuse what the CRD refuses, with the CRD's messages: the same bounds, the
 same patterns (``rules.Text``) and the same rules across fields (``rules.Check``).
-``tests/unit/test_crd_model_agreement.py`` fails on any bound found on one side only.
+``tests/unit/test_crd_model_agreement.py`` fails on any bound found on one side only. The
+patterns, the shared rules and the base model are in ``spec_base``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, NewType, Self
+from typing import Annotated, Any, ClassVar, Literal, NewType
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
-from pydantic.config import JsonDict
+from pydantic import BaseModel, Field
 
-from timeout_budget.model.rules import Check, Keys, Text, with_rule
+from timeout_budget.model.rules import Check, Keys, Text
+from timeout_budget.model.spec_base import (
+    HOSTNAME,
+    LABEL_KEY,
+    LABEL_VALUE,
+    PROMETHEUS_LABEL,
+    PROMETHEUS_METRIC,
+    SpecModel,
+    fraction_rule,
+    object_name_rule,
+)
 
 ZoneId = NewType("ZoneId", str)
 RouteKey = NewType("RouteKey", str)
@@ -28,75 +37,15 @@ MAX_EDGE_TIMEOUT_SECONDS = 6000
 """The most any Cloudflare plan allows (Enterprise)."""
 
 
-DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-OBJECT_NAME = rf"^{DNS_LABEL}(\.{DNS_LABEL})*$"
-"""A Kubernetes object name (DNS-1123 subdomain, at most 253 characters with maxLength),
-as the API server checks the names of Deployments, Secrets and custom resources."""
-HOSTNAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$"
-LABEL_KEY = rf"^({DNS_LABEL}(\.{DNS_LABEL})*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{{0,61}}[A-Za-z0-9])?$"
-"""A Kubernetes label key: an optional DNS prefix (at most 253 characters, checked apart)
-and '/', then a name of at most 63 characters."""
-LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
-"""A Kubernetes label value (at most 63 characters with maxLength; may be empty)."""
-PROMETHEUS_LABEL = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
-PROMETHEUS_METRIC = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
-
-
-def _object_name(field: str, what: str) -> Text:
-    """The rule of an object name field: what the API server would refuse as the name of
-    ``what`` (empty, a path, control characters) can never name one, so it is refused."""
-    return Text(
-        OBJECT_NAME,
-        f"{field} must be a Kubernetes object name, the name of {what} in the same namespace "
-        "(lowercase letters, digits, '-' and '.', starting and ending with a letter or "
-        "digit; at most 253 characters)",
-    )
-
-
 DeploymentName = Annotated[
-    str, Field(max_length=253), _object_name("origin.deploymentName", "a Deployment")
+    str, Field(max_length=253), object_name_rule("origin.deploymentName", "a Deployment")
 ]
 ZoneName = Annotated[
-    str, Field(max_length=253), _object_name("edge.zoneRef.name", "a CloudflareZone")
+    str, Field(max_length=253), object_name_rule("edge.zoneRef.name", "a CloudflareZone")
 ]
 SecretName = Annotated[
-    str, Field(max_length=253), _object_name("apiTokenSecretRef.name", "a Secret")
+    str, Field(max_length=253), object_name_rule("apiTokenSecretRef.name", "a Secret")
 ]
-
-
-def _fraction(field: str, low: float, high: float) -> Check[float]:
-    """A ratio's bounds once more in CEL: the API server checks a whole number against a
-    ``minimum`` cast to a whole number, so 0 passed ``minimum: 0.05`` (and then the model
-    refused it as ``InvalidSpec``); the rule refuses it at the API server, saying why."""
-    return Check(
-        f"self >= {low} && self <= {float(high)}",
-        f"{field} must be between {low} and {high} (a fraction of the budget)",
-        lambda ratio: low <= ratio <= high,
-    )
-
-
-def _checks_in_schema(schema: JsonDict, cls: type[Any]) -> None:
-    """The model's JSON schema states its cross-field checks as the CRD does."""
-    for check in getattr(cls, "checks", ()):
-        with_rule(schema, check.cel, check.message)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=True,
-        extra="ignore",
-        json_schema_extra=_checks_in_schema,
-    )
-    checks: ClassVar[tuple[Check[Any], ...]] = ()
-    """Rules across this object's fields (``rules.Check``), in the CRD on the same object."""
-
-    @model_validator(mode="after")
-    def _keep_checks(self) -> Self:
-        for check in self.checks:
-            check.check(self)
-        return self
 
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -105,7 +54,7 @@ Cache Rule's read timeout covers GET and HEAD only; the others keep the zone's t
 CACHEABLE_METHODS: frozenset[str] = frozenset({"GET", "HEAD"})
 
 
-class RouteSpec(_Model):
+class RouteSpec(SpecModel):
     host: Annotated[
         str,
         Field(max_length=253),
@@ -135,12 +84,12 @@ class RouteSpec(_Model):
     )
 
 
-class Budget(_Model):
+class Budget(SpecModel):
     timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_EDGE_TIMEOUT_SECONDS)
-    at_risk_ratio: Annotated[float, _fraction("budget.atRiskRatio", 0.1, 1)] = Field(
+    at_risk_ratio: Annotated[float, fraction_rule("budget.atRiskRatio", 0.1, 1)] = Field(
         default=0.8, ge=0.1, le=1
     )
-    recover_ratio: Annotated[float, _fraction("budget.recoverRatio", 0.05, 0.95)] = Field(
+    recover_ratio: Annotated[float, fraction_rule("budget.recoverRatio", 0.05, 0.95)] = Field(
         default=0.6, ge=0.05, le=0.95
     )
     required_seconds: int | None = Field(default=None, ge=1, le=MAX_EDGE_TIMEOUT_SECONDS)
@@ -166,7 +115,7 @@ class Budget(_Model):
     )
 
 
-class Matcher(_Model):
+class Matcher(SpecModel):
     label: Annotated[
         str,
         Field(max_length=128),
@@ -181,7 +130,7 @@ class Matcher(_Model):
     value: str = Field(max_length=1024)
 
 
-class Latency(_Model):
+class Latency(SpecModel):
     metric: (
         Annotated[
             str,
@@ -235,7 +184,7 @@ class Latency(_Model):
     )
 
 
-class Origin(_Model):
+class Origin(SpecModel):
     deployment_name: DeploymentName
     min_replicas: int = Field(default=1, ge=1, le=10000)
     max_replicas: int = Field(default=10, ge=1, le=10000)
@@ -252,7 +201,7 @@ class Origin(_Model):
     )
 
 
-class RerouteSpec(_Model):
+class RerouteSpec(SpecModel):
     service_name: (
         Annotated[
             str,
@@ -319,16 +268,16 @@ class RerouteSpec(_Model):
     )
 
 
-class ZoneRef(_Model):
+class ZoneRef(SpecModel):
     name: ZoneName
 
 
-class Edge(_Model):
+class Edge(SpecModel):
     zone_ref: ZoneRef
     sync: bool = True
 
 
-class TimeoutBudgetSpec(_Model):
+class TimeoutBudgetSpec(SpecModel):
     route: RouteSpec
     budget: Budget = Field(default_factory=Budget)
     latency: Latency
@@ -354,12 +303,12 @@ class TimeoutBudgetSpec(_Model):
         return zone_timeout if zone_timeout is not None else DEFAULT_BUDGET_SECONDS
 
 
-class SecretKeyRef(_Model):
+class SecretKeyRef(SpecModel):
     name: SecretName
     key: str = Field(default="token", max_length=253)
 
 
-class RaiseProxyReadTimeout(_Model):
+class RaiseProxyReadTimeout(SpecModel):
     """The opt-in for the zone-wide raise: a Cache Rule's read timeout covers only what
     Cloudflare could cache (GET/HEAD), so a route serving POST and friends is covered at
     the edge only by the zone's ``proxy_read_timeout``. With this on, the operator raises
@@ -371,7 +320,7 @@ class RaiseProxyReadTimeout(_Model):
     ceiling_seconds: int = Field(ge=1, le=MAX_EDGE_TIMEOUT_SECONDS)
 
 
-class CloudflareZoneSpec(_Model):
+class CloudflareZoneSpec(SpecModel):
     zone_id: Annotated[
         ZoneId,
         Field(max_length=32),

@@ -2,10 +2,11 @@
 
 The observe step of the loop must read P95 for up to 10,000 routes inside a 15 s cycle,
 without blocking kopf's event loop and without ever turning missing data into a number.
-``LatencyObserver`` plans the fewest safe queries (``promql.plan_queries``), runs them
-through ``prometheus_api_client.PrometheusConnect`` in worker threads (one pooled HTTP
-session, bounded concurrency, timeouts, a short retry policy), and gives each route one
-``LatencyObservation``:
+``LatencyObserver`` plans the fewest safe queries (``promql.planning.plan_queries``), runs
+them through ``prometheus_api_client.PrometheusConnect`` in worker threads (one pooled HTTP
+session, ``prometheus_session``; bounded concurrency, timeouts, a short retry policy), and
+gives each route one ``LatencyObservation`` (a failed query classified by
+``query_failures``):
 
 * ``VALUE``: a finite quantile;
 * ``NO_DATA``: NaN (no requests in the window) or no series at all; never 0;
@@ -24,62 +25,32 @@ No message ever contains the bearer token or a URL password.
 
 from __future__ import annotations
 
-import ast
 import asyncio
-import json
 import logging
 import math
-import re
 import time
 import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 import requests
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from prometheus_api_client.prometheus_connect import PrometheusConnect
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
-from urllib3.util.retry import Retry
 
 from timeout_budget.model.observation import LatencyObservation, Outcome
 from timeout_budget.model.spec import Latency, RouteKey, TimeoutBudgetSpec
-from timeout_budget.observe.promql import (
+from timeout_budget.observe.prometheus_session import PromClient, connect
+from timeout_budget.observe.promql.answers import ResultError, map_override
+from timeout_budget.observe.promql.planning import (
     BatchQuery,
     OverrideQuery,
     QueryPlan,
-    ResultError,
-    RouteSelector,
-    map_override,
     plan_queries,
 )
+from timeout_budget.observe.promql.selection import RouteSelector
+from timeout_budget.observe.query_failures import QueryFailed, classify_failure, scrub
 from timeout_budget.observe.settings import PrometheusSettings
 
 log = logging.getLogger(__name__)
-
-MAX_MESSAGE_LENGTH = 600
-RETRY_STATUSES = (502, 503, 504)
-# 422 "execution" errors that are about Prometheus' capacity, not about the query's text.
-_CAPACITY_ERRORS = ("too many samples", "query timed out", "context deadline exceeded")
-_CLIENT_ERROR_RE = re.compile(r"^HTTP Status Code (\d+) \((b(['\"]).*\3)\)$", re.DOTALL)
-_OBJECT_REPR_RE = re.compile(r"<[^<>]* object at 0x[0-9a-f]+>:?\s*")
-
-
-class PromClient(Protocol):
-    """The part of ``PrometheusConnect`` the observer uses (a fake can stand in for tests)."""
-
-    def custom_query(self, query: str, params: dict[Any, Any] = ...) -> Any: ...
-
-    def close(self) -> None: ...
-
-
-class QueryFailed(Exception):
-    """A query did not produce a result; ``observation`` says how, for every route it served."""
-
-    def __init__(self, observation: LatencyObservation) -> None:
-        super().__init__(observation.message)
-        self.observation = observation
 
 
 @dataclass(frozen=True)
@@ -105,7 +76,9 @@ class LatencyObserver:
         self.settings = settings
         self._clock = clock
         self._session: requests.Session | None = None
-        self._client: PromClient = client if client is not None else self._connect(settings)
+        if client is None:
+            client, self._session = connect(settings)
+        self._client: PromClient = client
         self._limits: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
         self._coverage: dict[RouteKey, _Coverage] = {}
         self._last_plan: tuple[dict[RouteKey, Latency], QueryPlan] | None = None
@@ -114,46 +87,6 @@ class LatencyObserver:
         self.answered_in = 0.0
         """Seconds from the last observation's start to Prometheus' last answer: the
         Prometheus time alone, without what the caller did with the parts meanwhile."""
-
-    def _connect(self, settings: PrometheusSettings) -> PromClient:
-        session = requests.Session()
-        session.verify = settings.ca_file or not settings.insecure_skip_verify
-        if settings.client_cert_file and settings.client_key_file:
-            session.cert = (settings.client_cert_file, settings.client_key_file)
-        # Retry refused connections and gateway errors once, quickly; never a read timeout
-        # (the query already took timeout_seconds). raise_on_status=False keeps the last
-        # response, so the error body reaches the message.
-        retry = Retry(
-            total=settings.retries,
-            connect=settings.retries,
-            read=0,
-            status=settings.retries,
-            other=0,
-            backoff_factor=0.2,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET", "POST"}),
-            raise_on_status=False,
-        )
-        headers = (
-            {"Authorization": f"Bearer {settings.bearer_token}"} if settings.bearer_token else {}
-        )
-        client = PrometheusConnect(
-            url=settings.base_url,
-            headers=headers,
-            session=session,
-            retry=retry,
-            # requests takes float seconds; the library annotates int, narrower than it uses.
-            timeout=settings.timeout_seconds,  # type: ignore[arg-type]
-        )
-        # Replace the adapter PrometheusConnect mounted: same retry, a pool as large as the
-        # concurrency so worker threads reuse connections instead of opening new ones.
-        pool = max(10, settings.max_concurrency)
-        session.mount(
-            settings.base_url,
-            HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool),
-        )
-        self._session = session
-        return client
 
     async def __aenter__(self) -> LatencyObserver:
         return self
@@ -286,7 +219,7 @@ class LatencyObserver:
             try:
                 return await asyncio.to_thread(call)
             except Exception as exc:
-                raise QueryFailed(self._failure(exc)) from None
+                raise QueryFailed(classify_failure(exc, self.settings)) from None
 
     async def _batch_quantiles(
         self, batch: BatchQuery, at: float | None
@@ -355,7 +288,7 @@ class LatencyObserver:
         try:
             value = map_override(result)
         except ResultError as exc:
-            return LatencyObservation.rejected(self._scrub(str(exc)))
+            return LatencyObservation.rejected(scrub(str(exc), self.settings))
         if value is None:
             return LatencyObservation.no_data("latency.query returned no series")
         if math.isnan(value):
@@ -432,101 +365,3 @@ class LatencyObserver:
             message = "the histogram has no finite buckets to interpolate in"
             return LatencyObservation(Outcome.NO_DATA, message=message, top_bucket_seconds=top)
         return LatencyObservation.value(raw, top_bucket_seconds=top)
-
-    @property
-    def _where(self) -> str:
-        return self.settings.display_url
-
-    def _failure(self, exc: BaseException) -> LatencyObservation:
-        """Classify an exception from a query into REJECTED or UNAVAILABLE, with a message."""
-        if isinstance(exc, PrometheusApiClientException):
-            status, error_type, error = parse_client_error(str(exc))
-            capacity = any(s in error.lower() for s in _CAPACITY_ERRORS)
-            if status in (400, 422) and error_type in ("bad_data", "execution") and not capacity:
-                return LatencyObservation.rejected(
-                    self._scrub(f"Prometheus rejected the query ({error_type}): {error}")
-                )
-            detail = f" ({error_type}): {error}" if error_type else f": {error}" if error else ""
-            return LatencyObservation.unavailable(
-                self._scrub(f"Prometheus at {self._where} answered HTTP {status}{detail}")
-            )
-        if isinstance(exc, requests.Timeout) or _read_timed_out(exc):
-            return LatencyObservation.unavailable(
-                self._scrub(
-                    f"Prometheus at {self._where} did not answer within "
-                    f"{self.settings.timeout_seconds:g}s: {_reason(exc)}"
-                )
-            )
-        if isinstance(exc, requests.ConnectionError):
-            return LatencyObservation.unavailable(
-                self._scrub(f"cannot reach Prometheus at {self._where}: {_reason(exc)}")
-            )
-        if isinstance(exc, requests.RequestException | KeyError | ValueError):
-            return LatencyObservation.unavailable(
-                self._scrub(
-                    f"unexpected answer from Prometheus at {self._where}: "
-                    f"{type(exc).__name__}: {_reason(exc)}"
-                )
-            )
-        # Anything else is a bug here, not Prometheus' state: let it surface.
-        raise exc
-
-    def _scrub(self, message: str) -> str:
-        for secret in self.settings.secrets:
-            message = message.replace(secret, "***")
-        if len(message) > MAX_MESSAGE_LENGTH:
-            message = message[: MAX_MESSAGE_LENGTH - 3] + "..."
-        return message
-
-
-def parse_client_error(text: str) -> tuple[int | None, str, str]:
-    """``(status, errorType, error)`` from ``PrometheusApiClientException``'s text.
-
-    prometheus-api-client 0.7.2 raises ``"HTTP Status Code <n> (<repr of body bytes>)"``;
-    Prometheus' body is ``{"status":"error","errorType":...,"error":...}``, a proxy's may be
-    anything (its first line is kept).
-    """
-    match = _CLIENT_ERROR_RE.match(text)
-    if not match:
-        return None, "", text
-    status = int(match.group(1))
-    try:
-        body = ast.literal_eval(match.group(2))
-    except (ValueError, SyntaxError):
-        return status, "", ""
-    if not isinstance(body, bytes):
-        return status, "", ""
-    decoded = body.decode("utf-8", errors="replace")
-    try:
-        payload = json.loads(decoded)
-    except ValueError:
-        return status, "", decoded.strip().splitlines()[0] if decoded.strip() else ""
-    if not isinstance(payload, dict):
-        return status, "", decoded.strip()
-    return status, str(payload.get("errorType", "")), str(payload.get("error", ""))
-
-
-def _read_timed_out(exc: BaseException) -> bool:
-    """With read retries off, urllib3 wraps a read timeout in ``MaxRetryError``, which
-    requests raises as ``ConnectionError``: Prometheus was reached and was slow."""
-    inner = exc.args[0] if isinstance(exc, requests.ConnectionError) and exc.args else None
-    return isinstance(getattr(inner, "reason", None), ReadTimeoutError)
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost readable cause ("Connection refused", "Read timed out"), no URLs."""
-    cause: object = exc
-    for _ in range(5):
-        args = getattr(cause, "args", ())
-        inner = getattr(cause, "reason", None) or (args[0] if args else None)
-        if inner is None or inner is cause or isinstance(inner, str):
-            break
-        cause = inner
-    text = str(cause)
-    text = _OBJECT_REPR_RE.sub("", text)
-    # urllib3 puts the full request URL (the query) in pool errors: keep the reason only.
-    text = re.sub(r"\w+\(host=[^)]*\): ", "", text)
-    caused = re.search(r"Max retries exceeded with url: \S+ \(Caused by (.*)\)$", text, re.DOTALL)
-    if caused:
-        text = caused.group(1)
-    return text or type(exc).__name__

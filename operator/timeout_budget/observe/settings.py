@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from timeout_budget.model.errors import SettingsError
-from timeout_budget.observe.promql import DEFAULT_MAX_QUERY_LENGTH
+from timeout_budget.observe.promql.planning import DEFAULT_MAX_QUERY_LENGTH
 
 ENV_PREFIX = "TBO_PROMETHEUS_"
 

@@ -27,13 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from timeout_budget.clients.cloudflare import (
-    CloudflareClient,
-    CloudflareError,
-    CloudflareRefused,
-    Entrypoint,
-    NotFound,
-)
+from timeout_budget.clients.cloudflare import CloudflareClient
+from timeout_budget.clients.cloudflare_errors import CloudflareError, CloudflareRefused, NotFound
+from timeout_budget.clients.cloudflare_values import Entrypoint
 from timeout_budget.decide import rules
 
 log = logging.getLogger("timeout_budget.edge")

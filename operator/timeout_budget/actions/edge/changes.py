@@ -18,7 +18,7 @@ from timeout_budget.actions.edge.errors import EdgeRefused, ZoneNotReady
 from timeout_budget.actions.edge.routes import EdgeRoute
 from timeout_budget.actions.edge.zone import Problem, ZoneState
 from timeout_budget.actions.edge.zone_sync import NOT_EDITABLE
-from timeout_budget.clients.cloudflare import (
+from timeout_budget.clients.cloudflare_errors import (
     CACHE_RULES_EDIT,
     CACHE_RULES_READ,
     DNS_EDIT,

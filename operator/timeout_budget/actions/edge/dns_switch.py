@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from timeout_budget.clients.cloudflare import CloudflareClient, CloudflareError, PermissionMissing
+from timeout_budget.clients.cloudflare import CloudflareClient
+from timeout_budget.clients.cloudflare_errors import CloudflareError, PermissionMissing
 from timeout_budget.decide import dns_only
 
 log = logging.getLogger("timeout_budget.edge")

@@ -33,12 +33,9 @@ from timeout_budget.actions.edge.errors import EdgeRefused, ZoneNotReady
 from timeout_budget.actions.edge.routes import EdgeRoute, ZoneRef
 from timeout_budget.actions.edge.zone import Problem, ZoneState
 from timeout_budget.actions.edge.zones import Zones
-from timeout_budget.clients.cloudflare import (
-    DEFAULT_BASE_URL,
-    ApiToken,
-    CloudflareError,
-    RequestObserver,
-)
+from timeout_budget.clients.cloudflare import DEFAULT_BASE_URL, RequestObserver
+from timeout_budget.clients.cloudflare_errors import CloudflareError
+from timeout_budget.clients.cloudflare_values import ApiToken
 from timeout_budget.decide import rules
 from timeout_budget.decide.zone_raise import Need
 from timeout_budget.model.actions import Action, RerouteTarget

@@ -17,19 +17,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from timeout_budget.clients.cloudflare import (
+from timeout_budget.clients.cloudflare import CloudflareClient
+from timeout_budget.clients.cloudflare_errors import (
     ZONE_SETTINGS_READ,
-    ApiToken,
     AuthFailed,
     BudgetExhausted,
-    CloudflareClient,
     CloudflareError,
     CloudflareUnavailable,
-    Entrypoint,
     PermissionMissing,
     RateLimited,
-    ZoneTimeout,
 )
+from timeout_budget.clients.cloudflare_values import ApiToken, Entrypoint, ZoneTimeout
 from timeout_budget.decide.zone_raise import ZoneRaise
 from timeout_budget.model.spec import CloudflareZoneSpec
 

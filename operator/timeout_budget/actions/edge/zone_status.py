@@ -15,7 +15,7 @@ from typing import Any
 
 from timeout_budget.actions.edge.zone import Problem, ZoneState
 from timeout_budget.actions.edge.zone_sync import NOT_EDITABLE
-from timeout_budget.clients import cloudflare as cf
+from timeout_budget.clients import cloudflare_errors as cf
 from timeout_budget.clients.request_budget import RequestBudget
 from timeout_budget.decide import rules
 from timeout_budget.decide.zone_raise import ZoneRaise

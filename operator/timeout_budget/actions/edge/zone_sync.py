@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 
 from timeout_budget.actions.edge import dns_switch
 from timeout_budget.actions.edge.zone import Problem, ZoneState
-from timeout_budget.clients.cloudflare import CloudflareRefused, PermissionMissing
+from timeout_budget.clients.cloudflare_errors import CloudflareRefused, PermissionMissing
 from timeout_budget.decide import zone_raise
 from timeout_budget.decide.zone_raise import Need, ZoneRaise
 
