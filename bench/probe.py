@@ -156,9 +156,9 @@ def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _install_phase_timers() -> None:
-    from timeout_budget.actions.edge.registry import ZoneRegistry
     from timeout_budget.clients import watch_store
     from timeout_budget.cycle import engine
+    from timeout_budget.edge.registry import ZoneRegistry
     from timeout_budget.observe import cluster
     from timeout_budget.observe.latency import LatencyObserver
 

@@ -12,11 +12,11 @@ import logging
 
 import kopf
 
-from timeout_budget.actions.edge.registry import ZoneRegistry
 from timeout_budget.clients.kube import Kube, load_api_client
 from timeout_budget.clients.watch_cache import WatchedLists
 from timeout_budget.cycle.engine import Engine
 from timeout_budget.cycle.ports import EdgeSync
+from timeout_budget.edge.registry import ZoneRegistry
 from timeout_budget.leader import LeaderLease, default_identity
 from timeout_budget.model import ownership
 from timeout_budget.model.lease import LeaseTiming

@@ -15,11 +15,11 @@ from typing import Any
 import kopf
 
 from timeout_budget.actions import kinds
-from timeout_budget.actions.edge import errors as edge_errors
-from timeout_budget.actions.edge.registry import ZoneRegistry
 from timeout_budget.actions.target import RestoreTarget
 from timeout_budget.clients.cloudflare_errors import CloudflareError
 from timeout_budget.clients.kube import Kube, KubeError, NotFound, load_api_client
+from timeout_budget.edge import errors as edge_errors
+from timeout_budget.edge.registry import ZoneRegistry
 from timeout_budget.model.spec import parse_timeout_budget, route_key
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]

@@ -23,10 +23,10 @@ import kopf
 import pydantic
 
 from timeout_budget import app
-from timeout_budget.actions.edge import ZoneRegistry, routes
 from timeout_budget.clients.kube import load_api_client
 from timeout_budget.clients.secrets import SecretProblem, SecretReader
 from timeout_budget.cycle.snapshot import RouteSnapshot
+from timeout_budget.edge import ZoneRegistry, routes
 from timeout_budget.model import conditions
 from timeout_budget.model.conditions import ConditionInput, ConditionStatus
 from timeout_budget.model.spec import (

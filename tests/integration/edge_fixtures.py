@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sandbox.cloudflare_emulator import CloudflareEmulator, ManualClock
-from timeout_budget.actions.edge import ZoneRegistry
 from timeout_budget.decide import diff
+from timeout_budget.edge import ZoneRegistry
 from timeout_budget.model.actions import Action, EdgeTimeout, Reroute, RerouteTarget, RerouteVia
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import (

@@ -29,8 +29,8 @@ from tests.integration.edge_fixtures import (
     run,
     zone_spec,
 )
-from timeout_budget.actions.edge import EdgeRefused
 from timeout_budget.decide import rules
+from timeout_budget.edge import EdgeRefused
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from tests.integration.edge_fixtures import (
     run,
     zone_spec,
 )
-from timeout_budget.actions.edge import EdgeRefused
+from timeout_budget.edge import EdgeRefused
 from timeout_budget.model.actions import RerouteTarget, RerouteVia
 
 pytestmark = pytest.mark.integration

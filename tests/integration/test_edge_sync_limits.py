@@ -35,11 +35,11 @@ from tests.integration.edge_fixtures import (
     run,
     zone_spec,
 )
-from timeout_budget.actions.edge import ZoneNotReady
 from timeout_budget.clients.cloudflare import CloudflareClient
 from timeout_budget.clients.cloudflare_errors import CloudflareError
 from timeout_budget.clients.cloudflare_values import ApiToken
 from timeout_budget.clients.request_budget import RequestBudget
+from timeout_budget.edge import ZoneNotReady
 
 pytestmark = pytest.mark.integration
 

@@ -27,8 +27,8 @@ from tests.integration.edge_fixtures import (
     run,
     zone_spec,
 )
-from timeout_budget.actions.edge import ZoneRegistry
 from timeout_budget.decide.coverage import coverage
+from timeout_budget.edge import ZoneRegistry
 from timeout_budget.model.coverage import Coverage
 from timeout_budget.model.spec import CloudflareZoneSpec, TimeoutBudgetSpec, parse_timeout_budget
 

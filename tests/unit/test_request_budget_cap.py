@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from timeout_budget.actions.edge.zones import Zones
 from timeout_budget.clients.cloudflare_values import ApiToken
+from timeout_budget.edge.zones import Zones
 from timeout_budget.model.spec import parse_cloudflare_zone
 from timeout_budget.settings import OperatorSettings, SettingsError
 

@@ -17,8 +17,8 @@ import kopf
 import pytest
 
 from timeout_budget import zone_handlers
-from timeout_budget.actions.edge import ZoneRegistry
 from timeout_budget.cycle.snapshot import RouteSnapshot, snapshot_entry
+from timeout_budget.edge import ZoneRegistry
 from timeout_budget.model.spec import parse_timeout_budget, route_key
 
 pytestmark = pytest.mark.unit

@@ -166,7 +166,7 @@ class CloudflareClient:
 
     async def put_cache_rules(self, zone_id: str, rules: Sequence[Mapping[str, Any]]) -> Entrypoint:
         """Replace the whole list (creating the entry point if there is none). The operator
-        itself writes rule by rule (``actions.edge.cache_rules``); this is for tools and
+        itself writes rule by rule (``edge.cache_rules``); this is for tools and
         tests that own a whole list."""
         what = Call("put_cache_rules", f"write the Cache Rules of zone {zone_id}")
         body = cast(Any, [dict(r) for r in rules])  # raw JSON, not the SDK's TypedDicts
@@ -310,7 +310,7 @@ class CloudflareClient:
     async def _send(self, what: Call, call: Callable[[], Awaitable[T]]) -> T:
         try:
             self.budget.acquire()
-        except request_budget.Refusal as exc:
+        except request_budget.NotSent as exc:
             spent = isinstance(exc, request_budget.BudgetSpent)
             if self._observer is not None:
                 self._observer.cloudflare_not_sent("budget_spent" if spent else "rate_limit_wait")

@@ -36,7 +36,7 @@ minutes once the limit is exceeded."""
 _LIMIT_ITEM = re.compile(r";\s*r\s*=\s*(\d+)\s*;\s*t\s*=\s*(\d+)")
 
 
-class Refusal(Exception):
+class NotSent(Exception):
     """The budget refuses to send; ``retry_after`` seconds until it would."""
 
     def __init__(self, message: str, retry_after: float) -> None:
@@ -44,11 +44,11 @@ class Refusal(Exception):
         self.retry_after = retry_after
 
 
-class BudgetSpent(Refusal):
+class BudgetSpent(NotSent):
     """The operator's own budget for the window is used up."""
 
 
-class RateLimitedUntil(Refusal):
+class RateLimitedUntil(NotSent):
     """Cloudflare answered 429 (or said nothing is left) and the wait has not passed."""
 
 
@@ -96,7 +96,7 @@ class RequestBudget:
         return max(moments) if moments else None
 
     def acquire(self) -> None:
-        """Count one request about to be sent, or raise ``Refusal`` and count nothing."""
+        """Count one request about to be sent, or raise ``NotSent`` and count nothing."""
         now = self._clock()
         for budget in self._chain():
             budget._check(now)

@@ -3,7 +3,7 @@
 * ``LatencySource``: each route's P95, batch by batch as the backend answers
   (``observe.latency.LatencyObserver``; ``AnswersAtOnce`` for a source that has it all at
   once, like the tests' in-memory worlds).
-* ``EdgeSync``: the Cloudflare side (``actions.edge.ZoneRegistry``).
+* ``EdgeSync``: the Cloudflare side (``edge.ZoneRegistry``).
 * ``EventSink``: a Kubernetes Event about a TimeoutBudget (``report.events.EventPoster``).
 * the clock is ``model.timestamps.Clock`` (seconds now; tests pass a manual one).
 """

@@ -15,7 +15,7 @@ rule: the last matching rule wins, so a user's own rule (a bypass, a read timeou
 its own) still wins; ``rule_overrides`` finds such rules so the status can say so.
 
 Writes never replace the list: ``plan`` turns the wanted rules into per-rule creates,
-edits and deletes of the operator's own rules only (see ``actions.edge.cache_rules``),
+edits and deletes of the operator's own rules only (see ``edge.cache_rules``),
 each body holding only writable fields (``WRITABLE_FIELDS``).
 
 Host and path prefix come from the user; they end up inside a Rules-language expression,

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from timeout_budget.actions.edge import cache_rules, dns_switch
-from timeout_budget.actions.edge.zone import ZoneState
 from timeout_budget.clients.cloudflare_errors import CloudflareError, CloudflareRefused
 from timeout_budget.decide.dns_only import DnsOnlyRefused
+from timeout_budget.edge import cache_rules, dns_switch
+from timeout_budget.edge.zone import ZoneState
 from timeout_budget.model.spec import RouteKey
 
 log = logging.getLogger("timeout_budget.edge")

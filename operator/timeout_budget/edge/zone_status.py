@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from timeout_budget.actions.edge.zone import Problem, ZoneState
-from timeout_budget.actions.edge.zone_sync import NOT_EDITABLE
 from timeout_budget.clients import cloudflare_errors as cf
 from timeout_budget.clients.request_budget import RequestBudget
 from timeout_budget.decide import rules
 from timeout_budget.decide.zone_raise import ZoneRaise
+from timeout_budget.edge.zone import Problem, ZoneState
+from timeout_budget.edge.zone_sync import NOT_EDITABLE
 from timeout_budget.model import conditions
 from timeout_budget.model.conditions import ConditionInput, ConditionType
 from timeout_budget.model.conditions import ConditionStatus as S

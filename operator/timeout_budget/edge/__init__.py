@@ -3,7 +3,7 @@
 ``ZoneRegistry`` is the engine's ``EdgeSync`` and the CloudflareZone handlers' reconciler.
 """
 
-from timeout_budget.actions.edge.errors import EdgeError, EdgeRefused, ZoneNotReady
-from timeout_budget.actions.edge.registry import ZoneRegistry
+from timeout_budget.edge.errors import EdgeError, EdgeRefused, ZoneNotReady
+from timeout_budget.edge.registry import ZoneRegistry
 
 __all__ = ["EdgeError", "EdgeRefused", "ZoneNotReady", "ZoneRegistry"]

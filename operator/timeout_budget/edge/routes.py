@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from timeout_budget.actions.edge.zone import ZoneState
 from timeout_budget.decide import coverage, dns_only, rules
 from timeout_budget.decide.zone_raise import Need
+from timeout_budget.edge.zone import ZoneState
 from timeout_budget.model.actions import RerouteTarget, RerouteVia
 from timeout_budget.model.conditions import ConditionInput, ConditionType
 from timeout_budget.model.conditions import ConditionStatus as S

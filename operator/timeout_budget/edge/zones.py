@@ -13,11 +13,11 @@ import asyncio
 import time
 from collections.abc import Iterator
 
-from timeout_budget.actions.edge.routes import ZoneRef
-from timeout_budget.actions.edge.zone import Problem, ZoneState
 from timeout_budget.clients.cloudflare import DEFAULT_BASE_URL, CloudflareClient, RequestObserver
 from timeout_budget.clients.cloudflare_values import ApiToken
 from timeout_budget.clients.request_budget import RequestBudget
+from timeout_budget.edge.routes import ZoneRef
+from timeout_budget.edge.zone import Problem, ZoneState
 from timeout_budget.model.spec import CloudflareZoneSpec
 from timeout_budget.model.timestamps import Clock
 

@@ -13,11 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from timeout_budget.actions.edge import routes
-from timeout_budget.actions.edge.errors import EdgeRefused, ZoneNotReady
-from timeout_budget.actions.edge.routes import EdgeRoute
-from timeout_budget.actions.edge.zone import Problem, ZoneState
-from timeout_budget.actions.edge.zone_sync import NOT_EDITABLE
 from timeout_budget.clients.cloudflare_errors import (
     CACHE_RULES_EDIT,
     CACHE_RULES_READ,
@@ -25,6 +20,11 @@ from timeout_budget.clients.cloudflare_errors import (
     DNS_READ,
 )
 from timeout_budget.decide import rules
+from timeout_budget.edge import routes
+from timeout_budget.edge.errors import EdgeRefused, ZoneNotReady
+from timeout_budget.edge.routes import EdgeRoute
+from timeout_budget.edge.zone import Problem, ZoneState
+from timeout_budget.edge.zone_sync import NOT_EDITABLE
 from timeout_budget.model.actions import (
     MIN_ROUTE_READ_TIMEOUT_SECONDS,
     Action,

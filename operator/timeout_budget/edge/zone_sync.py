@@ -19,11 +19,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from timeout_budget.actions.edge import dns_switch
-from timeout_budget.actions.edge.zone import Problem, ZoneState
 from timeout_budget.clients.cloudflare_errors import CloudflareRefused, PermissionMissing
 from timeout_budget.decide import zone_raise
 from timeout_budget.decide.zone_raise import Need, ZoneRaise
+from timeout_budget.edge import dns_switch
+from timeout_budget.edge.zone import Problem, ZoneState
 
 log = logging.getLogger("timeout_budget.edge")
 

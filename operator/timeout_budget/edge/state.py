@@ -1,0 +1,106 @@
+"""What the two sides of the operator's Cloudflare part share: the zones (their clients,
+caches and request budget), the routes synced through them, and the changes queued for
+the cycle's batched write. ``ZoneReconciler`` (the CloudflareZone side) and
+``RouteEdgeSync`` (the routes' side) are built on it; ``ZoneRegistry`` is both.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+from timeout_budget.clients.cloudflare import DEFAULT_BASE_URL, RequestObserver
+from timeout_budget.decide.zone_raise import Need
+from timeout_budget.edge import (
+    batch,
+    routes,
+)
+from timeout_budget.edge.routes import EdgeRoute, ZoneRef
+from timeout_budget.edge.zone import ZoneState
+from timeout_budget.edge.zones import Zones
+from timeout_budget.model.spec import RouteKey
+from timeout_budget.model.timestamps import Clock
+
+log = logging.getLogger("timeout_budget.edge")
+
+
+class EdgeMetrics(RequestObserver, Protocol):
+    """What the registry reports (``report.metrics.OperatorMetrics`` is one)."""
+
+    def cloudflare_budget(self, namespace: str, zone: str, remaining: int, limit: int) -> None: ...
+
+    def cloudflare_zone_synced(self, namespace: str, zone: str, synced: bool) -> None: ...
+
+    def forget_cloudflare_zone(self, namespace: str, zone: str) -> None: ...
+
+
+class EdgeState:
+    """The state both sides share (see the module's docstring)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        clock: Clock = time.time,
+        request_timeout_seconds: float = 20.0,
+        metrics: EdgeMetrics | None = None,
+        request_budget_cap: int = 1200,
+    ) -> None:
+        self._clock = clock
+        self._metrics = metrics
+        self._zones = Zones(
+            base_url=base_url,
+            clock=clock,
+            timeout_seconds=request_timeout_seconds,
+            observer=metrics,
+            request_budget_cap=request_budget_cap,
+        )
+        self._routes: dict[RouteKey, EdgeRoute] = {}
+        self._batches: dict[ZoneRef, batch.Batch] = {}
+        self._deleted: set[RouteKey] = set()
+        """Routes whose finalizer ran: no edge change is queued for them any more."""
+        self._apply_failures: dict[RouteKey, str] = {}
+        self._last_failures: dict[RouteKey, str] = {}
+        self._cycled = False
+        """An engine cycle has flushed: ``_routes`` holds every route with edge sync."""
+
+    def now(self) -> float:
+        """The registry's clock (``model.timestamps.Clock``)."""
+        return self._clock()
+
+    @property
+    def base_url(self) -> str:
+        return self._zones.base_url
+
+    async def aclose(self) -> None:
+        await self._zones.aclose()
+
+    def _need(self, zone: ZoneState) -> Need | None:
+        """What the zone's routes need of its timeout. Until the engine's first cycle has
+        shown this process its routes (a restart: the zones are read first), a raise in
+        force is taken as still needed: never given back on missing data."""
+        if not self._cycled and zone.raised is not None:
+            return Need(zone.raised.to_seconds, zone.raised_for)
+        ref = (zone.namespace, zone.name)
+        live = (r for r in self._routes.values() if r.zone == ref and r.key not in self._deleted)
+        return routes.need(zone, live)
+
+    def _hostnames(self, ref: ZoneRef) -> set[str]:
+        return {
+            r.dns_only_hostname
+            for r in self._routes.values()
+            if r.zone == ref and r.dns_only_hostname
+        }
+
+    def _report(self, zone: ZoneState) -> None:
+        if self._metrics is None:
+            return
+        budget = zone.client.budget
+        self._metrics.cloudflare_budget(zone.namespace, zone.name, budget.remaining(), budget.limit)
+        synced = zone.problem is None and zone.synced_at is not None
+        self._metrics.cloudflare_zone_synced(zone.namespace, zone.name, synced)
+
+    def _forget_route(self, key: RouteKey) -> None:
+        self._routes.pop(key, None)
+        self._last_failures.pop(key, None)
