@@ -121,11 +121,11 @@ _NOTES = [
     "- Found by this suite and fixed: a SIGKILL between an action and the end-of-cycle "
     "status write made the restarted operator act again at once (a second scale-up inside "
     "the cooldown), so the decision's memory is now written to status before acting "
-    "(`engine.py`); an unreadable `TBO_PROMETHEUS_BEARER_TOKEN_FILE` ended in a traceback and "
+    "(`cycle/act.py`, `Actor.remember`); an unreadable `TBO_PROMETHEUS_BEARER_TOKEN_FILE` ended in a traceback and "
     "malformed numeric settings did not name their variable (`settings.py`, "
     "`observe/settings.py`); a write the API server refused was reported as only `422 "
     "Unprocessable Entity`, now with the API server's reason (`clients/kube.py`); a Prometheus "
-    "query that timed out was reported as `cannot reach Prometheus` (`observe/latency.py`).",
+    "query that timed out was reported as `cannot reach Prometheus` (`observe/query_failures.py`).",
     "- Seen while building this suite, left as designed: a Cloudflare request that hangs holds "
     "the evaluation cycle until the operator's 20 s request timeout (every route's status and "
     "the next cycle wait for it); a finalizer that runs after a restart before its "

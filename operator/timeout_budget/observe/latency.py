@@ -38,6 +38,7 @@ import requests
 
 from timeout_budget.model.observation import LatencyObservation, Outcome
 from timeout_budget.model.spec import Latency, RouteKey, TimeoutBudgetSpec
+from timeout_budget.model.timestamps import Clock
 from timeout_budget.observe.prometheus_session import PromClient, connect
 from timeout_budget.observe.promql.answers import ResultError, map_override
 from timeout_budget.observe.promql.planning import (
@@ -71,7 +72,7 @@ class LatencyObserver:
         self,
         settings: PrometheusSettings,
         client: PromClient | None = None,
-        clock: Any = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.settings = settings
         self._clock = clock
