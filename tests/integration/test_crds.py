@@ -196,6 +196,20 @@ BAD_RESOURCES: list[tuple[str, dict[str, Any], str]] = [
         "should be less than or equal to 6000",
     ),
     (
+        "chain-app-server-timeout-zero",
+        with_change(valid_budget(), "spec.chain", {"appServer": {"requestTimeoutSeconds": 0}}),
+        "should be greater than or equal to 1",
+    ),
+    (
+        "chain-app-server-name-with-spaces",
+        with_change(
+            valid_budget(),
+            "spec.chain",
+            {"appServer": {"name": "Gunicorn 21", "requestTimeoutSeconds": 30}},
+        ),
+        "chain.appServer.name must be a short lowercase name",
+    ),
+    (
         "zone-raise-without-ceiling",
         with_change(valid_zone(), "spec.raiseProxyReadTimeout", {"enabled": True}),
         "spec.raiseProxyReadTimeout.ceilingSeconds: Required value",

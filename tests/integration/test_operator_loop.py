@@ -276,3 +276,36 @@ def test_missing_deployment_is_reported(
     ready = next(c for c in st["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False"
     assert ready["reason"] == "OriginNotFound"
+
+
+def test_a_declared_app_server_shorter_than_the_budget_is_shown_in_the_chain(
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, loop_ns: str
+) -> None:
+    """spec.chain.appServer (gunicorn, 30 s) behind a 120 s budget: status.chain shows the
+    hops and their verdicts, ChainConsistent says which fires first, and the wide printer
+    column shows it at a glance."""
+    cp, ns = control_plane, loop_ns
+    origin.set_route("worker", p95=10.0, rps=20, host=HOST)
+    app_server = {"appServer": {"name": "gunicorn", "requestTimeoutSeconds": 30}}
+    apply(cp, ns, deployment("worker", 1), budget("worker", "worker", chain=app_server))
+    st = kube.wait_for(lambda: (s := status_of(cp, ns, "worker")).get("chain") and s, 60, "chain")
+    assert [(h["hop"], h.get("timeoutSeconds"), h["verdict"]) for h in st["chain"]] == [
+        ("cloudflare", 120, "Ok"),
+        ("app", 30, "FiresFirst"),
+    ]
+    chain = next(c for c in st["conditions"] if c["type"] == "ChainConsistent")
+    assert (chain["status"], chain["reason"]) == ("False", "InnerHopFiresFirst")
+    assert "raise its timeout to at least 121s" in chain["message"]
+    wide = cp.kubectl("get", "tb", "worker", "-n", ns, "-o", "wide").stdout
+    assert "InnerHopFiresFirst" in wide
+    # Fixed in the spec: the chain is consistent.
+    app_server["appServer"]["requestTimeoutSeconds"] = 300
+    apply(cp, ns, budget("worker", "worker", chain=app_server))
+    kube.wait_for(
+        lambda: any(
+            c["type"] == "ChainConsistent" and c["reason"] == "Consistent"
+            for c in status_of(cp, ns, "worker").get("conditions", [])
+        ),
+        60,
+        "a consistent chain",
+    )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from timeout_budget.decide import coverage, timers
+from timeout_budget.decide import chain, coverage, timers
 from timeout_budget.decide.context import Context, Step, secs
 from timeout_budget.model.actions import (
     MIN_ROUTE_READ_TIMEOUT_SECONDS,
@@ -163,10 +163,25 @@ def _raise_or_release(
     if memory.edge_raised:
         return _hold_or_lower(ctx, memory, escalation)
     if ctx.at_risk and ctx.bounds.at_cap and _raise_helps(zone, declared, escalation):
+        inner = _inner_fires_first(ctx)
+        if inner is not None:
+            return memory, (inner,)
         to = secs(escalation.seconds or 0)
         note = f"at risk at max replicas: raising the edge read timeout to {to}"
         return replace(memory, edge_raised=True), (note,)
     return memory, ()
+
+
+def _inner_fires_first(ctx: Context) -> str | None:
+    """Why raising the edge would not help: a hop behind it fires before the budget."""
+    judged = chain.of(ctx)
+    first = judged.first_to_fire if judged is not None else None
+    if first is None or first.timeout_seconds is None:
+        return None
+    return (
+        f"the edge read timeout is not raised: {first.hop} ({first.object}) cuts requests at "
+        f"{secs(first.timeout_seconds)} first, so a longer edge would not help"
+    )
 
 
 def _adopt(memory: Memory, zone: EdgeObservation, declared: _Fit, escalation: _Fit) -> Memory:
@@ -240,6 +255,9 @@ def _exhausted(
         return f"edge read timeout already raised to {secs(escalation.seconds or 0)}"
     if escalation.refusal:
         return escalation.refusal
+    inner = _inner_fires_first(ctx)
+    if inner is not None and _raise_helps(zone, declared, escalation):
+        return inner
     if not _raise_helps(zone, declared, escalation):
         return f"the edge already allows {secs(max(declared.seconds or 0, zone.in_force_seconds))}"
     return None

@@ -22,7 +22,7 @@ undoes nothing; ``dryRun`` decides the same but only plans.
 
 from __future__ import annotations
 
-from timeout_budget.decide import conditions, coverage, edge, rerouting, scaling, timers
+from timeout_budget.decide import chain, conditions, coverage, edge, rerouting, scaling, timers
 from timeout_budget.decide.bands import Band, saturated
 from timeout_budget.decide.context import Context, Step, secs
 from timeout_budget.model.actions import Action, ScaleTo
@@ -43,6 +43,7 @@ def decide(
     """``shown``: the P95 the status shows now; a new reading close to it in the same band is
     reported as it (``bands.steady``), so noise alone changes no status."""
     ctx = Context.of(spec, observation, now, shown)
+    judged = chain.of(ctx)
     remembered = previous.adopt(observation.rerouted)
     observed = timers.observe(
         remembered,
@@ -65,14 +66,16 @@ def decide(
         refusals=tuple(r for s in steps for r in s.refusals),
         advice=CLOUDFLARE_ADVICE if exhausted or any(s.needs_advice for s in steps) else None,
         memory=memory,
-        message=_message(ctx, steps, exhausted),
+        message=_message(ctx, steps, exhausted, judged),
         conditions=conditions.for_decision(
             ctx, state, memory, exhausted=bool(exhausted), desired_replicas=desired
-        ),
+        )
+        + ((judged.condition,) if judged else ()),
         desired_replicas=desired,
         dry_run=spec.dry_run and not spec.paused,
         counts_down=any(s.counts_down for s in steps),
         edge_coverage=_edge_coverage(spec, observation),
+        chain=judged.hops if judged else (),
     )
 
 
@@ -130,8 +133,12 @@ def _desired_replicas(ctx: Context, steps: tuple[Step, ...]) -> int:
     return ctx.bounds.current
 
 
-def _message(ctx: Context, steps: tuple[Step, ...], exhausted: tuple[str, ...]) -> str:
+def _message(
+    ctx: Context, steps: tuple[Step, ...], exhausted: tuple[str, ...], judged: chain.Chain | None
+) -> str:
     sentences = [_reading(ctx)]
+    if judged is not None and judged.first_to_fire is not None:
+        sentences.append(judged.condition.message)
     if ctx.spec.paused:
         sentences.append("paused: nothing is taken or undone")
     elif ctx.spec.dry_run:

@@ -64,6 +64,7 @@ def build(
         "desiredReplicas": decision.desired_replicas,
         "edgeTimeoutSeconds": _edge_timeout(observation, () if decision.dry_run else acted),
         "edgeCoverage": [c.to_status() for c in decision.edge_coverage] or None,
+        "chain": [h.to_status() for h in decision.chain] or None,
         "rerouted": decision.memory.rerouted,
         **_last_action(decision, before, acted, now),
         "lastEvaluationTime": rfc3339(now, whole_seconds=True),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from timeout_budget.model.actions import Action, Refusal
+from timeout_budget.model.chain import Hop
 from timeout_budget.model.conditions import ConditionInput
 from timeout_budget.model.coverage import Coverage
 from timeout_budget.model.memory import Memory
@@ -47,6 +48,8 @@ class Decision:
     """The message shows the time left on a window: it changes with the time alone."""
     edge_coverage: tuple[Coverage, ...] = ()
     """Per method group, what gives the route its edge read timeout; empty without a zone."""
+    chain: tuple[Hop, ...] = ()
+    """The timeout chain, judged (``decide.chain``); empty unless the spec declares one."""
 
     @property
     def ratio(self) -> float | None:

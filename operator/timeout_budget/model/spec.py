@@ -277,6 +277,28 @@ class Edge(SpecModel):
     sync: bool = True
 
 
+class AppServer(SpecModel):
+    """The app server's own timeouts, which the cluster cannot tell (gunicorn ``--timeout``
+    30 s, kills the worker; uvicorn: none; Node.js ``server.requestTimeout`` 300 s)."""
+
+    name: Annotated[
+        str,
+        Field(max_length=63),
+        Text(
+            r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+            "chain.appServer.name must be a short lowercase name such as gunicorn or uvicorn "
+            "(letters, digits and '-')",
+        ),
+    ] = "app-server"
+    request_timeout_seconds: int = Field(ge=1, le=86400)
+
+
+class Chain(SpecModel):
+    """The hops behind the edge the operator checks against the budget."""
+
+    app_server: AppServer | None = None
+
+
 class TimeoutBudgetSpec(SpecModel):
     route: RouteSpec
     budget: Budget = Field(default_factory=Budget)
@@ -284,6 +306,7 @@ class TimeoutBudgetSpec(SpecModel):
     origin: Origin
     reroute: RerouteSpec | None = None
     edge: Edge | None = None
+    chain: Chain | None = None
     paused: bool = False
     dry_run: bool = False
 
