@@ -73,6 +73,12 @@ class Cluster:
         self.calls["list"] += 1
         return []
 
+    async def list_ingresses(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]:
+        self.calls["list"] += 1
+        return []
+
     async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         self.calls["scale"] += 1
         changed = copy.deepcopy(self.deployments[namespace][name])

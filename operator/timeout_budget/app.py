@@ -20,7 +20,7 @@ from timeout_budget.edge.registry import ZoneRegistry
 from timeout_budget.leader import LeaderLease, default_identity
 from timeout_budget.model import ownership
 from timeout_budget.model.lease import LeaseTiming
-from timeout_budget.observe import cluster
+from timeout_budget.observe import chain, cluster
 from timeout_budget.observe.latency import LatencyObserver
 from timeout_budget.report import endpoint, events, metrics
 from timeout_budget.settings import OperatorSettings
@@ -68,7 +68,8 @@ def build_engine(settings: OperatorSettings, edge: EdgeSync | None = None) -> En
             load_api_client(connections=watches + 1),
             cluster.FIELDS,
             settings.served_namespaces or None,
-            annotation_prefix=f"{ownership.PREFIX}/",
+            # The operator's own annotations, and what the chain reads of an Ingress.
+            annotation_prefix=(f"{ownership.PREFIX}/", *chain.ANNOTATIONS_READ),
         )
         origins.start()
     return Engine(

@@ -283,6 +283,8 @@ NAMESPACED_ACCESS = [
     ("list", "deployments", "APP", True),
     ("patch", "horizontalpodautoscalers.autoscaling", "APP", True),
     ("patch", "services", "APP", True),
+    ("watch", "ingresses.networking.k8s.io", "APP", True),
+    ("patch", "ingresses.networking.k8s.io", "APP", False),
     ("create", "events", "APP", True),
     ("patch", "timeoutbudgets.timeoutbudget.io/status", "APP", True),
     ("get", "secrets/cloudflare-api-token", "APP", True),

@@ -309,3 +309,66 @@ def test_a_declared_app_server_shorter_than_the_budget_is_shown_in_the_chain(
         60,
         "a consistent chain",
     )
+
+
+def ingress(name: str, path: str, read_timeout: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": name,
+            "annotations": {"nginx.ingress.kubernetes.io/proxy-read-timeout": read_timeout},
+        },
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [
+                {
+                    "host": HOST,
+                    "http": {
+                        "paths": [
+                            {
+                                "path": path,
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": name, "port": {"number": 80}}},
+                            }
+                        ]
+                    },
+                }
+            ],
+        },
+    }
+
+
+def test_the_ingress_in_front_is_found_and_followed(
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, loop_ns: str
+) -> None:
+    """An ingress-nginx Ingress with a 60 s read timeout in front of a POST route (nginx does
+    not retry a POST) under a 120 s budget: it fires first. The annotation raised to 300 s
+    (seen through the watch-fed copy) makes the chain consistent."""
+    cp, ns = control_plane, loop_ns
+    origin.set_route("upload", p95=10.0, rps=20, host=HOST)
+    route = budget("upload", "upload", chain={})
+    route["spec"]["route"]["methods"] = ["POST"]
+    apply(cp, ns, deployment("upload", 1), ingress("upload", "/upload", "60"), route)
+
+    def hops() -> list[tuple[str, Any, str]]:
+        chain = status_of(cp, ns, "upload").get("chain") or []
+        return [(h["hop"], h.get("timeoutSeconds"), h["verdict"]) for h in chain]
+
+    kube.wait_for(
+        lambda: hops() == [("cloudflare", 120, "Ok"), ("ingress-nginx", 60, "FiresFirst")],
+        60,
+        "the Ingress in the chain",
+    )
+    st = status_of(cp, ns, "upload")
+    found = next(c for c in st["conditions"] if c["type"] == "ChainConsistent")
+    assert found["message"].startswith(
+        f"ingress-nginx (Ingress {ns}/upload) fires first: a visitor gets 504 after 60s"
+    )
+    assert st["chain"][1]["source"] == "annotation"
+    apply(cp, ns, ingress("upload", "/upload", "300"))
+    kube.wait_for(
+        lambda: hops() == [("cloudflare", 120, "Ok"), ("ingress-nginx", 300, "Ok")],
+        60,
+        "the raised annotation followed",
+    )

@@ -73,6 +73,11 @@ class World(AnswersAtOnce):
     ) -> list[dict[str, Any]]:
         return []
 
+    async def list_ingresses(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]:
+        return []
+
     async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         self.replicas[name] = replicas
 

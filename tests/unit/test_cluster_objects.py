@@ -63,6 +63,22 @@ SERVICE = {
 }
 
 
+INGRESS: dict[str, Any] = {
+    "metadata": {
+        "name": "api",
+        "namespace": "shop",
+        "annotations": {"nginx.ingress.kubernetes.io/proxy-read-timeout": "60"},
+        "managedFields": [{"manager": "kubectl"}],
+    },
+    "spec": {
+        "ingressClassName": "nginx",
+        "rules": [{"host": "api.example.com", "http": {"paths": [{"path": "/"}]}}],
+        "tls": [{"hosts": ["api.example.com"], "secretName": "api-tls"}],
+    },
+    "status": {"loadBalancer": {}},
+}
+
+
 class _Response:
     """What the ``kubernetes`` client returns with ``_preload_content=False``."""
 
@@ -86,6 +102,11 @@ class _Lists:
         self, namespace: str, fields: Fields | None = None
     ) -> list[dict[str, Any]]:
         return kube._items(_Response(SERVICE), fields)
+
+    async def list_ingresses(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]:
+        return kube._items(_Response(INGRESS), fields)
 
 
 def _read() -> cluster.NamespaceObjects:
@@ -121,3 +142,13 @@ def test_origin_state_is_the_same_from_slim_and_full_objects() -> None:
     assert slim.scale.hpa.min_replicas == 3
     assert slim.scale.baseline_replicas == 2
     assert slim.rerouted  # the Service points at the long-running pods, owned by this route
+
+
+def test_ingresses_keep_only_the_class_rules_and_annotations() -> None:
+    (ingress,) = _read().ingresses
+    assert "managedFields" not in ingress["metadata"]
+    assert "status" not in ingress
+    assert set(ingress["spec"]) == {"ingressClassName", "rules"}
+    assert ingress["metadata"]["annotations"] == {
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": "60"
+    }

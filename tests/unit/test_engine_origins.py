@@ -32,6 +32,7 @@ class _Copy:
 
     list_hpas = World.list_hpas  # none, as in the world
     list_services = World.list_services
+    list_ingresses = World.list_ingresses
 
 
 class _NoLists(World):

@@ -20,7 +20,7 @@ from timeout_budget.clients.kube import KubeUnavailable
 from timeout_budget.clients.watch_cache import Kind, Watcher, _events, _lines
 from timeout_budget.clients.watch_store import Store
 from timeout_budget.model import ownership
-from timeout_budget.observe import cluster
+from timeout_budget.observe import chain, cluster
 
 pytestmark = pytest.mark.unit
 
@@ -64,6 +64,29 @@ def test_store_keeps_the_fields_the_loop_reads_and_only_the_operators_annotation
         "spec": {"replicas": 3},
         "status": {"readyReplicas": 3},
     }
+
+
+def test_store_keeps_every_prefix_it_is_given() -> None:
+    store = Store(cluster.INGRESS_FIELDS, (PREFIX, *chain.ANNOTATIONS_READ))
+    ingress = {
+        "metadata": {
+            "name": "api",
+            "namespace": "shop",
+            "annotations": {
+                "nginx.ingress.kubernetes.io/proxy-read-timeout": "300",
+                "kubernetes.io/ingress.class": "nginx",
+                "kubectl.kubernetes.io/last-applied-configuration": "x" * 1000,
+            },
+        },
+        "spec": {"rules": [{"host": "api.example.com"}], "tls": []},
+    }
+    store.put(ingress)
+    (item,) = store.in_namespace("shop")
+    assert item["metadata"]["annotations"] == {
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": "300",
+        "kubernetes.io/ingress.class": "nginx",
+    }
+    assert item["spec"] == {"rules": [{"host": "api.example.com"}]}
 
 
 def test_store_keeps_an_empty_annotations_map_apart_from_none() -> None:

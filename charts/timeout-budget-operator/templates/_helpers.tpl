@@ -95,6 +95,10 @@ Argument: the root context.
 - apiGroups: [""]
   resources: [services]
   verbs: [list, watch, patch]
+# The timeout chain (spec.chain): the Ingresses in front of the routes, read only.
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [list, watch]
 # One Event per action taken, failed or refused (and kopf's own warnings).
 - apiGroups: [""]
   resources: [events]

@@ -101,6 +101,7 @@ class Kube:
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.custom = kubernetes.client.CustomObjectsApi(api_client)
         self.coordination = kubernetes.client.CoordinationV1Api(api_client)
+        self.networking = kubernetes.client.NetworkingV1Api(api_client)
 
     async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -132,6 +133,16 @@ class Kube:
     ) -> list[dict[str, Any]]:
         return await self._list(
             f"list services in {namespace}", self.core.list_namespaced_service, namespace, fields
+        )
+
+    async def list_ingresses(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._list(
+            f"list ingresses in {namespace}",
+            self.networking.list_namespaced_ingress,
+            namespace,
+            fields,
         )
 
     async def _list(

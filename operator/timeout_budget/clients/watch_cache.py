@@ -69,7 +69,7 @@ class Watcher:
         kind: Kind,
         namespace: str | None,
         fields: Fields,
-        annotation_prefix: str | None = None,
+        annotation_prefix: str | tuple[str, ...] | None = None,
         *,
         page_size: int = 500,
         watch_seconds: int = 240,
@@ -260,13 +260,14 @@ class WatchedLists:
         api_client: kubernetes.client.ApiClient,
         fields: Mapping[str, Fields],
         namespaces: Iterable[str] | None = None,
-        annotation_prefix: str | None = None,
+        annotation_prefix: str | tuple[str, ...] | None = None,
         first_sync_wait: float = 30.0,
         **watcher_options: Any,
     ) -> None:
         apps = kubernetes.client.AppsV1Api(api_client)
         autoscaling = kubernetes.client.AutoscalingV2Api(api_client)
         core = kubernetes.client.CoreV1Api(api_client)
+        networking = kubernetes.client.NetworkingV1Api(api_client)
         kinds = {
             "deployments": Kind(
                 "deployments",
@@ -280,6 +281,11 @@ class WatchedLists:
             ),
             "services": Kind(
                 "services", core.list_service_for_all_namespaces, core.list_namespaced_service
+            ),
+            "ingresses": Kind(
+                "ingresses",
+                networking.list_ingress_for_all_namespaces,
+                networking.list_namespaced_ingress,
             ),
         }
         served = sorted(set(namespaces or ()))
@@ -332,6 +338,11 @@ class WatchedLists:
         self, namespace: str, fields: Fields | None = None
     ) -> list[dict[str, Any]]:
         return await self._objects("services", namespace)
+
+    async def list_ingresses(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._objects("ingresses", namespace)
 
     async def _objects(self, plural: str, namespace: str) -> list[dict[str, Any]]:
         by_ns = self.watchers[plural]

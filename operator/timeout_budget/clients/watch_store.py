@@ -20,7 +20,9 @@ class Store:
     """One kind's objects by (namespace, name), slimmed as they arrive. Not thread-safe by
     itself: the watcher swaps and updates it under its lock."""
 
-    def __init__(self, fields: Fields, annotation_prefix: str | None = None) -> None:
+    def __init__(
+        self, fields: Fields, annotation_prefix: str | tuple[str, ...] | None = None
+    ) -> None:
         self.fields = fields
         self.annotation_prefix = annotation_prefix
         self.objects: dict[Key, dict[str, Any]] = {}

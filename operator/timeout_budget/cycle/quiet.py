@@ -91,6 +91,8 @@ class QuietRoutes:
             return None
         seen = known.seen
         sources = cluster.origin_sources(spec, ns_objects)
+        if len(sources) != len(seen.sources):
+            return None
         if any(a is not b for a, b in zip(sources, seen.sources, strict=True)):
             return None
         if quiet.latency_inputs(latency, seen.shown, seen.lines) != seen.latency:

@@ -33,7 +33,7 @@ from timeout_budget.model.memory import Memory
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec
 from timeout_budget.model.world import RouteObservation
-from timeout_budget.observe import cluster
+from timeout_budget.observe import chain, cluster
 
 
 @dataclass
@@ -91,7 +91,7 @@ class RouteSteps:
             message = "; ".join(origin.problems)
             await self.reporter.held(snap, cycle.now, "OriginNotFound", message, cycle.report)
             return None
-        observation = self._observation(snap, spec, latency, origin)
+        observation = self._observation(snap, spec, latency, origin, objects)
         memory = Memory.from_status(snap.status.get("memory")).adopt(observation.rerouted)
         shown = shown_p95(snap.status)
         ctx = Context.of(spec, observation, cycle.now, shown)
@@ -142,6 +142,7 @@ class RouteSteps:
         spec: TimeoutBudgetSpec,
         latency: LatencyObservation | None,
         origin: cluster.OriginState,
+        objects: cluster.NamespaceObjects,
     ) -> RouteObservation:
         edge = self.edge.observe(snap.namespace, snap.key, spec) if self.edge else None
         rerouted = origin.rerouted
@@ -152,6 +153,7 @@ class RouteSteps:
             scale=origin.scale,
             rerouted=rerouted,
             edge=edge,
+            chain=chain.ingress_hops(spec, objects.ingresses) if spec.chain is not None else (),
         )
 
 

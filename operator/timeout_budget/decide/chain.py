@@ -1,8 +1,9 @@
 """The timeout chain's verdicts: which hop fires first, and what a visitor then gets.
 
 The edge (the route's Cache Rule, else the zone's ``proxy_read_timeout``; without a zone,
-the budget) is the outermost hop; the inner hops are what the spec declares (the app
-server, ``chain.appServer``) and, as discovery grows, what the cluster says. Every inner hop
+the budget) is the outermost hop; the inner hops are what the cluster tells (the route's
+Ingress, ``observe.chain``) and what the spec declares (the app server,
+``chain.appServer``), outermost first. Every inner hop
 must allow at least the route's budget, or requests the budget allows are cut short:
 
 * the shortest inner hop below the budget **fires first** (``ChainConsistent`` False, its
@@ -47,7 +48,8 @@ def of(ctx: Context) -> Chain | None:
     if spec.chain is None:
         return None
     budget = ctx.lines.budget
-    return judge(edge_hop(spec, ctx.observation.edge, budget), declared_hops(spec), budget)
+    inner = (*ctx.observation.chain, *declared_hops(spec))
+    return judge(edge_hop(spec, ctx.observation.edge, budget), inner, budget)
 
 
 def edge_hop(spec: TimeoutBudgetSpec, edge: EdgeObservation | None, budget: int) -> Hop:

@@ -94,6 +94,7 @@ def inputs(
         obs.scale,
         obs.rerouted,
         obs.edge,
+        obs.chain,
         memory,
         shown,
         tuple(extra),

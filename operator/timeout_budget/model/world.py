@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from timeout_budget.model.actions import RerouteTarget
+from timeout_budget.model.chain import Hop
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import MAX_EDGE_TIMEOUT_SECONDS
 
@@ -75,3 +76,6 @@ class RouteObservation:
     """Targets found rerouted by the operator (its annotation present and in force)."""
     edge: EdgeObservation | None = None
     """``None`` when the route has no zone or the zone's state is not known yet."""
+    chain: tuple[Hop, ...] = ()
+    """The hops in front of the origin the cluster tells (its Ingress), when the spec asks
+    for the chain (``spec.chain``); ``decide.chain`` judges them."""

@@ -41,6 +41,8 @@ class NamespaceObjects:
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     hpas: list[dict[str, Any]] = field(default_factory=list)
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ingresses: list[dict[str, Any]] = field(default_factory=list)
+    """networking.k8s.io/v1 Ingresses: the hops in front of the routes (``observe.chain``)."""
     _hpa_targets: dict[str, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     def hpa_targeting(self, deployment: str) -> dict[str, Any] | None:
@@ -71,11 +73,15 @@ class NamespaceLists(Protocol):
         self, namespace: str, fields: Fields | None = None
     ) -> list[dict[str, Any]]: ...
 
+    async def list_ingresses(
+        self, namespace: str, fields: Fields | None = None
+    ) -> list[dict[str, Any]]: ...
+
 
 async def read_namespaces(
     kube: NamespaceLists, namespaces: Iterable[str], problems: dict[str, str] | None = None
 ) -> dict[str, NamespaceObjects]:
-    """Deployments, HPAs and Services once per namespace, concurrently.
+    """Deployments, HPAs, Services and Ingresses once per namespace, concurrently.
 
     A namespace whose reads fail is absent from the result (and in ``problems``, why).
     """
@@ -83,10 +89,11 @@ async def read_namespaces(
     async def one(ns: str) -> tuple[str, NamespaceObjects | None]:
         try:
             # Only what the loop reads (the client drops the rest as it parses).
-            deps, hpas, svcs = await asyncio.gather(
+            deps, hpas, svcs, ingresses = await asyncio.gather(
                 kube.list_deployments(ns, fields=DEPLOYMENT_FIELDS),
                 kube.list_hpas(ns, fields=HPA_FIELDS),
                 kube.list_services(ns, fields=SERVICE_FIELDS),
+                kube.list_ingresses(ns, fields=INGRESS_FIELDS),
             )
         except KubeError as exc:
             log.warning("namespace %s: origins not read, its routes hold: %s", ns, exc)
@@ -97,6 +104,7 @@ async def read_namespaces(
             deployments={d["metadata"]["name"]: d for d in deps},
             hpas=hpas,
             services={s["metadata"]["name"]: s for s in svcs},
+            ingresses=ingresses,
         )
 
     results = await asyncio.gather(*(one(ns) for ns in sorted(set(namespaces))))
@@ -114,26 +122,37 @@ HPA_FIELDS: Fields = {
     "spec": ("scaleTargetRef", "minReplicas", "maxReplicas"),
 }
 SERVICE_FIELDS: Fields = {"metadata": _METADATA, "spec": ("selector",)}
+INGRESS_FIELDS: Fields = {"metadata": _METADATA, "spec": ("ingressClassName", "rules")}
 FIELDS: dict[str, Fields] = {
     "deployments": DEPLOYMENT_FIELDS,
     "horizontalpodautoscalers": HPA_FIELDS,
     "services": SERVICE_FIELDS,
+    "ingresses": INGRESS_FIELDS,
 }
 """What the loop reads of each kind, by plural (the rest is dropped as it is parsed)."""
 
 
 def origin_sources(spec: TimeoutBudgetSpec, objects: NamespaceObjects) -> tuple[Any, ...]:
-    """The objects ``origin_state`` reads for this route (its Deployment, the HPA targeting
-    it, its reroute Service; ``None`` where absent): while each is the very same object, the
-    origin is unchanged (the copies replace an object on every change, never edit one)."""
+    """The objects this route's observation reads (its Deployment, the HPA targeting it, its
+    reroute Service, ``None`` where absent; with ``spec.chain``, the Ingresses naming its
+    host): while each is the very same object, the origin is unchanged (the copies replace
+    an object on every change, never edit one)."""
     name = spec.origin.deployment_name
     reroute = spec.reroute
     service = reroute.service_name if reroute is not None else None
+    host = spec.route.host
+    in_front = tuple(i for i in objects.ingresses if _names_host(i, host)) if spec.chain else ()
     return (
         objects.deployments.get(name),
         objects.hpa_targeting(name),
         objects.services.get(service) if service else None,
+        *in_front,
     )
+
+
+def _names_host(ingress: Mapping[str, Any], host: str) -> bool:
+    rules = ingress.get("spec", {}).get("rules") or ()
+    return any(isinstance(r, Mapping) and r.get("host") == host for r in rules)
 
 
 def origin_state(key: RouteKey, spec: TimeoutBudgetSpec, objects: NamespaceObjects) -> OriginState:

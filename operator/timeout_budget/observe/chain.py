@@ -1,0 +1,154 @@
+"""The hops in front of a route that the cluster can tell: the Ingress that serves it.
+
+An Ingress (networking.k8s.io/v1) serves the route when one of its rules has the route's
+host and a path that covers the route's path prefix (the longest such path wins, as in
+the controllers). For ingress-nginx (``ingressClassName: nginx``, the
+``kubernetes.io/ingress.class`` annotation, or any ``nginx.ingress.kubernetes.io/``
+annotation) its timeout is read from the Ingress's annotations, else the controller's
+documented default (source ``default``: a ConfigMap can change it cluster-wide, which is
+not read yet):
+
+* ``nginx.ingress.kubernetes.io/proxy-read-timeout``: seconds, unitless (default 60),
+  idle between two reads;
+* ``proxy-next-upstream`` (default ``error timeout``) and ``proxy-next-upstream-tries``
+  (default 3): a timed-out request is tried again on the next endpoint, but only an
+  idempotent one (nginx does not retry POST, PUT, PATCH by default), so the tries count
+  only for routes serving GET, HEAD, DELETE or OPTIONS.
+
+A value that is not a number, an Ingress of another class, or two Ingresses claiming the
+same host and path give a hop whose timeout is unknown, never guessed. Pure: objects in,
+hops out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from timeout_budget.model.chain import Hop
+from timeout_budget.model.spec import TimeoutBudgetSpec
+
+NGINX = "nginx.ingress.kubernetes.io/"
+READ_TIMEOUT = NGINX + "proxy-read-timeout"
+NEXT_UPSTREAM = NGINX + "proxy-next-upstream"
+NEXT_UPSTREAM_TRIES = NGINX + "proxy-next-upstream-tries"
+NGINX_READ_TIMEOUT_DEFAULT = 60
+NGINX_TRIES_DEFAULT = 3
+ANNOTATIONS_READ = (NGINX, "kubernetes.io/ingress.class")
+"""Annotation prefixes this module reads (the watch-fed copies keep only those)."""
+RETRIED_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+"""Idempotent methods nginx retries (``non_idempotent`` is off by default)."""
+
+
+def ingress_hops(
+    spec: TimeoutBudgetSpec, ingresses: Sequence[Mapping[str, Any]]
+) -> tuple[Hop, ...]:
+    """The Ingress hop in front of the route (none when no Ingress serves it)."""
+    route = spec.route
+    found: list[tuple[int, Mapping[str, Any]]] = []
+    for ingress in ingresses:
+        length = _serves(ingress, route.host, route.path_prefix)
+        if length is not None:
+            found.append((length, ingress))
+    if not found:
+        return ()
+    longest = max(length for length, _ in found)
+    claiming = sorted(_name(i) for length, i in found if length == longest)
+    if len(claiming) > 1:
+        return (
+            Hop(
+                "ingress",
+                f"Ingresses {', '.join(claiming)} (all claim {route.host}{route.path_prefix})",
+                None,
+                "idle",
+                "unknown",
+            ),
+        )
+    ingress = next(i for length, i in found if length == longest)
+    return (_hop(spec, ingress),)
+
+
+def _hop(spec: TimeoutBudgetSpec, ingress: Mapping[str, Any]) -> Hop:
+    notes = _annotations(ingress)
+    name = f"Ingress {_name(ingress)}"
+    if not _is_nginx(ingress, notes):
+        cls = ingress.get("spec", {}).get("ingressClassName") or notes.get(
+            "kubernetes.io/ingress.class", "no class"
+        )
+        return Hop(
+            "ingress", f"{name} (class {cls}: its timeouts are not read)", None, "idle", "unknown"
+        )
+    raw = notes.get(READ_TIMEOUT)
+    if raw is None:
+        timeout: float | None = NGINX_READ_TIMEOUT_DEFAULT
+        source = "default"
+    else:
+        timeout = _seconds(raw)
+        source = "annotation" if timeout is not None else f"annotation (not a number: {raw[:40]!r})"
+    return Hop("ingress-nginx", name, timeout, "idle", source, _tries(spec, notes), "504")
+
+
+def _tries(spec: TimeoutBudgetSpec, notes: Mapping[str, str]) -> int:
+    if not RETRIED_METHODS.intersection(spec.route.methods):
+        return 1
+    policy = notes.get(NEXT_UPSTREAM, "error timeout").split()
+    if "off" in policy or "timeout" not in policy:
+        return 1
+    raw = notes.get(NEXT_UPSTREAM_TRIES)
+    if raw is None:
+        return NGINX_TRIES_DEFAULT
+    try:
+        tries = int(raw.strip())
+    except ValueError:
+        return NGINX_TRIES_DEFAULT
+    return tries if tries > 0 else NGINX_TRIES_DEFAULT  # 0: nginx's "no limit" (kept at 3)
+
+
+def _seconds(raw: str) -> float | None:
+    """ingress-nginx reads the annotation as whole seconds, unitless."""
+    text = raw.strip()
+    if not text.isdigit() or len(text) > 6:
+        return None
+    return float(int(text))
+
+
+def _serves(ingress: Mapping[str, Any], host: str, prefix: str) -> int | None:
+    """The length of the longest path of the Ingress that serves ``host`` + ``prefix``."""
+    best: int | None = None
+    for rule in ingress.get("spec", {}).get("rules") or ():
+        if not isinstance(rule, Mapping) or rule.get("host") != host:
+            continue
+        for path in (rule.get("http") or {}).get("paths") or ():
+            if not isinstance(path, Mapping):
+                continue
+            value = str(path.get("path") or "/")
+            if _covers(value, str(path.get("pathType", "Prefix")), prefix):
+                best = max(best or 0, len(value))
+    return best
+
+
+def _covers(path: str, kind: str, prefix: str) -> bool:
+    if kind == "Exact":
+        return path == prefix
+    if path == "/":
+        return True
+    base = path.rstrip("/")
+    return prefix == base or prefix.startswith(base + "/")
+
+
+def _is_nginx(ingress: Mapping[str, Any], notes: Mapping[str, str]) -> bool:
+    cls = ingress.get("spec", {}).get("ingressClassName") or notes.get(
+        "kubernetes.io/ingress.class"
+    )
+    if cls is not None:
+        return "nginx" in str(cls)
+    return any(key.startswith(NGINX) for key in notes)
+
+
+def _annotations(obj: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (obj.get("metadata", {}).get("annotations") or {}).items()}
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata", {})
+    return f"{meta.get('namespace', '?')}/{meta.get('name', '?')}"
