@@ -80,7 +80,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--liveness", help="health endpoint, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("--log-format", default="plain", choices=["plain", "full", "json"])
     run.add_argument("-v", "--verbose", action="store_true")
+    explain = sub.add_parser(
+        "explain",
+        help="one route's story: state, conditions, the timeout chain, edge coverage, advice",
+    )
+    explain.add_argument("route", nargs="?", help="NAMESPACE/NAME of the TimeoutBudget")
+    explain.add_argument("--host", help="find the route by host (with --path)")
+    explain.add_argument("--path", default="/", help="request path (default /)")
+    explain.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG)")
     args = parser.parse_args(argv)
+    if args.command == "explain":
+        if bool(args.route) == bool(args.host):
+            parser.error("explain: give NAMESPACE/NAME, or --host (and --path)")
+        from timeout_budget import explain as explaining
+
+        return explaining.main(args)
     if args.command == "version":
         print(__version__)
         return 0

@@ -6,6 +6,8 @@ and its Events."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -346,13 +348,13 @@ def test_the_ingress_in_front_is_found_and_followed(
     not retry a POST) under a 120 s budget: it fires first. The annotation raised to 300 s
     (seen through the watch-fed copy) makes the chain consistent."""
     cp, ns = control_plane, loop_ns
-    origin.set_route("upload", p95=10.0, rps=20, host=HOST)
-    route = budget("upload", "upload", chain={})
+    origin.set_route("ingest", p95=10.0, rps=20, host=HOST)
+    route = budget("ingest", "ingest", chain={})
     route["spec"]["route"]["methods"] = ["POST"]
-    apply(cp, ns, deployment("upload", 1), ingress("upload", "/upload", "60"), route)
+    apply(cp, ns, deployment("ingest", 1), ingress("ingest", "/ingest", "60"), route)
 
     def hops() -> list[tuple[str, Any, str]]:
-        chain = status_of(cp, ns, "upload").get("chain") or []
+        chain = status_of(cp, ns, "ingest").get("chain") or []
         return [(h["hop"], h.get("timeoutSeconds"), h["verdict"]) for h in chain]
 
     kube.wait_for(
@@ -360,13 +362,51 @@ def test_the_ingress_in_front_is_found_and_followed(
         60,
         "the Ingress in the chain",
     )
-    st = status_of(cp, ns, "upload")
+    st = status_of(cp, ns, "ingest")
     found = next(c for c in st["conditions"] if c["type"] == "ChainConsistent")
     assert found["message"].startswith(
-        f"ingress-nginx (Ingress {ns}/upload) fires first: a visitor gets 504 after 60s"
+        f"ingress-nginx (Ingress {ns}/ingest) fires first: a visitor gets 504 after 60s"
     )
     assert st["chain"][1]["source"] == "annotation"
-    apply(cp, ns, ingress("upload", "/upload", "300"))
+    # The command a person runs: the same story, from the API server.
+    explained = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "timeout_budget",
+            "explain",
+            f"{ns}/ingest",
+            "--kubeconfig",
+            str(cp.kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert f"TimeoutBudget {ns}/ingest: {HOST}/ingest (POST)" in explained
+    assert "ChainConsistent" in explained
+    assert any("60s" in line and "FiresFirst" in line for line in explained.splitlines())
+    by_host = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "timeout_budget",
+            "explain",
+            "--host",
+            HOST,
+            "--path",
+            "/ingest/big",
+            "--kubeconfig",
+            str(cp.kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert f"TimeoutBudget {ns}/ingest:" in by_host
+    apply(cp, ns, ingress("ingest", "/ingest", "300"))
     kube.wait_for(
         lambda: hops() == [("cloudflare", 120, "Ok"), ("ingress-nginx", 300, "Ok")],
         60,
