@@ -141,3 +141,21 @@ def test_the_edge_is_not_raised_above_a_hop_that_fires_first() -> None:
 def test_bad_app_server_is_refused(app_server: dict[str, object]) -> None:
     with pytest.raises(pydantic.ValidationError):
         make_spec(chain={"appServer": app_server})
+
+
+def test_a_server_closing_idle_connections_before_the_pool_in_front_is_a_warning() -> None:
+    pool = nginx(300, tries=1)  # ingress-nginx keeps idle upstream connections 60 s
+    pool = Hop(pool.hop, pool.object, 300, "idle", "annotation", keep_alive_seconds=60)
+    uvicorn = Hop(
+        "app", "uvicorn, spec.chain.appServer", 600, "worker", "spec", keep_alive_seconds=5
+    )
+    judged = chain.judge(EDGE, (pool, uvicorn), 120)
+    assert judged.condition.status is ConditionStatus.TRUE  # a warning, not a failure
+    assert (
+        "app closes idle connections after 5s, while ingress-nginx keeps them 60s"
+        in judged.condition.message
+    )
+    longer = Hop("app", "uvicorn", 600, "worker", "spec", keep_alive_seconds=75)
+    assert "closes idle" not in chain.judge(EDGE, (pool, longer), 120).condition.message
+    unknown = Hop("app", "uvicorn", 600, "worker", "spec")
+    assert "closes idle" not in chain.judge(EDGE, (pool, unknown), 120).condition.message

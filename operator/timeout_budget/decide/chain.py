@@ -20,6 +20,7 @@ not help, and the status says so. Pure: the hops in, the judged hops and the con
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from timeout_budget.decide.context import Context, secs
@@ -76,6 +77,7 @@ def declared_hops(spec: TimeoutBudgetSpec) -> tuple[Hop, ...]:
             "worker",
             "spec",
             answers="502 from the hop in front (the request is cut)",
+            keep_alive_seconds=app.keep_alive_seconds,
         ),
     )
 
@@ -99,7 +101,23 @@ def judge(edge: Hop, inner: tuple[Hop, ...], budget: int) -> Chain:
             past_edge.append(hop)
         else:
             judged.append(hop.judged(Verdict.OK))
-    return Chain(tuple(judged), _condition(edge, first, past_edge, inner, budget))
+    races = _keep_alive_races(inner)
+    return Chain(tuple(judged), _condition(edge, first, past_edge, inner, budget, races))
+
+
+def _keep_alive_races(inner: tuple[Hop, ...]) -> list[str]:
+    """Each server behind a proxy must keep idle connections longer than the proxy's pool
+    in front of it (a 502 race otherwise): said as a warning, for known values only."""
+    races: list[str] = []
+    for front, back in itertools.pairwise(inner):
+        pool, server = front.keep_alive_seconds, back.keep_alive_seconds
+        if pool is not None and server is not None and server <= pool:
+            races.append(
+                f"{back.hop} closes idle connections after {secs(server)}, while {front.hop} "
+                f"keeps them {secs(pool)}: it can reuse one being closed (502s); keep the "
+                f"server's keep-alive above {secs(pool)}"
+            )
+    return races
 
 
 def _fires_at(hop: Hop) -> float:
@@ -115,9 +133,14 @@ def _retries_past(hop: Hop, edge: Hop) -> bool:
 
 
 def _condition(
-    edge: Hop, first: Hop | None, past_edge: list[Hop], inner: tuple[Hop, ...], budget: int
+    edge: Hop,
+    first: Hop | None,
+    past_edge: list[Hop],
+    inner: tuple[Hop, ...],
+    budget: int,
+    races: list[str],
 ) -> ConditionInput:
-    warnings = "".join(
+    warnings = "".join(f"; {race}" for race in races) + "".join(
         f"; {h.hop} ({h.object}) tries a timed-out request {h.tries} times "
         f"({secs(h.timeout_seconds or 0)} each), past Cloudflare's "
         f"{secs(edge.timeout_seconds or 0)}: the origin does the work again after the "

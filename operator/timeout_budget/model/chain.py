@@ -46,6 +46,11 @@ class Hop:
     """How many times the hop sends a timed-out request again, in all."""
     answers: str = "an error"
     """What a visitor gets when it fires, e.g. ``504``."""
+    keep_alive_seconds: float | None = None
+    """For a proxy, how long it keeps an idle connection to the hop behind it open (its
+    upstream pool); for a server, how long it keeps an idle client connection open. Each
+    server must keep it longer than the pool in front of it, or the pool reuses a
+    connection the server is closing: 502s."""
     verdict: Verdict = Verdict.UNKNOWN
 
     def judged(self, verdict: Verdict) -> Hop:
@@ -63,6 +68,8 @@ class Hop:
             shown["timeoutSeconds"] = _number(self.timeout_seconds)
         if self.tries > 1:
             shown["tries"] = self.tries
+        if self.keep_alive_seconds is not None:
+            shown["keepAliveSeconds"] = _number(self.keep_alive_seconds)
         return shown
 
 

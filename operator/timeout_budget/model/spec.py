@@ -291,6 +291,7 @@ class AppServer(SpecModel):
         ),
     ] = "app-server"
     request_timeout_seconds: int = Field(ge=1, le=86400)
+    keep_alive_seconds: int | None = Field(default=None, ge=0, le=86400)
 
 
 class Chain(SpecModel):

@@ -34,6 +34,9 @@ NEXT_UPSTREAM = NGINX + "proxy-next-upstream"
 NEXT_UPSTREAM_TRIES = NGINX + "proxy-next-upstream-tries"
 NGINX_READ_TIMEOUT_DEFAULT = 60
 NGINX_TRIES_DEFAULT = 3
+NGINX_UPSTREAM_KEEPALIVE_DEFAULT = 60
+"""``upstream-keepalive-timeout`` (ConfigMap only, no annotation): idle upstream connections
+are kept this long."""
 ANNOTATIONS_READ = (NGINX, "kubernetes.io/ingress.class")
 """Annotation prefixes this module reads (the watch-fed copies keep only those)."""
 RETRIED_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
@@ -85,7 +88,16 @@ def _hop(spec: TimeoutBudgetSpec, ingress: Mapping[str, Any]) -> Hop:
     else:
         timeout = _seconds(raw)
         source = "annotation" if timeout is not None else f"annotation (not a number: {raw[:40]!r})"
-    return Hop("ingress-nginx", name, timeout, "idle", source, _tries(spec, notes), "504")
+    return Hop(
+        "ingress-nginx",
+        name,
+        timeout,
+        "idle",
+        source,
+        _tries(spec, notes),
+        "504",
+        keep_alive_seconds=NGINX_UPSTREAM_KEEPALIVE_DEFAULT,
+    )
 
 
 def _tries(spec: TimeoutBudgetSpec, notes: Mapping[str, str]) -> int:
