@@ -22,7 +22,9 @@ from sandbox.controlplane import ControlPlane, kubeconfig_dict
 from sandbox.origin_exporter import OriginExporter
 from sandbox.procutil import free_port
 from sandbox.prometheus import PrometheusServer
-from tests.integration.test_operator_loop import (
+from tests.support import kube
+from tests.support.helm import CHART, Helm
+from tests.support.objects import (
     HOST,
     apply,
     budget,
@@ -33,8 +35,6 @@ from tests.integration.test_operator_loop import (
     spec_replicas,
     status_of,
 )
-from tests.support import kube
-from tests.support.helm import CHART, Helm
 from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.integration.test_operator_loop import (
+from tests.support import kube
+from tests.support.objects import (
     HOST,
     apply,
     budget,
@@ -24,7 +25,6 @@ from tests.integration.test_operator_loop import (
     spec_replicas,
     status_of,
 )
-from tests.support import kube
 from tests.support.operator import OperatorProcess
 from timeout_budget import __version__
 

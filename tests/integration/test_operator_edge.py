@@ -16,8 +16,8 @@ from sandbox.cloudflare_emulator import CloudflareEmulator
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.integration.test_operator_loop import budget, deployment
 from tests.support import kube
+from tests.support.objects import budget, deployment, secret, zone
 from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -44,19 +44,7 @@ def emulator() -> Iterator[CloudflareEmulator]:
 
 
 def zone_objects() -> list[dict[str, Any]]:
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "cf"},
-        "stringData": {"token": TOKEN},
-    }
-    zone = {
-        "apiVersion": "timeoutbudget.io/v1alpha1",
-        "kind": "CloudflareZone",
-        "metadata": {"name": "example-com"},
-        "spec": {"zoneId": ZONE_ID, "apiTokenSecretRef": {"name": "cf"}},
-    }
-    return [secret, zone]
+    return [secret("cf", TOKEN), zone("example-com", ZONE_ID)]
 
 
 def test_required_seconds_become_one_cache_rule_and_deletion_removes_only_it(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -16,11 +15,20 @@ from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.support import kube
+from tests.support.objects import (
+    HOST,
+    apply,
+    budget,
+    deployment,
+    event_reasons,
+    selector_of,
+    service,
+    spec_replicas,
+    status_of,
+)
 from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
-
-HOST = "api.example.com"
 
 
 @pytest.fixture(scope="module")
@@ -41,85 +49,6 @@ def operator(
     )
     yield proc
     proc.stop()
-
-
-def apply(cp: ControlPlane, namespace: str, *objects: dict[str, Any]) -> None:
-    for obj in objects:
-        cp.kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(obj))
-
-
-def deployment(name: str, replicas: int) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "origin", "image": "registry.local/origin:1"}]},
-            },
-        },
-    }
-
-
-def service(name: str, selector: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"selector": selector, "ports": [{"port": 80, "targetPort": 8080}]},
-    }
-
-
-def budget(name: str, route: str, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "route": {"host": HOST, "pathPrefix": f"/{route}"},
-        "budget": {"timeoutSeconds": 120, "atRiskRatio": 0.8, "recoverRatio": 0.6},
-        "latency": {
-            "metric": "http_request_duration_seconds",
-            "selector": {"route": route},
-            "window": "5s",
-        },
-        "origin": {
-            "deploymentName": name,
-            "minReplicas": 1,
-            "maxReplicas": 3,
-            "scaleUpStep": 1,
-            "scaleUpCooldownSeconds": 0,
-            "scaleDownStabilizationSeconds": 3,
-        },
-    }
-    body.update(spec)
-    return {
-        "apiVersion": "timeoutbudget.io/v1alpha1",
-        "kind": "TimeoutBudget",
-        "metadata": {"name": name},
-        "spec": body,
-    }
-
-
-def status_of(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
-    status: dict[str, Any] = kube.get_json(cp, "tb", name, "-n", ns).get("status", {})
-    return status
-
-
-def spec_replicas(cp: ControlPlane, ns: str, name: str) -> int:
-    return int(kube.get_json(cp, "deployment", name, "-n", ns)["spec"]["replicas"])
-
-
-def selector_of(cp: ControlPlane, ns: str, name: str) -> dict[str, str]:
-    selector: dict[str, str] = kube.get_json(cp, "service", name, "-n", ns)["spec"]["selector"]
-    return selector
-
-
-def event_reasons(cp: ControlPlane, ns: str, name: str) -> list[str]:
-    events = kube.get_json(
-        cp, "events", "-n", ns, "--field-selector", f"involvedObject.name={name}"
-    )["items"]
-    return [e["reason"] for e in events]
 
 
 def test_scale_up_reroute_recover_undo_and_scale_down(

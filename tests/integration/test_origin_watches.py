@@ -13,8 +13,8 @@ import kubernetes
 import pytest
 
 from sandbox.controlplane import ControlPlane
-from tests.integration.test_operator_loop import apply, deployment, service
 from tests.support import kube
+from tests.support.objects import apply, deployment, service
 from timeout_budget.clients.kube import Kube, KubeUnavailable, load_api_client
 from timeout_budget.clients.watch_cache import WatchedLists
 from timeout_budget.model import ownership

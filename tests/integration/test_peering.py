@@ -15,8 +15,8 @@ import pytest
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.integration.test_operator_loop import budget, deployment, spec_replicas
 from tests.support import kube
+from tests.support.objects import budget, deployment, spec_replicas
 from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration

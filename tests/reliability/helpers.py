@@ -1,4 +1,4 @@
-"""Shared steps of the reliability scenarios (the resource builders come from the loop tests)."""
+"""Shared steps of the reliability scenarios (the objects they apply: ``tests.support.objects``)."""
 
 from __future__ import annotations
 
@@ -10,35 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox.controlplane import ControlPlane
-from tests.integration.test_operator_loop import (
-    HOST,
-    apply,
-    budget,
-    deployment,
-    event_reasons,
-    selector_of,
-    service,
-    spec_replicas,
-    status_of,
-)
 from tests.support.operator import OperatorProcess
-
-__all__ = [
-    "HOST",
-    "apply",
-    "apply_all",
-    "budget",
-    "condition",
-    "deployment",
-    "event_reasons",
-    "events_text",
-    "hold",
-    "kill",
-    "selector_of",
-    "service",
-    "spec_replicas",
-    "status_of",
-]
 
 
 def apply_all(cp: ControlPlane, ns: str, *objects: dict[str, Any]) -> None:

@@ -28,9 +28,19 @@ from sandbox.cloudflare_emulator import CloudflareEmulator
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.reliability.helpers import HOST, apply, budget, condition, deployment, short, status_of
+from tests.reliability.helpers import condition, short
 from tests.support import kube
 from tests.support.foreign import Foreign
+from tests.support.objects import (
+    HOST,
+    apply,
+    deployment,
+    edge_route,
+    secret,
+    status_of,
+    zone,
+    zone_status,
+)
 from tests.support.operator import OperatorProcess
 from tests.support.reliability import REPORT, foreign_checked
 
@@ -58,24 +68,6 @@ def emulator() -> Iterator[CloudflareEmulator]:
 @pytest.fixture(scope="module")
 def ns(control_plane: ControlPlane) -> Iterator[str]:
     yield from kube.scratch_namespace(control_plane, "rel-cf")
-
-
-def secret(name: str, token: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name},
-        "stringData": {"token": token},
-    }
-
-
-def zone(name: str, zone_id: str, secret_name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "timeoutbudget.io/v1alpha1",
-        "kind": "CloudflareZone",
-        "metadata": {"name": name},
-        "spec": {"zoneId": zone_id, "apiTokenSecretRef": {"name": secret_name}, **spec},
-    }
 
 
 @pytest.fixture(scope="module")
@@ -119,18 +111,6 @@ def operator(
     output = proc.output()
     for token in (TOKEN, ROTATED, BUDGET_TOKEN):
         assert token not in output
-
-
-def zone_status(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = kube.get_json(cp, "cloudflarezone", name, "-n", ns).get("status", {})
-    return found
-
-
-def edge_route(name: str, zone_name: str = "main") -> dict[str, Any]:
-    tb = budget(name, name)
-    tb["spec"]["budget"] = {"timeoutSeconds": 360, "requiredSeconds": 300}
-    tb["spec"]["edge"] = {"zoneRef": {"name": zone_name}}
-    return tb
 
 
 def add_route(

@@ -35,21 +35,23 @@ from sandbox.cloudflare_emulator.requestlog import Entry
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.reliability.helpers import (
+from tests.reliability.helpers import hold, kill
+from tests.support import kube
+from tests.support.faults import FaultProxy
+from tests.support.foreign import Foreign
+from tests.support.objects import (
     HOST,
     apply,
     budget,
     deployment,
-    hold,
-    kill,
+    secret,
     selector_of,
     service,
     spec_replicas,
     status_of,
+    zone,
+    zone_status,
 )
-from tests.support import kube
-from tests.support.faults import FaultProxy
-from tests.support.foreign import Foreign
 from tests.support.operator import OperatorProcess
 from tests.support.reliability import REPORT, foreign_checked
 
@@ -118,26 +120,10 @@ def operator(
     foreign: Foreign,
 ) -> Iterator[Operator]:
     cp = control_plane
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "cf"},
-        "stringData": {"token": TOKEN},
-    }
-    zone = {
-        "apiVersion": "timeoutbudget.io/v1alpha1",
-        "kind": "CloudflareZone",
-        "metadata": {"name": "main"},
-        "spec": {"zoneId": ZONE_ID, "apiTokenSecretRef": {"name": "cf"}},
-    }
-    apply(cp, ns, secret, zone)
+    apply(cp, ns, secret("cf", TOKEN), zone("main", ZONE_ID))
     op = Operator(cp, prometheus, ns, proxy.url)
     kube.wait_for(
-        lambda: (
-            kube.get_json(cp, "cloudflarezone", "main", "-n", ns)
-            .get("status", {})
-            .get("effectiveProxyReadTimeoutSeconds")
-        ),
+        lambda: zone_status(cp, ns, "main").get("effectiveProxyReadTimeoutSeconds"),
         60,
         "the zone read from Cloudflare",
     )

@@ -44,21 +44,20 @@ from sandbox.cloudflare_emulator import CloudflareEmulator
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.integration.test_crds import BAD_RESOURCES, DELETE, valid_budget, valid_zone, with_change
-from tests.reliability.helpers import (
+from tests.reliability.helpers import apply_all, condition, short
+from tests.support import kube
+from tests.support.crd_cases import BAD_RESOURCES, DELETE, valid_budget, valid_zone, with_change
+from tests.support.faults import FaultProxy
+from tests.support.objects import (
     HOST,
     apply,
-    apply_all,
     budget,
-    condition,
     deployment,
     selector_of,
     service,
-    short,
     status_of,
+    zone,
 )
-from tests.support import kube
-from tests.support.faults import FaultProxy
 from tests.support.operator import OperatorProcess
 from tests.support.reliability import REPORT
 
@@ -355,15 +354,6 @@ def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
 
 
-def _zone(name: str, zone_id: str, secret: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "timeoutbudget.io/v1alpha1",
-        "kind": "CloudflareZone",
-        "metadata": {"name": name},
-        "spec": {"zoneId": zone_id, "apiTokenSecretRef": {"name": secret}},
-    }
-
-
 def _route(
     name: str, selector: dict[str, str] | None = None, path: str | None = None, **spec: Any
 ) -> dict[str, Any]:
@@ -449,11 +439,11 @@ def test_hostile_but_valid_input_is_reported_in_status(
         cp,
         ns,
         _secret("cf", {"token": TOKEN}),
-        _zone("main", ZONE_ID, "cf"),
-        _zone("free", FREE_ZONE_ID, "cf"),
-        _zone("nosecret", ZONE_ID.replace("4", "5"), "missing"),
+        zone("main", ZONE_ID, "cf"),
+        zone("free", FREE_ZONE_ID, "cf"),
+        zone("nosecret", ZONE_ID.replace("4", "5"), "missing"),
         _secret("cf-nokey", {"other": "x"}),
-        _zone("nokey", ZONE_ID.replace("4", "6"), "cf-nokey"),
+        zone("nokey", ZONE_ID.replace("4", "6"), "cf-nokey"),
     )
     kube.wait_for(
         lambda: (
@@ -464,7 +454,7 @@ def test_hostile_but_valid_input_is_reported_in_status(
         60,
         "zone main synced",
     )
-    apply(cp, ns, _zone("twin", ZONE_ID, "cf"))
+    apply(cp, ns, zone("twin", ZONE_ID, "cf"))
     with_deployment = (
         "normal hostile literal many override-many regex-prom regex-backref le-matcher "
         "query-syntax query-placeholder ghost-svc ghost-zone no-secret no-key squat paths "

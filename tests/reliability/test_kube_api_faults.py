@@ -28,7 +28,9 @@ from kubernetes.client.exceptions import ApiException
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.reliability.helpers import (
+from tests.support import kube
+from tests.support.foreign import Foreign
+from tests.support.objects import (
     HOST,
     apply,
     budget,
@@ -38,8 +40,6 @@ from tests.reliability.helpers import (
     spec_replicas,
     status_of,
 )
-from tests.support import kube
-from tests.support.foreign import Foreign
 from tests.support.operator import OperatorProcess
 from tests.support.reliability import REPORT, foreign_checked
 

@@ -22,21 +22,19 @@ import pytest
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.reliability.helpers import (
+from tests.reliability.helpers import condition, hold, short
+from tests.support import kube
+from tests.support.foreign import Foreign
+from tests.support.objects import (
     HOST,
     apply,
     budget,
-    condition,
     deployment,
-    hold,
     selector_of,
     service,
-    short,
     spec_replicas,
     status_of,
 )
-from tests.support import kube
-from tests.support.foreign import Foreign
 from tests.support.operator import OperatorProcess
 from tests.support.reliability import REPORT, foreign_checked
 

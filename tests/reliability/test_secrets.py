@@ -27,17 +27,10 @@ from sandbox.cloudflare_emulator import CloudflareEmulator
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.reliability.helpers import (
-    HOST,
-    apply,
-    budget,
-    condition,
-    deployment,
-    short,
-    status_of,
-)
+from tests.reliability.helpers import condition, short
 from tests.support import kube
 from tests.support.faults import FaultProxy
+from tests.support.objects import HOST, apply, budget, deployment, secret, status_of, zone
 from tests.support.operator import OperatorProcess
 from tests.support.reliability import REPORT
 
@@ -90,13 +83,7 @@ def operator(
     token_file: Path,
 ) -> Iterator[OperatorProcess]:
     cp = control_plane
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "cf"},
-        "stringData": {"token": CF_TOKEN},
-    }
-    apply(cp, ns, secret, _zone("main", ZONE_ID))
+    apply(cp, ns, secret("cf", CF_TOKEN), zone("main", ZONE_ID))
     env = {
         "TBO_CLOUDFLARE_BASE_URL": emulator.base_url,
         "TBO_OPERATOR_NAMESPACE": ns,
@@ -192,7 +179,7 @@ def test_tokens_never_leak_through_any_failure(
                 path_prefix=f"/zones/{zone_id}/rulesets",
                 retry_after=1,
             )
-            apply(cp, ns, _zone(f"z{code}", zone_id), _with_required(f"need-{code}", f"z{code}"))
+            apply(cp, ns, zone(f"z{code}", zone_id), _with_required(f"need-{code}", f"z{code}"))
         for code in FAULT_ZONES:
             seen.append(
                 kube.wait_for(
@@ -258,12 +245,3 @@ def _with_required(name: str, zone: str) -> dict[str, Any]:
     tb["spec"]["route"]["pathPrefix"] = f"/{name}"
     tb["spec"]["edge"] = {"zoneRef": {"name": zone}}
     return tb
-
-
-def _zone(name: str, zone_id: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "timeoutbudget.io/v1alpha1",
-        "kind": "CloudflareZone",
-        "metadata": {"name": name},
-        "spec": {"zoneId": zone_id, "apiTokenSecretRef": {"name": "cf"}},
-    }
