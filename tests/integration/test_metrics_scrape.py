@@ -17,6 +17,7 @@ from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.support import kube
+from tests.support import operator as operator_process
 from tests.support.objects import (
     HOST,
     apply,
@@ -29,6 +30,8 @@ from tests.support.operator import OperatorProcess
 from timeout_budget import __version__
 
 pytestmark = pytest.mark.integration
+
+NS_PREFIX = "metrics"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -55,33 +58,21 @@ def matching(
 
 
 @pytest.fixture(scope="module")
-def metrics_ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "metrics")
-
-
-@pytest.fixture(scope="module")
 def operator(
-    control_plane: ControlPlane, prometheus: PrometheusServer, metrics_ns: str
+    control_plane: ControlPlane, prometheus: PrometheusServer, ns: str
 ) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(
-        control_plane,
-        prometheus.url,
-        [metrics_ns],
-        log=control_plane.workdir / "logs" / "operator-metrics.log",
-        interval=1.0,
-        extra_env={"TBO_OPERATOR_NAMESPACE": metrics_ns},
+    yield from operator_process.running(
+        control_plane, prometheus.url, ns, "metrics", env={"TBO_OPERATOR_NAMESPACE": ns}
     )
-    yield proc
-    proc.stop()
 
 
 def test_metrics_during_a_run(
     control_plane: ControlPlane,
     origin: OriginExporter,
     operator: OperatorProcess,
-    metrics_ns: str,
+    ns: str,
 ) -> None:
-    cp, ns = control_plane, metrics_ns
+    cp = control_plane
     origin.set_route("m-slow", p95=110.0, rps=40, host=HOST)
     origin.set_route("m-fast", p95=20.0, rps=40, host=HOST)
     origin.set_route("m-quiet", p95=110.0, rps=0, host=HOST)  # no requests: no data
@@ -164,14 +155,11 @@ def test_metrics_during_a_run(
 
 
 def test_the_endpoint_is_off_with_port_zero(
-    control_plane: ControlPlane, prometheus: PrometheusServer, metrics_ns: str
+    control_plane: ControlPlane, prometheus: PrometheusServer, ns: str
 ) -> None:
-    proc = OperatorProcess(
-        control_plane,
-        prometheus.url,
-        [metrics_ns],
-        log=control_plane.workdir / "logs" / "operator-metrics-off.log",
-        extra_env={"TBO_METRICS_PORT": "0", "TBO_OPERATOR_NAMESPACE": metrics_ns},
+    env = {"TBO_METRICS_PORT": "0", "TBO_OPERATOR_NAMESPACE": ns}
+    proc = operator_process.start(
+        control_plane, prometheus.url, ns, "metrics-off", interval=2.0, env=env
     )
     try:
         kube.wait_for(lambda: "metrics endpoint off" in proc.output(), 30, "startup")

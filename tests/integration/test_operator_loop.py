@@ -15,6 +15,7 @@ from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.support import kube
+from tests.support import operator as operator_process
 from tests.support.objects import (
     HOST,
     apply,
@@ -30,31 +31,20 @@ from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture(scope="module")
-def loop_ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "loop")
+NS_PREFIX = "loop"
 
 
 @pytest.fixture(scope="module")
 def operator(
-    control_plane: ControlPlane, prometheus: PrometheusServer, loop_ns: str
+    control_plane: ControlPlane, prometheus: PrometheusServer, ns: str
 ) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(
-        control_plane,
-        prometheus.url,
-        [loop_ns],
-        log=control_plane.workdir / "logs" / "operator-loop.log",
-        interval=1.0,
-    )
-    yield proc
-    proc.stop()
+    yield from operator_process.running(control_plane, prometheus.url, ns, "loop")
 
 
 def test_scale_up_reroute_recover_undo_and_scale_down(
-    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, loop_ns: str
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, ns: str
 ) -> None:
-    cp, ns = control_plane, loop_ns
+    cp = control_plane
     origin.set_route("ladder", p95=20.0, rps=40, host=HOST)
     apply(cp, ns, deployment("ladder", 1), service("ladder", {"app": "ladder"}))
     reroute = {"serviceName": "ladder", "longRunningSelector": {"pool": "long-running"}}
@@ -114,9 +104,9 @@ def test_scale_up_reroute_recover_undo_and_scale_down(
 
 
 def test_hpa_is_raised_not_fought_and_restored_on_delete(
-    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, loop_ns: str
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, ns: str
 ) -> None:
-    cp, ns = control_plane, loop_ns
+    cp = control_plane
     origin.set_route("withhpa", p95=110.0, rps=40, host=HOST)
     hpa = {
         "apiVersion": "autoscaling/v2",
@@ -157,9 +147,9 @@ def test_hpa_is_raised_not_fought_and_restored_on_delete(
 
 
 def test_no_data_holds_everything(
-    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, loop_ns: str
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, ns: str
 ) -> None:
-    cp, ns = control_plane, loop_ns
+    cp = control_plane
     origin.set_route("quiet", p95=110.0, rps=40, host=HOST)
     apply(cp, ns, deployment("quiet", 1), budget("quiet", "quiet"))
     kube.wait_for(lambda: spec_replicas(cp, ns, "quiet") == 3, 90, "scale-up to 3")
@@ -180,9 +170,9 @@ def test_no_data_holds_everything(
 
 
 def test_dry_run_plans_and_changes_nothing(
-    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, loop_ns: str
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, ns: str
 ) -> None:
-    cp, ns = control_plane, loop_ns
+    cp = control_plane
     origin.set_route("dry", p95=110.0, rps=40, host=HOST)
     apply(cp, ns, deployment("dry", 1), budget("dry", "dry", dryRun=True))
     st = kube.wait_for(
@@ -194,9 +184,9 @@ def test_dry_run_plans_and_changes_nothing(
 
 
 def test_missing_deployment_is_reported(
-    control_plane: ControlPlane, operator: OperatorProcess, loop_ns: str
+    control_plane: ControlPlane, operator: OperatorProcess, ns: str
 ) -> None:
-    cp, ns = control_plane, loop_ns
+    cp = control_plane
     apply(cp, ns, budget("ghost", "ghost"))
     st = kube.wait_for(
         lambda: (s := status_of(cp, ns, "ghost")).get("message") and s, 60, "a message"

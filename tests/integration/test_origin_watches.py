@@ -23,12 +23,9 @@ from timeout_budget.observe import cluster
 
 pytestmark = pytest.mark.integration
 
+NS_PREFIX = "watch"
+
 PREFIX = f"{ownership.PREFIX}/"
-
-
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "watch")
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,9 @@ from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.support import kube
+from tests.support import operator as operator_process
+from tests.support.emulator import enterprise_zone
 from tests.support.objects import budget, deployment, secret, zone
-from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
 
@@ -33,9 +34,7 @@ ZONE = "example-com"
 
 @pytest.fixture
 def emulator() -> Iterator[CloudflareEmulator]:
-    emu = CloudflareEmulator(token=TOKEN)
-    with emu.running():
-        emu.add_zone(ZONE_ID, "enterprise", name="example.com", proxy_read_timeout=120)
+    with enterprise_zone(TOKEN, ZONE_ID) as emu:
         yield emu
 
 
@@ -75,9 +74,9 @@ def test_a_zone_in_use_is_held_naming_its_budget_then_deleted_once_the_budget_is
     export = budget("export", "export")
     export["spec"]["budget"] = {"timeoutSeconds": 360, "requiredSeconds": 300}
     export["spec"]["edge"] = {"zoneRef": {"name": ZONE}}
-    env = {"TBO_CLOUDFLARE_BASE_URL": emulator.base_url, "TBO_OPERATOR_NAMESPACE": ns}
-    log = cp.workdir / "logs" / "operator-zone-deletion.log"
-    proc = OperatorProcess(cp, prometheus.url, [ns], log, 1.0, env)
+    proc = operator_process.start(
+        cp, prometheus.url, ns, "zone-deletion", cloudflare_url=emulator.base_url
+    )
     try:
         for obj in [*zone_objects(), deployment("export", 1), export]:
             cp.kubectl("apply", "-n", ns, "-f", "-", input_text=json.dumps(obj))

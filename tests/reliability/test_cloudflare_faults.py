@@ -30,6 +30,8 @@ from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.reliability.helpers import condition, short
 from tests.support import kube
+from tests.support import operator as operator_process
+from tests.support.emulator import enterprise_zone
 from tests.support.foreign import Foreign
 from tests.support.objects import (
     HOST,
@@ -46,6 +48,7 @@ from tests.support.reliability import REPORT, foreign_checked
 
 pytestmark = pytest.mark.integration
 
+NS_PREFIX = "rel-cf"
 AREA = "Faults: Cloudflare"
 TOKEN = "cf-reliability-token-5b1e0c2f9a"
 ROTATED = "cf-reliability-rotated-8d77e1a4c3"
@@ -58,16 +61,9 @@ RULES = "/rulesets/phases/http_request_cache_settings/entrypoint"
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[CloudflareEmulator]:
-    emu = CloudflareEmulator(token=[TOKEN, ROTATED, BUDGET_TOKEN])
-    with emu.running():
-        emu.add_zone(ZONE_ID, "enterprise", name="example.com", proxy_read_timeout=120)
+    with enterprise_zone([TOKEN, ROTATED, BUDGET_TOKEN], ZONE_ID) as emu:
         emu.add_zone(BUDGET_ZONE_ID, "enterprise", name="example.org", proxy_read_timeout=120)
         yield emu
-
-
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "rel-cf")
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +93,8 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     cp = control_plane
     apply(cp, ns, secret("cf", TOKEN), zone("main", ZONE_ID, "cf"))
-    env = {"TBO_CLOUDFLARE_BASE_URL": emulator.base_url, "TBO_OPERATOR_NAMESPACE": ns}
-    proc = OperatorProcess(
-        cp, prometheus.url, [ns], cp.workdir / "logs" / "operator-rel-cf.log", 1.0, env
+    proc = operator_process.start(
+        cp, prometheus.url, ns, "rel-cf", cloudflare_url=emulator.base_url
     )
     kube.wait_for(
         lambda: zone_status(cp, ns, "main").get("effectiveProxyReadTimeoutSeconds") == 120,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,6 +36,8 @@ from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.reliability.helpers import hold, kill
 from tests.support import kube
+from tests.support import operator as operator_process
+from tests.support.emulator import enterprise_zone
 from tests.support.faults import FaultProxy
 from tests.support.foreign import Foreign
 from tests.support.objects import (
@@ -57,6 +58,7 @@ from tests.support.reliability import REPORT, foreign_checked
 
 pytestmark = pytest.mark.integration
 
+NS_PREFIX = "rel-crash"
 AREA = "Faults: crash and restart"
 TOKEN = "cf-crash-token-9e107d9d372bb6826bd8"
 ZONE_ID = "9e107d9d372bb6826bd81d3542a419d6"
@@ -69,9 +71,7 @@ COOLDOWN = 60
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[CloudflareEmulator]:
-    emu = CloudflareEmulator(token=TOKEN)
-    with emu.running():
-        emu.add_zone(ZONE_ID, "enterprise", name="example.com", proxy_read_timeout=120)
+    with enterprise_zone(TOKEN, ZONE_ID) as emu:
         yield emu
 
 
@@ -79,11 +79,6 @@ def emulator() -> Iterator[CloudflareEmulator]:
 def proxy(emulator: CloudflareEmulator) -> Iterator[FaultProxy]:
     with FaultProxy(emulator.url) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "rel-crash")
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +98,10 @@ class Operator:
     def __init__(self, cp: ControlPlane, prometheus: PrometheusServer, ns: str, proxy: str):
         self.cp, self.url, self.ns = cp, prometheus.url, ns
         self.env = {"TBO_CLOUDFLARE_BASE_URL": f"{proxy}/client/v4", "TBO_OPERATOR_NAMESPACE": ns}
-        self.log: Path = cp.workdir / "logs" / "operator-rel-crash.log"
         self.proc = self.start()
 
     def start(self) -> OperatorProcess:
-        self.proc = OperatorProcess(self.cp, self.url, [self.ns], self.log, 1.0, self.env)
+        self.proc = operator_process.start(self.cp, self.url, self.ns, "rel-crash", env=self.env)
         return self.proc
 
 

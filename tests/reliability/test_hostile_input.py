@@ -46,7 +46,9 @@ from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.reliability.helpers import apply_all, condition, short
 from tests.support import kube
+from tests.support import operator as operator_process
 from tests.support.crd_cases import BAD_RESOURCES, DELETE, valid_budget, valid_zone, with_change
+from tests.support.emulator import enterprise_zone
 from tests.support.faults import FaultProxy
 from tests.support.objects import (
     HOST,
@@ -63,6 +65,7 @@ from tests.support.reliability import REPORT
 
 pytestmark = pytest.mark.integration
 
+NS_PREFIX = "rel-hostile"
 API_AREA = "Hostile input: rejected by the API server"
 STATUS_AREA = "Hostile input: reported in status"
 SETTINGS_AREA = "Hostile input: settings"
@@ -318,16 +321,9 @@ def query_log(own_prometheus: PrometheusServer) -> Iterator[FaultProxy]:
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[CloudflareEmulator]:
-    emu = CloudflareEmulator(token=TOKEN)
-    with emu.running():
-        emu.add_zone(ZONE_ID, "enterprise", name="example.com", proxy_read_timeout=120)
+    with enterprise_zone(TOKEN, ZONE_ID) as emu:
         emu.add_zone(FREE_ZONE_ID, "free", name="example.net", proxy_read_timeout=100)
         yield emu
-
-
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "rel-hostile")
 
 
 @pytest.fixture(scope="module")
@@ -337,17 +333,9 @@ def operator(
     emulator: CloudflareEmulator,
     ns: str,
 ) -> Iterator[OperatorProcess]:
-    env = {"TBO_CLOUDFLARE_BASE_URL": emulator.base_url, "TBO_OPERATOR_NAMESPACE": ns}
-    proc = OperatorProcess(
-        control_plane,
-        query_log.url,
-        [ns],
-        control_plane.workdir / "logs" / "operator-rel-hostile.log",
-        1.0,
-        env,
+    yield from operator_process.running(
+        control_plane, query_log.url, ns, "rel-hostile", cloudflare_url=emulator.base_url
     )
-    yield proc
-    proc.stop()
 
 
 def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:

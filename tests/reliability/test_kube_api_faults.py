@@ -29,6 +29,7 @@ from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.support import kube
+from tests.support import operator as operator_process
 from tests.support.foreign import Foreign
 from tests.support.objects import (
     HOST,
@@ -45,14 +46,10 @@ from tests.support.reliability import REPORT, foreign_checked
 
 pytestmark = pytest.mark.integration
 
+NS_PREFIX = "rel-kube"
 AREA = "Faults: Kubernetes API"
 LONG = {"pool": "long-running"}
 COUNTER = "writer.example.com/counter"
-
-
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "rel-kube")
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +65,7 @@ def foreign(control_plane: ControlPlane, ns: str) -> Iterator[Foreign]:
 def operator(
     control_plane: ControlPlane, prometheus: PrometheusServer, ns: str, foreign: Foreign
 ) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(
-        control_plane,
-        prometheus.url,
-        [ns],
-        log=control_plane.workdir / "logs" / "operator-rel-kube.log",
-        interval=1.0,
-    )
-    yield proc
-    proc.stop()
+    yield from operator_process.running(control_plane, prometheus.url, ns, "rel-kube")
 
 
 def test_apiserver_restart_watches_resume_and_the_loop_goes_on(

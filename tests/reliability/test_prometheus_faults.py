@@ -24,6 +24,7 @@ from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.reliability.helpers import condition, hold, short
 from tests.support import kube
+from tests.support import operator as operator_process
 from tests.support.foreign import Foreign
 from tests.support.objects import (
     HOST,
@@ -40,6 +41,7 @@ from tests.support.reliability import REPORT, foreign_checked
 
 pytestmark = pytest.mark.integration
 
+NS_PREFIX = "rel-prom"
 AREA = "Faults: Prometheus"
 INTERVAL = 1.0
 DOWN_SECONDS = 8.0  # eight evaluation intervals
@@ -60,11 +62,6 @@ def own_prometheus(
 
 
 @pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "rel-prom")
-
-
-@pytest.fixture(scope="module")
 def foreign(control_plane: ControlPlane, ns: str) -> Iterator[Foreign]:
     yield from foreign_checked(
         Foreign(control_plane, ns).plant(),
@@ -76,15 +73,9 @@ def foreign(control_plane: ControlPlane, ns: str) -> Iterator[Foreign]:
 def operator(
     control_plane: ControlPlane, own_prometheus: PrometheusServer, ns: str, foreign: Foreign
 ) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(
-        control_plane,
-        own_prometheus.url,
-        [ns],
-        log=control_plane.workdir / "logs" / "operator-rel-prom.log",
-        interval=INTERVAL,
+    yield from operator_process.running(
+        control_plane, own_prometheus.url, ns, "rel-prom", interval=INTERVAL
     )
-    yield proc
-    proc.stop()
 
 
 def climb(cp: ControlPlane, origin: OriginExporter, ns: str, name: str) -> None:

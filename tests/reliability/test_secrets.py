@@ -29,6 +29,8 @@ from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.reliability.helpers import condition, short
 from tests.support import kube
+from tests.support import operator as operator_process
+from tests.support.emulator import enterprise_zone
 from tests.support.faults import FaultProxy
 from tests.support.objects import HOST, apply, budget, deployment, secret, status_of, zone
 from tests.support.operator import OperatorProcess
@@ -36,6 +38,7 @@ from tests.support.reliability import REPORT
 
 pytestmark = pytest.mark.integration
 
+NS_PREFIX = "rel-secrets"
 AREA = "Secrets"
 CF_TOKEN = "cf-secret-token-b3c9d1e7a5f24680"
 PROM_TOKEN = "prom-bearer-token-7e4a9c2d6b1f3085"
@@ -55,15 +58,8 @@ def guarded_prometheus(prometheus: PrometheusServer) -> Iterator[FaultProxy]:
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[CloudflareEmulator]:
-    emu = CloudflareEmulator(token=CF_TOKEN)
-    with emu.running():
-        emu.add_zone(ZONE_ID, "enterprise", name="example.com", proxy_read_timeout=120)
+    with enterprise_zone(CF_TOKEN, ZONE_ID) as emu:
         yield emu
-
-
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "rel-secrets")
 
 
 @pytest.fixture(scope="module")
@@ -85,21 +81,12 @@ def operator(
     cp = control_plane
     apply(cp, ns, secret("cf", CF_TOKEN), zone("main", ZONE_ID))
     env = {
-        "TBO_CLOUDFLARE_BASE_URL": emulator.base_url,
-        "TBO_OPERATOR_NAMESPACE": ns,
         "TBO_PROMETHEUS_BEARER_TOKEN_FILE": str(token_file),
         "TBO_PROMETHEUS_TIMEOUT_SECONDS": "2",
     }
-    proc = OperatorProcess(
-        cp,
-        guarded_prometheus.url,
-        [ns],
-        cp.workdir / "logs" / "operator-rel-secrets.log",
-        1.0,
-        env,
+    yield from operator_process.running(
+        cp, guarded_prometheus.url, ns, "rel-secrets", cloudflare_url=emulator.base_url, env=env
     )
-    yield proc
-    proc.stop()
 
 
 def metrics_failure(cp: ControlPlane, ns: str, needle: str) -> str | None:
