@@ -91,7 +91,7 @@ def test_metrics_during_a_run(
     kube.wait_for(lambda: status_of(cp, ns, "m-quiet").get("state") == "NoData", 60, "NoData")
     kube.wait_for(lambda: status_of(cp, ns, "m-fast").get("state") == "Healthy", 60, "Healthy")
     kube.wait_for(lambda: status_of(cp, ns, "m-dry").get("plannedActions"), 60, "a plan")
-    time.sleep(2)  # a cycle after the last status change
+    operator_process.wait_cycles(operator, 2)  # a whole cycle after the last status change
     s = scrape(operator.metrics_url)
 
     def route(metric: str, name: str) -> float | None:

@@ -6,7 +6,6 @@ and its Events."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -163,9 +162,7 @@ def test_no_data_holds_everything(
     assert metrics[0]["status"] == "False"
     assert "p95Seconds" not in st
     # Held for longer than the stabilization window: no scale-down.
-    for _ in range(8):
-        assert spec_replicas(cp, ns, "quiet") == 3
-        time.sleep(1)
+    kube.hold(lambda: spec_replicas(cp, ns, "quiet") == 3, 8, "3 replicas", interval=1)
     assert status_of(cp, ns, "quiet")["state"] == "NoData"
 
 

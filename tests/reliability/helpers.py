@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
-from collections.abc import Callable
 from typing import Any
 
 from sandbox.controlplane import ControlPlane
@@ -25,17 +23,6 @@ def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
             found: dict[str, Any] = item
             return found
     return {}
-
-
-def hold(probe: Callable[[], bool], seconds: float, what: str, interval: float = 0.25) -> int:
-    """Assert ``probe`` stays true for ``seconds``; returns how many times it was checked."""
-    deadline = time.monotonic() + seconds
-    checks = 0
-    while time.monotonic() < deadline:
-        assert probe(), f"{what} did not hold (after {checks} good checks)"
-        checks += 1
-        time.sleep(interval)
-    return checks
 
 
 def kill(proc: OperatorProcess) -> None:

@@ -313,7 +313,7 @@ def test_request_budget_caps_requests(
             if spent:
                 break
         assert spent, "the budget never ran out"
-        time.sleep(3)
+        operator_process.wait_cycles(operator, 3)
         sent = len(emu.requests(path_contains=BUDGET_ZONE_ID))
         written = sum(bool(owned_rules(emu, n, BUDGET_ZONE_ID)) for n in names)
         assert sent <= 10, sent

@@ -34,7 +34,7 @@ from sandbox.cloudflare_emulator.requestlog import Entry
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.reliability.helpers import hold, kill
+from tests.reliability.helpers import kill
 from tests.support import kube
 from tests.support import operator as operator_process
 from tests.support.emulator import enterprise_zone
@@ -227,7 +227,7 @@ def test_sigkill_after_scale_and_rule_write_before_status(
             "status catching up after the restart",
         )
         remaining = COOLDOWN - (time.time() - started) - 5
-        checks = hold(
+        checks = kube.hold(
             lambda: spec_replicas(cp, ns, name) == 2,
             min(remaining, 8),
             "no second scale-up inside the cooldown",
@@ -443,7 +443,7 @@ def test_standby_takes_over_after_sigkill_mid_action(
                 60,
                 "status catching up under the standby",
             )
-            checks = hold(
+            checks = kube.hold(
                 lambda: spec_replicas(cp, ns, name) == 2,
                 min(COOLDOWN - (time.time() - started) - 5, 8),
                 "no second scale-up by the standby inside the cooldown",

@@ -22,7 +22,7 @@ import pytest
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.reliability.helpers import condition, hold, short
+from tests.reliability.helpers import condition, short
 from tests.support import kube
 from tests.support import operator as operator_process
 from tests.support.foreign import Foreign
@@ -123,7 +123,7 @@ def test_prometheus_stopped_holds_everything_then_recovers(
         own_prometheus.stop()
         stopped_at = time.monotonic()
         try:
-            checks = hold(
+            checks = kube.hold(
                 lambda: spec_replicas(cp, ns, name) == 2 and selector_of(cp, ns, name) == LONG,
                 DOWN_SECONDS,
                 "replicas and reroute while Prometheus is down",
@@ -183,7 +183,7 @@ def test_no_traffic_is_no_data_and_holds_everything(
         st = kube.wait_for(
             lambda: (s := status_of(cp, ns, name)).get("state") == "NoData" and s, 30, "NoData"
         )
-        checks = hold(
+        checks = kube.hold(
             lambda: spec_replicas(cp, ns, name) == 2 and selector_of(cp, ns, name) == LONG,
             DOWN_SECONDS,
             "replicas and reroute without traffic",

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,7 +190,7 @@ def test_tokens_never_leak_through_any_failure(
         "tracebacks included), every Event of the namespace, the status of every "
         "TimeoutBudget and CloudflareZone, kubectl describe, /metrics",
     ) as row:
-        time.sleep(2)
+        operator_process.wait_cycles(operator, 2)
         with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
             metrics = response.read().decode()
         captured = {
