@@ -19,7 +19,7 @@ from sandbox import binaries
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.support import kube
+from tests.support import kube, servers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,17 +58,12 @@ def ns(request: pytest.FixtureRequest, control_plane: ControlPlane) -> Iterator[
 @pytest.fixture(scope="session")
 def origin() -> Iterator[OriginExporter]:
     """The synthetic origin: each test sets the latency of the routes it uses."""
-    exporter = OriginExporter(tick_seconds=0.25)
-    exporter.start()
-    yield exporter
-    exporter.stop()
+    with servers.synthetic_origin() as exporter:
+        yield exporter
 
 
 @pytest.fixture(scope="session")
 def prometheus(origin: OriginExporter, control_plane: ControlPlane) -> Iterator[PrometheusServer]:
     """A Prometheus scraping ``origin`` every second."""
-    server = PrometheusServer(workdir=control_plane.workdir / "prometheus-loop", quiet=True)
-    server.start(scrape_targets=[origin.target], scrape_interval="1s")
-    yield server
-    server.stop()
-    server.cleanup()
+    with servers.prometheus_scraping(origin, control_plane.workdir / "prometheus-loop") as server:
+        yield server

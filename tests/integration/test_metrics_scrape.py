@@ -62,7 +62,9 @@ def operator(
     control_plane: ControlPlane, prometheus: PrometheusServer, ns: str
 ) -> Iterator[OperatorProcess]:
     yield from operator_process.running(
-        control_plane, prometheus.url, ns, "metrics", env={"TBO_OPERATOR_NAMESPACE": ns}
+        operator_process.start(
+            control_plane, prometheus.url, ns, "metrics", env={"TBO_OPERATOR_NAMESPACE": ns}
+        )
     )
 
 

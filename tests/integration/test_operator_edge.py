@@ -19,7 +19,7 @@ from sandbox.prometheus import PrometheusServer
 from tests.support import kube
 from tests.support import operator as operator_process
 from tests.support.emulator import enterprise_zone
-from tests.support.objects import budget, deployment, secret, zone
+from tests.support.objects import budget, deployment, edge_route, secret, zone
 
 pytestmark = pytest.mark.integration
 
@@ -55,9 +55,7 @@ def test_required_seconds_become_one_cache_rule_and_deletion_removes_only_it(
 ) -> None:
     cp, ns = control_plane, namespace
     origin.set_route("export", p95=40.0, rps=20, host="api.example.com")
-    export = budget("export", "export")
-    export["spec"]["budget"] = {"timeoutSeconds": 360, "requiredSeconds": 300}
-    export["spec"]["edge"] = {"zoneRef": {"name": "example-com"}}
+    export = edge_route("export", "example-com")
     proc = operator_process.start(cp, prometheus.url, ns, "edge", cloudflare_url=emulator.base_url)
     try:
         for obj in [*zone_objects(), deployment("export", 1), export]:

@@ -21,6 +21,7 @@ from tests.support.objects import (
     budget,
     deployment,
     event_reasons,
+    hpa,
     selector_of,
     service,
     spec_replicas,
@@ -37,7 +38,9 @@ NS_PREFIX = "loop"
 def operator(
     control_plane: ControlPlane, prometheus: PrometheusServer, ns: str
 ) -> Iterator[OperatorProcess]:
-    yield from operator_process.running(control_plane, prometheus.url, ns, "loop")
+    yield from operator_process.running(
+        operator_process.start(control_plane, prometheus.url, ns, "loop")
+    )
 
 
 def test_scale_up_reroute_recover_undo_and_scale_down(
@@ -107,26 +110,7 @@ def test_hpa_is_raised_not_fought_and_restored_on_delete(
 ) -> None:
     cp = control_plane
     origin.set_route("withhpa", p95=110.0, rps=40, host=HOST)
-    hpa = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "withhpa"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "withhpa"},
-            "minReplicas": 1,
-            "maxReplicas": 5,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": 70},
-                    },
-                }
-            ],
-        },
-    }
-    apply(cp, ns, deployment("withhpa", 1), hpa, budget("withhpa", "withhpa"))
+    apply(cp, ns, deployment("withhpa", 1), hpa("withhpa"), budget("withhpa", "withhpa"))
 
     def hpa_min() -> int:
         return int(kube.get_json(cp, "hpa", "withhpa", "-n", ns)["spec"]["minReplicas"])

@@ -23,7 +23,7 @@ from sandbox.prometheus import PrometheusServer
 from tests.support import kube
 from tests.support import operator as operator_process
 from tests.support.emulator import enterprise_zone
-from tests.support.objects import budget, deployment, secret, zone
+from tests.support.objects import deployment, edge_route, secret, zone
 
 pytestmark = pytest.mark.integration
 
@@ -71,9 +71,7 @@ def test_a_zone_in_use_is_held_naming_its_budget_then_deleted_once_the_budget_is
 ) -> None:
     cp, ns = control_plane, namespace
     origin.set_route("export", p95=40.0, rps=20, host="api.example.com")
-    export = budget("export", "export")
-    export["spec"]["budget"] = {"timeoutSeconds": 360, "requiredSeconds": 300}
-    export["spec"]["edge"] = {"zoneRef": {"name": ZONE}}
+    export = edge_route("export", ZONE)
     proc = operator_process.start(
         cp, prometheus.url, ns, "zone-deletion", cloudflare_url=emulator.base_url
     )

@@ -45,7 +45,7 @@ from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.reliability.helpers import apply_all, condition, short
-from tests.support import kube
+from tests.support import kube, servers
 from tests.support import operator as operator_process
 from tests.support.crd_cases import BAD_RESOURCES, DELETE, valid_budget, valid_zone, with_change
 from tests.support.emulator import enterprise_zone
@@ -303,21 +303,17 @@ def _leaves(node: Any, path: str) -> Iterator[tuple[str, Any]]:
 # -- reported in status ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def own_origin() -> Iterator[OriginExporter]:
-    exporter = OriginExporter(tick_seconds=0.25)
-    exporter.start()
-    yield exporter
-    exporter.stop()
+    with servers.synthetic_origin() as exporter:
+        yield exporter
 
 
 @pytest.fixture(scope="module")
 def own_prometheus(
     own_origin: OriginExporter, control_plane: ControlPlane
 ) -> Iterator[PrometheusServer]:
-    server = PrometheusServer(workdir=control_plane.workdir / "prometheus-hostile", quiet=True)
-    server.start(scrape_targets=[own_origin.target], scrape_interval="1s")
-    yield server
-    server.stop()
-    server.cleanup()
+    workdir = control_plane.workdir / "prometheus-hostile"
+    with servers.prometheus_scraping(own_origin, workdir) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -341,7 +337,9 @@ def operator(
     ns: str,
 ) -> Iterator[OperatorProcess]:
     yield from operator_process.running(
-        control_plane, query_log.url, ns, "rel-hostile", cloudflare_url=emulator.base_url
+        operator_process.start(
+            control_plane, query_log.url, ns, "rel-hostile", cloudflare_url=emulator.base_url
+        )
     )
 
 

@@ -36,6 +36,7 @@ from tests.support.objects import (
     apply,
     budget,
     deployment,
+    hpa,
     selector_of,
     service,
     spec_replicas,
@@ -65,7 +66,9 @@ def foreign(control_plane: ControlPlane, ns: str) -> Iterator[Foreign]:
 def operator(
     control_plane: ControlPlane, prometheus: PrometheusServer, ns: str, foreign: Foreign
 ) -> Iterator[OperatorProcess]:
-    yield from operator_process.running(control_plane, prometheus.url, ns, "rel-kube")
+    yield from operator_process.running(
+        operator_process.start(control_plane, prometheus.url, ns, "rel-kube")
+    )
 
 
 def test_apiserver_restart_watches_resume_and_the_loop_goes_on(
@@ -195,29 +198,6 @@ def test_concurrent_writers_lose_nothing(
         "their undo, all land; the writer's every successful write is still there (its "
         "counter annotation); the operator logs no failed action",
     ) as row:
-        hpa = {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": "hot-hpa"},
-            "spec": {
-                "scaleTargetRef": {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "name": "hot-hpa",
-                },
-                "minReplicas": 1,
-                "maxReplicas": 5,
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {"type": "Utilization", "averageUtilization": 70},
-                        },
-                    }
-                ],
-            },
-        }
         reroute = {
             "serviceName": "hot-hpa",
             "longRunningSelector": LONG,
@@ -228,7 +208,9 @@ def test_concurrent_writers_lose_nothing(
         with_hpa["spec"]["origin"]["maxReplicas"] = 2
         plain = budget("hot-dep", "hot-dep")
         plain["spec"]["origin"]["maxReplicas"] = 2
-        apply(cp, ns, deployment("hot-hpa", 1), hpa, service("hot-hpa", {"app": "hot-hpa"}))
+        apply(
+            cp, ns, deployment("hot-hpa", 1), hpa("hot-hpa"), service("hot-hpa", {"app": "hot-hpa"})
+        )
         apply(cp, ns, deployment("hot-dep", 1))
         targets = [
             ("deployment", "hot-dep"),

@@ -23,7 +23,7 @@ from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.reliability.helpers import condition, short
-from tests.support import kube
+from tests.support import kube, servers
 from tests.support import operator as operator_process
 from tests.support.foreign import Foreign
 from tests.support.objects import (
@@ -53,12 +53,10 @@ LONG = {"pool": "long-running"}
 def own_prometheus(
     origin: OriginExporter, control_plane: ControlPlane
 ) -> Iterator[PrometheusServer]:
-    server = PrometheusServer(workdir=control_plane.workdir / "prometheus-faults", quiet=True)
-    server.start(scrape_targets=[origin.target], scrape_interval="1s")
-    REPORT.facts.setdefault("Prometheus", f"{server.version()} (Debian package)")
-    yield server
-    server.stop()
-    server.cleanup()
+    workdir = control_plane.workdir / "prometheus-faults"
+    with servers.prometheus_scraping(origin, workdir) as server:
+        REPORT.facts.setdefault("Prometheus", f"{server.version()} (Debian package)")
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +72,7 @@ def operator(
     control_plane: ControlPlane, own_prometheus: PrometheusServer, ns: str, foreign: Foreign
 ) -> Iterator[OperatorProcess]:
     yield from operator_process.running(
-        control_plane, own_prometheus.url, ns, "rel-prom", interval=INTERVAL
+        operator_process.start(control_plane, own_prometheus.url, ns, "rel-prom", interval=INTERVAL)
     )
 
 

@@ -84,7 +84,9 @@ def operator(
         "TBO_PROMETHEUS_TIMEOUT_SECONDS": "2",
     }
     yield from operator_process.running(
-        cp, guarded_prometheus.url, ns, "rel-secrets", cloudflare_url=emulator.base_url, env=env
+        operator_process.start(
+            cp, guarded_prometheus.url, ns, "rel-secrets", cloudflare_url=emulator.base_url, env=env
+        )
     )
 
 

@@ -49,6 +49,36 @@ def service(name: str, selector: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def hpa(
+    name: str,
+    target: str | None = None,
+    min_replicas: int = 1,
+    max_replicas: int = 5,
+    cpu_percent: int = 70,
+) -> dict[str, Any]:
+    """A HorizontalPodAutoscaler of Deployment ``target`` (default: ``name``) on CPU."""
+    ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": target or name}
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name},
+        "spec": {
+            "scaleTargetRef": ref,
+            "minReplicas": min_replicas,
+            "maxReplicas": max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": cpu_percent},
+                    },
+                }
+            ],
+        },
+    }
+
+
 def budget(name: str, route: str, **spec: Any) -> dict[str, Any]:
     """A TimeoutBudget for ``https://api.example.com/<route>`` scaling Deployment ``name``;
     ``spec`` replaces whole top-level sections."""

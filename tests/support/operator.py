@@ -41,20 +41,8 @@ def start(
     return OperatorProcess(cp, prometheus_url, [ns], log, interval, extra)
 
 
-def running(
-    cp: ControlPlane,
-    prometheus_url: str,
-    ns: str,
-    name: str,
-    *,
-    interval: float = 1.0,
-    cloudflare_url: str | None = None,
-    env: Mapping[str, str] | None = None,
-) -> Iterator[OperatorProcess]:
-    """A fixture's body: ``start(...)``, stopped after the tests."""
-    proc = start(
-        cp, prometheus_url, ns, name, interval=interval, cloudflare_url=cloudflare_url, env=env
-    )
+def running(proc: OperatorProcess) -> Iterator[OperatorProcess]:
+    """A fixture's body: ``proc`` (from ``start(...)``) for the tests, stopped after them."""
     try:
         yield proc
     finally:
