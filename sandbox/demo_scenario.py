@@ -5,7 +5,7 @@ clock short enough to watch. The numbers below are chosen for that, against the 
 origin's queueing model (``origin_exporter.queueing_stretch``): each surge lands the API
 route's P95 in a known band at a known replica count, e.g. 15.6 req/s on 2 replicas gives a
 P95 of about 103 s (at risk: 96 s is 80 % of the 120 s budget) and about 42 s on 4.
-``tests/unit/test_demo_scenario.py`` checks those bands, so a change here that would stop the
+``tests/sandbox/test_demo_scenario.py`` checks those bands, so a change here that would stop the
 demo from showing what it claims fails fast, without a sandbox.
 
 Nothing here does I/O: ``sandbox.demo_world`` runs it.

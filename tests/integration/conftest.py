@@ -1,28 +1,17 @@
-"""Shared servers for the integration tier: the synthetic origin and a Prometheus scraping it."""
+"""Fixtures of the integration tier (the servers it shares with the reliability suite are in
+``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from sandbox.controlplane import ControlPlane
-from sandbox.origin_exporter import OriginExporter
-from sandbox.prometheus import PrometheusServer
+from tests.integration.edge_fixtures import CREDENTIAL_ENV
 
 
-@pytest.fixture(scope="session")
-def origin() -> Iterator[OriginExporter]:
-    exporter = OriginExporter(tick_seconds=0.25)
-    exporter.start()
-    yield exporter
-    exporter.stop()
-
-
-@pytest.fixture(scope="session")
-def prometheus(origin: OriginExporter, control_plane: ControlPlane) -> Iterator[PrometheusServer]:
-    server = PrometheusServer(workdir=control_plane.workdir / "prometheus-loop", quiet=True)
-    server.start(scrape_targets=[origin.target], scrape_interval="1s")
-    yield server
-    server.stop()
-    server.cleanup()
+@pytest.fixture
+def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Cloudflare credentials from the environment: with ``CLOUDFLARE_EMAIL`` or
+    ``CLOUDFLARE_API_KEY`` set the SDK sends those, not the token. A module that talks to
+    the emulator through the SDK in its own process asks for it in ``pytestmark``."""
+    for name in CREDENTIAL_ENV:
+        monkeypatch.delenv(name, raising=False)

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, parse_timeout_budget
 from timeout_budget.observe.latency import LatencyObserver
 from timeout_budget.observe.settings import PrometheusSettings
-
-T = TypeVar("T")
 
 T0 = 1_700_000_000.0
 """Histories start here (Nov 2023): far from "now", queried with an explicit time."""
@@ -60,20 +57,6 @@ def observe(
             return await obs.observe(routes, at=at)
 
     return asyncio.run(run())
-
-
-def poll_until(
-    probe: Callable[[], T], done: Callable[[T], bool], timeout: float, interval: float = 0.5
-) -> T:
-    """Call ``probe`` until ``done(result)``; fail with the last result after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last = probe()
-    while not done(last):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met after {timeout}s; last result: {last!r}")
-        time.sleep(interval)
-        last = probe()
-    return last
 
 
 # ---------------------------------------------------------------------- reference PromQL

@@ -32,25 +32,12 @@ from cloudflare.types.zones.proxy_read_timeout import ProxyReadTimeout
 
 from sandbox.cloudflare_emulator import CloudflareEmulator, ManualClock
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_ambient_credentials")]
 
 TOKEN = "test-token"
 PHASE: Literal["http_request_cache_settings"] = "http_request_cache_settings"
 SETTING = "proxy_read_timeout"
 READ_ONLY = ("version", "last_updated", "categories")
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    # With CLOUDFLARE_EMAIL or CLOUDFLARE_API_KEY set the SDK sends those, not the token.
-    for name in (
-        "CLOUDFLARE_EMAIL",
-        "CLOUDFLARE_API_KEY",
-        "CLOUDFLARE_API_USER_SERVICE_KEY",
-        "CLOUDFLARE_API_TOKEN",
-        "CLOUDFLARE_BASE_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

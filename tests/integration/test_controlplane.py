@@ -11,24 +11,9 @@ import yaml
 
 from sandbox.controlplane import ControlPlane, kubeconfig_dict
 from tests.support import kube
+from tests.support.objects import deployment
 
 pytestmark = pytest.mark.integration
-
-
-def deployment(name: str, replicas: int) -> dict[str, object]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": "registry.local/origin:1"}]},
-            },
-        },
-    }
 
 
 def running_pods(cp: ControlPlane, namespace: str, app: str) -> int:
@@ -53,7 +38,14 @@ def test_deployment_scaled_to_three_gets_three_running_pods(
     control_plane: ControlPlane, namespace: str
 ) -> None:
     cp = control_plane
-    cp.kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(deployment("web", 1)))
+    cp.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input_text=json.dumps(deployment("web", 1, container="app")),
+    )
     kube.wait_for(lambda: running_pods(cp, namespace, "web") == 1, 60, "1 running pod")
     cp.kubectl("scale", "deployment/web", "-n", namespace, "--replicas=3")
     kube.wait_for(lambda: running_pods(cp, namespace, "web") == 3, 60, "3 running pods")

@@ -12,7 +12,6 @@ import cloudflare
 import pytest
 
 from tests.integration.edge_fixtures import (
-    CREDENTIAL_ENV,
     NS,
     PHASE_PATH,
     TOKEN,
@@ -32,13 +31,7 @@ from tests.integration.edge_fixtures import (
 from timeout_budget.decide import rules
 from timeout_budget.edge import EdgeRefused
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in CREDENTIAL_ENV:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_ambient_credentials")]
 
 
 # -- the zone ------------------------------------------------------------------------------

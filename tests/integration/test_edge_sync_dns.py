@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from tests.integration.edge_fixtures import (
-    CREDENTIAL_ENV,
     NS,
     TOKEN,
     ZONE,
@@ -30,16 +29,10 @@ from tests.integration.edge_fixtures import (
 from timeout_budget.edge import EdgeRefused
 from timeout_budget.model.actions import RerouteTarget, RerouteVia
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_ambient_credentials")]
 
 HOST = "export-direct.example.com"
 TARGET = RerouteTarget(RerouteVia.DNS_ONLY, HOST)
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in CREDENTIAL_ENV:
-        monkeypatch.delenv(name, raising=False)
 
 
 def by_id(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from tests.integration.edge_fixtures import (
-    CREDENTIAL_ENV,
     NS,
     TOKEN,
     ZONE,
@@ -29,16 +28,10 @@ from tests.integration.edge_fixtures import (
 )
 from timeout_budget.model.actions import RerouteTarget, RerouteVia
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_ambient_credentials")]
 
 HOST = "export-direct.example.com"
 TUNNEL = "6ff42ae2-765d-4adf-8112-31c55c1551ef.cfargotunnel.com"
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in CREDENTIAL_ENV:
-        monkeypatch.delenv(name, raising=False)
 
 
 def test_a_tunnel_hostname_is_refused_and_keeps_working() -> None:

@@ -18,7 +18,6 @@ import cloudflare
 import pytest
 
 from tests.integration.edge_fixtures import (
-    CREDENTIAL_ENV,
     NS,
     TOKEN,
     ZONE,
@@ -41,13 +40,7 @@ from timeout_budget.clients.cloudflare_values import ApiToken
 from timeout_budget.clients.request_budget import RequestBudget
 from timeout_budget.edge import ZoneNotReady
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in CREDENTIAL_ENV:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_ambient_credentials")]
 
 
 def test_429_is_honoured_nothing_is_lost_and_the_next_flush_succeeds() -> None:

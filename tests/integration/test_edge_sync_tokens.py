@@ -15,7 +15,6 @@ import pytest
 
 from sandbox.cloudflare_emulator.tokens import ALL_PERMISSIONS, ZONE_SETTINGS_EDIT
 from tests.integration.edge_fixtures import (
-    CREDENTIAL_ENV,
     NS,
     TOKEN,
     ZONE,
@@ -31,16 +30,10 @@ from tests.integration.edge_fixtures import (
     zone_spec,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_ambient_credentials")]
 
 HOST = "export-direct.example.com"
 LIMITED = "L" * 40  # a well-formed token the emulator grants only some permissions
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in CREDENTIAL_ENV:
-        monkeypatch.delenv(name, raising=False)
 
 
 def test_without_zone_settings_edit_only_the_zone_timeout_is_not_enforced() -> None:

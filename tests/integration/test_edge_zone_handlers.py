@@ -19,19 +19,13 @@ import kopf
 import pytest
 
 from sandbox.controlplane import ControlPlane
-from tests.integration.edge_fixtures import CREDENTIAL_ENV, TOKEN, Clocks, emulated, registry_for
+from tests.integration.edge_fixtures import TOKEN, Clocks, emulated, registry_for
 from tests.support import kube
 from timeout_budget import zone_handlers
 from timeout_budget.clients.kube import load_api_client
 from timeout_budget.clients.secrets import SecretReader
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in CREDENTIAL_ENV:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_ambient_credentials")]
 
 
 def zone_object(zone_id: str) -> dict[str, Any]:

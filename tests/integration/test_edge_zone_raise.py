@@ -13,7 +13,6 @@ import pytest
 
 from sandbox.cloudflare_emulator import CloudflareEmulator
 from tests.integration.edge_fixtures import (
-    CREDENTIAL_ENV,
     NS,
     TOKEN,
     ZONE,
@@ -32,17 +31,11 @@ from timeout_budget.edge import ZoneRegistry
 from timeout_budget.model.coverage import Coverage
 from timeout_budget.model.spec import CloudflareZoneSpec, TimeoutBudgetSpec, parse_timeout_budget
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_ambient_credentials")]
 
 HOST, PATH = "api.example.com", "/export"
 API = key("api")
 RAISE = {"raiseProxyReadTimeout": {"enabled": True, "ceilingSeconds": 600}}
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in CREDENTIAL_ENV:
-        monkeypatch.delenv(name, raising=False)
 
 
 def post_route(required: int | None = 300) -> TimeoutBudgetSpec:

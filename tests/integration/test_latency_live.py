@@ -16,7 +16,8 @@ import pytest
 
 from sandbox.origin_exporter import BUCKETS, OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.integration.prom_fixtures import latency_spec, observe, poll_until
+from tests.integration.prom_fixtures import latency_spec, observe
+from tests.support import kube
 from timeout_budget.model.observation import LatencyObservation, Outcome
 from timeout_budget.model.spec import RouteKey
 
@@ -83,35 +84,43 @@ def test_live_scrape_follows_the_latency_model(
     exporter: OriginExporter, prometheus: PrometheusServer
 ) -> None:
     checkout, export = RouteKey("shop/checkout"), RouteKey("shop/export")
-    first = poll_until(
+    first = kube.wait_for(
         lambda: observe_now(prometheus),
-        lambda r: in_bucket_of(2.0)(r[checkout]) and in_bucket_of(100.0)(r[export]),
-        timeout=60,
+        60,
+        "checkout at 2 s, export at 100 s",
+        interval=0.5,
+        until=lambda r: in_bucket_of(2.0)(r[checkout]) and in_bucket_of(100.0)(r[export]),
     )
     assert first[checkout].top_bucket_seconds == 6000.0
 
     set_model(exporter, {"checkout": {"p95": 50.0}, "export": {"p95": 3.0}})
-    moved = poll_until(
+    moved = kube.wait_for(
         lambda: observe_now(prometheus),
-        lambda r: in_bucket_of(50.0)(r[checkout]) and in_bucket_of(3.0)(r[export]),
-        timeout=60,
+        60,
+        "checkout at 50 s, export at 3 s",
+        interval=0.5,
+        until=lambda r: in_bucket_of(50.0)(r[checkout]) and in_bucket_of(3.0)(r[export]),
     )
     assert moved[checkout].outcome is Outcome.VALUE
 
     # The Python API moves it too (the demo's load profile uses it).
     exporter.set_route("checkout", p95=300.0, rps=40, host="shop.example.com")
-    poll_until(
+    kube.wait_for(
         lambda: observe_now(prometheus)[checkout],
-        in_bucket_of(300.0),
-        timeout=60,
+        60,
+        "checkout at 300 s",
+        interval=0.5,
+        until=in_bucket_of(300.0),
     )
 
 
 def test_route_without_requests_is_no_data(prometheus: PrometheusServer) -> None:
-    quiet = poll_until(
+    quiet = kube.wait_for(
         lambda: observe_now(prometheus)[RouteKey("shop/quiet")],
-        lambda o: o.outcome is Outcome.NO_DATA and "NaN" in o.message,
-        timeout=30,
+        30,
+        "no data (NaN) for the quiet route",
+        interval=0.5,
+        until=lambda o: o.outcome is Outcome.NO_DATA and "NaN" in o.message,
     )
     assert quiet.seconds is None
 
@@ -120,7 +129,13 @@ def test_prometheus_down_is_unavailable_and_recovers(
     exporter: OriginExporter, prometheus: PrometheusServer
 ) -> None:
     checkout = RouteKey("shop/checkout")
-    poll_until(lambda: observe_now(prometheus)[checkout], lambda o: o.has_value, timeout=60)
+    kube.wait_for(
+        lambda: observe_now(prometheus)[checkout],
+        60,
+        "a value for checkout",
+        interval=0.5,
+        until=lambda o: o.has_value,
+    )
 
     prometheus.stop()
     down = observe_now(prometheus)
@@ -132,5 +147,11 @@ def test_prometheus_down_is_unavailable_and_recovers(
         assert "query=" not in obs.message  # no URL with the whole query in it
 
     prometheus.start()  # same data directory, same port
-    back = poll_until(lambda: observe_now(prometheus)[checkout], lambda o: o.has_value, timeout=60)
+    back = kube.wait_for(
+        lambda: observe_now(prometheus)[checkout],
+        60,
+        "a value for checkout again",
+        interval=0.5,
+        until=lambda o: o.has_value,
+    )
     assert back.outcome is Outcome.VALUE

@@ -6,28 +6,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.integration.test_operator_loop import budget, deployment, spec_replicas
 from tests.support import kube
-from tests.support.operator import OperatorProcess
+from tests.support.objects import budget, deployment, spec_replicas
+from tests.support.operator import OperatorProcess, logged_cycles
 
 pytestmark = pytest.mark.integration
 
 LEASE_SECONDS = 6
 LOOP = "timeout-budget-operator-loop"
-
-
-def cycles(log: Path) -> int:
-    return len(re.findall(r"cycle: \d+ routes", log.read_text(errors="replace")))
 
 
 def test_two_running_loops_one_lease_one_evaluator(
@@ -69,17 +63,17 @@ def test_two_running_loops_one_lease_one_evaluator(
         kube.wait_for(lambda: spec_replicas(cp, ns, "lease") >= 3, 90, "scale-up by the holder")
         lease = kube.get_json(cp, "lease", LOOP, "-n", ns)
         holder_id = lease["spec"]["holderIdentity"]
-        active = [g for g, r in replicas.items() if cycles(r.log) > 0]
+        active = [g for g, r in replicas.items() if logged_cycles(r.log) > 0]
         assert len(active) == 1, f"replicas that evaluated: {active}"
         holder, other = active[0], next(g for g in replicas if g != active[0])
         assert "standing by: the leader lease is held by" in replicas[other].output()
         assert holder_id in replicas[other].output()
-        assert cycles(replicas[other].log) == 0
+        assert logged_cycles(replicas[other].log) == 0
 
         os.killpg(replicas[holder].proc.pid, signal.SIGKILL)
         replicas[holder].proc.wait(timeout=10)
         killed = time.monotonic()
-        kube.wait_for(lambda: cycles(replicas[other].log) > 0, 60, "the other takes over")
+        kube.wait_for(lambda: logged_cycles(replicas[other].log) > 0, 60, "the other takes over")
         takeover = time.monotonic() - killed
         print(f"lease taken over {takeover:.1f}s after SIGKILL (lease {LEASE_SECONDS}s)")
         # No sooner than the Lease duration after the last renewal (at most one retry,

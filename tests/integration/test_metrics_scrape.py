@@ -16,7 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.integration.test_operator_loop import (
+from tests.support import kube
+from tests.support import operator as operator_process
+from tests.support.objects import (
     HOST,
     apply,
     budget,
@@ -24,11 +26,12 @@ from tests.integration.test_operator_loop import (
     spec_replicas,
     status_of,
 )
-from tests.support import kube
 from tests.support.operator import OperatorProcess
 from timeout_budget import __version__
 
 pytestmark = pytest.mark.integration
+
+NS_PREFIX = "metrics"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -55,33 +58,23 @@ def matching(
 
 
 @pytest.fixture(scope="module")
-def metrics_ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "metrics")
-
-
-@pytest.fixture(scope="module")
 def operator(
-    control_plane: ControlPlane, prometheus: PrometheusServer, metrics_ns: str
+    control_plane: ControlPlane, prometheus: PrometheusServer, ns: str
 ) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(
-        control_plane,
-        prometheus.url,
-        [metrics_ns],
-        log=control_plane.workdir / "logs" / "operator-metrics.log",
-        interval=1.0,
-        extra_env={"TBO_OPERATOR_NAMESPACE": metrics_ns},
+    yield from operator_process.running(
+        operator_process.start(
+            control_plane, prometheus.url, ns, "metrics", env={"TBO_OPERATOR_NAMESPACE": ns}
+        )
     )
-    yield proc
-    proc.stop()
 
 
 def test_metrics_during_a_run(
     control_plane: ControlPlane,
     origin: OriginExporter,
     operator: OperatorProcess,
-    metrics_ns: str,
+    ns: str,
 ) -> None:
-    cp, ns = control_plane, metrics_ns
+    cp = control_plane
     origin.set_route("m-slow", p95=110.0, rps=40, host=HOST)
     origin.set_route("m-fast", p95=20.0, rps=40, host=HOST)
     origin.set_route("m-quiet", p95=110.0, rps=0, host=HOST)  # no requests: no data
@@ -100,7 +93,7 @@ def test_metrics_during_a_run(
     kube.wait_for(lambda: status_of(cp, ns, "m-quiet").get("state") == "NoData", 60, "NoData")
     kube.wait_for(lambda: status_of(cp, ns, "m-fast").get("state") == "Healthy", 60, "Healthy")
     kube.wait_for(lambda: status_of(cp, ns, "m-dry").get("plannedActions"), 60, "a plan")
-    time.sleep(2)  # a cycle after the last status change
+    operator_process.wait_cycles(operator, 2)  # a whole cycle after the last status change
     s = scrape(operator.metrics_url)
 
     def route(metric: str, name: str) -> float | None:
@@ -164,14 +157,11 @@ def test_metrics_during_a_run(
 
 
 def test_the_endpoint_is_off_with_port_zero(
-    control_plane: ControlPlane, prometheus: PrometheusServer, metrics_ns: str
+    control_plane: ControlPlane, prometheus: PrometheusServer, ns: str
 ) -> None:
-    proc = OperatorProcess(
-        control_plane,
-        prometheus.url,
-        [metrics_ns],
-        log=control_plane.workdir / "logs" / "operator-metrics-off.log",
-        extra_env={"TBO_METRICS_PORT": "0", "TBO_OPERATOR_NAMESPACE": metrics_ns},
+    env = {"TBO_METRICS_PORT": "0", "TBO_OPERATOR_NAMESPACE": ns}
+    proc = operator_process.start(
+        control_plane, prometheus.url, ns, "metrics-off", interval=2.0, env=env
     )
     try:
         kube.wait_for(lambda: "metrics endpoint off" in proc.output(), 30, "startup")

@@ -16,9 +16,10 @@ from sandbox.cloudflare_emulator import CloudflareEmulator
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.integration.test_operator_loop import budget, deployment
 from tests.support import kube
-from tests.support.operator import OperatorProcess
+from tests.support import operator as operator_process
+from tests.support.emulator import enterprise_zone
+from tests.support.objects import budget, deployment, edge_route, secret, zone
 
 pytestmark = pytest.mark.integration
 
@@ -36,27 +37,13 @@ FOREIGN_RULE = {
 
 @pytest.fixture
 def emulator() -> Iterator[CloudflareEmulator]:
-    emu = CloudflareEmulator(token=TOKEN)
-    with emu.running():
-        emu.add_zone(ZONE_ID, "enterprise", name="example.com", proxy_read_timeout=120)
+    with enterprise_zone(TOKEN, ZONE_ID) as emu:
         emu.add_rules(ZONE_ID, [FOREIGN_RULE])
         yield emu
 
 
 def zone_objects() -> list[dict[str, Any]]:
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "cf"},
-        "stringData": {"token": TOKEN},
-    }
-    zone = {
-        "apiVersion": "timeoutbudget.io/v1alpha1",
-        "kind": "CloudflareZone",
-        "metadata": {"name": "example-com"},
-        "spec": {"zoneId": ZONE_ID, "apiTokenSecretRef": {"name": "cf"}},
-    }
-    return [secret, zone]
+    return [secret("cf", TOKEN), zone("example-com", ZONE_ID)]
 
 
 def test_required_seconds_become_one_cache_rule_and_deletion_removes_only_it(
@@ -68,13 +55,8 @@ def test_required_seconds_become_one_cache_rule_and_deletion_removes_only_it(
 ) -> None:
     cp, ns = control_plane, namespace
     origin.set_route("export", p95=40.0, rps=20, host="api.example.com")
-    export = budget("export", "export")
-    export["spec"]["budget"] = {"timeoutSeconds": 360, "requiredSeconds": 300}
-    export["spec"]["edge"] = {"zoneRef": {"name": "example-com"}}
-    env = {"TBO_CLOUDFLARE_BASE_URL": emulator.base_url, "TBO_OPERATOR_NAMESPACE": ns}
-    proc = OperatorProcess(
-        cp, prometheus.url, [ns], cp.workdir / "logs" / "operator-edge.log", 1.0, env
-    )
+    export = edge_route("export", "example-com")
+    proc = operator_process.start(cp, prometheus.url, ns, "edge", cloudflare_url=emulator.base_url)
     try:
         for obj in [*zone_objects(), deployment("export", 1), export]:
             cp.kubectl("apply", "-n", ns, "-f", "-", input_text=json.dumps(obj))
@@ -170,9 +152,8 @@ def test_a_post_keeps_the_zone_timeout_and_the_status_says_so(
     upload["spec"]["route"]["methods"] = ["GET", "POST"]
     upload["spec"]["budget"] = {"timeoutSeconds": 360, "requiredSeconds": 300}
     upload["spec"]["edge"] = {"zoneRef": {"name": "example-com"}}
-    env = {"TBO_CLOUDFLARE_BASE_URL": emulator.base_url, "TBO_OPERATOR_NAMESPACE": ns}
-    proc = OperatorProcess(
-        cp, prometheus.url, [ns], cp.workdir / "logs" / "operator-edge-post.log", 1.0, env
+    proc = operator_process.start(
+        cp, prometheus.url, ns, "edge-post", cloudflare_url=emulator.base_url
     )
     try:
         for obj in [*zone_objects(), deployment("upload", 1), upload]:

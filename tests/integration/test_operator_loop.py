@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,116 +17,39 @@ from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.support import kube
+from tests.support import operator as operator_process
+from tests.support.objects import (
+    HOST,
+    apply,
+    budget,
+    deployment,
+    event_reasons,
+    hpa,
+    selector_of,
+    service,
+    spec_replicas,
+    status_of,
+)
 from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
 
-HOST = "api.example.com"
-
-
-@pytest.fixture(scope="module")
-def loop_ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "loop")
+NS_PREFIX = "loop"
 
 
 @pytest.fixture(scope="module")
 def operator(
-    control_plane: ControlPlane, prometheus: PrometheusServer, loop_ns: str
+    control_plane: ControlPlane, prometheus: PrometheusServer, ns: str
 ) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(
-        control_plane,
-        prometheus.url,
-        [loop_ns],
-        log=control_plane.workdir / "logs" / "operator-loop.log",
-        interval=1.0,
+    yield from operator_process.running(
+        operator_process.start(control_plane, prometheus.url, ns, "loop")
     )
-    yield proc
-    proc.stop()
-
-
-def apply(cp: ControlPlane, namespace: str, *objects: dict[str, Any]) -> None:
-    for obj in objects:
-        cp.kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(obj))
-
-
-def deployment(name: str, replicas: int) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "origin", "image": "registry.local/origin:1"}]},
-            },
-        },
-    }
-
-
-def service(name: str, selector: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"selector": selector, "ports": [{"port": 80, "targetPort": 8080}]},
-    }
-
-
-def budget(name: str, route: str, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "route": {"host": HOST, "pathPrefix": f"/{route}"},
-        "budget": {"timeoutSeconds": 120, "atRiskRatio": 0.8, "recoverRatio": 0.6},
-        "latency": {
-            "metric": "http_request_duration_seconds",
-            "selector": {"route": route},
-            "window": "5s",
-        },
-        "origin": {
-            "deploymentName": name,
-            "minReplicas": 1,
-            "maxReplicas": 3,
-            "scaleUpStep": 1,
-            "scaleUpCooldownSeconds": 0,
-            "scaleDownStabilizationSeconds": 3,
-        },
-    }
-    body.update(spec)
-    return {
-        "apiVersion": "timeoutbudget.io/v1alpha1",
-        "kind": "TimeoutBudget",
-        "metadata": {"name": name},
-        "spec": body,
-    }
-
-
-def status_of(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
-    status: dict[str, Any] = kube.get_json(cp, "tb", name, "-n", ns).get("status", {})
-    return status
-
-
-def spec_replicas(cp: ControlPlane, ns: str, name: str) -> int:
-    return int(kube.get_json(cp, "deployment", name, "-n", ns)["spec"]["replicas"])
-
-
-def selector_of(cp: ControlPlane, ns: str, name: str) -> dict[str, str]:
-    selector: dict[str, str] = kube.get_json(cp, "service", name, "-n", ns)["spec"]["selector"]
-    return selector
-
-
-def event_reasons(cp: ControlPlane, ns: str, name: str) -> list[str]:
-    events = kube.get_json(
-        cp, "events", "-n", ns, "--field-selector", f"involvedObject.name={name}"
-    )["items"]
-    return [e["reason"] for e in events]
 
 
 def test_scale_up_reroute_recover_undo_and_scale_down(
-    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, loop_ns: str
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, ns: str
 ) -> None:
-    cp, ns = control_plane, loop_ns
+    cp = control_plane
     origin.set_route("ladder", p95=20.0, rps=40, host=HOST)
     apply(cp, ns, deployment("ladder", 1), service("ladder", {"app": "ladder"}))
     reroute = {"serviceName": "ladder", "longRunningSelector": {"pool": "long-running"}}
@@ -187,30 +109,11 @@ def test_scale_up_reroute_recover_undo_and_scale_down(
 
 
 def test_hpa_is_raised_not_fought_and_restored_on_delete(
-    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, loop_ns: str
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, ns: str
 ) -> None:
-    cp, ns = control_plane, loop_ns
+    cp = control_plane
     origin.set_route("withhpa", p95=110.0, rps=40, host=HOST)
-    hpa = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "withhpa"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "withhpa"},
-            "minReplicas": 1,
-            "maxReplicas": 5,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": 70},
-                    },
-                }
-            ],
-        },
-    }
-    apply(cp, ns, deployment("withhpa", 1), hpa, budget("withhpa", "withhpa"))
+    apply(cp, ns, deployment("withhpa", 1), hpa("withhpa"), budget("withhpa", "withhpa"))
 
     def hpa_min() -> int:
         return int(kube.get_json(cp, "hpa", "withhpa", "-n", ns)["spec"]["minReplicas"])
@@ -230,9 +133,9 @@ def test_hpa_is_raised_not_fought_and_restored_on_delete(
 
 
 def test_no_data_holds_everything(
-    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, loop_ns: str
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, ns: str
 ) -> None:
-    cp, ns = control_plane, loop_ns
+    cp = control_plane
     origin.set_route("quiet", p95=110.0, rps=40, host=HOST)
     apply(cp, ns, deployment("quiet", 1), budget("quiet", "quiet"))
     kube.wait_for(lambda: spec_replicas(cp, ns, "quiet") == 3, 90, "scale-up to 3")
@@ -246,16 +149,14 @@ def test_no_data_holds_everything(
     assert metrics[0]["status"] == "False"
     assert "p95Seconds" not in st
     # Held for longer than the stabilization window: no scale-down.
-    for _ in range(8):
-        assert spec_replicas(cp, ns, "quiet") == 3
-        time.sleep(1)
+    kube.hold(lambda: spec_replicas(cp, ns, "quiet") == 3, 8, "3 replicas", interval=1)
     assert status_of(cp, ns, "quiet")["state"] == "NoData"
 
 
 def test_dry_run_plans_and_changes_nothing(
-    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, loop_ns: str
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, ns: str
 ) -> None:
-    cp, ns = control_plane, loop_ns
+    cp = control_plane
     origin.set_route("dry", p95=110.0, rps=40, host=HOST)
     apply(cp, ns, deployment("dry", 1), budget("dry", "dry", dryRun=True))
     st = kube.wait_for(
@@ -267,9 +168,9 @@ def test_dry_run_plans_and_changes_nothing(
 
 
 def test_missing_deployment_is_reported(
-    control_plane: ControlPlane, operator: OperatorProcess, loop_ns: str
+    control_plane: ControlPlane, operator: OperatorProcess, ns: str
 ) -> None:
-    cp, ns = control_plane, loop_ns
+    cp = control_plane
     apply(cp, ns, budget("ghost", "ghost"))
     st = kube.wait_for(
         lambda: (s := status_of(cp, ns, "ghost")).get("message") and s, 60, "a message"
@@ -281,12 +182,12 @@ def test_missing_deployment_is_reported(
 
 
 def test_a_declared_app_server_shorter_than_the_budget_is_shown_in_the_chain(
-    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, loop_ns: str
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, ns: str
 ) -> None:
     """spec.chain.appServer (gunicorn, 30 s) behind a 120 s budget: status.chain shows the
     hops and their verdicts, ChainConsistent says which fires first, and the wide printer
     column shows it at a glance."""
-    cp, ns = control_plane, loop_ns
+    cp = control_plane
     origin.set_route("worker", p95=10.0, rps=20, host=HOST)
     app_server = {"appServer": {"name": "gunicorn", "requestTimeoutSeconds": 30}}
     apply(cp, ns, deployment("worker", 1), budget("worker", "worker", chain=app_server))
@@ -342,12 +243,12 @@ def ingress(name: str, path: str, read_timeout: str) -> dict[str, Any]:
 
 
 def test_the_ingress_in_front_is_found_and_followed(
-    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, loop_ns: str
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, ns: str
 ) -> None:
     """An ingress-nginx Ingress with a 60 s read timeout in front of a POST route (nginx does
     not retry a POST) under a 120 s budget: it fires first. The annotation raised to 300 s
     (seen through the watch-fed copy) makes the chain consistent."""
-    cp, ns = control_plane, loop_ns
+    cp = control_plane
     origin.set_route("ingest", p95=10.0, rps=20, host=HOST)
     route = budget("ingest", "ingest", chain={})
     route["spec"]["route"]["methods"] = ["POST"]

@@ -13,8 +13,8 @@ import kubernetes
 import pytest
 
 from sandbox.controlplane import ControlPlane
-from tests.integration.test_operator_loop import apply, deployment, service
-from tests.support import kube
+from tests.support import kube, objects
+from tests.support.objects import apply, deployment, service
 from timeout_budget.clients.kube import Kube, KubeUnavailable, load_api_client
 from timeout_budget.clients.watch_cache import WatchedLists
 from timeout_budget.model import ownership
@@ -23,12 +23,9 @@ from timeout_budget.observe import cluster
 
 pytestmark = pytest.mark.integration
 
+NS_PREFIX = "watch"
+
 PREFIX = f"{ownership.PREFIX}/"
-
-
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "watch")
 
 
 @pytest.fixture(scope="module")
@@ -49,25 +46,7 @@ def everywhere(control_plane: ControlPlane) -> Iterator[WatchedLists]:
 
 
 def hpa(name: str, target: str, min_replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": name},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
-            "minReplicas": min_replicas,
-            "maxReplicas": 8,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": 80},
-                    },
-                }
-            ],
-        },
-    }
+    return objects.hpa(name, target, min_replicas, max_replicas=8, cpu_percent=80)
 
 
 def read(lists: Any, namespace: str) -> cluster.NamespaceObjects | None:

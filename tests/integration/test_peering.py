@@ -5,27 +5,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.integration.test_operator_loop import budget, deployment, spec_replicas
 from tests.support import kube
-from tests.support.operator import OperatorProcess
+from tests.support.objects import budget, deployment, spec_replicas
+from tests.support.operator import OperatorProcess, logged_cycles
 
 pytestmark = pytest.mark.integration
 
 LIFETIME = 10
-
-
-def active_cycles(log: Path) -> int:
-    return len(re.findall(r"cycle: \d+ routes", log.read_text(errors="replace")))
 
 
 def test_only_one_replica_acts_and_the_standby_takes_over(
@@ -54,16 +48,16 @@ def test_only_one_replica_acts_and_the_standby_takes_over(
         for obj in (deployment("ha", 1), ha):
             cp.kubectl("apply", "-n", ns, "-f", "-", input_text=json.dumps(obj))
         kube.wait_for(lambda: spec_replicas(cp, ns, "ha") >= 3, 90, "scale-up by the active one")
-        assert active_cycles(high.log) > 0
+        assert logged_cycles(high.log) > 0
         # The standby ran no cycle. (Whether kopf logs "Pausing operations in favour of"
         # depends on which process registered first, so the log line is not asserted.)
-        assert active_cycles(low.log) == 0, "the standby evaluated while the other was active"
+        assert logged_cycles(low.log) == 0, "the standby evaluated while the other was active"
 
         # Kill the active replica without a goodbye: its claim must expire first.
         os.killpg(high.proc.pid, signal.SIGKILL)
         high.proc.wait(timeout=10)
         killed_at = time.monotonic()
-        kube.wait_for(lambda: active_cycles(low.log) > 0, LIFETIME + 60, "the standby takes over")
+        kube.wait_for(lambda: logged_cycles(low.log) > 0, LIFETIME + 60, "the standby takes over")
         takeover = time.monotonic() - killed_at
         print(f"standby took over {takeover:.1f}s after SIGKILL (peering lifetime {LIFETIME}s)")
         assert takeover <= LIFETIME + 30

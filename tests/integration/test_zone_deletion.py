@@ -20,9 +20,10 @@ from sandbox.cloudflare_emulator import CloudflareEmulator
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.integration.test_operator_loop import budget, deployment
 from tests.support import kube
-from tests.support.operator import OperatorProcess
+from tests.support import operator as operator_process
+from tests.support.emulator import enterprise_zone
+from tests.support.objects import deployment, edge_route, secret, zone
 
 pytestmark = pytest.mark.integration
 
@@ -33,26 +34,12 @@ ZONE = "example-com"
 
 @pytest.fixture
 def emulator() -> Iterator[CloudflareEmulator]:
-    emu = CloudflareEmulator(token=TOKEN)
-    with emu.running():
-        emu.add_zone(ZONE_ID, "enterprise", name="example.com", proxy_read_timeout=120)
+    with enterprise_zone(TOKEN, ZONE_ID) as emu:
         yield emu
 
 
 def zone_objects() -> list[dict[str, Any]]:
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "cf"},
-        "stringData": {"token": TOKEN},
-    }
-    zone = {
-        "apiVersion": "timeoutbudget.io/v1alpha1",
-        "kind": "CloudflareZone",
-        "metadata": {"name": ZONE},
-        "spec": {"zoneId": ZONE_ID, "apiTokenSecretRef": {"name": "cf"}},
-    }
-    return [secret, zone]
+    return [secret("cf", TOKEN), zone(ZONE, ZONE_ID)]
 
 
 def zone_or_none(cp: ControlPlane, ns: str) -> dict[str, Any] | None:
@@ -84,12 +71,10 @@ def test_a_zone_in_use_is_held_naming_its_budget_then_deleted_once_the_budget_is
 ) -> None:
     cp, ns = control_plane, namespace
     origin.set_route("export", p95=40.0, rps=20, host="api.example.com")
-    export = budget("export", "export")
-    export["spec"]["budget"] = {"timeoutSeconds": 360, "requiredSeconds": 300}
-    export["spec"]["edge"] = {"zoneRef": {"name": ZONE}}
-    env = {"TBO_CLOUDFLARE_BASE_URL": emulator.base_url, "TBO_OPERATOR_NAMESPACE": ns}
-    log = cp.workdir / "logs" / "operator-zone-deletion.log"
-    proc = OperatorProcess(cp, prometheus.url, [ns], log, 1.0, env)
+    export = edge_route("export", ZONE)
+    proc = operator_process.start(
+        cp, prometheus.url, ns, "zone-deletion", cloudflare_url=emulator.base_url
+    )
     try:
         for obj in [*zone_objects(), deployment("export", 1), export]:
             cp.kubectl("apply", "-n", ns, "-f", "-", input_text=json.dumps(obj))

@@ -16,12 +16,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.controlplane import ControlPlane
-
-# The integration tier's shared servers (one synthetic origin, one Prometheus scraping it).
-from tests.integration.conftest import origin, prometheus
 from tests.support.reliability import DOC, REPORT
-
-__all__ = ["origin", "prometheus"]
 
 HERE = Path(__file__).resolve().parent
 _ran: set[str] = set()

@@ -1,44 +1,14 @@
-"""Shared steps of the reliability scenarios (the resource builders come from the loop tests)."""
+"""Shared steps of the reliability scenarios (the objects they apply: ``tests.support.objects``)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import time
-from collections.abc import Callable
 from typing import Any
 
 from sandbox.controlplane import ControlPlane
-from tests.integration.test_operator_loop import (
-    HOST,
-    apply,
-    budget,
-    deployment,
-    event_reasons,
-    selector_of,
-    service,
-    spec_replicas,
-    status_of,
-)
 from tests.support.operator import OperatorProcess
-
-__all__ = [
-    "HOST",
-    "apply",
-    "apply_all",
-    "budget",
-    "condition",
-    "deployment",
-    "event_reasons",
-    "events_text",
-    "hold",
-    "kill",
-    "selector_of",
-    "service",
-    "spec_replicas",
-    "status_of",
-]
 
 
 def apply_all(cp: ControlPlane, ns: str, *objects: dict[str, Any]) -> None:
@@ -53,17 +23,6 @@ def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
             found: dict[str, Any] = item
             return found
     return {}
-
-
-def hold(probe: Callable[[], bool], seconds: float, what: str, interval: float = 0.25) -> int:
-    """Assert ``probe`` stays true for ``seconds``; returns how many times it was checked."""
-    deadline = time.monotonic() + seconds
-    checks = 0
-    while time.monotonic() < deadline:
-        assert probe(), f"{what} did not hold (after {checks} good checks)"
-        checks += 1
-        time.sleep(interval)
-    return checks
 
 
 def kill(proc: OperatorProcess) -> None:

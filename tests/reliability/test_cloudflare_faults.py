@@ -28,14 +28,27 @@ from sandbox.cloudflare_emulator import CloudflareEmulator
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.reliability.helpers import HOST, apply, budget, condition, deployment, short, status_of
+from tests.reliability.helpers import condition, short
 from tests.support import kube
+from tests.support import operator as operator_process
+from tests.support.emulator import enterprise_zone
 from tests.support.foreign import Foreign
+from tests.support.objects import (
+    HOST,
+    apply,
+    deployment,
+    edge_route,
+    secret,
+    status_of,
+    zone,
+    zone_status,
+)
 from tests.support.operator import OperatorProcess
 from tests.support.reliability import REPORT, foreign_checked
 
 pytestmark = pytest.mark.integration
 
+NS_PREFIX = "rel-cf"
 AREA = "Faults: Cloudflare"
 TOKEN = "cf-reliability-token-5b1e0c2f9a"
 ROTATED = "cf-reliability-rotated-8d77e1a4c3"
@@ -48,34 +61,9 @@ RULES = "/rulesets/phases/http_request_cache_settings/entrypoint"
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[CloudflareEmulator]:
-    emu = CloudflareEmulator(token=[TOKEN, ROTATED, BUDGET_TOKEN])
-    with emu.running():
-        emu.add_zone(ZONE_ID, "enterprise", name="example.com", proxy_read_timeout=120)
+    with enterprise_zone([TOKEN, ROTATED, BUDGET_TOKEN], ZONE_ID) as emu:
         emu.add_zone(BUDGET_ZONE_ID, "enterprise", name="example.org", proxy_read_timeout=120)
         yield emu
-
-
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "rel-cf")
-
-
-def secret(name: str, token: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name},
-        "stringData": {"token": token},
-    }
-
-
-def zone(name: str, zone_id: str, secret_name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "timeoutbudget.io/v1alpha1",
-        "kind": "CloudflareZone",
-        "metadata": {"name": name},
-        "spec": {"zoneId": zone_id, "apiTokenSecretRef": {"name": secret_name}, **spec},
-    }
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +93,8 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     cp = control_plane
     apply(cp, ns, secret("cf", TOKEN), zone("main", ZONE_ID, "cf"))
-    env = {"TBO_CLOUDFLARE_BASE_URL": emulator.base_url, "TBO_OPERATOR_NAMESPACE": ns}
-    proc = OperatorProcess(
-        cp, prometheus.url, [ns], cp.workdir / "logs" / "operator-rel-cf.log", 1.0, env
+    proc = operator_process.start(
+        cp, prometheus.url, ns, "rel-cf", cloudflare_url=emulator.base_url
     )
     kube.wait_for(
         lambda: zone_status(cp, ns, "main").get("effectiveProxyReadTimeoutSeconds") == 120,
@@ -119,18 +106,6 @@ def operator(
     output = proc.output()
     for token in (TOKEN, ROTATED, BUDGET_TOKEN):
         assert token not in output
-
-
-def zone_status(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = kube.get_json(cp, "cloudflarezone", name, "-n", ns).get("status", {})
-    return found
-
-
-def edge_route(name: str, zone_name: str = "main") -> dict[str, Any]:
-    tb = budget(name, name)
-    tb["spec"]["budget"] = {"timeoutSeconds": 360, "requiredSeconds": 300}
-    tb["spec"]["edge"] = {"zoneRef": {"name": zone_name}}
-    return tb
 
 
 def add_route(
@@ -338,7 +313,7 @@ def test_request_budget_caps_requests(
             if spent:
                 break
         assert spent, "the budget never ran out"
-        time.sleep(3)
+        operator_process.wait_cycles(operator, 3)
         sent = len(emu.requests(path_contains=BUDGET_ZONE_ID))
         written = sum(bool(owned_rules(emu, n, BUDGET_ZONE_ID)) for n in names)
         assert sent <= 10, sent

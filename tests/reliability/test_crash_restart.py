@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,26 +34,31 @@ from sandbox.cloudflare_emulator.requestlog import Entry
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.reliability.helpers import (
+from tests.reliability.helpers import kill
+from tests.support import kube
+from tests.support import operator as operator_process
+from tests.support.emulator import enterprise_zone
+from tests.support.faults import FaultProxy
+from tests.support.foreign import Foreign
+from tests.support.objects import (
     HOST,
     apply,
     budget,
     deployment,
-    hold,
-    kill,
+    secret,
     selector_of,
     service,
     spec_replicas,
     status_of,
+    zone,
+    zone_status,
 )
-from tests.support import kube
-from tests.support.faults import FaultProxy
-from tests.support.foreign import Foreign
 from tests.support.operator import OperatorProcess
 from tests.support.reliability import REPORT, foreign_checked
 
 pytestmark = pytest.mark.integration
 
+NS_PREFIX = "rel-crash"
 AREA = "Faults: crash and restart"
 TOKEN = "cf-crash-token-9e107d9d372bb6826bd8"
 ZONE_ID = "9e107d9d372bb6826bd81d3542a419d6"
@@ -67,9 +71,7 @@ COOLDOWN = 60
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[CloudflareEmulator]:
-    emu = CloudflareEmulator(token=TOKEN)
-    with emu.running():
-        emu.add_zone(ZONE_ID, "enterprise", name="example.com", proxy_read_timeout=120)
+    with enterprise_zone(TOKEN, ZONE_ID) as emu:
         yield emu
 
 
@@ -77,11 +79,6 @@ def emulator() -> Iterator[CloudflareEmulator]:
 def proxy(emulator: CloudflareEmulator) -> Iterator[FaultProxy]:
     with FaultProxy(emulator.url) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "rel-crash")
 
 
 @pytest.fixture(scope="module")
@@ -101,11 +98,10 @@ class Operator:
     def __init__(self, cp: ControlPlane, prometheus: PrometheusServer, ns: str, proxy: str):
         self.cp, self.url, self.ns = cp, prometheus.url, ns
         self.env = {"TBO_CLOUDFLARE_BASE_URL": f"{proxy}/client/v4", "TBO_OPERATOR_NAMESPACE": ns}
-        self.log: Path = cp.workdir / "logs" / "operator-rel-crash.log"
         self.proc = self.start()
 
     def start(self) -> OperatorProcess:
-        self.proc = OperatorProcess(self.cp, self.url, [self.ns], self.log, 1.0, self.env)
+        self.proc = operator_process.start(self.cp, self.url, self.ns, "rel-crash", env=self.env)
         return self.proc
 
 
@@ -118,26 +114,10 @@ def operator(
     foreign: Foreign,
 ) -> Iterator[Operator]:
     cp = control_plane
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "cf"},
-        "stringData": {"token": TOKEN},
-    }
-    zone = {
-        "apiVersion": "timeoutbudget.io/v1alpha1",
-        "kind": "CloudflareZone",
-        "metadata": {"name": "main"},
-        "spec": {"zoneId": ZONE_ID, "apiTokenSecretRef": {"name": "cf"}},
-    }
-    apply(cp, ns, secret, zone)
+    apply(cp, ns, secret("cf", TOKEN), zone("main", ZONE_ID))
     op = Operator(cp, prometheus, ns, proxy.url)
     kube.wait_for(
-        lambda: (
-            kube.get_json(cp, "cloudflarezone", "main", "-n", ns)
-            .get("status", {})
-            .get("effectiveProxyReadTimeoutSeconds")
-        ),
+        lambda: zone_status(cp, ns, "main").get("effectiveProxyReadTimeoutSeconds"),
         60,
         "the zone read from Cloudflare",
     )
@@ -247,7 +227,7 @@ def test_sigkill_after_scale_and_rule_write_before_status(
             "status catching up after the restart",
         )
         remaining = COOLDOWN - (time.time() - started) - 5
-        checks = hold(
+        checks = kube.hold(
             lambda: spec_replicas(cp, ns, name) == 2,
             min(remaining, 8),
             "no second scale-up inside the cooldown",
@@ -463,7 +443,7 @@ def test_standby_takes_over_after_sigkill_mid_action(
                 60,
                 "status catching up under the standby",
             )
-            checks = hold(
+            checks = kube.hold(
                 lambda: spec_replicas(cp, ns, name) == 2,
                 min(COOLDOWN - (time.time() - started) - 5, 8),
                 "no second scale-up by the standby inside the cooldown",

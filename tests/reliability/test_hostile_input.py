@@ -44,26 +44,28 @@ from sandbox.cloudflare_emulator import CloudflareEmulator
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.integration.test_crds import BAD_RESOURCES, DELETE, valid_budget, valid_zone, with_change
-from tests.reliability.helpers import (
+from tests.reliability.helpers import apply_all, condition, short
+from tests.support import kube, servers
+from tests.support import operator as operator_process
+from tests.support.crd_cases import BAD_RESOURCES, DELETE, valid_budget, valid_zone, with_change
+from tests.support.emulator import enterprise_zone
+from tests.support.faults import FaultProxy
+from tests.support.objects import (
     HOST,
     apply,
-    apply_all,
     budget,
-    condition,
     deployment,
     selector_of,
     service,
-    short,
     status_of,
+    zone,
 )
-from tests.support import kube
-from tests.support.faults import FaultProxy
 from tests.support.operator import OperatorProcess
 from tests.support.reliability import REPORT
 
 pytestmark = pytest.mark.integration
 
+NS_PREFIX = "rel-hostile"
 API_AREA = "Hostile input: rejected by the API server"
 STATUS_AREA = "Hostile input: reported in status"
 SETTINGS_AREA = "Hostile input: settings"
@@ -217,38 +219,45 @@ def first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
+HOSTILE_CASES = [("crds: " + i, r, m) for i, r, m in BAD_RESOURCES] + HOSTILE_RESOURCES
+
+
+@pytest.fixture(scope="module")
+def refusals_ns(control_plane: ControlPlane) -> Iterator[str]:
+    """Where every hostile resource is sent: nothing may ever be stored in it."""
+    yield from kube.scratch_namespace(control_plane)
+
+
+@pytest.mark.parametrize(
+    ("case_id", "resource", "message"), [pytest.param(*case, id=case[0]) for case in HOSTILE_CASES]
+)
 def test_hostile_resources_are_rejected_by_the_api_server(
-    control_plane: ControlPlane, namespace: str
+    control_plane: ControlPlane,
+    refusals_ns: str,
+    case_id: str,
+    resource: dict[str, Any],
+    message: str,
 ) -> None:
     cp = control_plane
-    cases = [("crds: " + i, r, m) for i, r, m in BAD_RESOURCES] + HOSTILE_RESOURCES
-    failures: list[str] = []
-    for case_id, resource, message in cases:
-        try:
-            with REPORT.case(
-                API_AREA,
-                f"{case_id}: {_what(resource)}",
-                f"kubectl apply fails with '{message}'; nothing stored",
-            ) as row:
-                result = cp.kubectl(
-                    "apply",
-                    "-n",
-                    namespace,
-                    "-f",
-                    "-",
-                    input_text=json.dumps(resource),
-                    check=False,
-                )
-                assert result.returncode != 0, f"accepted: {result.stdout}"
-                assert message in result.stderr, result.stderr
-                row.did = "rejected: " + short(the_line(result.stderr, message), 300)
-        except AssertionError as exc:
-            failures.append(f"{case_id}: {exc}")
-    for kind in ("timeoutbudgets", "cloudflarezones"):
-        assert kube.get_json(cp, kind, "-n", namespace)["items"] == []
-    assert len(cases) >= 100
-    assert not failures, failures
-    untried = [m for m in _crd_rule_messages() if not any(want in m for _, _, want in cases)]
+    with REPORT.case(
+        API_AREA,
+        f"{case_id}: {_what(resource)}",
+        f"kubectl apply fails with '{message}'; nothing stored",
+    ) as row:
+        result = cp.kubectl(
+            "apply", "-n", refusals_ns, "-f", "-", input_text=json.dumps(resource), check=False
+        )
+        assert result.returncode != 0, f"accepted: {result.stdout}"
+        assert message in result.stderr, result.stderr
+        row.did = "rejected: " + short(the_line(result.stderr, message), 300)
+    assert kube.get_json(cp, resource["kind"].lower(), "-n", refusals_ns)["items"] == []
+
+
+def test_the_hostile_resources_try_every_rule_of_the_crds() -> None:
+    assert len(HOSTILE_CASES) >= 100
+    untried = [
+        m for m in _crd_rule_messages() if not any(want in m for _, _, want in HOSTILE_CASES)
+    ]
     assert not untried, f"CEL rules of the CRDs that no case here tries: {untried}"
 
 
@@ -294,21 +303,17 @@ def _leaves(node: Any, path: str) -> Iterator[tuple[str, Any]]:
 # -- reported in status ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def own_origin() -> Iterator[OriginExporter]:
-    exporter = OriginExporter(tick_seconds=0.25)
-    exporter.start()
-    yield exporter
-    exporter.stop()
+    with servers.synthetic_origin() as exporter:
+        yield exporter
 
 
 @pytest.fixture(scope="module")
 def own_prometheus(
     own_origin: OriginExporter, control_plane: ControlPlane
 ) -> Iterator[PrometheusServer]:
-    server = PrometheusServer(workdir=control_plane.workdir / "prometheus-hostile", quiet=True)
-    server.start(scrape_targets=[own_origin.target], scrape_interval="1s")
-    yield server
-    server.stop()
-    server.cleanup()
+    workdir = control_plane.workdir / "prometheus-hostile"
+    with servers.prometheus_scraping(own_origin, workdir) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -319,16 +324,9 @@ def query_log(own_prometheus: PrometheusServer) -> Iterator[FaultProxy]:
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[CloudflareEmulator]:
-    emu = CloudflareEmulator(token=TOKEN)
-    with emu.running():
-        emu.add_zone(ZONE_ID, "enterprise", name="example.com", proxy_read_timeout=120)
+    with enterprise_zone(TOKEN, ZONE_ID) as emu:
         emu.add_zone(FREE_ZONE_ID, "free", name="example.net", proxy_read_timeout=100)
         yield emu
-
-
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "rel-hostile")
 
 
 @pytest.fixture(scope="module")
@@ -338,30 +336,15 @@ def operator(
     emulator: CloudflareEmulator,
     ns: str,
 ) -> Iterator[OperatorProcess]:
-    env = {"TBO_CLOUDFLARE_BASE_URL": emulator.base_url, "TBO_OPERATOR_NAMESPACE": ns}
-    proc = OperatorProcess(
-        control_plane,
-        query_log.url,
-        [ns],
-        control_plane.workdir / "logs" / "operator-rel-hostile.log",
-        1.0,
-        env,
+    yield from operator_process.running(
+        operator_process.start(
+            control_plane, query_log.url, ns, "rel-hostile", cloudflare_url=emulator.base_url
+        )
     )
-    yield proc
-    proc.stop()
 
 
 def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
-
-
-def _zone(name: str, zone_id: str, secret: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "timeoutbudget.io/v1alpha1",
-        "kind": "CloudflareZone",
-        "metadata": {"name": name},
-        "spec": {"zoneId": zone_id, "apiTokenSecretRef": {"name": secret}},
-    }
 
 
 def _route(
@@ -449,11 +432,11 @@ def test_hostile_but_valid_input_is_reported_in_status(
         cp,
         ns,
         _secret("cf", {"token": TOKEN}),
-        _zone("main", ZONE_ID, "cf"),
-        _zone("free", FREE_ZONE_ID, "cf"),
-        _zone("nosecret", ZONE_ID.replace("4", "5"), "missing"),
+        zone("main", ZONE_ID, "cf"),
+        zone("free", FREE_ZONE_ID, "cf"),
+        zone("nosecret", ZONE_ID.replace("4", "5"), "missing"),
         _secret("cf-nokey", {"other": "x"}),
-        _zone("nokey", ZONE_ID.replace("4", "6"), "cf-nokey"),
+        zone("nokey", ZONE_ID.replace("4", "6"), "cf-nokey"),
     )
     kube.wait_for(
         lambda: (
@@ -464,7 +447,7 @@ def test_hostile_but_valid_input_is_reported_in_status(
         60,
         "zone main synced",
     )
-    apply(cp, ns, _zone("twin", ZONE_ID, "cf"))
+    apply(cp, ns, zone("twin", ZONE_ID, "cf"))
     with_deployment = (
         "normal hostile literal many override-many regex-prom regex-backref le-matcher "
         "query-syntax query-placeholder ghost-svc ghost-zone no-secret no-key squat paths "
@@ -892,7 +875,9 @@ print(json.dumps(results))
 fresh start would import kopf and the API clients again)."""
 
 
-def test_hostile_settings_stop_the_operator_with_a_clear_message() -> None:
+@pytest.fixture(scope="module")
+def settings_results() -> dict[str, dict[str, Any]]:
+    """What ``timeout-budget run`` did with each of SETTINGS: its exit code and output."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("TBO_")}
     base["PYTHONPATH"] = str(kube.REPO / "operator")
     envs = []
@@ -921,20 +906,24 @@ def test_hostile_settings_stop_the_operator_with_a_clear_message() -> None:
     )
     results = json.loads(driven.stdout.strip().splitlines()[-1])
     results[0] = {"code": real.returncode, "output": real.stdout + real.stderr}
-    failures: list[str] = []
-    for (case, _, message), result in zip(SETTINGS, results, strict=True):
-        try:
-            with REPORT.case(
-                SETTINGS_AREA,
-                case,
-                f"exit status 2 at once with '{message}'; no traceback; no secret echoed",
-            ) as row:
-                output = result["output"]
-                assert result["code"] == 2, (result["code"], output[-500:])
-                assert message in output, output[-500:]
-                assert "Traceback" not in output
-                assert "url-password-77" not in output
-                row.did = f"exit 2: '{short(first_line(output), 200)}'"
-        except AssertionError as exc:
-            failures.append(f"{case}: {exc}")
-    assert not failures, failures
+    return {case: result for (case, _, _), result in zip(SETTINGS, results, strict=True)}
+
+
+@pytest.mark.parametrize(
+    ("case", "message"), [pytest.param(case, message, id=case) for case, _, message in SETTINGS]
+)
+def test_hostile_settings_stop_the_operator_with_a_clear_message(
+    settings_results: dict[str, dict[str, Any]], case: str, message: str
+) -> None:
+    result = settings_results[case]
+    with REPORT.case(
+        SETTINGS_AREA,
+        case,
+        f"exit status 2 at once with '{message}'; no traceback; no secret echoed",
+    ) as row:
+        output = result["output"]
+        assert result["code"] == 2, (result["code"], output[-500:])
+        assert message in output, output[-500:]
+        assert "Traceback" not in output
+        assert "url-password-77" not in output
+        row.did = f"exit 2: '{short(first_line(output), 200)}'"

@@ -28,31 +28,29 @@ from kubernetes.client.exceptions import ApiException
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.reliability.helpers import (
+from tests.support import kube
+from tests.support import operator as operator_process
+from tests.support.foreign import Foreign
+from tests.support.objects import (
     HOST,
     apply,
     budget,
     deployment,
+    hpa,
     selector_of,
     service,
     spec_replicas,
     status_of,
 )
-from tests.support import kube
-from tests.support.foreign import Foreign
 from tests.support.operator import OperatorProcess
 from tests.support.reliability import REPORT, foreign_checked
 
 pytestmark = pytest.mark.integration
 
+NS_PREFIX = "rel-kube"
 AREA = "Faults: Kubernetes API"
 LONG = {"pool": "long-running"}
 COUNTER = "writer.example.com/counter"
-
-
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "rel-kube")
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +66,9 @@ def foreign(control_plane: ControlPlane, ns: str) -> Iterator[Foreign]:
 def operator(
     control_plane: ControlPlane, prometheus: PrometheusServer, ns: str, foreign: Foreign
 ) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(
-        control_plane,
-        prometheus.url,
-        [ns],
-        log=control_plane.workdir / "logs" / "operator-rel-kube.log",
-        interval=1.0,
+    yield from operator_process.running(
+        operator_process.start(control_plane, prometheus.url, ns, "rel-kube")
     )
-    yield proc
-    proc.stop()
 
 
 def test_apiserver_restart_watches_resume_and_the_loop_goes_on(
@@ -206,29 +198,6 @@ def test_concurrent_writers_lose_nothing(
         "their undo, all land; the writer's every successful write is still there (its "
         "counter annotation); the operator logs no failed action",
     ) as row:
-        hpa = {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": "hot-hpa"},
-            "spec": {
-                "scaleTargetRef": {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "name": "hot-hpa",
-                },
-                "minReplicas": 1,
-                "maxReplicas": 5,
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {"type": "Utilization", "averageUtilization": 70},
-                        },
-                    }
-                ],
-            },
-        }
         reroute = {
             "serviceName": "hot-hpa",
             "longRunningSelector": LONG,
@@ -239,7 +208,9 @@ def test_concurrent_writers_lose_nothing(
         with_hpa["spec"]["origin"]["maxReplicas"] = 2
         plain = budget("hot-dep", "hot-dep")
         plain["spec"]["origin"]["maxReplicas"] = 2
-        apply(cp, ns, deployment("hot-hpa", 1), hpa, service("hot-hpa", {"app": "hot-hpa"}))
+        apply(
+            cp, ns, deployment("hot-hpa", 1), hpa("hot-hpa"), service("hot-hpa", {"app": "hot-hpa"})
+        )
         apply(cp, ns, deployment("hot-dep", 1))
         targets = [
             ("deployment", "hot-dep"),

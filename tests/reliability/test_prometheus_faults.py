@@ -22,26 +22,26 @@ import pytest
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.reliability.helpers import (
+from tests.reliability.helpers import condition, short
+from tests.support import kube, servers
+from tests.support import operator as operator_process
+from tests.support.foreign import Foreign
+from tests.support.objects import (
     HOST,
     apply,
     budget,
-    condition,
     deployment,
-    hold,
     selector_of,
     service,
-    short,
     spec_replicas,
     status_of,
 )
-from tests.support import kube
-from tests.support.foreign import Foreign
 from tests.support.operator import OperatorProcess
 from tests.support.reliability import REPORT, foreign_checked
 
 pytestmark = pytest.mark.integration
 
+NS_PREFIX = "rel-prom"
 AREA = "Faults: Prometheus"
 INTERVAL = 1.0
 DOWN_SECONDS = 8.0  # eight evaluation intervals
@@ -53,17 +53,10 @@ LONG = {"pool": "long-running"}
 def own_prometheus(
     origin: OriginExporter, control_plane: ControlPlane
 ) -> Iterator[PrometheusServer]:
-    server = PrometheusServer(workdir=control_plane.workdir / "prometheus-faults", quiet=True)
-    server.start(scrape_targets=[origin.target], scrape_interval="1s")
-    REPORT.facts.setdefault("Prometheus", f"{server.version()} (Debian package)")
-    yield server
-    server.stop()
-    server.cleanup()
-
-
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "rel-prom")
+    workdir = control_plane.workdir / "prometheus-faults"
+    with servers.prometheus_scraping(origin, workdir) as server:
+        REPORT.facts.setdefault("Prometheus", f"{server.version()} (Debian package)")
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -78,15 +71,9 @@ def foreign(control_plane: ControlPlane, ns: str) -> Iterator[Foreign]:
 def operator(
     control_plane: ControlPlane, own_prometheus: PrometheusServer, ns: str, foreign: Foreign
 ) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(
-        control_plane,
-        own_prometheus.url,
-        [ns],
-        log=control_plane.workdir / "logs" / "operator-rel-prom.log",
-        interval=INTERVAL,
+    yield from operator_process.running(
+        operator_process.start(control_plane, own_prometheus.url, ns, "rel-prom", interval=INTERVAL)
     )
-    yield proc
-    proc.stop()
 
 
 def climb(cp: ControlPlane, origin: OriginExporter, ns: str, name: str) -> None:
@@ -134,7 +121,7 @@ def test_prometheus_stopped_holds_everything_then_recovers(
         own_prometheus.stop()
         stopped_at = time.monotonic()
         try:
-            checks = hold(
+            checks = kube.hold(
                 lambda: spec_replicas(cp, ns, name) == 2 and selector_of(cp, ns, name) == LONG,
                 DOWN_SECONDS,
                 "replicas and reroute while Prometheus is down",
@@ -194,7 +181,7 @@ def test_no_traffic_is_no_data_and_holds_everything(
         st = kube.wait_for(
             lambda: (s := status_of(cp, ns, name)).get("state") == "NoData" and s, 30, "NoData"
         )
-        checks = hold(
+        checks = kube.hold(
             lambda: spec_replicas(cp, ns, name) == 2 and selector_of(cp, ns, name) == LONG,
             DOWN_SECONDS,
             "replicas and reroute without traffic",

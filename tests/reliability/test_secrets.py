@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,22 +26,18 @@ from sandbox.cloudflare_emulator import CloudflareEmulator
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
-from tests.reliability.helpers import (
-    HOST,
-    apply,
-    budget,
-    condition,
-    deployment,
-    short,
-    status_of,
-)
+from tests.reliability.helpers import condition, short
 from tests.support import kube
+from tests.support import operator as operator_process
+from tests.support.emulator import enterprise_zone
 from tests.support.faults import FaultProxy
+from tests.support.objects import HOST, apply, budget, deployment, secret, status_of, zone
 from tests.support.operator import OperatorProcess
 from tests.support.reliability import REPORT
 
 pytestmark = pytest.mark.integration
 
+NS_PREFIX = "rel-secrets"
 AREA = "Secrets"
 CF_TOKEN = "cf-secret-token-b3c9d1e7a5f24680"
 PROM_TOKEN = "prom-bearer-token-7e4a9c2d6b1f3085"
@@ -62,15 +57,8 @@ def guarded_prometheus(prometheus: PrometheusServer) -> Iterator[FaultProxy]:
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[CloudflareEmulator]:
-    emu = CloudflareEmulator(token=CF_TOKEN)
-    with emu.running():
-        emu.add_zone(ZONE_ID, "enterprise", name="example.com", proxy_read_timeout=120)
+    with enterprise_zone(CF_TOKEN, ZONE_ID) as emu:
         yield emu
-
-
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane) -> Iterator[str]:
-    yield from kube.scratch_namespace(control_plane, "rel-secrets")
 
 
 @pytest.fixture(scope="module")
@@ -90,29 +78,16 @@ def operator(
     token_file: Path,
 ) -> Iterator[OperatorProcess]:
     cp = control_plane
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "cf"},
-        "stringData": {"token": CF_TOKEN},
-    }
-    apply(cp, ns, secret, _zone("main", ZONE_ID))
+    apply(cp, ns, secret("cf", CF_TOKEN), zone("main", ZONE_ID))
     env = {
-        "TBO_CLOUDFLARE_BASE_URL": emulator.base_url,
-        "TBO_OPERATOR_NAMESPACE": ns,
         "TBO_PROMETHEUS_BEARER_TOKEN_FILE": str(token_file),
         "TBO_PROMETHEUS_TIMEOUT_SECONDS": "2",
     }
-    proc = OperatorProcess(
-        cp,
-        guarded_prometheus.url,
-        [ns],
-        cp.workdir / "logs" / "operator-rel-secrets.log",
-        1.0,
-        env,
+    yield from operator_process.running(
+        operator_process.start(
+            cp, guarded_prometheus.url, ns, "rel-secrets", cloudflare_url=emulator.base_url, env=env
+        )
     )
-    yield proc
-    proc.stop()
 
 
 def metrics_failure(cp: ControlPlane, ns: str, needle: str) -> str | None:
@@ -192,7 +167,7 @@ def test_tokens_never_leak_through_any_failure(
                 path_prefix=f"/zones/{zone_id}/rulesets",
                 retry_after=1,
             )
-            apply(cp, ns, _zone(f"z{code}", zone_id), _with_required(f"need-{code}", f"z{code}"))
+            apply(cp, ns, zone(f"z{code}", zone_id), _with_required(f"need-{code}", f"z{code}"))
         for code in FAULT_ZONES:
             seen.append(
                 kube.wait_for(
@@ -217,7 +192,7 @@ def test_tokens_never_leak_through_any_failure(
         "tracebacks included), every Event of the namespace, the status of every "
         "TimeoutBudget and CloudflareZone, kubectl describe, /metrics",
     ) as row:
-        time.sleep(2)
+        operator_process.wait_cycles(operator, 2)
         with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
             metrics = response.read().decode()
         captured = {
@@ -258,12 +233,3 @@ def _with_required(name: str, zone: str) -> dict[str, Any]:
     tb["spec"]["route"]["pathPrefix"] = f"/{name}"
     tb["spec"]["edge"] = {"zoneRef": {"name": zone}}
     return tb
-
-
-def _zone(name: str, zone_id: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "timeoutbudget.io/v1alpha1",
-        "kind": "CloudflareZone",
-        "metadata": {"name": name},
-        "spec": {"zoneId": zone_id, "apiTokenSecretRef": {"name": "cf"}},
-    }

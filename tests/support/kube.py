@@ -18,16 +18,34 @@ SAMPLES = CRDS / "samples"
 T = TypeVar("T")
 
 
-def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+def wait_for(
+    probe: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    interval: float = 0.25,
+    until: Callable[[T], bool] | None = None,
+) -> T:
+    """Poll ``probe`` until it returns something truthy (or, given ``until``, something
+    ``until`` accepts) and return that; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while time.monotonic() < deadline:
         last = probe()
-        if last:
+        if until(last) if until is not None else last:
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def hold(probe: Callable[[], bool], seconds: float, what: str, interval: float = 0.25) -> int:
+    """Assert ``probe`` stays true for ``seconds``; returns how many times it was checked."""
+    deadline = time.monotonic() + seconds
+    checks = 0
+    while time.monotonic() < deadline:
+        assert probe(), f"{what} did not hold (after {checks} good checks)"
+        checks += 1
+        time.sleep(interval)
+    return checks
 
 
 def install_crds(cp: ControlPlane) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from tests.unit.test_ladder_helpers import T0, make_observation, make_spec
+from tests.support.ladder import T0, make_observation, make_spec
 from timeout_budget.decide import chain, status
 from timeout_budget.decide.ladder import decide
 from timeout_budget.model.actions import EdgeTimeout

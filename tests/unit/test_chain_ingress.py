@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_ladder_helpers import make_spec
+from tests.support.ladder import make_spec
 from timeout_budget.model.chain import Hop
 from timeout_budget.observe.chain import ingress_hops
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_ladder_helpers import SERVICE, T0, ago, make_observation, make_spec
 
+from tests.support.ladder import SERVICE, T0, ago, make_observation, make_spec
 from timeout_budget.decide import diff, ladder, status
 from timeout_budget.model import conditions
 from timeout_budget.model.actions import RerouteTarget, RerouteVia

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from test_ladder_helpers import DNS, SERVICE, T0, ZONE, make_observation, make_spec
 
+from tests.support.ladder import DNS, SERVICE, T0, ZONE, make_observation, make_spec
 from timeout_budget.decide import diff, ladder
 from timeout_budget.model.actions import Action, EdgeTimeout, Reroute, ScaleTo
 from timeout_budget.model.memory import Memory

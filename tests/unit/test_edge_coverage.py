@@ -9,7 +9,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from tests.unit.test_ladder_helpers import _BASE, T0, make_observation, make_spec
+from tests.support.ladder import BASE, T0, make_observation, make_spec
 from timeout_budget.decide import status
 from timeout_budget.decide.coverage import Coverage, coverage
 from timeout_budget.decide.coverage import zone_raise_pending as coverage_pending
@@ -26,7 +26,7 @@ RULE = EdgeObservation(zone_timeout_seconds=120, editable=True, route_timeout_se
 
 
 def route(methods: list[str] | None = None, **changes: Any) -> TimeoutBudgetSpec:
-    body = copy.deepcopy(_BASE)
+    body = copy.deepcopy(BASE)
     if methods is not None:
         body["route"]["methods"] = methods
     for key, value in changes.items():

@@ -15,6 +15,7 @@ import octorules_wirefilter as wirefilter
 import pytest
 from cloudflare.types.rulesets.set_cache_settings_rule_param import SetCacheSettingsRuleParam
 
+from tests.support.cache_rules import user_rule
 from timeout_budget.decide import rule_paths, rules
 
 pytestmark = pytest.mark.unit
@@ -314,15 +315,7 @@ def test_plan_leaves_a_ref_held_by_a_foreign_rule() -> None:
 
 
 def _user(expression: str, **params: Any) -> dict[str, Any]:
-    return {
-        "id": "c" * 32,
-        "ref": "user_rule",
-        "description": "by hand",
-        "expression": expression,
-        "action": "set_cache_settings",
-        "action_parameters": params,
-        "enabled": True,
-    }
+    return user_rule(expression, "c" * 32, **params)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ given reading, memory and time. Each row reads as the situation and what the ope
 
 Tables list the changes *after the diff* (what would really be applied), written short:
 ``scale 4``, ``scale 3 via hpa``, ``reroute api``, ``undo api``, ``edge 301``, ``edge None``.
-Unless a row says otherwise the route is the default of ``test_ladder_helpers``: a 120 s
+Unless a row says otherwise the route is the default of ``tests.support.ladder``: a 120 s
 budget, act at 96 s, release below 72 s, 2..6 replicas in steps of 2.
 """
 
@@ -13,7 +13,8 @@ import math
 from dataclasses import replace
 
 import pytest
-from test_ladder_helpers import (
+
+from tests.support.ladder import (
     DNS,
     SERVICE,
     T0,
@@ -22,7 +23,6 @@ from test_ladder_helpers import (
     make_observation,
     make_spec,
 )
-
 from timeout_budget.decide import diff, ladder
 from timeout_budget.model.actions import Action, EdgeTimeout, Reroute, ScaleTo
 from timeout_budget.model.conditions import ConditionStatus, ConditionType

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import pytest
-from test_ladder_helpers import SERVICE, FakeClock, make_observation, make_spec
 
+from tests.support.ladder import SERVICE, FakeClock, make_observation, make_spec
 from timeout_budget.decide import diff, ladder
 from timeout_budget.model.actions import Action, EdgeTimeout, Reroute, RerouteTarget, ScaleTo
 from timeout_budget.model.memory import Memory

@@ -10,6 +10,7 @@ from urllib.parse import quote_plus
 
 import pytest
 
+from tests.support.hostile import LABEL_VALUES
 from timeout_budget.model.spec import Latency, Matcher, RouteKey
 from timeout_budget.observe.promql.answers import (
     ResultError,
@@ -35,20 +36,7 @@ pytestmark = pytest.mark.unit
 M = "http_request_duration_seconds"
 
 HOSTILE: list[str] = [
-    'quote"inside',
-    "back\\slash",
-    "trailing\\",
-    "line1\nline2",
-    "tab\tand\rcr",
-    "}",
-    "x} or vector(1)",
-    " or ",
-    '"} or vector(1) #',
-    '\\"} or vector(1) #',
-    ".*",
-    "a|b",
-    "(x)[ab]{2}+?^$",
-    "Ünïcødé ☃ 日本語 🚀",
+    *LABEL_VALUES,
     "",
     "{{window}}",
     "nul\x00ctl\x01del\x7f",

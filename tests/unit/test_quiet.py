@@ -14,8 +14,8 @@ import random
 from dataclasses import replace
 
 import pytest
-from test_ladder_helpers import DNS, SERVICE, T0, ZONE, ago, make_observation, make_spec
 
+from tests.support.ladder import DNS, SERVICE, T0, ZONE, ago, make_observation, make_spec
 from timeout_budget.decide import ladder, quiet
 from timeout_budget.decide.context import Context
 from timeout_budget.model.memory import Memory

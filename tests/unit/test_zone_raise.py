@@ -138,14 +138,24 @@ def test_plan(
     assert (found.send, found.memory) == expected
 
 
-def test_applying_the_plan_reaches_a_fixed_point() -> None:
+@pytest.mark.parametrize(
+    ("spec_", "current", "editable", "need", "memory"),
+    [case[1:-1] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_applying_the_plan_reaches_a_fixed_point(
+    spec_: CloudflareZoneSpec,
+    current: int,
+    editable: bool,
+    need: Need | None,
+    memory: ZoneRaise | None,
+) -> None:
     """Whatever the start, sending what the plan says and planning again sends nothing:
     the zone setting cannot flap between two cycles with the same need."""
-    for _, spec_, current, editable, need, memory, _ in CASES:
-        first = plan(spec_, current, editable, need, memory)
-        after = first.send if first.send is not None else current
-        again = plan(spec_, after, editable, need, first.memory)
-        assert again == ZoneTimeoutPlan(None, first.memory, again.note), (spec_, current, need)
+    first = plan(spec_, current, editable, need, memory)
+    after = first.send if first.send is not None else current
+    again = plan(spec_, after, editable, need, first.memory)
+    assert again == ZoneTimeoutPlan(None, first.memory, again.note), (spec_, current, need)
 
 
 def test_notes_say_why_the_need_is_not_met() -> None:

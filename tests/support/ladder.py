@@ -37,7 +37,7 @@ SERVICE = RerouteTarget(RerouteVia.SERVICE, "api")
 DNS = RerouteTarget(RerouteVia.DNS_ONLY, "api-direct.example.com")
 ZONE = EdgeObservation(zone_timeout_seconds=120, editable=True)
 
-_BASE: dict[str, Any] = {
+BASE: dict[str, Any] = {
     "route": {"host": "api.example.com", "pathPrefix": "/"},
     "budget": {"timeoutSeconds": 120, "atRiskRatio": 0.8, "recoverRatio": 0.6},
     "latency": {"metric": "http_request_duration_seconds", "selector": {"route": "api"}},
@@ -62,7 +62,7 @@ _BASE: dict[str, Any] = {
 def make_spec(**sections: Any) -> TimeoutBudgetSpec:
     """The default spec with sections merged in: ``make_spec(origin={"maxReplicas": 4})``;
     a section given as ``None`` is removed, a top-level flag is set (``paused=True``)."""
-    body = copy.deepcopy(_BASE)
+    body = copy.deepcopy(BASE)
     for name, value in sections.items():
         if value is None:
             body.pop(name, None)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_ladder_helpers import T0, make_observation
 
 from sandbox import demo_scenario as sc
 from sandbox.demo_summary import render, summarize_route
@@ -25,6 +24,7 @@ from sandbox.demo_timeline import (
     action_from_event,
 )
 from sandbox.origin_exporter import MAX_STRETCH, RHO_MAX, OriginExporter, queueing_stretch
+from tests.support.ladder import T0, make_observation
 from timeout_budget.decide import diff, ladder, timers
 from timeout_budget.model.actions import EdgeTimeout, Reroute, RerouteTarget, ScaleTo
 from timeout_budget.model.memory import Memory

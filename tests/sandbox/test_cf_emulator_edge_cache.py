@@ -10,6 +10,7 @@ import pytest
 
 from sandbox.cloudflare_emulator import edge_cache
 from sandbox.cloudflare_emulator.edge_cache import EdgeRequest
+from tests.support.cache_rules import user_rule
 from timeout_budget.decide import rules
 
 pytestmark = pytest.mark.unit
@@ -21,15 +22,7 @@ OURS = {"id": "1" * 32, **rules.desired_rule("shop", "api", HOST, "/export", 301
 
 
 def user(expression: str, **params: Any) -> dict[str, Any]:
-    return {
-        "id": "2" * 32,
-        "ref": "user_rule",
-        "description": "by hand",
-        "expression": expression,
-        "action": "set_cache_settings",
-        "action_parameters": params,
-        "enabled": True,
-    }
+    return user_rule(expression, "2" * 32, **params)
 
 
 def timeout(
