@@ -270,42 +270,11 @@ def test_the_ingress_in_front_is_found_and_followed(
     )
     assert st["chain"][1]["source"] == "annotation"
     # The command a person runs: the same story, from the API server.
-    explained = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "timeout_budget",
-            "explain",
-            f"{ns}/ingest",
-            "--kubeconfig",
-            str(cp.kubeconfig),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    explained = explain(cp, f"{ns}/ingest")
     assert f"TimeoutBudget {ns}/ingest: {HOST}/ingest (POST)" in explained
     assert "ChainConsistent" in explained
     assert any("60s" in line and "FiresFirst" in line for line in explained.splitlines())
-    by_host = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "timeout_budget",
-            "explain",
-            "--host",
-            HOST,
-            "--path",
-            "/ingest/big",
-            "--kubeconfig",
-            str(cp.kubeconfig),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    by_host = explain(cp, "--host", HOST, "--path", "/ingest/big")
     assert f"TimeoutBudget {ns}/ingest:" in by_host
     apply(cp, ns, ingress("ingest", "/ingest", "300"))
     kube.wait_for(
@@ -313,3 +282,10 @@ def test_the_ingress_in_front_is_found_and_followed(
         60,
         "the raised annotation followed",
     )
+
+
+def explain(cp: ControlPlane, *args: str) -> str:
+    """``timeout-budget explain`` as a person runs it, against the sandbox's API server."""
+    command = [sys.executable, "-m", "timeout_budget", "explain", *args]
+    command += ["--kubeconfig", str(cp.kubeconfig)]
+    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
