@@ -34,6 +34,21 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "timeout-budget-operator"
 
 
+GATEWAY_API_KINDS = (
+    "gatewayclasses",
+    "gateways",
+    "httproutes",
+    "grpcroutes",
+    "referencegrants",
+    "backendtlspolicies",
+    "listenersets",
+    "tcproutes",
+    "tlsroutes",
+    "udproutes",
+)
+"""The standard channel's CRDs in v1.6 (plural names)."""
+
+
 @dataclass(frozen=True)
 class Binaries:
     kube_apiserver: Path
@@ -44,6 +59,8 @@ class Binaries:
     kwok: Path
     kwok_stages: tuple[Path, ...]
     helm: Path
+    gateway_api_crds: tuple[Path, ...]
+    """The Gateway API's standard-channel CRDs (``gateway.networking.k8s.io``)."""
     versions: dict[str, str]
 
     def all_paths(self) -> list[Path]:
@@ -56,6 +73,7 @@ class Binaries:
             self.kwok,
             self.helm,
             *self.kwok_stages,
+            *self.gateway_api_crds,
         ]
 
 
@@ -83,6 +101,12 @@ def locate() -> Binaries:
             )
         ),
         helm=bin_dir / f"helm-{v['HELM_VERSION']}" / "helm",
+        gateway_api_crds=tuple(
+            bin_dir
+            / f"gateway-api-{v['GATEWAY_API_VERSION']}"
+            / f"gateway.networking.k8s.io_{kind}.yaml"
+            for kind in GATEWAY_API_KINDS
+        ),
         versions=v,
     )
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the sandbox's real components from source through the Go module proxy:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (k8s.io/kubernetes
-# through a wrapper module), etcd (go.etcd.io/etcd/server/v3), kwok and helm.
+# through a wrapper module), etcd (go.etcd.io/etcd/server/v3), kwok and helm; and the
+# Gateway API CRDs (sigs.k8s.io/gateway-api, config/crd/standard).
 #
 # Everything lands outside the repository, keyed by version, so a fresh clone (CI)
 # reuses it: $TBO_CACHE (default ~/.cache/timeout-budget-operator)/
@@ -118,15 +119,35 @@ build_kwok() {
   fi
 }
 
+fetch_gateway_api() {
+  # No binary: the standard channel's CRDs, as the module ships them (Apache-2.0), copied
+  # next to the binaries. The ValidatingAdmissionPolicy beside them guards CRD upgrades
+  # across channels and is not installed.
+  local out="$BIN/gateway-api-$GATEWAY_API_VERSION"
+  if [ -f "$out/gateway.networking.k8s.io_httproutes.yaml" ]; then
+    say "gateway-api $GATEWAY_API_VERSION: cached"; return; fi
+  say "gateway-api $GATEWAY_API_VERSION: go mod download (CRDs only)"
+  local dir
+  dir="$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" \
+    | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')"
+  mkdir -p "$out.tmp"
+  cp "$dir"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$out.tmp/"
+  rm -f "$out.tmp"/gateway.networking.k8s.io_vap_*.yaml
+  chmod u+w "$out.tmp"/*.yaml
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  say "gateway-api $GATEWAY_API_VERSION: done ($(ls "$out" | wc -l) CRDs)"
+}
+
 what="${1:-all}"
 case "$what" in
   kubernetes) build_kubernetes ;;
   etcd) build_etcd ;;
   kwok) build_kwok ;;
+  gateway-api) fetch_gateway_api ;;
   helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
   all)
-    build_etcd; build_kwok
+    build_etcd; build_kwok; fetch_gateway_api
     go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
     build_kubernetes ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|gateway-api]" >&2; exit 2 ;;
 esac

@@ -215,6 +215,7 @@ class ControlPlane:
         self.start_etcd()
         self.start_apiserver()
         self._write_kubeconfigs()
+        self._install_gateway_api()
         self._start_controllers()
         self._create_nodes()
         progress(
@@ -291,6 +292,23 @@ class ControlPlane:
         cfg = kubeconfig_dict(self.server, self.pki / "ca.crt", self.admin_token, ADMIN_USER)
         self.kubeconfig.write_text(yaml.safe_dump(cfg))
         self.kubeconfig.chmod(0o600)
+
+    def _install_gateway_api(self) -> None:
+        """The Gateway API CRDs (standard channel): every HTTPRoute written to the sandbox
+        is checked by the real schema and CEL rules. No gateway data plane runs here: a
+        test writes a GatewayClass's status the way an implementation would."""
+        args = [a for crd in self.binaries.gateway_api_crds for a in ("-f", str(crd))]
+        self.kubectl("apply", "--server-side", *args)
+        self.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            *(
+                f"crd/{p.name.split('_', 1)[1].removesuffix('.yaml')}.gateway.networking.k8s.io"
+                for p in self.binaries.gateway_api_crds
+            ),
+        )
+        progress(f"Gateway API {self.binaries.versions['GATEWAY_API_VERSION']} CRDs installed")
 
     def _start_controllers(self) -> None:
         kc = str(self.kubeconfig)

@@ -99,6 +99,11 @@ Argument: the root context.
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
   verbs: [list, watch]
+# ... and through the Gateway API: the HTTPRoutes, and the Gateways they attach to (a
+# Gateway in a namespace the operator does not serve is shown as not readable).
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes, gateways]
+  verbs: [get, list]
 # One Event per action taken, failed or refused (and kopf's own warnings).
 - apiGroups: [""]
   resources: [events]

@@ -145,6 +145,43 @@ class Kube:
             fields,
         )
 
+    async def list_httproutes(self, namespace: str) -> list[dict[str, Any]]:
+        """gateway.networking.k8s.io/v1 HTTPRoutes (``NotFound`` without the CRDs)."""
+
+        def call(ns: str, **kw: Any) -> Any:
+            return self.custom.list_namespaced_custom_object(
+                GATEWAY_GROUP, "v1", ns, "httproutes", **kw
+            )
+
+        return await self._list(
+            f"list httproutes in {namespace}", call, namespace, HTTPROUTE_FIELDS
+        )
+
+    async def get_gateway(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self._get_custom(
+            f"get gateway {namespace}/{name}", namespace, "gateways", name
+        )
+
+    async def get_gatewayclass(self, name: str) -> dict[str, Any]:
+        return await self._get_custom(f"get gatewayclass {name}", None, "gatewayclasses", name)
+
+    async def _get_custom(
+        self, what: str, namespace: str | None, plural: str, name: str
+    ) -> dict[str, Any]:
+        def call() -> dict[str, Any]:
+            if namespace is None:
+                response: Any = self.custom.get_cluster_custom_object(
+                    GATEWAY_GROUP, "v1", plural, name, _preload_content=False
+                )
+            else:
+                response = self.custom.get_namespaced_custom_object(
+                    GATEWAY_GROUP, "v1", namespace, plural, name, _preload_content=False
+                )
+            data: dict[str, Any] = json.loads(response.data)
+            return data
+
+        return await self._call(what, call)
+
     async def _list(
         self, what: str, fn: Callable[..., Any], namespace: str, fields: Fields | None
     ) -> list[dict[str, Any]]:
@@ -281,6 +318,12 @@ class Kube:
 
 Fields = Mapping[str, tuple[str, ...]]
 """Per top-level section (``metadata``, ``spec``, ``status``), the fields to keep."""
+
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+HTTPROUTE_FIELDS: Fields = {
+    "metadata": ("name", "namespace", "creationTimestamp", "annotations"),
+    "spec": ("hostnames", "parentRefs", "rules"),
+}
 
 
 def _items(response: Any, fields: Fields | None = None) -> list[dict[str, Any]]:

@@ -89,6 +89,8 @@ class Engine:
                 self.kube if self.origins is None else self.origins,
                 {s.namespace for s in valid},
                 cycle.unread,
+                self.kube,
+                {s.namespace for s in valid if cycle.specs[s.key].chain is not None},
             )
         )
         observe_started = time.monotonic()

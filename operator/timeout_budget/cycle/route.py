@@ -33,7 +33,7 @@ from timeout_budget.model.memory import Memory
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec
 from timeout_budget.model.world import RouteObservation
-from timeout_budget.observe import chain, cluster
+from timeout_budget.observe import chain, cluster, gateway
 
 
 @dataclass
@@ -153,7 +153,14 @@ class RouteSteps:
             scale=origin.scale,
             rerouted=rerouted,
             edge=edge,
-            chain=chain.ingress_hops(spec, objects.ingresses) if spec.chain is not None else (),
+            chain=(
+                (
+                    *chain.ingress_hops(spec, objects.ingresses),
+                    *gateway.httproute_hops(spec, objects.gateway_api),
+                )
+                if spec.chain is not None
+                else ()
+            ),
         )
 
 

@@ -10,6 +10,7 @@ guessed. ``decide.chain`` gives each hop its verdict.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Literal
@@ -38,6 +39,7 @@ class Hop:
     object: str
     """Where its timeout lives: ``CloudflareZone shop/example-com``, ``spec.chain.appServer``."""
     timeout_seconds: float | None
+    """``None``: not known; ``math.inf``: turned off (a Gateway API ``0s``)."""
     measures: Measures
     source: str
     """Where the value came from: ``spec``, ``zone``, ``cacheRule``, ``annotation``,
@@ -64,7 +66,7 @@ class Hop:
             "source": self.source,
             "verdict": self.verdict.value,
         }
-        if self.timeout_seconds is not None:
+        if self.timeout_seconds is not None and math.isfinite(self.timeout_seconds):
             shown["timeoutSeconds"] = _number(self.timeout_seconds)
         if self.tries > 1:
             shown["tries"] = self.tries

@@ -20,6 +20,8 @@ from timeout_budget.model import ownership
 from timeout_budget.model.actions import RerouteTarget, RerouteVia
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec
 from timeout_budget.model.world import Hpa, ScaleObservation
+from timeout_budget.observe import gateway_reads
+from timeout_budget.observe.gateway import NOT_INSTALLED, GatewayApi
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ class NamespaceObjects:
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
     ingresses: list[dict[str, Any]] = field(default_factory=list)
     """networking.k8s.io/v1 Ingresses: the hops in front of the routes (``observe.chain``)."""
+    gateway_api: GatewayApi = NOT_INSTALLED
+    """The HTTPRoutes, read only where a route declares ``spec.chain`` (``observe.gateway``)."""
     _hpa_targets: dict[str, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     def hpa_targeting(self, deployment: str) -> dict[str, Any] | None:
@@ -79,12 +83,22 @@ class NamespaceLists(Protocol):
 
 
 async def read_namespaces(
-    kube: NamespaceLists, namespaces: Iterable[str], problems: dict[str, str] | None = None
+    kube: NamespaceLists,
+    namespaces: Iterable[str],
+    problems: dict[str, str] | None = None,
+    gateway: gateway_reads.GatewayReads | None = None,
+    chain_namespaces: Iterable[str] = (),
 ) -> dict[str, NamespaceObjects]:
-    """Deployments, HPAs, Services and Ingresses once per namespace, concurrently.
+    """Deployments, HPAs, Services and Ingresses once per namespace, concurrently; with
+    ``gateway``, the Gateway API objects of the ``chain_namespaces`` too.
 
     A namespace whose reads fail is absent from the result (and in ``problems``, why).
     """
+    apis = (
+        asyncio.ensure_future(gateway_reads.read(gateway, chain_namespaces))
+        if gateway is not None
+        else None
+    )
 
     async def one(ns: str) -> tuple[str, NamespaceObjects | None]:
         try:
@@ -107,8 +121,16 @@ async def read_namespaces(
             ingresses=ingresses,
         )
 
-    results = await asyncio.gather(*(one(ns) for ns in sorted(set(namespaces))))
-    return {ns: objs for ns, objs in results if objs is not None}
+    try:
+        results = await asyncio.gather(*(one(ns) for ns in sorted(set(namespaces))))
+        read = {ns: objs for ns, objs in results if objs is not None}
+        for ns, api in (await apis if apis is not None else {}).items():
+            if ns in read:
+                read[ns].gateway_api = api
+    finally:
+        if apis is not None:
+            apis.cancel()
+    return read
 
 
 _METADATA = ("name", "namespace", "annotations")
@@ -135,13 +157,16 @@ FIELDS: dict[str, Fields] = {
 def origin_sources(spec: TimeoutBudgetSpec, objects: NamespaceObjects) -> tuple[Any, ...]:
     """The objects this route's observation reads (its Deployment, the HPA targeting it, its
     reroute Service, ``None`` where absent; with ``spec.chain``, the Ingresses naming its
-    host): while each is the very same object, the origin is unchanged (the copies replace
+    host and the namespace's Gateway API objects, read afresh each cycle): while each is
+    the very same object, the origin is unchanged (the copies replace
     an object on every change, never edit one)."""
     name = spec.origin.deployment_name
     reroute = spec.reroute
     service = reroute.service_name if reroute is not None else None
     host = spec.route.host
-    in_front = tuple(i for i in objects.ingresses if _names_host(i, host)) if spec.chain else ()
+    in_front: tuple[Any, ...] = ()
+    if spec.chain:
+        in_front = (*(i for i in objects.ingresses if _names_host(i, host)), objects.gateway_api)
     return (
         objects.deployments.get(name),
         objects.hpa_targeting(name),

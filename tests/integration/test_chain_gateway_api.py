@@ -1,0 +1,146 @@
+"""The Gateway API hop of the timeout chain, on the real API server with the real Gateway
+API CRDs (standard channel, installed by the sandbox): the HTTPRoute rule in front of a
+route is found, its ``timeouts`` count only where the GatewayClass says it honours them,
+and the API server's own CEL rules refuse what the operator must never write."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sandbox.controlplane import ControlPlane
+from sandbox.origin_exporter import OriginExporter
+from sandbox.prometheus import PrometheusServer
+from tests.support import kube
+from tests.support import operator as operator_process
+from tests.support.objects import HOST, apply, budget, deployment, status_of
+from tests.support.operator import OperatorProcess
+
+pytestmark = pytest.mark.integration
+
+NS_PREFIX = "gwapi"
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+FEATURES = ["HTTPRouteBackendRequestTimeout", "HTTPRouteRequestTimeout"]
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: ControlPlane, prometheus: PrometheusServer, ns: str
+) -> Iterator[OperatorProcess]:
+    yield from operator_process.running(
+        operator_process.start(control_plane, prometheus.url, ns, "gwapi")
+    )
+
+
+def gateway_class(cp: ControlPlane, name: str, features: list[str]) -> None:
+    """A GatewayClass, and the status its implementation would write (no data plane runs
+    in the sandbox)."""
+    body = {
+        "apiVersion": GATEWAY_API,
+        "kind": "GatewayClass",
+        "metadata": {"name": name},
+        "spec": {"controllerName": "example.net/gateway-controller"},
+    }
+    cp.kubectl("apply", "-f", "-", input_text=json.dumps(body))
+    status = {"supportedFeatures": [{"name": f} for f in features]}
+    cp.kubectl(
+        "patch",
+        "gatewayclass",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+
+
+def gateway(name: str, class_name: str) -> dict[str, Any]:
+    listener = {"name": "http", "protocol": "HTTP", "port": 80}
+    return {
+        "apiVersion": GATEWAY_API,
+        "kind": "Gateway",
+        "metadata": {"name": name},
+        "spec": {"gatewayClassName": class_name, "listeners": [listener]},
+    }
+
+
+def httproute(name: str, path: str, **timeouts: str) -> dict[str, Any]:
+    rule: dict[str, Any] = {
+        "name": "slow",
+        "matches": [{"path": {"type": "PathPrefix", "value": path}}],
+        "backendRefs": [{"name": name, "port": 80}],
+    }
+    if timeouts:
+        rule["timeouts"] = timeouts
+    return {
+        "apiVersion": GATEWAY_API,
+        "kind": "HTTPRoute",
+        "metadata": {"name": name},
+        "spec": {"parentRefs": [{"name": "edge"}], "hostnames": [HOST], "rules": [rule]},
+    }
+
+
+def test_the_httproute_rule_in_front_is_judged_by_what_its_class_honours(
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, ns: str
+) -> None:
+    """A 60 s ``timeouts.request`` under a 120 s budget fires first while the class lists
+    the feature; unknown once the class stops listing it (an implementation that ignores
+    timeouts, with no known default); consistent once raised to 300 s and honoured."""
+    cp = control_plane
+    class_name = f"gw-{ns}"
+    gateway_class(cp, class_name, FEATURES)
+    origin.set_route("export", p95=10.0, rps=20, host=HOST)
+    route = budget("export", "export", chain={})
+    apply(cp, ns, gateway("edge", class_name), httproute("export", "/export", request="60s"))
+    apply(cp, ns, deployment("export", 1), route)
+
+    def hops() -> list[tuple[str, Any, str]]:
+        chain = status_of(cp, ns, "export").get("chain") or []
+        return [(h["hop"], h.get("timeoutSeconds"), h["verdict"]) for h in chain]
+
+    kube.wait_for(
+        lambda: hops() == [("cloudflare", 120, "Ok"), ("gateway", 60, "FiresFirst")],
+        60,
+        "the HTTPRoute rule in the chain",
+    )
+    st = status_of(cp, ns, "export")
+    assert st["chain"][1]["object"] == (
+        f"HTTPRoute {ns}/export rule slow via GatewayClass {class_name}"
+    )
+    assert (st["chain"][1]["source"], st["chain"][1]["measures"]) == ("timeouts.request", "total")
+    found = next(c for c in st["conditions"] if c["type"] == "ChainConsistent")
+    assert "a visitor gets 504 after 60s" in found["message"]
+
+    # The real CEL rule: a backend try longer than the whole request is refused.
+    refused = cp.kubectl(
+        "apply",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        input_text=json.dumps(httproute("export", "/export", request="60s", backendRequest="90s")),
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "backendRequest timeout cannot be longer than request" in refused.stderr
+
+    # The class stops listing the feature: the 60 s is not honoured, the default unknown.
+    gateway_class(cp, class_name, [])
+    kube.wait_for(
+        lambda: hops() == [("cloudflare", 120, "Ok"), ("gateway", None, "Unknown")],
+        60,
+        "timeouts not honoured",
+    )
+    assert "not honoured" in status_of(cp, ns, "export")["chain"][1]["object"]
+
+    # Raised and honoured again: consistent.
+    gateway_class(cp, class_name, FEATURES)
+    apply(cp, ns, httproute("export", "/export", request="300s", backendRequest="200s"))
+    kube.wait_for(
+        lambda: hops() == [("cloudflare", 120, "Ok"), ("gateway", 200, "Ok")],
+        60,
+        "the raised timeouts followed",
+    )
