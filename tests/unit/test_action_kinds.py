@@ -13,6 +13,7 @@ from timeout_budget.model.actions import (
     Action,
     ActionKind,
     EdgeTimeout,
+    HopTimeout,
     Refusal,
     Reroute,
     RerouteTarget,
@@ -28,6 +29,8 @@ SAMPLES: list[Action] = [
     Reroute(RerouteTarget(RerouteVia.SERVICE, "api"), apply=True, reason="test"),
     Reroute(RerouteTarget(RerouteVia.SERVICE, "api"), apply=False, reason="test"),
     Reroute(RerouteTarget(RerouteVia.DNS_ONLY, "api-direct.example.com"), apply=True, reason="t"),
+    HopTimeout("api", 121, reason="test"),
+    HopTimeout("api", None, reason="test"),
     EdgeTimeout("api.example.com", "/export", 301, reason="test"),
     EdgeTimeout("api.example.com", "/export", None, reason="test"),
 ]

@@ -99,6 +99,12 @@ Argument: the root context.
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
   verbs: [list, watch]
+{{- if .Values.rbac.ingressWrites }}
+# spec.chain.sync: the named Ingress's proxy-read-timeout, by server-side apply (opt-in).
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [get, patch]
+{{- end }}
 # ... and through the Gateway API: the HTTPRoutes, and the Gateways they attach to (a
 # Gateway in a namespace the operator does not serve is shown as not readable).
 - apiGroups: [gateway.networking.k8s.io]

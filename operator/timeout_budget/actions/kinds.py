@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from timeout_budget.actions import reroute, scale
+from timeout_budget.actions import hop_timeout, reroute, scale
 from timeout_budget.actions.target import ClusterTarget, RestoreTarget
-from timeout_budget.model.actions import Action, EdgeTimeout, Reroute, ScaleTo
+from timeout_budget.model.actions import Action, EdgeTimeout, HopTimeout, Reroute, ScaleTo
 
 Execute = Callable[[ClusterTarget, Any], Awaitable[None]]
 Restore = Callable[[RestoreTarget], Awaitable[list[str]]]
@@ -39,10 +39,11 @@ KINDS: tuple[Kind, ...] = (
     Kind(ScaleTo, scale.execute, scale.restore),
     Kind(Reroute, reroute.execute, reroute.restore),  # a DNS-only reroute goes at_edge
     Kind(EdgeTimeout, None, None),
+    Kind(HopTimeout, hop_timeout.execute, hop_timeout.restore),
 )
 _BY_TYPE = {kind.action: kind for kind in KINDS}
 
-REFUSED = (reroute.RerouteRefused, LookupError)
+REFUSED = (reroute.RerouteRefused, hop_timeout.HopHeld, LookupError)
 """What an executor raises when the change is not the operator's to make."""
 
 

@@ -303,6 +303,51 @@ class Kube:
             f"create event in {namespace}", self.core.create_namespaced_event, namespace, body
         )
 
+    async def get_ingress(self, namespace: str, name: str) -> dict[str, Any]:
+        def call() -> dict[str, Any]:
+            response: Any = self.networking.read_namespaced_ingress(
+                name, namespace, _preload_content=False
+            )
+            data: dict[str, Any] = json.loads(response.data)
+            return data
+
+        return await self._call(f"get ingress {namespace}/{name}", call)
+
+    async def apply_ingress_annotations(
+        self, namespace: str, name: str, annotations: dict[str, str], manager: str
+    ) -> None:
+        """Server-side apply of these annotations alone, as field manager ``manager``: it
+        then owns exactly them (taking them over from another manager if need be)."""
+        body = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        }
+        await self._call(
+            f"apply annotations to ingress {namespace}/{name}",
+            self.networking.patch_namespaced_ingress,
+            name,
+            namespace,
+            body,
+            field_manager=manager,
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+
+    async def patch_ingress_annotations(
+        self, namespace: str, name: str, annotations: dict[str, str | None], manager: str
+    ) -> None:
+        """A merge patch of annotations (``None`` removes one)."""
+        await self._call(
+            f"patch ingress {namespace}/{name}",
+            self.networking.patch_namespaced_ingress,
+            name,
+            namespace,
+            {"metadata": {"annotations": annotations}},
+            field_manager=manager,
+            _content_type="application/merge-patch+json",
+        )
+
     async def patch_budget_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         await self._call(
             f"patch timeoutbudget {namespace}/{name} status",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import assert_never
 
-from timeout_budget.model.actions import Action, EdgeTimeout, Reroute, ScaleTo
+from timeout_budget.model.actions import Action, EdgeTimeout, HopTimeout, Reroute, ScaleTo
 from timeout_budget.model.world import RouteObservation, ScaleObservation
 
 
@@ -29,6 +29,11 @@ def is_needed(action: Action, observation: RouteObservation) -> bool:
         case EdgeTimeout():
             edge = observation.edge
             return edge is None or action.seconds != edge.route_timeout_seconds
+        case HopTimeout():
+            hop = next((h for h in observation.chain if h.writable == action.ingress), None)
+            if action.seconds is None:
+                return hop is not None and hop.held
+            return hop is None or not hop.held or hop.timeout_seconds != action.seconds
         case _:
             assert_never(action)
 

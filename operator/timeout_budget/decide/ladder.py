@@ -22,10 +22,19 @@ undoes nothing; ``dryRun`` decides the same but only plans.
 
 from __future__ import annotations
 
-from timeout_budget.decide import chain, conditions, coverage, edge, rerouting, scaling, timers
+from timeout_budget.decide import (
+    chain,
+    chain_sync,
+    conditions,
+    coverage,
+    edge,
+    rerouting,
+    scaling,
+    timers,
+)
 from timeout_budget.decide.bands import Band, saturated
 from timeout_budget.decide.context import Context, Step, secs
-from timeout_budget.model.actions import Action, ScaleTo
+from timeout_budget.model.actions import Action, Refusal, ScaleTo
 from timeout_budget.model.decision import CLOUDFLARE_ADVICE, Decision
 from timeout_budget.model.memory import Memory
 from timeout_budget.model.spec import TimeoutBudgetSpec
@@ -58,15 +67,18 @@ def decide(
     exhausted = _exhausted(ctx, steps)
     state = _state(ctx, memory)
     desired = _desired_replicas(ctx, steps)
+    synced, sync_refused = (
+        ((), ()) if spec.paused else chain_sync.plan(spec, observation.chain, ctx.lines.budget)
+    )
     return Decision(
         state=state,
         budget_seconds=ctx.lines.budget,
         p95_seconds=ctx.reading,
-        actions=_actions(steps),
-        refusals=tuple(r for s in steps for r in s.refusals),
+        actions=(*_actions(steps), *synced),
+        refusals=(*(r for s in steps for r in s.refusals), *sync_refused),
         advice=CLOUDFLARE_ADVICE if exhausted or any(s.needs_advice for s in steps) else None,
         memory=memory,
-        message=_message(ctx, steps, exhausted, judged),
+        message=_message(ctx, steps, exhausted, judged, sync_refused),
         conditions=conditions.for_decision(
             ctx, state, memory, exhausted=bool(exhausted), desired_replicas=desired
         )
@@ -134,7 +146,11 @@ def _desired_replicas(ctx: Context, steps: tuple[Step, ...]) -> int:
 
 
 def _message(
-    ctx: Context, steps: tuple[Step, ...], exhausted: tuple[str, ...], judged: chain.Chain | None
+    ctx: Context,
+    steps: tuple[Step, ...],
+    exhausted: tuple[str, ...],
+    judged: chain.Chain | None,
+    also_refused: tuple[Refusal, ...] = (),
 ) -> str:
     sentences = [_reading(ctx)]
     if judged is not None and judged.first_to_fire is not None:
@@ -145,6 +161,7 @@ def _message(
         sentences.append("dry run: actions are planned, not applied")
     sentences.extend(n for s in _in_ladder_order(steps) for n in s.notes)
     sentences.extend(r.describe() for s in steps for r in s.refusals)
+    sentences.extend(r.describe() for r in also_refused)
     if exhausted:
         sentences.append("nothing more can be done: " + "; ".join(exhausted))
     if exhausted or any(s.needs_advice for s in steps):

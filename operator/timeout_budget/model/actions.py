@@ -35,6 +35,7 @@ class ActionKind(StrEnum):
     SCALE = "scale"
     REROUTE = "reroute"
     EDGE_TIMEOUT = "edge_timeout"
+    HOP_TIMEOUT = "hop_timeout"
 
 
 class RerouteVia(StrEnum):
@@ -144,7 +145,34 @@ class EdgeTimeout:
         return f"set the edge read timeout of {route} to {self.seconds}s"
 
 
-Action = ScaleTo | Reroute | EdgeTimeout
+@dataclass(frozen=True)
+class HopTimeout:
+    """Desired read timeout of an inner hop (``chain.sync``): the ingress-nginx
+    ``proxy-read-timeout`` annotation of the Ingress the route names; ``seconds=None``
+    gives back the value it had before the operator raised it."""
+
+    ingress: str
+    seconds: int | None
+    reason: str
+
+    kind: ClassVar[ActionKind] = ActionKind.HOP_TIMEOUT
+    at_edge: ClassVar[bool] = False
+
+    @property
+    def event_reason(self) -> str:
+        return "HopTimeoutSet" if self.seconds is not None else "HopTimeoutRestored"
+
+    @property
+    def metric_label(self) -> str:
+        return "hop_timeout" if self.seconds is not None else "undo_hop_timeout"
+
+    def describe(self) -> str:
+        if self.seconds is None:
+            return f"give back the proxy-read-timeout of Ingress {self.ingress}"
+        return f"set the proxy-read-timeout of Ingress {self.ingress} to {self.seconds}s"
+
+
+Action = ScaleTo | Reroute | EdgeTimeout | HopTimeout
 
 
 @dataclass(frozen=True)

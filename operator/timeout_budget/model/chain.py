@@ -15,6 +15,10 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Literal
 
+INGRESS_NGINX_READ_TIMEOUT = "nginx.ingress.kubernetes.io/proxy-read-timeout"
+"""ingress-nginx's read timeout annotation: seconds, unitless (read by ``observe.chain``,
+kept in line by ``actions.hop_timeout``)."""
+
 Measures = Literal["idle", "total", "worker", "connect"]
 """What a hop's timeout counts: the gap between two reads (``idle``), the whole response
 (``total``), a worker's silence (``worker``), the connection (``connect``)."""
@@ -54,6 +58,13 @@ class Hop:
     server must keep it longer than the pool in front of it, or the pool reuses a
     connection the server is closing: 502s."""
     verdict: Verdict = Verdict.UNKNOWN
+    writable: str | None = None
+    """The object's name where the operator can keep the timeout in line (``chain.sync``)."""
+    held: bool = False
+    """The operator raised this hop's timeout for this route, and holds it."""
+    original_seconds: float | None = None
+    """While held: the value in force before (the hop's default where none was set;
+    ``None``: unreadable)."""
 
     def judged(self, verdict: Verdict) -> Hop:
         return replace(self, verdict=verdict)

@@ -16,3 +16,10 @@ BASELINE_MIN_REPLICAS = f"{PREFIX}/baseline-min-replicas"
 """On an HPA: its ``minReplicas`` before the operator raised it."""
 ORIGINAL_SELECTOR = f"{PREFIX}/original-selector"
 """On a Service: its selector (JSON) before the operator rerouted it."""
+ORIGINAL_READ_TIMEOUT = f"{PREFIX}/original-proxy-read-timeout"
+"""On an Ingress: its ``nginx.ingress.kubernetes.io/proxy-read-timeout`` before the
+operator raised it (``UNSET``: it had none)."""
+UNSET = "unset"
+FIELD_MANAGER = "timeout-budget-operator"
+"""The server-side apply field manager of the operator's writes to objects people (and
+GitOps tools) also manage: ``managedFields`` shows exactly which fields are the operator's."""

@@ -294,10 +294,21 @@ class AppServer(SpecModel):
     keep_alive_seconds: int | None = Field(default=None, ge=0, le=86400)
 
 
+class ChainSync(SpecModel):
+    """Keep the inner hops in line (opt-in): the operator writes only the objects named here."""
+
+    ingress_name: Annotated[
+        str, Field(max_length=253), object_name_rule("chain.sync.ingressName", "an Ingress")
+    ]
+    """The ingress-nginx Ingress (in the route's namespace) whose ``proxy-read-timeout``
+    annotation the operator raises to the budget, and gives back when sync ends."""
+
+
 class Chain(SpecModel):
     """The hops behind the edge the operator checks against the budget."""
 
     app_server: AppServer | None = None
+    sync: ChainSync | None = None
 
 
 class TimeoutBudgetSpec(SpecModel):

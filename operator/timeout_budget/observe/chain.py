@@ -25,11 +25,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from timeout_budget.model.chain import Hop
+from timeout_budget.model import ownership
+from timeout_budget.model.chain import INGRESS_NGINX_READ_TIMEOUT, Hop
 from timeout_budget.model.spec import TimeoutBudgetSpec
 
 NGINX = "nginx.ingress.kubernetes.io/"
-READ_TIMEOUT = NGINX + "proxy-read-timeout"
+READ_TIMEOUT = INGRESS_NGINX_READ_TIMEOUT
 NEXT_UPSTREAM = NGINX + "proxy-next-upstream"
 NEXT_UPSTREAM_TRIES = NGINX + "proxy-next-upstream-tries"
 NGINX_READ_TIMEOUT_DEFAULT = 60
@@ -44,9 +45,10 @@ RETRIED_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
 
 def ingress_hops(
-    spec: TimeoutBudgetSpec, ingresses: Sequence[Mapping[str, Any]]
+    spec: TimeoutBudgetSpec, ingresses: Sequence[Mapping[str, Any]], key: str = ""
 ) -> tuple[Hop, ...]:
-    """The Ingress hop in front of the route (none when no Ingress serves it)."""
+    """The Ingress hop in front of the route (none when no Ingress serves it); ``key``, the
+    route's, tells whether the operator holds the Ingress's timeout for it (``chain.sync``)."""
     route = spec.route
     found: list[tuple[int, Mapping[str, Any]]] = []
     for ingress in ingresses:
@@ -68,10 +70,10 @@ def ingress_hops(
             ),
         )
     ingress = next(i for length, i in found if length == longest)
-    return (_hop(spec, ingress),)
+    return (_hop(spec, ingress, key),)
 
 
-def _hop(spec: TimeoutBudgetSpec, ingress: Mapping[str, Any]) -> Hop:
+def _hop(spec: TimeoutBudgetSpec, ingress: Mapping[str, Any], key: str) -> Hop:
     notes = _annotations(ingress)
     name = f"Ingress {_name(ingress)}"
     if not _is_nginx(ingress, notes):
@@ -97,7 +99,19 @@ def _hop(spec: TimeoutBudgetSpec, ingress: Mapping[str, Any]) -> Hop:
         _tries(spec, notes),
         "504",
         keep_alive_seconds=NGINX_UPSTREAM_KEEPALIVE_DEFAULT,
+        writable=str(ingress.get("metadata", {}).get("name", "")) or None,
+        **_held(notes, key),
     )
+
+
+def _held(notes: Mapping[str, str], key: str) -> dict[str, Any]:
+    """Whether the operator holds the read timeout for route ``key``, and what it replaced."""
+    original = notes.get(ownership.ORIGINAL_READ_TIMEOUT)
+    if not key or original is None or notes.get(ownership.OWNER) != key:
+        return {}
+    if original == ownership.UNSET:
+        return {"held": True, "original_seconds": float(NGINX_READ_TIMEOUT_DEFAULT)}
+    return {"held": True, "original_seconds": _seconds(original)}
 
 
 def _tries(spec: TimeoutBudgetSpec, notes: Mapping[str, str]) -> int:
