@@ -7,7 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from sandbox.controlplane import ControlPlane
+from sandbox.origin_exporter import OriginExporter
+from sandbox.prometheus import PrometheusServer
 from tests.integration.edge_fixtures import CREDENTIAL_ENV, EdgeWorld, edge_world
+from tests.support.emulator import EdgeCluster, enterprise_zone
 
 
 @pytest.fixture
@@ -26,3 +30,18 @@ def edge(no_ambient_credentials: None) -> Iterator[EdgeWorld]:
     other emulator settings uses ``edge_world(...)`` itself."""
     with edge_world() as world:
         yield world
+
+
+@pytest.fixture
+def edge_cluster(
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    origin: OriginExporter,
+    prometheus: PrometheusServer,
+    namespace: str,
+) -> Iterator[EdgeCluster]:
+    """An operator-process test's sandbox with the emulator running the module's Enterprise
+    zone ``ZONE_ID``, knowing its ``TOKEN`` (``tests.support.emulator.EdgeCluster``)."""
+    token, zone_id = request.module.TOKEN, request.module.ZONE_ID
+    with enterprise_zone(token, zone_id) as emu:
+        yield EdgeCluster(control_plane, namespace, origin, prometheus, emu, token, zone_id)
