@@ -3,15 +3,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from tests.integration.edge_fixtures import CREDENTIAL_ENV
+from sandbox.controlplane import ControlPlane
+from sandbox.origin_exporter import OriginExporter
+from sandbox.prometheus import PrometheusServer
+from tests.integration.edge_fixtures import CREDENTIAL_ENV, EdgeWorld, edge_world
+from tests.support.emulator import EdgeCluster, enterprise_zone
 
 
 @pytest.fixture
 def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """No Cloudflare credentials from the environment: with ``CLOUDFLARE_EMAIL`` or
     ``CLOUDFLARE_API_KEY`` set the SDK sends those, not the token. A module that talks to
-    the emulator through the SDK in its own process asks for it in ``pytestmark``."""
+    the emulator through the SDK in its own process asks for it (``edge`` below does)."""
     for name in CREDENTIAL_ENV:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def edge(no_ambient_credentials: None) -> Iterator[EdgeWorld]:
+    """The Cloudflare emulator running, with clocks and a ZoneRegistry on it
+    (``edge_fixtures.EdgeWorld``), and no credentials from the environment; a test needing
+    other emulator settings uses ``edge_world(...)`` itself."""
+    with edge_world() as world:
+        yield world
+
+
+@pytest.fixture
+def edge_cluster(
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    origin: OriginExporter,
+    prometheus: PrometheusServer,
+    namespace: str,
+) -> Iterator[EdgeCluster]:
+    """An operator-process test's sandbox with the emulator running the module's Enterprise
+    zone ``ZONE_ID``, knowing its ``TOKEN`` (``tests.support.emulator.EdgeCluster``)."""
+    token, zone_id = request.module.TOKEN, request.module.ZONE_ID
+    with enterprise_zone(token, zone_id) as emu:
+        yield EdgeCluster(control_plane, namespace, origin, prometheus, emu, token, zone_id)

@@ -76,6 +76,10 @@ def key(name: str) -> RouteKey:
     return RouteKey(f"{NS}/{name}")
 
 
+API = key("api")
+"""TimeoutBudget shop/api: the route of the tests that sync only one."""
+
+
 def read_timeout(spec: TimeoutBudgetSpec, seconds: int | None) -> EdgeTimeout:
     return EdgeTimeout(spec.route.host, spec.route.path_prefix, seconds, "test")
 
@@ -158,6 +162,56 @@ async def cycle(
             failures[route] = str(exc)
     failures.update(await registry.flush())
     return failures
+
+
+@dataclass
+class EdgeWorld:
+    """One edge-sync test's set-up: the emulator, the two clocks, and a ZoneRegistry on them."""
+
+    clocks: Clocks
+    emu: CloudflareEmulator
+    registry: ZoneRegistry
+
+    def new_registry(self, **kwargs: Any) -> ZoneRegistry:
+        """Replace the registry with a fresh one (``kwargs``: a timeout, metrics, a budget
+        cap): a restarted operator, or a registry set up differently."""
+        self.registry = registry_for(self.emu, self.clocks, **kwargs)
+        return self.registry
+
+    async def sync(
+        self,
+        zone: CloudflareZoneSpec | str,
+        token: str = TOKEN,
+        previous: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The CloudflareZone handler's reconcile of zone shop/edge: ``zone`` is its spec, or
+        a zone id for ``zone_spec(zone_id)`` (nothing but the id and the token's Secret)."""
+        spec = zone_spec(zone) if isinstance(zone, str) else zone
+        return await self.registry.reconcile_zone(NS, ZONE, spec, token, previous_status=previous)
+
+    async def cycle(
+        self,
+        routes: Mapping[RouteKey, TimeoutBudgetSpec],
+        actions: Mapping[RouteKey, Sequence[Action]],
+    ) -> dict[RouteKey, str]:
+        """One engine cycle's edge calls on this registry (``cycle``)."""
+        return await cycle(self.registry, routes, actions)
+
+    async def cycle_api(self, route: TimeoutBudgetSpec, *wanted: Action) -> dict[RouteKey, str]:
+        """One engine cycle with ``route`` as the only route (``API``), wanting ``wanted``."""
+        return await self.cycle({API: route}, {API: list(wanted)})
+
+    def run(self, scenario: Callable[[], Awaitable[T]]) -> T:
+        """The scenario in one event loop, closing this registry after it (``run``)."""
+        return run(self.registry, scenario)
+
+
+@contextmanager
+def edge_world(**emulator: Any) -> Iterator[EdgeWorld]:
+    """An EdgeWorld on a fresh emulator (``emulator``: its settings, such as a rate limit)."""
+    clocks = Clocks()
+    with emulated(clocks, **emulator) as emu:
+        yield EdgeWorld(clocks, emu, registry_for(emu, clocks))
 
 
 @dataclass

@@ -24,13 +24,11 @@ from cloudflare.types.rulesets.phase_get_response import (
     PhaseGetResponse,
     RuleSetCacheSettingsRule,
 )
-from cloudflare.types.rulesets.set_cache_settings_rule_param import (
-    ActionParameters,
-    SetCacheSettingsRuleParam,
-)
+from cloudflare.types.rulesets.set_cache_settings_rule_param import SetCacheSettingsRuleParam
 from cloudflare.types.zones.proxy_read_timeout import ProxyReadTimeout
 
 from sandbox.cloudflare_emulator import CloudflareEmulator, ManualClock
+from tests.support.cache_rules import cache_settings_rule
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_ambient_credentials")]
 
@@ -53,16 +51,10 @@ def client(emulator: CloudflareEmulator) -> Iterator[cloudflare.Cloudflare]:
 
 
 def cache_rule(ref: str, host: str, read_timeout: int | None = None) -> SetCacheSettingsRuleParam:
-    params: ActionParameters = {"cache": True}
-    if read_timeout is not None:
-        params["read_timeout"] = read_timeout
-    return {
-        "ref": ref,
-        "description": f"route {host}",
-        "expression": f'(http.host eq "{host}" and starts_with(http.request.uri.path, "/export"))',
-        "action": "set_cache_settings",
-        "action_parameters": params,
-    }
+    """A rule for ``host``'s /export paths, typed as the SDK takes it."""
+    expression = f'(http.host eq "{host}" and starts_with(http.request.uri.path, "/export"))'
+    rule = cache_settings_rule(ref, expression, read_timeout, description=f"route {host}")
+    return cast(SetCacheSettingsRuleParam, rule)
 
 
 def invalid_rule(rule: dict[str, Any]) -> SetCacheSettingsRuleParam:

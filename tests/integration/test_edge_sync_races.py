@@ -14,18 +14,14 @@ import cloudflare
 import pytest
 
 from tests.integration.edge_fixtures import (
+    API,
     NS,
     TOKEN,
-    ZONE,
-    Clocks,
+    EdgeWorld,
     cache_rule,
-    cycle,
-    emulated,
     key,
     read_timeout,
-    registry_for,
     route_spec,
-    run,
     zone_spec,
 )
 from timeout_budget.clients.cloudflare import CloudflareClient
@@ -72,49 +68,45 @@ def _foreign_writer(emu: Any, zone_id: str) -> Callable[[], None]:
 
 def test_a_foreign_writer_between_read_and_write_loses_nothing(
     monkeypatch: pytest.MonkeyPatch,
+    edge: EdgeWorld,
 ) -> None:
-    clocks = Clocks()
-    with emulated(clocks) as emu:
-        zone_id = emu.add_zone(plan="enterprise")
-        emu.add_rules(
-            zone_id,
-            [
-                RICH,
-                cache_rule("team_edit", "edit.example.com"),
-                cache_rule("team_gone", "gone.example.com"),
-            ],
+    zone_id = edge.emu.add_zone(plan="enterprise")
+    edge.emu.add_rules(
+        zone_id,
+        [
+            RICH,
+            cache_rule("team_edit", "edit.example.com"),
+            cache_rule("team_gone", "gone.example.com"),
+        ],
+    )
+    a, b = route_spec("a.example.com", required=300), route_spec("b.example.com", required=300)
+    routes = {key("a"): a, key("b"): b}
+    race = _foreign_writer(edge.emu, zone_id)
+    read = CloudflareClient.get_cache_rules
+    raced: list[bool] = []
+
+    async def read_then_race(self: CloudflareClient, zone: str) -> Any:
+        found = await read(self, zone)
+        if not raced:
+            raced.append(True)
+            race()  # lands between the operator's read and its writes
+        return found
+
+    async def scenario() -> dict[str, str]:
+        await edge.sync(zone_id)
+        first = await edge.cycle(
+            routes,
+            {key("a"): [read_timeout(a, 301)], key("b"): [read_timeout(b, 301)]},
         )
-        registry = registry_for(emu, clocks)
-        a, b = route_spec("a.example.com", required=300), route_spec("b.example.com", required=300)
-        routes = {key("a"): a, key("b"): b}
-        race = _foreign_writer(emu, zone_id)
-        read = CloudflareClient.get_cache_rules
-        raced: list[bool] = []
+        monkeypatch.setattr(CloudflareClient, "get_cache_rules", read_then_race)
+        second = await edge.cycle(
+            routes,
+            {key("a"): [read_timeout(a, 601)], key("b"): [read_timeout(b, None)]},
+        )
+        return {**first, **second}
 
-        async def read_then_race(self: CloudflareClient, zone: str) -> Any:
-            found = await read(self, zone)
-            if not raced:
-                raced.append(True)
-                race()  # lands between the operator's read and its writes
-            return found
-
-        async def scenario() -> dict[str, str]:
-            await registry.reconcile_zone(NS, ZONE, zone_spec(zone_id), TOKEN)
-            first = await cycle(
-                registry,
-                routes,
-                {key("a"): [read_timeout(a, 301)], key("b"): [read_timeout(b, 301)]},
-            )
-            monkeypatch.setattr(CloudflareClient, "get_cache_rules", read_then_race)
-            second = await cycle(
-                registry,
-                routes,
-                {key("a"): [read_timeout(a, 601)], key("b"): [read_timeout(b, None)]},
-            )
-            return {**first, **second}
-
-        failures = run(registry, scenario)
-        found = {r["ref"]: r for r in emu.rules(zone_id)}
+    failures = edge.run(scenario)
+    found = {r["ref"]: r for r in edge.emu.rules(zone_id)}
 
     assert raced == [True]
     assert failures == {}
@@ -127,32 +119,26 @@ def test_a_foreign_writer_between_read_and_write_loses_nothing(
     assert rules.rule_ref(NS, "b") not in found
 
 
-def test_a_later_user_bypass_is_reported_as_not_covered() -> None:
-    clocks = Clocks()
-    with emulated(clocks) as emu:
-        zone_id = emu.add_zone(plan="enterprise", proxy_read_timeout=120)
-        registry = registry_for(emu, clocks)
-        route = route_spec(required=300)
-        routes = {key("api"): route}
-        spec = zone_spec(zone_id)
+def test_a_later_user_bypass_is_reported_as_not_covered(edge: EdgeWorld) -> None:
+    zone_id = edge.emu.add_zone(plan="enterprise", proxy_read_timeout=120)
+    route = route_spec(required=300)
+    spec = zone_spec(zone_id)
 
-        async def scenario() -> Any:
-            await registry.reconcile_zone(NS, ZONE, spec, TOKEN)
-            await cycle(registry, routes, {key("api"): [read_timeout(route, 301)]})
-            emu.add_rules(
-                zone_id,
-                [cache_rule("team_bypass", "api.example.com", action_parameters={"cache": False})],
-            )
-            clocks.advance(300)
-            await registry.reconcile_zone(NS, ZONE, spec, TOKEN)
-            return registry.observe(NS, key("api"), route), registry.conditions(
-                NS, key("api"), route
-            )
-
-        seen, conditions = run(registry, scenario)
-        edge = emu.edge_request(
-            zone_id, "GET", "api.example.com", "/export/x", cache_control="max-age=60"
+    async def scenario() -> Any:
+        await edge.sync(spec)
+        await edge.cycle_api(route, read_timeout(route, 301))
+        edge.emu.add_rules(
+            zone_id,
+            [cache_rule("team_bypass", "api.example.com", action_parameters={"cache": False})],
         )
+        edge.clocks.advance(300)
+        await edge.sync(spec)
+        return edge.registry.observe(NS, API, route), edge.registry.conditions(NS, API, route)
+
+    seen, conditions = edge.run(scenario)
+    edge = edge.emu.edge_request(
+        zone_id, "GET", "api.example.com", "/export/x", cache_control="max-age=60"
+    )
 
     assert edge.read_timeout == 120  # the user's later bypass wins at the edge
     assert seen.in_force_seconds == 120

@@ -9,7 +9,6 @@ timeout, and a condition naming the missing Secret instead of a crash.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -19,7 +18,7 @@ import kopf
 import pytest
 
 from sandbox.controlplane import ControlPlane
-from tests.integration.edge_fixtures import TOKEN, Clocks, emulated, registry_for
+from tests.integration.edge_fixtures import TOKEN, edge_world
 from tests.support import kube
 from timeout_budget import zone_handlers
 from timeout_budget.clients.kube import load_api_client
@@ -55,15 +54,13 @@ def test_zone_handler_reports_a_missing_secret_then_syncs_and_patches_a_valid_st
 ) -> None:
     caplog.set_level(logging.DEBUG)
     cp = control_plane
-    clocks = Clocks()
-    with emulated(clocks) as emu:
-        zone_id = emu.add_zone(plan="enterprise", proxy_read_timeout=100)
+    with edge_world() as edge:
+        zone_id = edge.emu.add_zone(plan="enterprise", proxy_read_timeout=100)
         obj = zone_object(zone_id)
         cp.kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(obj))
         created = kube.get_json(cp, "cloudflarezone", "edge", "-n", namespace)
-        registry = registry_for(emu, clocks)
         memo = kopf.Memo()
-        memo.zones = registry
+        memo.zones = edge.registry
         memo.zone_secrets = SecretReader(load_api_client(str(cp.kubeconfig)))
         logger = logging.getLogger("test.zone")
 
@@ -100,7 +97,7 @@ def test_zone_handler_reports_a_missing_secret_then_syncs_and_patches_a_valid_st
             return [missing, no_key, synced, dict(again)]
 
         try:
-            missing, no_key, synced, again = asyncio.run(_closing(registry, scenario()))
+            missing, no_key, synced, again = edge.run(scenario)
         finally:
             printed = cp.kubectl("get", "cfz", "edge", "-n", namespace).stdout
 
@@ -119,10 +116,3 @@ def test_zone_handler_reports_a_missing_secret_then_syncs_and_patches_a_valid_st
     assert set(again.get("status", {})) <= {"requestsRemaining", "lastSyncTime"}
     assert "300" in printed
     assert TOKEN not in caplog.text + json.dumps([missing, no_key, synced])
-
-
-async def _closing(registry: Any, scenario: Any) -> Any:
-    try:
-        return await scenario
-    finally:
-        await registry.aclose()

@@ -13,28 +13,22 @@ import pytest
 
 from sandbox.cloudflare_emulator import CloudflareEmulator
 from tests.integration.edge_fixtures import (
+    API,
     NS,
     TOKEN,
     ZONE,
-    Clocks,
+    EdgeWorld,
     condition,
-    cycle,
-    emulated,
-    key,
     read_timeout,
-    registry_for,
-    run,
     zone_spec,
 )
 from timeout_budget.decide.coverage import coverage
-from timeout_budget.edge import ZoneRegistry
 from timeout_budget.model.coverage import Coverage
 from timeout_budget.model.spec import CloudflareZoneSpec, TimeoutBudgetSpec, parse_timeout_budget
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_ambient_credentials")]
+pytestmark = pytest.mark.integration
 
 HOST, PATH = "api.example.com", "/export"
-API = key("api")
 RAISE = {"raiseProxyReadTimeout": {"enabled": True, "ceilingSeconds": 600}}
 
 
@@ -60,43 +54,34 @@ def someone_sets(emu: CloudflareEmulator, zone_id: str, seconds: int) -> None:
     assert answer.status_code == 200, answer.text
 
 
-async def rule_cycle(registry: ZoneRegistry, spec: TimeoutBudgetSpec, seconds: int | None) -> None:
-    assert await cycle(registry, {API: spec}, {API: [read_timeout(spec, seconds)]}) == {}
+async def rule_cycle(edge: EdgeWorld, spec: TimeoutBudgetSpec, seconds: int | None) -> None:
+    assert await edge.cycle_api(spec, read_timeout(spec, seconds)) == {}
 
 
-async def sync(
-    registry: ZoneRegistry, spec: CloudflareZoneSpec, previous: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    return await registry.reconcile_zone(NS, ZONE, spec, TOKEN, previous_status=previous)
+def test_post_route_gets_the_zone_raised_and_the_value_back_after(edge: EdgeWorld) -> None:
+    zone_id = edge.emu.add_zone(plan="enterprise", proxy_read_timeout=120)
+    zone = zone_spec(zone_id, **RAISE)
+    route = post_route()
+    seen: dict[str, Any] = {}
 
+    async def scenario() -> None:
+        first = await edge.sync(zone)
+        await rule_cycle(edge, route, 301)
+        seen["due_after_rule"] = edge.registry.due(NS, ZONE, zone)
+        raised = await edge.sync(zone, previous=first)
+        seen["raised"] = raised
+        seen["post_raised"] = edge.emu.edge_request(zone_id, "POST", HOST, "/export/1")
+        seen["coverage_raised"] = coverage(route, edge.registry.observe(NS, API, route))
+        seen["due_while_raised"] = edge.registry.due(NS, ZONE, zone)
+        # The route needs nothing more (its rule goes): the zone's value comes back.
+        plain = post_route(required=None)
+        await rule_cycle(edge, plain, None)
+        seen["due_after_release"] = edge.registry.due(NS, ZONE, zone)
+        seen["back"] = await edge.sync(zone, previous=raised)
+        seen["post_back"] = edge.emu.edge_request(zone_id, "POST", HOST, "/export/1")
 
-def test_post_route_gets_the_zone_raised_and_the_value_back_after() -> None:
-    clocks = Clocks()
-    with emulated(clocks) as emu:
-        zone_id = emu.add_zone(plan="enterprise", proxy_read_timeout=120)
-        registry = registry_for(emu, clocks)
-        zone = zone_spec(zone_id, **RAISE)
-        route = post_route()
-        seen: dict[str, Any] = {}
-
-        async def scenario() -> None:
-            first = await sync(registry, zone)
-            await rule_cycle(registry, route, 301)
-            seen["due_after_rule"] = registry.due(NS, ZONE, zone)
-            raised = await sync(registry, zone, first)
-            seen["raised"] = raised
-            seen["post_raised"] = emu.edge_request(zone_id, "POST", HOST, "/export/1")
-            seen["coverage_raised"] = coverage(route, registry.observe(NS, API, route))
-            seen["due_while_raised"] = registry.due(NS, ZONE, zone)
-            # The route needs nothing more (its rule goes): the zone's value comes back.
-            plain = post_route(required=None)
-            await rule_cycle(registry, plain, None)
-            seen["due_after_release"] = registry.due(NS, ZONE, zone)
-            seen["back"] = await sync(registry, zone, raised)
-            seen["post_back"] = emu.edge_request(zone_id, "POST", HOST, "/export/1")
-
-        run(registry, scenario)
-        patches = [p.body for p in emu.requests(method="PATCH", path_contains="proxy_read")]
+    edge.run(scenario)
+    patches = [p.body for p in edge.emu.requests(method="PATCH", path_contains="proxy_read")]
 
     assert seen["due_after_rule"] is True  # the next timer tick syncs the zone
     raised = seen["raised"]
@@ -124,33 +109,30 @@ def test_post_route_gets_the_zone_raised_and_the_value_back_after() -> None:
     assert patches == [{"value": 301}, {"value": 120}]
 
 
-def test_a_restarted_operator_gives_the_value_back_from_the_status() -> None:
-    clocks = Clocks()
-    with emulated(clocks) as emu:
-        zone_id = emu.add_zone(plan="enterprise", proxy_read_timeout=150)
-        zone = zone_spec(zone_id, **RAISE)
-        first = registry_for(emu, clocks)
+def test_a_restarted_operator_gives_the_value_back_from_the_status(edge: EdgeWorld) -> None:
+    zone_id = edge.emu.add_zone(plan="enterprise", proxy_read_timeout=150)
+    zone = zone_spec(zone_id, **RAISE)
 
-        async def before() -> dict[str, Any]:
-            await sync(first, zone)
-            await rule_cycle(first, post_route(), 301)
-            return await sync(first, zone)
+    async def before() -> dict[str, Any]:
+        await edge.sync(zone)
+        await rule_cycle(edge, post_route(), 301)
+        return await edge.sync(zone)
 
-        raised = run(first, before)
-        restarted = registry_for(emu, clocks)
-        seen: dict[str, Any] = {}
+    raised = edge.run(before)
+    restarted = edge.new_registry()  # a new process: nothing kept in memory
+    seen: dict[str, Any] = {}
 
-        async def after() -> None:
-            # The new process reads its zones before its first cycle knows the routes:
-            # the raise recorded in the status holds.
-            seen["resumed"] = await sync(restarted, zone, raised)
-            # Then the first cycle: the route needs nothing more, its rule goes.
-            await rule_cycle(restarted, post_route(required=None), None)
-            seen["due"] = restarted.due(NS, ZONE, zone)
-            seen["status"] = await sync(restarted, zone, seen["resumed"])
+    async def after() -> None:
+        # The new process reads its zones before its first cycle knows the routes:
+        # the raise recorded in the status holds.
+        seen["resumed"] = await edge.sync(zone, previous=raised)
+        # Then the first cycle: the route needs nothing more, its rule goes.
+        await rule_cycle(edge, post_route(required=None), None)
+        seen["due"] = restarted.due(NS, ZONE, zone)
+        seen["status"] = await edge.sync(zone, previous=seen["resumed"])
 
-        run(restarted, after)
-        setting = emu.setting(zone_id)
+    edge.run(after)
+    setting = edge.emu.setting(zone_id)
 
     assert raised["proxyReadTimeoutRaise"]["fromSeconds"] == 150
     assert seen["resumed"]["effectiveProxyReadTimeoutSeconds"] == 301
@@ -160,29 +142,26 @@ def test_a_restarted_operator_gives_the_value_back_from_the_status() -> None:
     assert seen["status"]["proxyReadTimeoutRaise"] is None
 
 
-def test_someone_elses_value_is_never_lowered_nor_given_back() -> None:
-    clocks = Clocks()
-    with emulated(clocks) as emu:
-        zone_id = emu.add_zone(plan="enterprise", proxy_read_timeout=120)
-        registry = registry_for(emu, clocks)
-        zone = zone_spec(zone_id, **RAISE)
-        seen: dict[str, Any] = {}
+def test_someone_elses_value_is_never_lowered_nor_given_back(edge: EdgeWorld) -> None:
+    zone_id = edge.emu.add_zone(plan="enterprise", proxy_read_timeout=120)
+    zone = zone_spec(zone_id, **RAISE)
+    seen: dict[str, Any] = {}
 
-        async def scenario() -> None:
-            await sync(registry, zone)
-            await rule_cycle(registry, post_route(), 301)
-            raised = await sync(registry, zone)
-            someone_sets(emu, zone_id, 500)  # while the operator holds it raised
-            clocks.advance(zone.sync_interval_seconds)
-            seen["after_foreign"] = await sync(registry, zone, raised)
-            await rule_cycle(registry, post_route(required=None), None)
-            seen["due_without_need"] = registry.due(NS, ZONE, zone)
-            clocks.advance(zone.sync_interval_seconds)
-            seen["later"] = await sync(registry, zone, seen["after_foreign"])
+    async def scenario() -> None:
+        await edge.sync(zone)
+        await rule_cycle(edge, post_route(), 301)
+        raised = await edge.sync(zone)
+        someone_sets(edge.emu, zone_id, 500)  # while the operator holds it raised
+        edge.clocks.advance(zone.sync_interval_seconds)
+        seen["after_foreign"] = await edge.sync(zone, previous=raised)
+        await rule_cycle(edge, post_route(required=None), None)
+        seen["due_without_need"] = edge.registry.due(NS, ZONE, zone)
+        edge.clocks.advance(zone.sync_interval_seconds)
+        seen["later"] = await edge.sync(zone, previous=seen["after_foreign"])
 
-        run(registry, scenario)
-        patches = [p.body for p in emu.requests(method="PATCH", path_contains="proxy_read")]
-        setting = emu.setting(zone_id)
+    edge.run(scenario)
+    patches = [p.body for p in edge.emu.requests(method="PATCH", path_contains="proxy_read")]
+    setting = edge.emu.setting(zone_id)
 
     assert patches == [{"value": 301}, {"value": 500}]  # the operator's raise, then theirs
     assert setting["value"] == 500
@@ -193,22 +172,19 @@ def test_someone_elses_value_is_never_lowered_nor_given_back() -> None:
     assert seen["later"]["effectiveProxyReadTimeoutSeconds"] == 500
 
 
-def test_the_ceiling_bounds_the_raise_and_says_so() -> None:
-    clocks = Clocks()
-    with emulated(clocks) as emu:
-        zone_id = emu.add_zone(plan="enterprise", proxy_read_timeout=120)
-        registry = registry_for(emu, clocks)
-        zone = zone_spec(zone_id, raiseProxyReadTimeout={"enabled": True, "ceilingSeconds": 200})
-        route = post_route()
-        seen: dict[str, Any] = {}
+def test_the_ceiling_bounds_the_raise_and_says_so(edge: EdgeWorld) -> None:
+    zone_id = edge.emu.add_zone(plan="enterprise", proxy_read_timeout=120)
+    zone = zone_spec(zone_id, raiseProxyReadTimeout={"enabled": True, "ceilingSeconds": 200})
+    route = post_route()
+    seen: dict[str, Any] = {}
 
-        async def scenario() -> None:
-            await sync(registry, zone)
-            await rule_cycle(registry, route, 301)
-            seen["status"] = await sync(registry, zone)
-            seen["coverage"] = coverage(route, registry.observe(NS, API, route))
+    async def scenario() -> None:
+        await edge.sync(zone)
+        await rule_cycle(edge, route, 301)
+        seen["status"] = await edge.sync(zone)
+        seen["coverage"] = coverage(route, edge.registry.observe(NS, API, route))
 
-        run(registry, scenario)
+    edge.run(scenario)
 
     status = seen["status"]
     assert status["effectiveProxyReadTimeoutSeconds"] == 200
@@ -216,26 +192,22 @@ def test_the_ceiling_bounds_the_raise_and_says_so() -> None:
     assert seen["coverage"][1] == Coverage(("POST",), "None", 200)
 
 
-def test_without_the_opt_in_or_on_a_pro_zone_nothing_is_sent() -> None:
-    clocks = Clocks()
-    with emulated(clocks) as emu:
-        off = emu.add_zone(plan="enterprise", proxy_read_timeout=120)
-        pro = emu.add_zone(plan="pro", proxy_read_timeout=120)
-        seen: dict[str, Any] = {}
-        for name, zone_id, extra in (("off", off, {}), ("pro", pro, RAISE)):
-            registry = registry_for(emu, clocks)
-            zone = zone_spec(zone_id, **extra)
+def test_without_the_opt_in_or_on_a_pro_zone_nothing_is_sent(edge: EdgeWorld) -> None:
+    off = edge.emu.add_zone(plan="enterprise", proxy_read_timeout=120)
+    pro = edge.emu.add_zone(plan="pro", proxy_read_timeout=120)
+    seen: dict[str, Any] = {}
+    for name, zone_id, extra in (("off", off, {}), ("pro", pro, RAISE)):
+        edge.new_registry()
+        zone = zone_spec(zone_id, **extra)
 
-            async def scenario(
-                r: ZoneRegistry = registry, z: CloudflareZoneSpec = zone
-            ) -> dict[str, Any]:
-                await sync(r, z)
-                # A Pro zone takes no rule with a read timeout: the route's need is declared.
-                r.observe(NS, API, post_route())
-                return await sync(r, z)
+        async def scenario(z: CloudflareZoneSpec = zone) -> dict[str, Any]:
+            await edge.sync(z)
+            # A Pro zone takes no rule with a read timeout: the route's need is declared.
+            edge.registry.observe(NS, API, post_route())
+            return await edge.sync(z)
 
-            seen[name] = run(registry, scenario)
-        patches = emu.requests(method="PATCH", path_contains="proxy_read")
+        seen[name] = edge.run(scenario)
+    patches = edge.emu.requests(method="PATCH", path_contains="proxy_read")
 
     assert patches == []
     assert (

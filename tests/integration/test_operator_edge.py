@@ -7,69 +7,42 @@ token never appears in status, Events or logs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from sandbox.cloudflare_emulator import CloudflareEmulator
-from sandbox.controlplane import ControlPlane
-from sandbox.origin_exporter import OriginExporter
-from sandbox.prometheus import PrometheusServer
 from tests.support import kube
-from tests.support import operator as operator_process
-from tests.support.emulator import enterprise_zone
-from tests.support.objects import budget, deployment, edge_route, secret, zone
+from tests.support.emulator import ZONE_NAME, EdgeCluster
+from tests.support.foreign import FOREIGN_RULES
+from tests.support.objects import budget, edge_route
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "cf-token-d41d8cd98f00b204e980"  # distinctive, so a leak is easy to find
 ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353"
-FOREIGN_RULE = {
-    "ref": "team_cache_images",
-    "description": "images, managed by hand",
-    "expression": '(http.host eq "img.example.com")',
-    "action": "set_cache_settings",
-    "action_parameters": {"cache": False},
-    "enabled": True,
-}
+FOREIGN_RULE = FOREIGN_RULES[0]  # images, managed by hand
 
 
 @pytest.fixture
-def emulator() -> Iterator[CloudflareEmulator]:
-    with enterprise_zone(TOKEN, ZONE_ID) as emu:
-        emu.add_rules(ZONE_ID, [FOREIGN_RULE])
-        yield emu
-
-
-def zone_objects() -> list[dict[str, Any]]:
-    return [secret("cf", TOKEN), zone("example-com", ZONE_ID)]
+def cluster(edge_cluster: EdgeCluster) -> EdgeCluster:
+    """``edge_cluster`` whose zone holds ``FOREIGN_RULE`` before the operator starts."""
+    edge_cluster.emulator.add_rules(ZONE_ID, [FOREIGN_RULE])
+    return edge_cluster
 
 
 def test_required_seconds_become_one_cache_rule_and_deletion_removes_only_it(
-    control_plane: ControlPlane,
-    origin: OriginExporter,
-    prometheus: PrometheusServer,
-    emulator: CloudflareEmulator,
-    namespace: str,
+    cluster: EdgeCluster,
 ) -> None:
-    cp, ns = control_plane, namespace
-    origin.set_route("export", p95=40.0, rps=20, host="api.example.com")
-    export = edge_route("export", "example-com")
-    proc = operator_process.start(cp, prometheus.url, ns, "edge", cloudflare_url=emulator.base_url)
-    try:
-        for obj in [*zone_objects(), deployment("export", 1), export]:
-            cp.kubectl("apply", "-n", ns, "-f", "-", input_text=json.dumps(obj))
+    cp, ns, emulator = cluster.cp, cluster.ns, cluster.emulator
+    with cluster.operator("edge", edge_route("export", ZONE_NAME)) as proc:
         zone = kube.wait_for(
-            lambda: (
-                kube.get_json(cp, "cloudflarezone", "example-com", "-n", ns).get("status") or None
-            ),
+            lambda: kube.get_json(cp, "cloudflarezone", ZONE_NAME, "-n", ns).get("status") or None,
             60,
             "zone status",
         )
         kube.wait_for(
             lambda: (
-                kube.get_json(cp, "cloudflarezone", "example-com", "-n", ns)["status"].get(
+                kube.get_json(cp, "cloudflarezone", ZONE_NAME, "-n", ns)["status"].get(
                     "effectiveProxyReadTimeoutSeconds"
                 )
                 == 120
@@ -125,39 +98,25 @@ def test_required_seconds_become_one_cache_rule_and_deletion_removes_only_it(
         captured = [
             proc.output(),
             json.dumps(kube.get_json(cp, "events", "-n", ns)),
-            json.dumps(kube.get_json(cp, "cloudflarezone", "example-com", "-n", ns)),
+            json.dumps(kube.get_json(cp, "cloudflarezone", ZONE_NAME, "-n", ns)),
             json.dumps(zone),
         ]
         for text in captured:
             assert TOKEN not in text
-    finally:
-        proc.stop()
 
 
-def test_a_post_keeps_the_zone_timeout_and_the_status_says_so(
-    control_plane: ControlPlane,
-    origin: OriginExporter,
-    prometheus: PrometheusServer,
-    emulator: CloudflareEmulator,
-    namespace: str,
-) -> None:
+def test_a_post_keeps_the_zone_timeout_and_the_status_says_so(cluster: EdgeCluster) -> None:
     """A route serving GET and POST that needs 300 s: its Cache Rule gives the GETs 301 s,
     but a POST is not cacheable, so at the edge it keeps the zone's 120 s. With no DNS-only
     hostname nothing covers it: status.edgeCoverage and the message say so, with
     Cloudflare's advice. Once the CloudflareZone opts in to raiseProxyReadTimeout, the
     zone's timeout covers the POSTs, and is given back when the route goes."""
-    cp, ns = control_plane, namespace
-    origin.set_route("upload", p95=40.0, rps=20, host="api.example.com")
+    cp, ns, emulator = cluster.cp, cluster.ns, cluster.emulator
     upload = budget("upload", "upload")
     upload["spec"]["route"]["methods"] = ["GET", "POST"]
     upload["spec"]["budget"] = {"timeoutSeconds": 360, "requiredSeconds": 300}
-    upload["spec"]["edge"] = {"zoneRef": {"name": "example-com"}}
-    proc = operator_process.start(
-        cp, prometheus.url, ns, "edge-post", cloudflare_url=emulator.base_url
-    )
-    try:
-        for obj in [*zone_objects(), deployment("upload", 1), upload]:
-            cp.kubectl("apply", "-n", ns, "-f", "-", input_text=json.dumps(obj))
+    upload["spec"]["edge"] = {"zoneRef": {"name": ZONE_NAME}}
+    with cluster.operator("edge-post", upload):
         status = kube.wait_for(
             lambda: (
                 (s := kube.get_json(cp, "tb", "upload", "-n", ns).get("status", {})).get(
@@ -202,7 +161,7 @@ def test_a_post_keeps_the_zone_timeout_and_the_status_says_so(
         cp.kubectl(
             "patch",
             "cloudflarezone",
-            "example-com",
+            ZONE_NAME,
             "-n",
             ns,
             "--type=merge",
@@ -228,7 +187,7 @@ def test_a_post_keeps_the_zone_timeout_and_the_status_says_so(
             "timeoutSeconds": 301,
         }
         assert "cover POST at the edge" not in status["message"]
-        raised = kube.get_json(cp, "cloudflarezone", "example-com", "-n", ns)["status"]
+        raised = kube.get_json(cp, "cloudflarezone", ZONE_NAME, "-n", ns)["status"]
         assert raised["proxyReadTimeoutRaise"] == {
             "fromSeconds": 120,
             "toSeconds": 301,
@@ -246,7 +205,7 @@ def test_a_post_keeps_the_zone_timeout_and_the_status_says_so(
         back = kube.wait_for(
             lambda: (
                 "proxyReadTimeoutRaise"
-                not in (z := kube.get_json(cp, "cloudflarezone", "example-com", "-n", ns)["status"])
+                not in (z := kube.get_json(cp, "cloudflarezone", ZONE_NAME, "-n", ns)["status"])
                 and z
             ),
             30,
@@ -257,5 +216,3 @@ def test_a_post_keeps_the_zone_timeout_and_the_status_says_so(
             p.body for p in emulator.requests(method="PATCH", path_contains="proxy_read_timeout")
         ]
         assert patches == [{"value": 301}, {"value": 120}]  # one raise, one giving back
-    finally:
-        proc.stop()

@@ -11,39 +11,23 @@ every minute: no message, and the zone was never deleted.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from sandbox.cloudflare_emulator import CloudflareEmulator
 from sandbox.controlplane import ControlPlane
-from sandbox.origin_exporter import OriginExporter
-from sandbox.prometheus import PrometheusServer
 from tests.support import kube
-from tests.support import operator as operator_process
-from tests.support.emulator import enterprise_zone
-from tests.support.objects import deployment, edge_route, secret, zone
+from tests.support.emulator import ZONE_NAME, EdgeCluster
+from tests.support.objects import edge_route
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "cf-token-zone-deletion-5a1e"
 ZONE_ID = "9a7c0e5f4ecef8ad9ca31a8372d0c353"
-ZONE = "example-com"
-
-
-@pytest.fixture
-def emulator() -> Iterator[CloudflareEmulator]:
-    with enterprise_zone(TOKEN, ZONE_ID) as emu:
-        yield emu
-
-
-def zone_objects() -> list[dict[str, Any]]:
-    return [secret("cf", TOKEN), zone(ZONE, ZONE_ID)]
 
 
 def zone_or_none(cp: ControlPlane, ns: str) -> dict[str, Any] | None:
-    found = cp.kubectl("get", "cloudflarezone", ZONE, "-n", ns, "-o", "json", check=False)
+    found = cp.kubectl("get", "cloudflarezone", ZONE_NAME, "-n", ns, "-o", "json", check=False)
     if found.returncode != 0:
         assert "NotFound" in found.stderr, found.stderr
         return None
@@ -53,7 +37,7 @@ def zone_or_none(cp: ControlPlane, ns: str) -> dict[str, Any] | None:
 
 def zone_warnings(cp: ControlPlane, ns: str) -> list[str]:
     events = kube.get_json(
-        cp, "events", "-n", ns, "--field-selector", f"involvedObject.name={ZONE}"
+        cp, "events", "-n", ns, "--field-selector", f"involvedObject.name={ZONE_NAME}"
     )["items"]
     return [
         e["message"]
@@ -63,26 +47,15 @@ def zone_warnings(cp: ControlPlane, ns: str) -> list[str]:
 
 
 def test_a_zone_in_use_is_held_naming_its_budget_then_deleted_once_the_budget_is_gone(
-    control_plane: ControlPlane,
-    origin: OriginExporter,
-    prometheus: PrometheusServer,
-    emulator: CloudflareEmulator,
-    namespace: str,
+    edge_cluster: EdgeCluster,
 ) -> None:
-    cp, ns = control_plane, namespace
-    origin.set_route("export", p95=40.0, rps=20, host="api.example.com")
-    export = edge_route("export", ZONE)
-    proc = operator_process.start(
-        cp, prometheus.url, ns, "zone-deletion", cloudflare_url=emulator.base_url
-    )
-    try:
-        for obj in [*zone_objects(), deployment("export", 1), export]:
-            cp.kubectl("apply", "-n", ns, "-f", "-", input_text=json.dumps(obj))
+    cp, ns, emulator = edge_cluster.cp, edge_cluster.ns, edge_cluster.emulator
+    with edge_cluster.operator("zone-deletion", edge_route("export", ZONE_NAME)) as proc:
         kube.wait_for(
             lambda: emulator.rules(ZONE_ID), 60, "the route's Cache Rule, written with the token"
         )
 
-        cp.kubectl("delete", "cloudflarezone", ZONE, "-n", ns, "--wait=false")
+        cp.kubectl("delete", "cloudflarezone", ZONE_NAME, "-n", ns, "--wait=false")
         held = kube.wait_for(
             lambda: _blocked(zone_or_none(cp, ns)), 30, "a DeletionBlocked condition"
         )
@@ -101,8 +74,6 @@ def test_a_zone_in_use_is_held_naming_its_budget_then_deleted_once_the_budget_is
         kube.wait_for(lambda: zone_or_none(cp, ns) is None, 45, "the zone to be deleted")
         assert "AttributeError" not in proc.output()
         assert TOKEN not in proc.output() + json.dumps(warnings)
-    finally:
-        proc.stop()
 
 
 def _blocked(zone: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from sandbox.cloudflare_emulator.api import Handler
 from sandbox.cloudflare_emulator.protocol import ApiError, JsonObject, Request
 from sandbox.cloudflare_emulator.state import CACHE_SETTINGS_PHASE, Plan, Store
 from sandbox.cloudflare_emulator.validation import Validators
+from tests.support.cache_rules import cache_settings_rule
 
 pytestmark = pytest.mark.unit
 
@@ -25,15 +26,7 @@ def validators() -> Validators:
 
 
 def rule(ref: str, read_timeout: int | None = None) -> JsonObject:
-    params: JsonObject = {"cache": True}
-    if read_timeout is not None:
-        params["read_timeout"] = read_timeout
-    return {
-        "ref": ref,
-        "expression": f'(http.host eq "{ref}.example.com")',
-        "action": "set_cache_settings",
-        "action_parameters": params,
-    }
+    return cache_settings_rule(ref, f'(http.host eq "{ref}.example.com")', read_timeout)
 
 
 def call(
