@@ -11,7 +11,9 @@ from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.integration.edge_fixtures import CREDENTIAL_ENV, EdgeWorld, edge_world
+from tests.support import operator as operator_process
 from tests.support.emulator import EdgeCluster, enterprise_zone
+from tests.support.operator import OperatorProcess
 
 
 @pytest.fixture
@@ -45,3 +47,18 @@ def edge_cluster(
     token, zone_id = request.module.TOKEN, request.module.ZONE_ID
     with enterprise_zone(token, zone_id) as emu:
         yield EdgeCluster(control_plane, namespace, origin, prometheus, emu, token, zone_id)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    prometheus: PrometheusServer,
+    ns: str,
+) -> Iterator[OperatorProcess]:
+    """The operator serving the module's namespace (``ns``), named after its
+    ``NS_PREFIX``, for the module's tests."""
+    name = request.module.NS_PREFIX
+    yield from operator_process.running(
+        operator_process.start(control_plane, prometheus.url, ns, name)
+    )

@@ -6,16 +6,13 @@ and the API server's own CEL rules refuse what the operator must never write."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
-from sandbox.prometheus import PrometheusServer
 from tests.support import kube
-from tests.support import operator as operator_process
 from tests.support.objects import HOST, apply, budget, deployment, status_of
 from tests.support.operator import OperatorProcess
 
@@ -24,15 +21,6 @@ pytestmark = pytest.mark.integration
 NS_PREFIX = "gwapi"
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 FEATURES = ["HTTPRouteBackendRequestTimeout", "HTTPRouteRequestTimeout"]
-
-
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, prometheus: PrometheusServer, ns: str
-) -> Iterator[OperatorProcess]:
-    yield from operator_process.running(
-        operator_process.start(control_plane, prometheus.url, ns, "gwapi")
-    )
 
 
 def gateway_class(cp: ControlPlane, name: str, features: list[str]) -> None:

@@ -6,16 +6,13 @@ removed and when the route is deleted."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
-from sandbox.prometheus import PrometheusServer
 from tests.support import kube
-from tests.support import operator as operator_process
 from tests.support.objects import HOST, apply, budget, deployment, event_reasons, status_of
 from tests.support.operator import OperatorProcess
 
@@ -26,15 +23,6 @@ READ_TIMEOUT = "nginx.ingress.kubernetes.io/proxy-read-timeout"
 ORIGINAL = "timeoutbudget.io/original-proxy-read-timeout"
 OWNER = "timeoutbudget.io/owner"
 GITOPS = "argocd-controller"
-
-
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, prometheus: PrometheusServer, ns: str
-) -> Iterator[OperatorProcess]:
-    yield from operator_process.running(
-        operator_process.start(control_plane, prometheus.url, ns, "csync")
-    )
 
 
 def ingress(name: str, read_timeout: str) -> dict[str, Any]:
