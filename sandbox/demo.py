@@ -79,7 +79,18 @@ def sample(world: World, route: sc.Route, t: float, phase: str, prom_up: bool) -
         prometheus_up=prom_up,
         release_seconds=_release_seconds(spec),
         edge_coverage=edge_coverage(status.get("edgeCoverage") or ()),
+        chain=chain_cell(status.get("chain") or ()),
     )
+
+
+def chain_cell(hops: Sequence[Mapping[str, Any]]) -> str:
+    """``status.chain``'s inner hops in a table cell: ``ingress-nginx 60s FiresFirst``."""
+    cells = []
+    for hop in hops[1:]:  # the first is Cloudflare, shown in the edge column
+        timeout = hop.get("timeoutSeconds")
+        shown = "?" if timeout is None else f"{timeout}s"
+        cells.append(f"{hop.get('hop')} {shown} {hop.get('verdict')}")
+    return " · ".join(cells)
 
 
 _BY = {"CacheRule": "rule", "ZoneTimeout": "zone", "DnsOnly": "dns-only", "None": "NONE"}

@@ -96,10 +96,22 @@ def episodes(
     slack = EPISODE_SLACK_INTERVALS * interval
     starts = [start - slack for start, _ in spans] + [float("inf")]
     edge = [a for a in actions if a.kind is ActionKind.EDGE]
-    return tuple(
-        Episode(start, end, tuple(a for a in edge if starts[i] <= a.t < starts[i + 1]))
-        for i, (start, end) in enumerate(spans)
-    )
+    found: list[list[ActionRecord]] = [[] for _ in spans]
+    for action in edge:
+        i = next((i for i in range(len(spans)) if starts[i] <= action.t < starts[i + 1]), None)
+        if i is None:
+            continue
+        end = spans[i][1]
+        # A raise made after the episode recovered was made for the next one (whose first
+        # at-risk sample may lag the operator's reading by more than the slack).
+        if _is_raise(action) and end is not None and action.t > end and i + 1 < len(spans):
+            i += 1
+        found[i].append(action)
+    return tuple(Episode(start, end, tuple(found[i])) for i, (start, end) in enumerate(spans))
+
+
+def _is_raise(action: ActionRecord) -> bool:
+    return action.what.startswith("set ")
 
 
 @dataclass(frozen=True)

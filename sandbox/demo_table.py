@@ -17,11 +17,12 @@ from typing import TextIO
 
 from sandbox.demo_timeline import RouteSample
 
-WIDTH = 140
+WIDTH = 170
 EDGE = 28
+CHAIN = 26
 HEADER = (
     f"{'route':<7} {'P95':>7} {'budget':>6} {'ratio':>5}  {'state':<9} "
-    f"{'replicas':<24} {'edge (per method: by what)':<{EDGE}}  last action"
+    f"{'replicas':<24} {'edge (per method: by what)':<{EDGE}}  {'chain':<{CHAIN}}  last action"
 )
 
 
@@ -48,7 +49,8 @@ def row(sample: RouteSample) -> str:
     )
     line = (
         f"{sample.route:<7} {seconds(sample.p95):>7} {budget:>6} {ratio:>5}  "
-        f"{sample.state:<9} {replicas(sample):<24} {edge:<{EDGE}}  {sample.last_action or '—'}"
+        f"{sample.state:<9} {replicas(sample):<24} {edge:<{EDGE}}  {sample.chain or '—':<{CHAIN}}  "
+        f"{sample.last_action or '—'}"
     )
     return line if len(line) <= WIDTH else line[: WIDTH - 1] + "…"
 

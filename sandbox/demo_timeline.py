@@ -81,6 +81,8 @@ class RouteSample:
     """How long P95 must stay below the recover line before the operator undoes a reroute or
     lowers an edge raise (``decide.timers.release_window``): where an at-risk episode ends."""
     edge_coverage: str = ""
+    chain: str = ""
+    """The inner hops of ``status.chain`` in a table cell: ``ingress-nginx 60s FiresFirst``."""
     """What covers the route's methods at the edge, from ``status.edgeCoverage``
     (``GET rule 301s · POST none 120s``); empty before the operator has said."""
 

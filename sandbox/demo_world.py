@@ -34,6 +34,7 @@ from timeout_budget.decide import rules as cache_rules
 REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = Path(__file__).resolve().parent / "manifests" / "demo"
 OWNED_ANNOTATION_PREFIX = "timeoutbudget.io/"
+INGRESS_READ_TIMEOUT = "nginx.ingress.kubernetes.io/proxy-read-timeout"
 DNS_RECORDS = (
     ("api.example.com", "192.0.2.10"),
     ("search.example.com", "192.0.2.20"),
@@ -136,7 +137,9 @@ class World:
             30,
             "the namespace's default ServiceAccount",
         )
-        self.say("applying the origins: Deployments, the api Service, the search HPA")
+        self.say(
+            "applying the origins: Deployments, the api Service, the search HPA, the export Ingress"
+        )
         self.kubectl_apply("origins.yaml")
         self.watch = ClusterWatch(cp.kubeconfig, sc.NAMESPACE, period=1.0).start()
         self._start_emulator()
@@ -154,7 +157,50 @@ class World:
         self.kubectl_apply("routes.yaml")
         names = [r.name for r in self.scenario.routes]
         wait_until(self._evaluated(names), 90, f"the operator's first reading of {names}")
+        self._sync_chain()
         self.say(f"set-up done in {time.monotonic() - t0:.0f}s; every route has a P95 reading")
+
+    def _sync_chain(self) -> None:
+        """export's Ingress cuts requests at 60 s: shown, then kept in line (chain.sync)."""
+        assert self.cp is not None
+        wait_until(lambda: self._chain_condition("export") is not None, 60, "export's chain")
+        self.say(f"export's timeout chain: {self._chain_condition('export')}")
+        self.say("turning on chain.sync for export (Ingress export)")
+        sync = {"spec": {"chain": {"sync": {"ingressName": "export"}}}}
+        self.kubectl_retrying(
+            "patch", "tb", "export", "-n", sc.NAMESPACE, "--type=merge", "-p", json.dumps(sync)
+        )
+        wait_until(lambda: self.ingress_read_timeout("export") == "361", 60, "the raised Ingress")
+        wait_until(
+            lambda: (self._chain_condition("export") or "").startswith("Consistent"),
+            60,
+            "a consistent chain for export",
+        )
+        self.say(
+            "Ingress export's proxy-read-timeout is now 361 s (server-side apply, field "
+            f"manager timeout-budget-operator): {self._chain_condition('export')}"
+        )
+
+    def _chain_condition(self, budget: str) -> str | None:
+        assert self.cp is not None
+        out = self.cp.kubectl("get", "tb", budget, "-n", sc.NAMESPACE, "-o", "json", check=False)
+        if out.returncode != 0:
+            return None
+        for cond in json.loads(out.stdout).get("status", {}).get("conditions") or []:
+            if cond.get("type") == "ChainConsistent":
+                return f"{cond.get('reason')}: {cond.get('message')}"
+        return None
+
+    def ingress_annotations(self, name: str) -> dict[str, str] | None:
+        assert self.cp is not None
+        out = self.cp.kubectl("get", "ingress", name, "-n", sc.NAMESPACE, "-o", "json", check=False)
+        if out.returncode != 0:
+            return None
+        notes: dict[str, str] = json.loads(out.stdout)["metadata"].get("annotations") or {}
+        return notes
+
+    def ingress_read_timeout(self, name: str) -> str | None:
+        return (self.ingress_annotations(name) or {}).get(INGRESS_READ_TIMEOUT)
 
     def _start_emulator(self) -> None:
         self.emulator = CloudflareEmulator(token=sc.API_TOKEN).start()
@@ -349,6 +395,16 @@ class World:
                 if ours:
                     annotations[f"{kind}/{name}"] = ours
                     problems.append(f"{kind} {name} still carries {', '.join(ours)}")
+        ingress = self.ingress_annotations("export") or {}
+        if ingress.get(INGRESS_READ_TIMEOUT) != "60":
+            problems.append(
+                f"Ingress export's proxy-read-timeout is {ingress.get(INGRESS_READ_TIMEOUT)}, "
+                "not 60"
+            )
+        ours = sorted(k for k in ingress if k.startswith(OWNED_ANNOTATION_PREFIX))
+        if ours:
+            annotations["Ingress/export"] = ours
+            problems.append(f"Ingress export still carries {', '.join(ours)}")
         operator_rules = [
             r
             for r in self.emulator.rules(sc.ZONE_ID)

@@ -189,3 +189,12 @@ def test_the_edge_column_says_what_covers_each_route_per_method(run: DemoResult)
     # operator counts it as overridden, so the GETs show the zone's timeout; the POSTs need
     # 121 s and nothing gives it them.
     assert any(cell.endswith("POST NONE 120s") for cell in api), sorted(set(api))
+
+
+def test_the_chain_column_shows_the_ingress_kept_in_line(run: DemoResult) -> None:
+    """export's Ingress (60 s) fires first until chain.sync raises it to 361 s; the raise
+    is given back at the end (``test_deleting_the_budgets_restores_everything``)."""
+    cells = [s.chain for s in run.route_samples("export") if s.chain]
+    assert cells, "export has no chain cell"
+    assert cells[-1] == "ingress-nginx 361s Ok", cells[-5:]
+    assert [s.chain for s in run.route_samples("api")] == [""] * len(run.route_samples("api"))

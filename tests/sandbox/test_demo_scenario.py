@@ -248,6 +248,14 @@ def test_summary_counts_edge_changes_per_at_risk_episode() -> None:
     assert "a flap" not in text
 
 
+def test_a_raise_after_recovery_belongs_to_the_next_episode() -> None:
+    """The first episode recovered at 7 s; a raise at 7.5 s is for the second (its first
+    at-risk sample at 10 s lags the operator's reading), not a flap of the first."""
+    changes = (edge(2, RAISE), edge(6.5, LOWER), edge(7.5, RAISE), edge(15, LOWER))
+    summary = summarize_route(two_episodes(*changes), "api")
+    assert [len(e.edge_changes) for e in summary.episodes] == [2, 2]
+
+
 def test_summary_shows_a_flap() -> None:
     """The bug of issue 17 item 6: lowered when P95 dipped under the at-risk line (11 s),
     raised again in the same episode."""
