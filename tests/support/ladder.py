@@ -36,6 +36,15 @@ def ago(seconds: float) -> float:
 SERVICE = RerouteTarget(RerouteVia.SERVICE, "api")
 DNS = RerouteTarget(RerouteVia.DNS_ONLY, "api-direct.example.com")
 ZONE = EdgeObservation(zone_timeout_seconds=120, editable=True)
+ZONE_HOP: dict[str, Any] = {
+    "hop": "cloudflare",
+    "object": "CloudflareZone example-com",
+    "timeoutSeconds": 120,
+    "measures": "idle",
+    "source": "zone",
+    "verdict": "Ok",
+}
+"""The default route's edge hop as ``status.chain`` shows it: the zone's 120 s, in time."""
 
 BASE: dict[str, Any] = {
     "route": {"host": "api.example.com", "pathPrefix": "/"},

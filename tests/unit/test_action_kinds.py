@@ -8,26 +8,18 @@ import typing
 
 import pytest
 
+from tests.support.ladder import DNS, SERVICE
 from timeout_budget.actions import kinds
-from timeout_budget.model.actions import (
-    Action,
-    ActionKind,
-    EdgeTimeout,
-    Refusal,
-    Reroute,
-    RerouteTarget,
-    RerouteVia,
-    ScaleTo,
-)
+from timeout_budget.model.actions import Action, ActionKind, EdgeTimeout, Refusal, Reroute, ScaleTo
 
 pytestmark = pytest.mark.unit
 
 SAMPLES: list[Action] = [
     ScaleTo("api", 3, via_hpa=False, reason="test"),
     ScaleTo("api", 3, via_hpa=True, reason="test"),
-    Reroute(RerouteTarget(RerouteVia.SERVICE, "api"), apply=True, reason="test"),
-    Reroute(RerouteTarget(RerouteVia.SERVICE, "api"), apply=False, reason="test"),
-    Reroute(RerouteTarget(RerouteVia.DNS_ONLY, "api-direct.example.com"), apply=True, reason="t"),
+    Reroute(SERVICE, apply=True, reason="test"),
+    Reroute(SERVICE, apply=False, reason="test"),
+    Reroute(DNS, apply=True, reason="t"),
     EdgeTimeout("api.example.com", "/export", 301, reason="test"),
     EdgeTimeout("api.example.com", "/export", None, reason="test"),
 ]
