@@ -1,5 +1,6 @@
-"""Builders shared by the ladder, diff and conditions tests: a route spec, what the observe
-step would have found, and a clock that only moves when the test says so.
+"""Builders shared by the ladder, diff, conditions and chain tests: a route spec, what the
+observe step would have found, the edge hop status shows, and a clock that only moves when the
+test says so.
 
 The default route: a 120 s budget (act at 96 s, release below 72 s), origin 2..6 replicas
 in steps of 2 with a 60 s cooldown and a 300 s stabilization, a Service reroute after 3
