@@ -133,38 +133,37 @@ def helm(control_plane: ControlPlane) -> Helm:
     return Helm(control_plane.binaries.helm, control_plane.env())
 
 
-@pytest.fixture(scope="module")
-def namespaced_release(
-    control_plane: ControlPlane, helm: Helm, prometheus: PrometheusServer
+def released(
+    cp: ControlPlane, helm: Helm, prometheus: PrometheusServer, prefix: str, *sets: str
 ) -> Iterator[Release]:
-    cp = control_plane
-    op, app = kube.new_namespace(cp, "tbo"), kube.new_namespace(cp, "app")
-    name = f"tbo-{op.split('-')[1]}"
-    notes = install(
-        cp, helm, name, op, prometheus.url,
-        "rbac.scope=namespaced", f"watchNamespaces={{{app}}}",
-        "peering.enabled=true", "peering.lifetimeSeconds=10", "evaluationInterval=1",
-    )  # fmt: skip
+    """The chart installed as ``<prefix>-<n>`` into a new namespace with ``sets`` (which may
+    name the new app namespace as ``{app}``); uninstalled and both namespaces deleted after."""
+    op, app = kube.new_namespace(cp, prefix), kube.new_namespace(cp, "app")
+    name = f"{prefix}-{op.split('-')[1]}"
+    notes = install(cp, helm, name, op, prometheus.url, *[s.format(app=app) for s in sets])
     path = sa_kubeconfig(cp, op, name, cp.workdir / f"{name}.kubeconfig")
     yield Release(name, op, name, app, path, notes)
     helm.run("uninstall", name, "--namespace", op, check=False)
     for ns in (app, op):
         cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def namespaced_release(
+    control_plane: ControlPlane, helm: Helm, prometheus: PrometheusServer
+) -> Iterator[Release]:
+    yield from released(
+        control_plane, helm, prometheus, "tbo",
+        "rbac.scope=namespaced", "watchNamespaces={{{app}}}",
+        "peering.enabled=true", "peering.lifetimeSeconds=10", "evaluationInterval=1",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def cluster_release(
     control_plane: ControlPlane, helm: Helm, prometheus: PrometheusServer
 ) -> Iterator[Release]:
-    cp = control_plane
-    op, app = kube.new_namespace(cp, "tbc"), kube.new_namespace(cp, "app")
-    name = f"tbc-{op.split('-')[1]}"
-    notes = install(cp, helm, name, op, prometheus.url, "evaluationInterval=1")
-    path = sa_kubeconfig(cp, op, name, cp.workdir / f"{name}.kubeconfig")
-    yield Release(name, op, name, app, path, notes)
-    helm.run("uninstall", name, "--namespace", op, check=False)
-    for ns in (app, op):
-        cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    yield from released(control_plane, helm, prometheus, "tbc", "evaluationInterval=1")
 
 
 def run_operator(

@@ -25,9 +25,10 @@ pytestmark = pytest.mark.integration
 
 WINDOW = "10s"
 TOKEN = "s3cr3t-bearer-token-for-tests"
+CHECKOUT, EXPORT = RouteKey("shop/checkout"), RouteKey("shop/export")
 ROUTES = {
-    RouteKey("shop/checkout"): latency_spec({"route": "checkout"}, window=WINDOW),
-    RouteKey("shop/export"): latency_spec({"route": "export"}, window=WINDOW),
+    CHECKOUT: latency_spec({"route": "checkout"}, window=WINDOW),
+    EXPORT: latency_spec({"route": "export"}, window=WINDOW),
     RouteKey("shop/quiet"): latency_spec({"route": "quiet"}, window=WINDOW),
 }
 
@@ -69,6 +70,30 @@ def observe_now(prom: PrometheusServer) -> dict[RouteKey, LatencyObservation]:
     return observe(prom.url, ROUTES, bearer_token=TOKEN, timeout_seconds=5)
 
 
+def reading(
+    prom: PrometheusServer,
+    route: RouteKey,
+    what: str,
+    until: Callable[[LatencyObservation], bool],
+    seconds: float = 60,
+) -> LatencyObservation:
+    """``route``'s observation, polled every 0.5 s for at most ``seconds`` until ``until``."""
+    return kube.wait_for(lambda: observe_now(prom)[route], seconds, what, interval=0.5, until=until)
+
+
+def readings_in_buckets(
+    prom: PrometheusServer, checkout: float, export: float
+) -> dict[RouteKey, LatencyObservation]:
+    """All observations, once checkout's and export's P95 lie in the buckets of these values."""
+    return kube.wait_for(
+        lambda: observe_now(prom),
+        60,
+        f"checkout at {checkout:g} s, export at {export:g} s",
+        interval=0.5,
+        until=lambda r: in_bucket_of(checkout)(r[CHECKOUT]) and in_bucket_of(export)(r[EXPORT]),
+    )
+
+
 def set_model(exporter: OriginExporter, body: dict[str, object]) -> None:
     req = urllib.request.Request(
         f"{exporter.url}/model",
@@ -83,44 +108,25 @@ def set_model(exporter: OriginExporter, body: dict[str, object]) -> None:
 def test_live_scrape_follows_the_latency_model(
     exporter: OriginExporter, prometheus: PrometheusServer
 ) -> None:
-    checkout, export = RouteKey("shop/checkout"), RouteKey("shop/export")
-    first = kube.wait_for(
-        lambda: observe_now(prometheus),
-        60,
-        "checkout at 2 s, export at 100 s",
-        interval=0.5,
-        until=lambda r: in_bucket_of(2.0)(r[checkout]) and in_bucket_of(100.0)(r[export]),
-    )
-    assert first[checkout].top_bucket_seconds == 6000.0
+    first = readings_in_buckets(prometheus, checkout=2.0, export=100.0)
+    assert first[CHECKOUT].top_bucket_seconds == 6000.0
 
     set_model(exporter, {"checkout": {"p95": 50.0}, "export": {"p95": 3.0}})
-    moved = kube.wait_for(
-        lambda: observe_now(prometheus),
-        60,
-        "checkout at 50 s, export at 3 s",
-        interval=0.5,
-        until=lambda r: in_bucket_of(50.0)(r[checkout]) and in_bucket_of(3.0)(r[export]),
-    )
-    assert moved[checkout].outcome is Outcome.VALUE
+    moved = readings_in_buckets(prometheus, checkout=50.0, export=3.0)
+    assert moved[CHECKOUT].outcome is Outcome.VALUE
 
     # The Python API moves it too (the demo's load profile uses it).
     exporter.set_route("checkout", p95=300.0, rps=40, host="shop.example.com")
-    kube.wait_for(
-        lambda: observe_now(prometheus)[checkout],
-        60,
-        "checkout at 300 s",
-        interval=0.5,
-        until=in_bucket_of(300.0),
-    )
+    reading(prometheus, CHECKOUT, "checkout at 300 s", until=in_bucket_of(300.0))
 
 
 def test_route_without_requests_is_no_data(prometheus: PrometheusServer) -> None:
-    quiet = kube.wait_for(
-        lambda: observe_now(prometheus)[RouteKey("shop/quiet")],
-        30,
+    quiet = reading(
+        prometheus,
+        RouteKey("shop/quiet"),
         "no data (NaN) for the quiet route",
-        interval=0.5,
         until=lambda o: o.outcome is Outcome.NO_DATA and "NaN" in o.message,
+        seconds=30,
     )
     assert quiet.seconds is None
 
@@ -128,14 +134,7 @@ def test_route_without_requests_is_no_data(prometheus: PrometheusServer) -> None
 def test_prometheus_down_is_unavailable_and_recovers(
     exporter: OriginExporter, prometheus: PrometheusServer
 ) -> None:
-    checkout = RouteKey("shop/checkout")
-    kube.wait_for(
-        lambda: observe_now(prometheus)[checkout],
-        60,
-        "a value for checkout",
-        interval=0.5,
-        until=lambda o: o.has_value,
-    )
+    reading(prometheus, CHECKOUT, "a value for checkout", until=lambda o: o.has_value)
 
     prometheus.stop()
     down = observe_now(prometheus)
@@ -147,11 +146,5 @@ def test_prometheus_down_is_unavailable_and_recovers(
         assert "query=" not in obs.message  # no URL with the whole query in it
 
     prometheus.start()  # same data directory, same port
-    back = kube.wait_for(
-        lambda: observe_now(prometheus)[checkout],
-        60,
-        "a value for checkout again",
-        interval=0.5,
-        until=lambda o: o.has_value,
-    )
+    back = reading(prometheus, CHECKOUT, "a value for checkout again", until=lambda o: o.has_value)
     assert back.outcome is Outcome.VALUE

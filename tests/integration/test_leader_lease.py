@@ -4,19 +4,14 @@ evaluate; when the holder is killed the other takes the Lease over after its dur
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import time
-
 import pytest
 
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
 from tests.support import kube
-from tests.support.objects import budget, deployment, spec_replicas
-from tests.support.operator import OperatorProcess, logged_cycles
+from tests.support.operator import logged_cycles
+from tests.support.replicas import hot_route, takeover_seconds
 
 pytestmark = pytest.mark.integration
 
@@ -30,37 +25,23 @@ def test_two_running_loops_one_lease_one_evaluator(
     prometheus: PrometheusServer,
     namespace: str,
 ) -> None:
+    scene = hot_route(control_plane, origin, prometheus, namespace, "lease", "tbo-a", "tbo-b")
     cp, ns = control_plane, namespace
-    kube.kopf_peerings(cp, ns, "tbo-a", "tbo-b")
-    origin.set_route("lease", p95=110.0, rps=40, host="api.example.com")
     env = {
         "TBO_OPERATOR_NAMESPACE": ns,
         "TBO_PEERING_SETTLE_SECONDS": "0",
         "TBO_LEADER_LEASE_SECONDS": str(LEASE_SECONDS),
     }
-    logs = cp.workdir / "logs"
     replicas = {
-        group: OperatorProcess(
-            cp,
-            prometheus.url,
-            [ns],
-            logs / f"operator-lease-{group}.log",
-            1.0,
-            env,
-            extra_args=["--peering", group],
-        )
+        group: scene.replica(f"lease-{group}", env, "--peering", group)
         for group in ("tbo-a", "tbo-b")
     }
     try:
         # Both loops run: peering cannot pause either (each is alone in its group).
         for rep in replicas.values():
             kube.wait_for(lambda r=rep: "evaluation loop active" in r.output(), 60, "loop up")
-        lb = budget("lease", "lease")
-        lb["spec"]["origin"]["maxReplicas"] = 5
-        lb["spec"]["origin"]["scaleUpCooldownSeconds"] = 3
-        for obj in (deployment("lease", 1), lb):
-            cp.kubectl("apply", "-n", ns, "-f", "-", input_text=json.dumps(obj))
-        kube.wait_for(lambda: spec_replicas(cp, ns, "lease") >= 3, 90, "scale-up by the holder")
+        scene.apply_scaling()
+        kube.wait_for(lambda: scene.replicas() >= 3, 90, "scale-up by the holder")
         lease = kube.get_json(cp, "lease", LOOP, "-n", ns)
         holder_id = lease["spec"]["holderIdentity"]
         active = [g for g, r in replicas.items() if logged_cycles(r.log) > 0]
@@ -70,11 +51,7 @@ def test_two_running_loops_one_lease_one_evaluator(
         assert holder_id in replicas[other].output()
         assert logged_cycles(replicas[other].log) == 0
 
-        os.killpg(replicas[holder].proc.pid, signal.SIGKILL)
-        replicas[holder].proc.wait(timeout=10)
-        killed = time.monotonic()
-        kube.wait_for(lambda: logged_cycles(replicas[other].log) > 0, 60, "the other takes over")
-        takeover = time.monotonic() - killed
+        takeover = takeover_seconds(replicas[holder], replicas[other], 60, "the other takes over")
         print(f"lease taken over {takeover:.1f}s after SIGKILL (lease {LEASE_SECONDS}s)")
         # No sooner than the Lease duration after the last renewal (at most one retry,
         # 0.8 s, before the kill), and without a long wait after it.
@@ -83,7 +60,7 @@ def test_two_running_loops_one_lease_one_evaluator(
         lease = kube.get_json(cp, "lease", LOOP, "-n", ns)
         assert lease["spec"]["holderIdentity"] != holder_id
         assert lease["spec"]["leaseTransitions"] == 1
-        kube.wait_for(lambda: spec_replicas(cp, ns, "lease") == 5, 90, "the new holder scales")
+        kube.wait_for(lambda: scene.replicas() == 5, 90, "the new holder scales")
 
         # A clean stop hands the Lease over: it is released, not left to expire.
         replicas[other].stop()

@@ -60,10 +60,23 @@ def refused(
     return caught.value
 
 
+def put_refused(store: Store, validators: Validators, rules: list[JsonObject]) -> ApiError:
+    """The error a PUT of ``rules`` to the cache-settings entry point is refused with."""
+    return refused(
+        rulesets.put_entrypoint, store, validators, {"rules": rules}, phase=CACHE_SETTINGS_PHASE
+    )
+
+
 def zone_store(plan: Plan = Plan.ENTERPRISE) -> Store:
     store = Store()
     store.put_zone(ZONE, plan)
     return store
+
+
+def holding(validators: Validators, rules: list[JsonObject]) -> tuple[Store, JsonObject]:
+    """An Enterprise zone's store whose entry point holds ``rules``, and the ruleset PUT gave."""
+    store = zone_store()
+    return store, put(store, validators, rules)
 
 
 def sent(rule: Mapping[str, Any]) -> JsonObject:
@@ -96,13 +109,7 @@ def test_read_only_fields_are_refused_in_every_write(validators: Validators, fie
     first = put(store, validators, [rule("a", 300)])
     stored = first["rules"][0]
     value = stored.get(field, ["x"])
-    put_error = refused(
-        rulesets.put_entrypoint,
-        store,
-        validators,
-        {"rules": [{**sent(stored), field: value}]},
-        phase=CACHE_SETTINGS_PHASE,
-    )
+    put_error = put_refused(store, validators, [{**sent(stored), field: value}])
     assert put_error.errors[0].pointer == f"/rules/0/{field}"
     ids = {"ruleset_id": first["id"]}
     assert refused(rulesets.create_rule, store, validators, {**rule("b"), field: value}, **ids)
@@ -123,13 +130,7 @@ def test_read_only_fields_are_refused_in_every_write(validators: Validators, fie
 def test_an_expression_cloudflares_parser_refuses_is_refused(
     validators: Validators, expression: str
 ) -> None:
-    error = refused(
-        rulesets.put_entrypoint,
-        zone_store(),
-        validators,
-        {"rules": [{**rule("a"), "expression": expression}]},
-        phase=CACHE_SETTINGS_PHASE,
-    )
+    error = put_refused(zone_store(), validators, [{**rule("a"), "expression": expression}])
     assert error.errors[0].pointer == "/rules/0/expression"
 
 
@@ -175,13 +176,7 @@ def test_plan_quota(validators: Validators, plan: Plan, quota: int) -> None:
     store = zone_store(plan)
     put(store, validators, [rule(f"r{i}") for i in range(quota)])
 
-    error = refused(
-        rulesets.put_entrypoint,
-        store,
-        validators,
-        {"rules": [rule(f"r{i}") for i in range(quota + 1)]},
-        phase=CACHE_SETTINGS_PHASE,
-    )
+    error = put_refused(store, validators, [rule(f"r{i}") for i in range(quota + 1)])
     assert error.status == 400
     assert error.errors[0].pointer == "/rules"
     assert f"the {plan.value} plan allows {quota}" in error.errors[0].message
@@ -189,35 +184,17 @@ def test_plan_quota(validators: Validators, plan: Plan, quota: int) -> None:
 
 @pytest.mark.parametrize("plan", [Plan.FREE, Plan.PRO, Plan.BUSINESS])
 def test_read_timeout_only_on_enterprise(validators: Validators, plan: Plan) -> None:
-    error = refused(
-        rulesets.put_entrypoint,
-        zone_store(plan),
-        validators,
-        {"rules": [rule("a", 300)]},
-        phase=CACHE_SETTINGS_PHASE,
-    )
+    error = put_refused(zone_store(plan), validators, [rule("a", 300)])
     assert [e.pointer for e in error.errors] == ["/rules/0/action_parameters/read_timeout"]
 
 
 def test_unknown_rule_id_in_put_is_refused(validators: Validators) -> None:
-    error = refused(
-        rulesets.put_entrypoint,
-        zone_store(),
-        validators,
-        {"rules": [{**rule("a"), "id": "f" * 32}]},
-        phase=CACHE_SETTINGS_PHASE,
-    )
+    error = put_refused(zone_store(), validators, [{**rule("a"), "id": "f" * 32}])
     assert [e.pointer for e in error.errors] == ["/rules/0/id"]
 
 
 def test_blank_expression_is_refused(validators: Validators) -> None:
-    error = refused(
-        rulesets.put_entrypoint,
-        zone_store(),
-        validators,
-        {"rules": [{**rule("a"), "expression": "   "}]},
-        phase=CACHE_SETTINGS_PHASE,
-    )
+    error = put_refused(zone_store(), validators, [{**rule("a"), "expression": "   "}])
     assert [e.pointer for e in error.errors] == ["/rules/0/expression"]
 
 
@@ -257,8 +234,7 @@ def test_dry_run_validates_without_applying(validators: Validators) -> None:
 def test_created_rule_goes_where_position_says(
     validators: Validators, position: Any, order: list[str]
 ) -> None:
-    store = zone_store()
-    existing = put(store, validators, [rule("a"), rule("b")])
+    store, existing = holding(validators, [rule("a"), rule("b")])
     ids = {"A": existing["rules"][0]["id"], "B": existing["rules"][1]["id"]}
     if position and position.get("before") in ids:
         position = {"before": ids[position["before"]]}
@@ -272,29 +248,25 @@ def test_created_rule_goes_where_position_says(
     assert "position" not in result["rules"][order.index("new")]
 
 
-def test_position_naming_an_unknown_rule_is_refused(validators: Validators) -> None:
-    store = zone_store()
-    existing = put(store, validators, [rule("a")])
-    error = refused(
-        rulesets.create_rule,
-        store,
-        validators,
-        {**rule("new"), "position": {"before": "e" * 32}},
-        ruleset_id=existing["id"],
-    )
-    assert [e.pointer for e in error.errors] == ["/position/before"]
-
-
-def test_created_rule_with_a_taken_ref_is_refused(validators: Validators) -> None:
-    store = zone_store()
-    existing = put(store, validators, [rule("a")])
-    error = refused(rulesets.create_rule, store, validators, rule("a"), ruleset_id=existing["id"])
-    assert [e.pointer for e in error.errors] == ["/ref"]
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        pytest.param(
+            {**rule("new"), "position": {"before": "e" * 32}},
+            "/position/before",
+            id="position-naming-an-unknown-rule",
+        ),
+        pytest.param(rule("a"), "/ref", id="taken-ref"),
+    ],
+)
+def test_created_rule_is_refused(validators: Validators, body: JsonObject, pointer: str) -> None:
+    store, existing = holding(validators, [rule("a")])
+    error = refused(rulesets.create_rule, store, validators, body, ruleset_id=existing["id"])
+    assert [e.pointer for e in error.errors] == [pointer]
 
 
 def test_edit_is_a_partial_update_that_bumps_the_rule_version(validators: Validators) -> None:
-    store = zone_store()
-    existing = put(store, validators, [{**rule("a", 300), "description": "kept"}, rule("b")])
+    store, existing = holding(validators, [{**rule("a", 300), "description": "kept"}, rule("b")])
     target = existing["rules"][0]
 
     result = call(
@@ -313,8 +285,7 @@ def test_edit_is_a_partial_update_that_bumps_the_rule_version(validators: Valida
 
 
 def test_edit_that_breaks_the_rule_is_refused(validators: Validators) -> None:
-    store = zone_store()
-    existing = put(store, validators, [rule("a")])
+    store, existing = holding(validators, [rule("a")])
     error = refused(
         rulesets.edit_rule,
         store,
@@ -328,8 +299,7 @@ def test_edit_that_breaks_the_rule_is_refused(validators: Validators) -> None:
 
 
 def test_delete_removes_the_rule_and_makes_a_new_version(validators: Validators) -> None:
-    store = zone_store()
-    existing = put(store, validators, [rule("a"), rule("b")])
+    store, existing = holding(validators, [rule("a"), rule("b")])
 
     result = call(
         rulesets.delete_rule,

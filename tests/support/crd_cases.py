@@ -5,22 +5,21 @@ tests reuse (with the valid objects it changes)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import yaml
 
 from tests.support import kube
-
-API = "timeoutbudget.io/v1alpha1"
+from tests.support.objects import API, manifest
 
 
 def valid_budget() -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "TimeoutBudget",
-        "metadata": {"name": "bad"},
-        "spec": {
+    return manifest(
+        API,
+        "TimeoutBudget",
+        "bad",
+        spec={
             "route": {"host": "api.example.com", "pathPrefix": "/export"},
             "budget": {"timeoutSeconds": 120, "atRiskRatio": 0.8, "recoverRatio": 0.6},
             "latency": {"metric": "http_request_duration_seconds", "selector": {"route": "x"}},
@@ -28,19 +27,12 @@ def valid_budget() -> dict[str, Any]:
             "reroute": {"serviceName": "api", "longRunningSelector": {"pool": "long"}},
             "edge": {"zoneRef": {"name": "example-com"}},
         },
-    }
+    )
 
 
 def valid_zone() -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "CloudflareZone",
-        "metadata": {"name": "bad"},
-        "spec": {
-            "zoneId": "023e105f4ecef8ad9ca31a8372d0c353",
-            "apiTokenSecretRef": {"name": "cf"},
-        },
-    }
+    spec = {"zoneId": "023e105f4ecef8ad9ca31a8372d0c353", "apiTokenSecretRef": {"name": "cf"}}
+    return manifest(API, "CloudflareZone", "bad", spec=spec)
 
 
 def with_change(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -59,176 +51,205 @@ def with_change(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 DELETE = object()
 
+Case = tuple[str, dict[str, Any], str]
+
+
+def refused(
+    case_id: str,
+    path: str,
+    value: Any,
+    says: str,
+    base: Callable[[], dict[str, Any]] = valid_budget,
+) -> Case:
+    """A case: ``base()`` with ``path`` set to ``value`` (or removed), and what the user reads."""
+    return case_id, with_change(base(), path, value), says
+
+
 # (id, resource, text the user must read in kubectl's error)
-BAD_RESOURCES: list[tuple[str, dict[str, Any], str]] = [
-    (
+BAD_RESOURCES: list[Case] = [
+    refused(
         "hysteresis-inverted",
-        with_change(valid_budget(), "spec.budget.recoverRatio", 0.9),
+        "spec.budget.recoverRatio",
+        0.9,
         "budget.recoverRatio must be lower than budget.atRiskRatio",
     ),
-    (
+    refused(
         "min-above-max",
-        with_change(valid_budget(), "spec.origin.minReplicas", 9),
+        "spec.origin.minReplicas",
+        9,
         "origin.minReplicas must be less than or equal to origin.maxReplicas",
     ),
-    (
+    refused(
         "timeout-above-6000",
-        with_change(valid_budget(), "spec.budget.timeoutSeconds", 7000),
+        "spec.budget.timeoutSeconds",
+        7000,
         "spec.budget.timeoutSeconds: Invalid value: 7000: spec.budget.timeoutSeconds in body "
         "should be less than or equal to 6000",
     ),
-    (
-        "timeout-zero",
-        with_change(valid_budget(), "spec.budget.timeoutSeconds", 0),
-        "should be greater than or equal to 1",
+    refused(
+        "timeout-zero", "spec.budget.timeoutSeconds", 0, "should be greater than or equal to 1"
     ),
-    (
+    refused(
         "host-with-scheme",
-        with_change(valid_budget(), "spec.route.host", "https://api.example.com"),
+        "spec.route.host",
+        "https://api.example.com",
         "route.host must be a lowercase DNS hostname",
     ),
-    (
+    refused(
         "host-wildcard",
-        with_change(valid_budget(), "spec.route.host", "*.example.com"),
+        "spec.route.host",
+        "*.example.com",
         "route.host must be a lowercase DNS hostname",
     ),
-    (
+    refused(
         "path-without-slash",
-        with_change(valid_budget(), "spec.route.pathPrefix", "export"),
+        "spec.route.pathPrefix",
+        "export",
         "route.pathPrefix must start with '/'",
     ),
-    (
+    refused(
         "path-with-quote-injection",
-        with_change(valid_budget(), "spec.route.pathPrefix", '/x" or true or "'),
+        "spec.route.pathPrefix",
+        '/x" or true or "',
         "route.pathPrefix must start with '/' and contain only URL path characters",
     ),
-    (
+    refused(
         "path-with-broken-escape",
-        with_change(valid_budget(), "spec.route.pathPrefix", "/export%zz"),
+        "spec.route.pathPrefix",
+        "/export%zz",
         "'%' only as an escape such as %20",
     ),
-    (
-        "methods-unknown",
-        with_change(valid_budget(), "spec.route.methods", ["GET", "TRACE"]),
-        'Unsupported value: "TRACE"',
+    refused(
+        "methods-unknown", "spec.route.methods", ["GET", "TRACE"], 'Unsupported value: "TRACE"'
     ),
-    (
-        "methods-empty",
-        with_change(valid_budget(), "spec.route.methods", []),
-        "should have at least 1 items",
-    ),
-    (
+    refused("methods-empty", "spec.route.methods", [], "should have at least 1 items"),
+    refused(
         "methods-twice",
-        with_change(valid_budget(), "spec.route.methods", ["POST", "GET", "POST"]),
+        "spec.route.methods",
+        ["POST", "GET", "POST"],
         "route.methods must not name a method twice",
     ),
-    (
+    refused(
         "window-in-words",
-        with_change(valid_budget(), "spec.latency.window", "5 minutes"),
+        "spec.latency.window",
+        "5 minutes",
         "latency.window must be a duration like 30s, 5m or 1h",
     ),
-    (
+    refused(
         "quantile-above-one",
-        with_change(valid_budget(), "spec.latency.quantile", 1.5),
+        "spec.latency.quantile",
+        1.5,
         "spec.latency.quantile in body should be less than 1",
     ),
-    (
+    refused(
         "metric-with-bucket-suffix",
-        with_change(valid_budget(), "spec.latency.metric", "http_request_duration_seconds_bucket"),
+        "spec.latency.metric",
+        "http_request_duration_seconds_bucket",
         "latency.metric must be a Prometheus metric name",
     ),
-    (
+    refused(
         "selector-reserved-label",
-        with_change(valid_budget(), "spec.latency.selector", {"__name__": "up"}),
+        "spec.latency.selector",
+        {"__name__": "up"},
         "latency.selector keys must be Prometheus label names",
     ),
-    (
+    refused(
         "no-metric-no-query",
-        with_change(valid_budget(), "spec.latency.metric", DELETE),
+        "spec.latency.metric",
+        DELETE,
         "latency needs either metric (a histogram name) or query",
     ),
-    (
+    refused(
         "metric-and-query",
-        with_change(valid_budget(), "spec.latency.query", "vector(1)"),
+        "spec.latency.query",
+        "vector(1)",
         "latency.metric and latency.query are exclusive",
     ),
-    (
+    refused(
         "reroute-without-target",
-        with_change(valid_budget(), "spec.reroute", {"afterEvaluations": 2}),
+        "spec.reroute",
+        {"afterEvaluations": 2},
         "reroute needs serviceName (with longRunningSelector) or dnsOnlyHostname",
     ),
-    (
+    refused(
         "required-above-timeout",
-        with_change(valid_budget(), "spec.budget.requiredSeconds", 300),
+        "spec.budget.requiredSeconds",
+        300,
         "budget.requiredSeconds cannot exceed budget.timeoutSeconds",
     ),
-    (
+    refused(
         "matcher-bad-operator",
-        with_change(
-            valid_budget(),
-            "spec.latency.matchers",
-            [{"label": "a", "operator": "==", "value": "b"}],
-        ),
+        "spec.latency.matchers",
+        [{"label": "a", "operator": "==", "value": "b"}],
         'Unsupported value: "=="',
     ),
-    (
+    refused(
         "missing-deployment",
-        with_change(valid_budget(), "spec.origin.deploymentName", DELETE),
+        "spec.origin.deploymentName",
+        DELETE,
         "spec.origin.deploymentName: Required value",
     ),
-    (
+    refused(
         "negative-replicas",
-        with_change(valid_budget(), "spec.origin.minReplicas", -3),
+        "spec.origin.minReplicas",
+        -3,
         "spec.origin.minReplicas in body should be greater than or equal to 1",
     ),
-    (
+    refused(
         "zone-id-is-domain",
-        with_change(valid_zone(), "spec.zoneId", "example.com"),
+        "spec.zoneId",
+        "example.com",
         "zoneId must be the 32-character hexadecimal Cloudflare zone id",
+        base=valid_zone,
     ),
-    (
+    refused(
         "zone-timeout-above-6000",
-        with_change(valid_zone(), "spec.proxyReadTimeoutSeconds", 6001),
+        "spec.proxyReadTimeoutSeconds",
+        6001,
         "should be less than or equal to 6000",
+        base=valid_zone,
     ),
-    (
+    refused(
         "chain-app-server-timeout-zero",
-        with_change(valid_budget(), "spec.chain", {"appServer": {"requestTimeoutSeconds": 0}}),
+        "spec.chain",
+        {"appServer": {"requestTimeoutSeconds": 0}},
         "should be greater than or equal to 1",
     ),
-    (
+    refused(
         "chain-app-server-name-with-spaces",
-        with_change(
-            valid_budget(),
-            "spec.chain",
-            {"appServer": {"name": "Gunicorn 21", "requestTimeoutSeconds": 30}},
-        ),
+        "spec.chain",
+        {"appServer": {"name": "Gunicorn 21", "requestTimeoutSeconds": 30}},
         "chain.appServer.name must be a short lowercase name",
     ),
-    (
+    refused(
         "zone-raise-without-ceiling",
-        with_change(valid_zone(), "spec.raiseProxyReadTimeout", {"enabled": True}),
+        "spec.raiseProxyReadTimeout",
+        {"enabled": True},
         "spec.raiseProxyReadTimeout.ceilingSeconds: Required value",
+        base=valid_zone,
     ),
-    (
+    refused(
         "zone-raise-ceiling-above-6000",
-        with_change(
-            valid_zone(), "spec.raiseProxyReadTimeout", {"enabled": True, "ceilingSeconds": 6001}
-        ),
+        "spec.raiseProxyReadTimeout",
+        {"enabled": True, "ceilingSeconds": 6001},
         "should be less than or equal to 6000",
+        base=valid_zone,
     ),
-    (
+    refused(
         "zone-without-secret",
-        with_change(valid_zone(), "spec.apiTokenSecretRef", DELETE),
+        "spec.apiTokenSecretRef",
+        DELETE,
         "spec.apiTokenSecretRef: Required value",
+        base=valid_zone,
     ),
 ]
 
 
 BAD_RESOURCES += [
-    (
+    refused(
         "reroute-service-without-pool",
-        with_change(valid_budget(), "spec.reroute.longRunningSelector", DELETE),
+        "spec.reroute.longRunningSelector",
+        DELETE,
         "reroute.serviceName and reroute.longRunningSelector go together",
     ),
     (
@@ -244,20 +265,23 @@ BAD_RESOURCES += [
 # number (0.05 -> 0), so 0 passed `minimum: 0.05`, and 1 was refused as "should be less than
 # or equal to 0"; the CRD states each ratio's range once more in CEL.
 BAD_RESOURCES += [
-    (
+    refused(
         "recover-ratio-zero",
-        with_change(valid_budget(), "spec.budget.recoverRatio", 0),
+        "spec.budget.recoverRatio",
+        0,
         "spec.budget.recoverRatio: Invalid value: 0: budget.recoverRatio must be between 0.05 "
         "and 0.95 (a fraction of the budget)",
     ),
-    (
+    refused(
         "recover-ratio-one",
-        with_change(valid_budget(), "spec.budget.recoverRatio", 1),
+        "spec.budget.recoverRatio",
+        1,
         "budget.recoverRatio must be between 0.05 and 0.95",
     ),
-    (
+    refused(
         "at-risk-ratio-zero",
-        with_change(valid_budget(), "spec.budget.atRiskRatio", 0),
+        "spec.budget.atRiskRatio",
+        0,
         "budget.atRiskRatio must be between 0.1 and 1 (a fraction of the budget)",
     ),
 ]
@@ -277,26 +301,14 @@ HOSTILE_NAMES = [
 ]
 
 
-def name_cases() -> list[tuple[str, dict[str, Any], str]]:
+def name_cases() -> list[Case]:
     cases = []
     for field_id, base, path, what in NAME_FIELDS:
         field = path.removeprefix("spec.")
-        cases += [
-            (
-                f"{field_id}-{name_id}",
-                with_change(base(), path, name),
-                f"{field} must be a Kubernetes object name, the name of {what} in the same "
-                "namespace",
-            )
-            for name_id, name in HOSTILE_NAMES
-        ]
-        cases.append(
-            (
-                f"{field_id}-5000-characters",
-                with_change(base(), path, "a" * 5000),
-                f"{path}: Too long: may not be more than 253 bytes",
-            )
-        )
+        says = f"{field} must be a Kubernetes object name, the name of {what} in the same namespace"
+        cases += [refused(f"{field_id}-{i}", path, name, says, base) for i, name in HOSTILE_NAMES]
+        too_long = f"{path}: Too long: may not be more than 253 bytes"
+        cases.append(refused(f"{field_id}-5000-characters", path, "a" * 5000, too_long, base))
     return cases
 
 
@@ -320,26 +332,20 @@ BAD_LABEL_VALUES = [
     ("trailing-newline", "long\n"),
     ("path", "../../etc/passwd"),
 ]
+POOL_KEYS_SAY = "reroute.longRunningSelector keys must be Kubernetes label keys"
+POOL_VALUES_SAY = "reroute.longRunningSelector values must be Kubernetes label values"
 BAD_RESOURCES += [
-    (
-        f"pool-key-{key_id}",
-        with_change(valid_budget(), POOL, {key: "long"}),
-        "reroute.longRunningSelector keys must be Kubernetes label keys",
-    )
-    for key_id, key in BAD_LABEL_KEYS
+    refused(f"pool-key-{i}", POOL, {key: "long"}, POOL_KEYS_SAY) for i, key in BAD_LABEL_KEYS
 ]
 BAD_RESOURCES += [
-    (
-        f"pool-value-{value_id}",
-        with_change(valid_budget(), POOL, {"pool": value}),
-        "reroute.longRunningSelector values must be Kubernetes label values",
-    )
-    for value_id, value in BAD_LABEL_VALUES
+    refused(f"pool-value-{i}", POOL, {"pool": value}, POOL_VALUES_SAY)
+    for i, value in BAD_LABEL_VALUES
 ]
 BAD_RESOURCES.append(
-    (
+    refused(
         "pool-value-64-characters",
-        with_change(valid_budget(), POOL, {"pool": "a" * 64}),
+        POOL,
+        {"pool": "a" * 64},
         f"{POOL}.pool: Too long: may not be more than 63 bytes",
     )
 )
@@ -367,7 +373,7 @@ def just_beyond(node: dict[str, Any]) -> Iterator[tuple[str, float, str]]:
         yield "above-maximum", high + step, f"less than or equal to {high}"
 
 
-def out_of_bound_resources() -> list[tuple[str, dict[str, Any], str]]:
+def out_of_bound_resources() -> list[Case]:
     """One resource per numeric bound of the CRDs, just beyond it: every bound the API
     server holds is tried there (and the operator's model has the same bounds:
     tests/unit/test_crd_model_agreement.py)."""
@@ -380,12 +386,9 @@ def out_of_bound_resources() -> list[tuple[str, dict[str, Any], str]]:
         schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
         for path, node in numeric_bounds(schema, "spec"):
             for bound, value, says in just_beyond(node):
+                case_id = f"{path.removeprefix('spec.')}-{bound}"
                 cases.append(
-                    (
-                        f"{path.removeprefix('spec.')}-{bound}",
-                        with_change(base(), path, value),
-                        f"{path} in body should be {says}",
-                    )
+                    refused(case_id, path, value, f"{path} in body should be {says}", base)
                 )
     return cases
 

@@ -1,5 +1,6 @@
-"""Builders shared by the ladder, diff and conditions tests: a route spec, what the observe
-step would have found, and a clock that only moves when the test says so.
+"""Builders shared by the ladder, diff, conditions and chain tests: a route spec, what the
+observe step would have found, the edge hop status shows, and a clock that only moves when the
+test says so.
 
 The default route: a 120 s budget (act at 96 s, release below 72 s), origin 2..6 replicas
 in steps of 2 with a 60 s cooldown and a 300 s stabilization, a Service reroute after 3
@@ -36,6 +37,15 @@ def ago(seconds: float) -> float:
 SERVICE = RerouteTarget(RerouteVia.SERVICE, "api")
 DNS = RerouteTarget(RerouteVia.DNS_ONLY, "api-direct.example.com")
 ZONE = EdgeObservation(zone_timeout_seconds=120, editable=True)
+ZONE_HOP: dict[str, Any] = {
+    "hop": "cloudflare",
+    "object": "CloudflareZone example-com",
+    "timeoutSeconds": 120,
+    "measures": "idle",
+    "source": "zone",
+    "verdict": "Ok",
+}
+"""The default route's edge hop as ``status.chain`` shows it: the zone's 120 s, in time."""
 
 BASE: dict[str, Any] = {
     "route": {"host": "api.example.com", "pathPrefix": "/"},

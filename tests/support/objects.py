@@ -23,30 +23,29 @@ def apply(cp: ControlPlane, namespace: str, *objects: dict[str, Any]) -> None:
         cp.kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(obj))
 
 
+def manifest(api_version: str, kind: str, name: str, **fields: Any) -> dict[str, Any]:
+    """An object of ``kind`` named ``name``, with its top-level ``fields`` (spec, stringData)."""
+    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, **fields}
+
+
 def deployment(name: str, replicas: int, container: str = "origin") -> dict[str, Any]:
     labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
+    pod = {"containers": [{"name": container, "image": "registry.local/origin:1"}]}
+    return manifest(
+        "apps/v1",
+        "Deployment",
+        name,
+        spec={
             "replicas": replicas,
             "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": container, "image": "registry.local/origin:1"}]},
-            },
+            "template": {"metadata": {"labels": labels}, "spec": pod},
         },
-    }
+    )
 
 
 def service(name: str, selector: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"selector": selector, "ports": [{"port": 80, "targetPort": 8080}]},
-    }
+    ports = [{"port": 80, "targetPort": 8080}]
+    return manifest("v1", "Service", name, spec={"selector": selector, "ports": ports})
 
 
 def hpa(
@@ -58,25 +57,18 @@ def hpa(
 ) -> dict[str, Any]:
     """A HorizontalPodAutoscaler of Deployment ``target`` (default: ``name``) on CPU."""
     ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": target or name}
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": name},
-        "spec": {
+    cpu = {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu_percent}}
+    return manifest(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        name,
+        spec={
             "scaleTargetRef": ref,
             "minReplicas": min_replicas,
             "maxReplicas": max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": cpu_percent},
-                    },
-                }
-            ],
+            "metrics": [{"type": "Resource", "resource": cpu}],
         },
-    }
+    )
 
 
 def budget(name: str, route: str, **spec: Any) -> dict[str, Any]:
@@ -100,7 +92,7 @@ def budget(name: str, route: str, **spec: Any) -> dict[str, Any]:
         },
     }
     body.update(spec)
-    return {"apiVersion": API, "kind": "TimeoutBudget", "metadata": {"name": name}, "spec": body}
+    return manifest(API, "TimeoutBudget", name, spec=body)
 
 
 def edge_route(name: str, zone: str, route: str | None = None) -> dict[str, Any]:
@@ -113,22 +105,18 @@ def edge_route(name: str, zone: str, route: str | None = None) -> dict[str, Any]
 
 def secret(name: str, token: str) -> dict[str, Any]:
     """A Secret holding a Cloudflare token under ``token``."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name},
-        "stringData": {"token": token},
-    }
+    return manifest("v1", "Secret", name, stringData={"token": token})
 
 
 def zone(name: str, zone_id: str, ref: str = "cf", **spec: Any) -> dict[str, Any]:
     """A CloudflareZone reading its token from Secret ``ref`` (key ``token``)."""
-    return {
-        "apiVersion": API,
-        "kind": "CloudflareZone",
-        "metadata": {"name": name},
-        "spec": {"zoneId": zone_id, "apiTokenSecretRef": {"name": ref}, **spec},
-    }
+    secret_ref = {"name": ref}
+    return manifest(
+        API,
+        "CloudflareZone",
+        name,
+        spec={"zoneId": zone_id, "apiTokenSecretRef": secret_ref, **spec},
+    )
 
 
 def status_of(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import typing
 
 import pytest
 
+from tests.support.ladder import DNS, SERVICE
 from timeout_budget.actions import kinds
 from timeout_budget.model.actions import (
     Action,
@@ -16,8 +17,6 @@ from timeout_budget.model.actions import (
     HopTimeout,
     Refusal,
     Reroute,
-    RerouteTarget,
-    RerouteVia,
     ScaleTo,
 )
 
@@ -26,9 +25,9 @@ pytestmark = pytest.mark.unit
 SAMPLES: list[Action] = [
     ScaleTo("api", 3, via_hpa=False, reason="test"),
     ScaleTo("api", 3, via_hpa=True, reason="test"),
-    Reroute(RerouteTarget(RerouteVia.SERVICE, "api"), apply=True, reason="test"),
-    Reroute(RerouteTarget(RerouteVia.SERVICE, "api"), apply=False, reason="test"),
-    Reroute(RerouteTarget(RerouteVia.DNS_ONLY, "api-direct.example.com"), apply=True, reason="t"),
+    Reroute(SERVICE, apply=True, reason="test"),
+    Reroute(SERVICE, apply=False, reason="test"),
+    Reroute(DNS, apply=True, reason="t"),
     HopTimeout("api", 121, reason="test"),
     HopTimeout("api", None, reason="test"),
     EdgeTimeout("api.example.com", "/export", 301, reason="test"),

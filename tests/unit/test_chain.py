@@ -6,7 +6,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from tests.support.ladder import T0, make_observation, make_spec
+from tests.support.ladder import T0, ZONE_HOP, make_observation, make_spec
 from timeout_budget.decide import chain, status
 from timeout_budget.decide.ladder import decide
 from timeout_budget.model.actions import EdgeTimeout
@@ -97,14 +97,7 @@ def test_a_declared_app_server_shorter_than_the_budget_is_reported() -> None:
     assert "App (gunicorn, spec.chain.appServer) fires first" in decision.message
     built = status.build(decision, make_observation(50.0), previous=None, now=T0, generation=1)
     assert built["chain"] == [
-        {
-            "hop": "cloudflare",
-            "object": "CloudflareZone example-com",
-            "timeoutSeconds": 120,
-            "measures": "idle",
-            "source": "zone",
-            "verdict": "Ok",
-        },
+        ZONE_HOP,
         {
             "hop": "app",
             "object": "gunicorn, spec.chain.appServer",

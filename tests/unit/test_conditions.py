@@ -38,33 +38,31 @@ def merged_one(previous: list[dict[str, Any]], new: ConditionInput) -> dict[str,
     return next(c for c in result if c["type"] == new.type)
 
 
+def ready(state: str, reason: str, message: str = "") -> ConditionInput:
+    """The Ready condition as the ladder would set it this cycle."""
+    return ConditionInput("Ready", ConditionStatus(state), reason, message)
+
+
 @pytest.mark.parametrize(
     ("previous", "new", "since"),
     [
-        pytest.param(
-            [entry("Ready", "True")],
-            ConditionInput("Ready", ConditionStatus.TRUE, "R"),
-            T0_TEXT,
-            id="same-status-kept",
-        ),
+        pytest.param([entry("Ready", "True")], ready("True", "R"), T0_TEXT, id="same-status-kept"),
         pytest.param(
             [entry("Ready", "True", "WithinBudget")],
-            ConditionInput("Ready", ConditionStatus.TRUE, "AtRisk", "new message"),
+            ready("True", "AtRisk", "new message"),
             T0_TEXT,
             id="reason-change-is-not-a-transition",
         ),
         pytest.param(
             [entry("Ready", "True")],
-            ConditionInput("Ready", ConditionStatus.FALSE, "Breaching"),
+            ready("False", "Breaching"),
             LATER_TEXT,
             id="status-change-transitions",
         ),
-        pytest.param(
-            [], ConditionInput("Ready", ConditionStatus.UNKNOWN, "NoData"), LATER_TEXT, id="new"
-        ),
+        pytest.param([], ready("Unknown", "NoData"), LATER_TEXT, id="new"),
         pytest.param(
             [{"type": "Ready", "status": "True"}],
-            ConditionInput("Ready", ConditionStatus.TRUE, "R"),
+            ready("True", "R"),
             LATER_TEXT,
             id="previous-without-time",
         ),

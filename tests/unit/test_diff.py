@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.ladder import DNS, SERVICE, T0, ZONE, make_observation, make_spec
 from timeout_budget.decide import diff, ladder
-from timeout_budget.model.actions import Action, EdgeTimeout, Reroute, ScaleTo
+from timeout_budget.model.actions import Action, EdgeTimeout, Reroute, RerouteTarget, ScaleTo
 from timeout_budget.model.memory import Memory
 from timeout_budget.model.world import Hpa, RouteObservation
 
@@ -21,6 +21,11 @@ def scale(replicas: int, *, via_hpa: bool = False) -> ScaleTo:
 
 def edge(seconds: int | None) -> EdgeTimeout:
     return EdgeTimeout("api.example.com", "/", seconds, "test")
+
+
+def reroute(target: RerouteTarget, *, apply: bool = True) -> Reroute:
+    """Reroute to ``target`` (``apply=False``: undo it)."""
+    return Reroute(target, apply, "t")
 
 
 @pytest.mark.parametrize(
@@ -42,28 +47,26 @@ def edge(seconds: int | None) -> EdgeTimeout:
         ),
         pytest.param(scale(4, via_hpa=True), make_observation(replicas=4), True, id="hpa-gone"),
         pytest.param(
-            Reroute(SERVICE, apply=True, reason="t"),
+            reroute(SERVICE),
             make_observation(rerouted=[SERVICE]),
             False,
             id="reroute-already-applied",
         ),
+        pytest.param(reroute(SERVICE), make_observation(), True, id="reroute-needed"),
         pytest.param(
-            Reroute(SERVICE, apply=True, reason="t"), make_observation(), True, id="reroute-needed"
-        ),
-        pytest.param(
-            Reroute(DNS, apply=True, reason="t"),
+            reroute(DNS),
             make_observation(rerouted=[SERVICE]),
             True,
             id="other-target-applied",
         ),
         pytest.param(
-            Reroute(SERVICE, apply=False, reason="t"),
+            reroute(SERVICE, apply=False),
             make_observation(),
             False,
             id="undo-nothing-to-undo",
         ),
         pytest.param(
-            Reroute(SERVICE, apply=False, reason="t"),
+            reroute(SERVICE, apply=False),
             make_observation(rerouted=[SERVICE]),
             True,
             id="undo-needed",
@@ -91,8 +94,8 @@ def test_is_needed(action: Action, observation: RouteObservation, needed: bool) 
 
 def test_changes_keeps_order_and_drops_no_ops() -> None:
     observation = make_observation(replicas=4, rerouted=[SERVICE])
-    actions = (scale(6), Reroute(SERVICE, True, "t"), edge(None), Reroute(DNS, True, "t"))
-    assert diff.changes(actions, observation) == (scale(6), Reroute(DNS, True, "t"))
+    actions = (scale(6), reroute(SERVICE), edge(None), reroute(DNS))
+    assert diff.changes(actions, observation) == (scale(6), reroute(DNS))
 
 
 @pytest.mark.parametrize(

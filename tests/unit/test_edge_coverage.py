@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import pydantic
@@ -14,7 +15,7 @@ from timeout_budget.decide import status
 from timeout_budget.decide.coverage import Coverage, coverage
 from timeout_budget.decide.coverage import zone_raise_pending as coverage_pending
 from timeout_budget.decide.ladder import decide
-from timeout_budget.model.decision import CLOUDFLARE_ADVICE
+from timeout_budget.model.decision import CLOUDFLARE_ADVICE, Decision
 from timeout_budget.model.memory import Memory
 from timeout_budget.model.spec import TimeoutBudgetSpec, parse_timeout_budget
 from timeout_budget.model.world import EdgeObservation
@@ -22,7 +23,16 @@ from timeout_budget.model.world import EdgeObservation
 pytestmark = pytest.mark.unit
 
 ZONE = EdgeObservation(zone_timeout_seconds=120, editable=True)
-RULE = EdgeObservation(zone_timeout_seconds=120, editable=True, route_timeout_seconds=301)
+NO_DNS = {"serviceName": "api", "longRunningSelector": {"app": "long"}}
+"""A reroute without a DNS-only hostname: nothing but the edge covers a POST."""
+
+
+def with_rule(**zone: Any) -> EdgeObservation:
+    """``ZONE`` with the route's 301 s Cache Rule in force, and the zone ``zone`` fields."""
+    return replace(ZONE, route_timeout_seconds=301, **zone)
+
+
+RULE = with_rule()
 
 
 def route(methods: list[str] | None = None, **changes: Any) -> TimeoutBudgetSpec:
@@ -62,8 +72,7 @@ def test_post_keeps_the_zone_timeout_when_it_is_enough() -> None:
 
 
 def test_post_needing_more_than_the_zone_is_not_covered_by_the_cache_rule() -> None:
-    no_dns = {"serviceName": "api", "longRunningSelector": {"app": "long"}}
-    found = coverage(route(["POST", "GET"], reroute=no_dns), RULE)
+    found = coverage(route(["POST", "GET"], reroute=NO_DNS), RULE)
     assert found == (
         Coverage(("GET",), "CacheRule", 301),
         Coverage(("POST",), "None", 120),
@@ -81,8 +90,7 @@ def test_post_needing_more_is_covered_by_a_dns_only_hostname() -> None:
 
 def test_declared_need_without_rule_yet_counts() -> None:
     body_budget = {"timeoutSeconds": 400, "requiredSeconds": 300}
-    no_dns = {"serviceName": "api", "longRunningSelector": {"app": "long"}}
-    found = coverage(route(["DELETE"], budget=body_budget, reroute=no_dns), ZONE)
+    found = coverage(route(["DELETE"], budget=body_budget, reroute=NO_DNS), ZONE)
     assert found == (Coverage(("DELETE",), "None", 120),)
 
 
@@ -95,16 +103,20 @@ def test_zone_not_read_yet() -> None:
 
 # The ladder: what a Cache Rule cannot cover is said, with Cloudflare's advice.
 
-NO_DNS = {"serviceName": "api", "longRunningSelector": {"app": "long"}}
+NEEDS_300 = {"timeoutSeconds": 360, "requiredSeconds": 300}
+POST_NEEDING_300 = make_spec(
+    route={"host": "api.example.com", "methods": ["GET", "POST"]}, budget=NEEDS_300, reroute=NO_DNS
+)
+"""A GET and POST route declaring 300 s, with no DNS-only hostname for the POST."""
+
+
+def decided(spec: TimeoutBudgetSpec, edge: EdgeObservation | None = ZONE) -> Decision:
+    """The ladder's decision for ``spec`` at a healthy 50 s with the zone seen as ``edge``."""
+    return decide(spec, make_observation(50.0, edge=edge), Memory(), T0)
 
 
 def test_ladder_says_a_post_route_needing_more_than_the_zone_is_not_covered() -> None:
-    spec = make_spec(
-        route={"host": "api.example.com", "methods": ["GET", "POST"]},
-        budget={"timeoutSeconds": 360, "requiredSeconds": 300},
-        reroute=NO_DNS,
-    )
-    decision = decide(spec, make_observation(50.0, edge=RULE), Memory(), T0)
+    decision = decided(POST_NEEDING_300, RULE)
     assert decision.edge_coverage == (
         Coverage(("GET",), "CacheRule", 301),
         Coverage(("POST",), "None", 120),
@@ -115,15 +127,12 @@ def test_ladder_says_a_post_route_needing_more_than_the_zone_is_not_covered() ->
 
 
 def test_ladder_gives_no_advice_for_a_get_route_or_a_post_the_zone_covers() -> None:
-    get_only = make_spec(
-        route={"host": "api.example.com", "methods": ["GET"]},
-        budget={"timeoutSeconds": 360, "requiredSeconds": 300},
-    )
-    decision = decide(get_only, make_observation(50.0, edge=RULE), Memory(), T0)
+    get_only = make_spec(route={"host": "api.example.com", "methods": ["GET"]}, budget=NEEDS_300)
+    decision = decided(get_only, RULE)
     assert decision.edge_coverage == (Coverage(("GET",), "CacheRule", 301),)
     assert decision.advice is None
     post = make_spec(route={"host": "api.example.com", "methods": ["POST"]}, reroute=NO_DNS)
-    decision = decide(post, make_observation(50.0), Memory(), T0)
+    decision = decided(post)
     assert decision.edge_coverage == (Coverage(("POST",), "ZoneTimeout", 120),)
     assert decision.advice is None
 
@@ -147,8 +156,7 @@ def test_status_shows_the_coverage() -> None:
 
 def test_an_overridden_rule_still_says_what_the_post_needs() -> None:
     overridden = EdgeObservation(120, True, route_timeout_seconds=121, route_rule_overridden=True)
-    no_dns = {"serviceName": "api", "longRunningSelector": {"app": "long"}}
-    assert coverage(route(["GET", "POST"], reroute=no_dns), overridden) == (
+    assert coverage(route(["GET", "POST"], reroute=NO_DNS), overridden) == (
         Coverage(("GET",), "ZoneTimeout", 120),
         Coverage(("POST",), "None", 120),
     )
@@ -157,19 +165,8 @@ def test_an_overridden_rule_still_says_what_the_post_needs() -> None:
 # The zone-wide raise (CloudflareZone spec.raiseProxyReadTimeout): what covers a POST once
 # the operator holds the zone's proxy_read_timeout raised, and what is said before it is.
 
-RAISED = EdgeObservation(
-    zone_timeout_seconds=120,
-    editable=True,
-    route_timeout_seconds=301,
-    zone_raised_seconds=301,
-    zone_raise_ceiling_seconds=600,
-)
-RAISE_ALLOWED = EdgeObservation(
-    zone_timeout_seconds=120,
-    editable=True,
-    route_timeout_seconds=301,
-    zone_raise_ceiling_seconds=600,
-)
+RAISED = with_rule(zone_raised_seconds=301, zone_raise_ceiling_seconds=600)
+RAISE_ALLOWED = with_rule(zone_raise_ceiling_seconds=600)
 
 
 def test_post_is_covered_by_the_raised_zone_timeout() -> None:
@@ -181,13 +178,7 @@ def test_post_is_covered_by_the_raised_zone_timeout() -> None:
 
 
 def test_a_raise_short_of_the_need_does_not_cover_and_shows_the_raised_value() -> None:
-    short = EdgeObservation(
-        zone_timeout_seconds=120,
-        editable=True,
-        route_timeout_seconds=301,
-        zone_raised_seconds=200,
-        zone_raise_ceiling_seconds=200,
-    )
+    short = with_rule(zone_raised_seconds=200, zone_raise_ceiling_seconds=200)
     found = coverage(route(["POST"], reroute=NO_DNS), short)
     assert found == (Coverage(("POST",), "None", 200),)
     assert coverage_pending(route(["POST"], reroute=NO_DNS), short) is None
@@ -201,36 +192,23 @@ def test_a_raise_the_zone_allows_is_pending_until_it_is_in_force() -> None:
 
 
 def test_ladder_says_the_raise_is_coming_without_the_advice() -> None:
-    spec = make_spec(
-        route={"host": "api.example.com", "methods": ["GET", "POST"]},
-        budget={"timeoutSeconds": 360, "requiredSeconds": 300},
-        reroute=NO_DNS,
-    )
-    decision = decide(spec, make_observation(50.0, edge=RAISE_ALLOWED), Memory(), T0)
+    decision = decided(POST_NEEDING_300, RAISE_ALLOWED)
     assert decision.edge_coverage[1] == Coverage(("POST",), "None", 120)
     assert "being raised to 301s" in decision.message
     assert "cannot cover POST" not in decision.message
     assert decision.advice is None
-    decision = decide(spec, make_observation(50.0, edge=RAISED), Memory(), T0)
+    decision = decided(POST_NEEDING_300, RAISED)
     assert decision.edge_coverage[1] == Coverage(("POST",), "ZoneTimeout", 301)
     assert decision.advice is None
 
 
 def test_ladder_names_the_opt_in_when_nothing_covers_the_post() -> None:
     spec = make_spec(
-        route={"host": "api.example.com", "methods": ["POST"]},
-        budget={"timeoutSeconds": 360, "requiredSeconds": 300},
-        reroute=NO_DNS,
+        route={"host": "api.example.com", "methods": ["POST"]}, budget=NEEDS_300, reroute=NO_DNS
     )
-    decision = decide(spec, make_observation(50.0, edge=RULE), Memory(), T0)
+    decision = decided(spec, RULE)
     assert "spec.raiseProxyReadTimeout" in decision.message
     assert decision.advice == CLOUDFLARE_ADVICE
-    capped = EdgeObservation(
-        zone_timeout_seconds=120,
-        editable=True,
-        route_timeout_seconds=301,
-        zone_raise_ceiling_seconds=200,
-    )
-    decision = decide(spec, make_observation(50.0, edge=capped), Memory(), T0)
+    decision = decided(spec, with_rule(zone_raise_ceiling_seconds=200))
     assert "the CloudflareZone's raise stops at 200s" in decision.message
     assert decision.advice == CLOUDFLARE_ADVICE

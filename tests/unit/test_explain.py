@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.ladder import ZONE_HOP
 from timeout_budget import __main__ as cli
 from timeout_budget.explain import find, render
 
@@ -33,14 +34,7 @@ def test_render_shows_the_chain_the_conditions_and_the_message() -> None:
                 {"type": "ChainConsistent", "status": "False", "reason": "InnerHopFiresFirst"}
             ],
             chain=[
-                {
-                    "hop": "cloudflare",
-                    "object": "CloudflareZone example-com",
-                    "timeoutSeconds": 120,
-                    "measures": "idle",
-                    "source": "zone",
-                    "verdict": "Ok",
-                },
+                ZONE_HOP,
                 {
                     "hop": "ingress-nginx",
                     "object": "Ingress shop/upload",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -101,13 +102,25 @@ def replica(store: Store, name: str, clock: Clock) -> LeaderLease:
     return LeaderLease(store, "ops", "loop", name, TIMING, clock=clock, wall=lambda: 1.8e9)  # type: ignore[arg-type]
 
 
-def test_two_replicas_that_both_want_the_lease_never_both_lead() -> None:
-    store, clock = Store(), Clock()
-    a, b = replica(store, "a", clock), replica(store, "b", clock)
+Scenario = Callable[[Store, Clock, LeaderLease, LeaderLease], Awaitable[None]]
 
-    async def scenario() -> None:
-        await a.want()
-        await b.want()
+
+def play(scenario: Scenario, wanting: str = "ab") -> None:
+    """Run ``scenario`` on a fresh store and clock with replicas a and b, after those named in
+    ``wanting`` asked for the lease (in that order)."""
+    store, clock = Store(), Clock()
+    replicas = {name: replica(store, name, clock) for name in "ab"}
+
+    async def main() -> None:
+        for name in wanting:
+            await replicas[name].want()
+        await scenario(store, clock, replicas["a"], replicas["b"])
+
+    asyncio.run(main())
+
+
+def test_two_replicas_that_both_want_the_lease_never_both_lead() -> None:
+    async def scenario(store: Store, clock: Clock, a: LeaderLease, b: LeaderLease) -> None:
         assert a.leading()
         assert not b.leading()
         assert store.holder == "a"
@@ -121,16 +134,11 @@ def test_two_replicas_that_both_want_the_lease_never_both_lead() -> None:
         assert store.lease is not None
         assert store.lease["spec"]["leaseTransitions"] == 0
 
-    asyncio.run(scenario())
+    play(scenario)
 
 
 def test_a_dead_holder_is_replaced_after_the_duration_and_it_had_stopped_by_then() -> None:
-    store, clock = Store(), Clock()
-    a, b = replica(store, "a", clock), replica(store, "b", clock)
-
-    async def scenario() -> None:
-        await a.want()
-        await b.want()
+    async def scenario(store: Store, clock: Clock, a: LeaderLease, b: LeaderLease) -> None:
         died = clock.now  # a stops renewing (killed): only b ticks from here
         while not b.leading():
             clock.now += TIMING.retry
@@ -143,31 +151,22 @@ def test_a_dead_holder_is_replaced_after_the_duration_and_it_had_stopped_by_then
         assert store.lease is not None
         assert store.lease["spec"]["leaseTransitions"] == 1
 
-    asyncio.run(scenario())
+    play(scenario)
 
 
 def test_release_hands_over_at_once() -> None:
-    store, clock = Store(), Clock()
-    a, b = replica(store, "a", clock), replica(store, "b", clock)
-
-    async def scenario() -> None:
-        await a.want()
-        await b.want()
+    async def scenario(store: Store, clock: Clock, a: LeaderLease, b: LeaderLease) -> None:
         await a.release()
         assert store.holder is None
         await b.tick()
         assert b.leading()
         assert not a.leading()
 
-    asyncio.run(scenario())
+    play(scenario)
 
 
 def test_an_unreadable_lease_ends_leadership_at_the_renew_deadline() -> None:
-    store, clock = Store(), Clock()
-    a = replica(store, "a", clock)
-
-    async def scenario() -> None:
-        await a.want()
+    async def scenario(store: Store, clock: Clock, a: LeaderLease, b: LeaderLease) -> None:
         assert a.leading()
         store.down = True
         clock.now += TIMING.renew_deadline - 0.1
@@ -180,16 +179,13 @@ def test_an_unreadable_lease_ends_leadership_at_the_renew_deadline() -> None:
         await a.tick()
         assert a.leading(), "its own lease is renewed as soon as the API answers again"
 
-    asyncio.run(scenario())
+    play(scenario, wanting="a")
 
 
 def test_a_replica_that_does_not_want_the_lease_only_reads() -> None:
-    store, clock = Store(), Clock()
-    a = replica(store, "a", clock)
-
-    async def scenario() -> None:
+    async def scenario(store: Store, clock: Clock, a: LeaderLease, b: LeaderLease) -> None:
         await a.tick()
         assert store.lease is None
         assert not a.leading()
 
-    asyncio.run(scenario())
+    play(scenario, wanting="")
