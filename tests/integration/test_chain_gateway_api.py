@@ -13,7 +13,7 @@ import pytest
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from tests.support import kube
-from tests.support.objects import HOST, apply, budget, deployment, status_of
+from tests.support.objects import HOST, apply, budget, chain_of, deployment, status_of
 from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -86,8 +86,7 @@ def test_the_httproute_rule_in_front_is_judged_by_what_its_class_honours(
     apply(cp, ns, deployment("export", 1), route)
 
     def hops() -> list[tuple[str, Any, str]]:
-        chain = status_of(cp, ns, "export").get("chain") or []
-        return [(h["hop"], h.get("timeoutSeconds"), h["verdict"]) for h in chain]
+        return chain_of(cp, ns, "export")
 
     kube.wait_for(
         lambda: hops() == [("cloudflare", 120, "Ok"), ("gateway", 60, "FiresFirst")],

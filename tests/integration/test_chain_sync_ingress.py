@@ -6,14 +6,22 @@ removed and when the route is deleted."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from tests.support import kube
-from tests.support.objects import HOST, apply, budget, deployment, event_reasons, status_of
+from tests.support.objects import (
+    HOST,
+    apply,
+    budget,
+    chain_of,
+    deployment,
+    event_reasons,
+    ingress,
+    status_of,
+)
 from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -23,17 +31,6 @@ READ_TIMEOUT = "nginx.ingress.kubernetes.io/proxy-read-timeout"
 ORIGINAL = "timeoutbudget.io/original-proxy-read-timeout"
 OWNER = "timeoutbudget.io/owner"
 GITOPS = "argocd-controller"
-
-
-def ingress(name: str, read_timeout: str) -> dict[str, Any]:
-    backend = {"service": {"name": name, "port": {"number": 80}}}
-    path = {"path": f"/{name}", "pathType": "Prefix", "backend": backend}
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {"name": name, "annotations": {READ_TIMEOUT: read_timeout}},
-        "spec": {"ingressClassName": "nginx", "rules": [{"host": HOST, "http": {"paths": [path]}}]},
-    }
 
 
 def annotations(cp: ControlPlane, ns: str, name: str) -> dict[str, str]:
@@ -67,7 +64,7 @@ def test_the_ingress_is_raised_owned_exactly_and_given_back(
         ns,
         "-f",
         "-",
-        input_text=json.dumps(ingress("report", "60")),
+        input_text=json.dumps(ingress("report", "/report", "60")),
     )
     synced = budget("report", "report", chain={"sync": {"ingressName": "report"}})
     apply(cp, ns, deployment("report", 1), synced)
@@ -79,11 +76,7 @@ def test_the_ingress_is_raised_owned_exactly_and_given_back(
     assert owned_by(cp, ns, "report", GITOPS) == set()  # taken over, the field alone
     kube.wait_for(
         lambda: (
-            [
-                (h["hop"], h.get("timeoutSeconds"), h["verdict"])
-                for h in status_of(cp, ns, "report").get("chain") or []
-            ]
-            == [("cloudflare", 120, "Ok"), ("ingress-nginx", 121, "Ok")]
+            chain_of(cp, ns, "report") == [("cloudflare", 120, "Ok"), ("ingress-nginx", 121, "Ok")]
         ),
         60,
         "a consistent chain",
@@ -114,7 +107,7 @@ def test_an_ingress_the_route_does_not_name_is_never_written(
 ) -> None:
     cp = control_plane
     origin.set_route("upload", p95=10.0, rps=20, host=HOST)
-    apply(cp, ns, ingress("upload", "60"))
+    apply(cp, ns, ingress("upload", "/upload", "60"))
     wrong = budget("upload", "upload", chain={"sync": {"ingressName": "elsewhere"}})
     apply(cp, ns, deployment("upload", 1), wrong)
     kube.wait_for(

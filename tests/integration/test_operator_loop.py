@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -22,9 +21,11 @@ from tests.support.objects import (
     HOST,
     apply,
     budget,
+    chain_of,
     deployment,
     event_reasons,
     hpa,
+    ingress,
     selector_of,
     service,
     spec_replicas,
@@ -214,34 +215,6 @@ def test_a_declared_app_server_shorter_than_the_budget_is_shown_in_the_chain(
     )
 
 
-def ingress(name: str, path: str, read_timeout: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {
-            "name": name,
-            "annotations": {"nginx.ingress.kubernetes.io/proxy-read-timeout": read_timeout},
-        },
-        "spec": {
-            "ingressClassName": "nginx",
-            "rules": [
-                {
-                    "host": HOST,
-                    "http": {
-                        "paths": [
-                            {
-                                "path": path,
-                                "pathType": "Prefix",
-                                "backend": {"service": {"name": name, "port": {"number": 80}}},
-                            }
-                        ]
-                    },
-                }
-            ],
-        },
-    }
-
-
 def test_the_ingress_in_front_is_found_and_followed(
     control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, ns: str
 ) -> None:
@@ -254,12 +227,11 @@ def test_the_ingress_in_front_is_found_and_followed(
     route["spec"]["route"]["methods"] = ["POST"]
     apply(cp, ns, deployment("ingest", 1), ingress("ingest", "/ingest", "60"), route)
 
-    def hops() -> list[tuple[str, Any, str]]:
-        chain = status_of(cp, ns, "ingest").get("chain") or []
-        return [(h["hop"], h.get("timeoutSeconds"), h["verdict"]) for h in chain]
-
     kube.wait_for(
-        lambda: hops() == [("cloudflare", 120, "Ok"), ("ingress-nginx", 60, "FiresFirst")],
+        lambda: (
+            chain_of(cp, ns, "ingest")
+            == [("cloudflare", 120, "Ok"), ("ingress-nginx", 60, "FiresFirst")]
+        ),
         60,
         "the Ingress in the chain",
     )
@@ -278,7 +250,9 @@ def test_the_ingress_in_front_is_found_and_followed(
     assert f"TimeoutBudget {ns}/ingest:" in by_host
     apply(cp, ns, ingress("ingest", "/ingest", "300"))
     kube.wait_for(
-        lambda: hops() == [("cloudflare", 120, "Ok"), ("ingress-nginx", 300, "Ok")],
+        lambda: (
+            chain_of(cp, ns, "ingest") == [("cloudflare", 120, "Ok"), ("ingress-nginx", 300, "Ok")]
+        ),
         60,
         "the raised annotation followed",
     )

@@ -71,6 +71,23 @@ def hpa(
     )
 
 
+def ingress(name: str, path: str, read_timeout: str) -> dict[str, Any]:
+    """An ingress-nginx Ingress for ``HOST`` + ``path`` to Service ``name``, with its
+    ``proxy-read-timeout`` annotation."""
+    backend = {"service": {"name": name, "port": {"number": 80}}}
+    paths = [{"path": path, "pathType": "Prefix", "backend": backend}]
+    body = manifest(
+        "networking.k8s.io/v1",
+        "Ingress",
+        name,
+        spec={"ingressClassName": "nginx", "rules": [{"host": HOST, "http": {"paths": paths}}]},
+    )
+    body["metadata"]["annotations"] = {
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": read_timeout
+    }
+    return body
+
+
 def budget(name: str, route: str, **spec: Any) -> dict[str, Any]:
     """A TimeoutBudget for ``https://api.example.com/<route>`` scaling Deployment ``name``;
     ``spec`` replaces whole top-level sections."""
@@ -123,6 +140,12 @@ def status_of(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
     """A TimeoutBudget's status (``{}`` before the first)."""
     status: dict[str, Any] = kube.get_json(cp, "tb", name, "-n", ns).get("status", {})
     return status
+
+
+def chain_of(cp: ControlPlane, ns: str, name: str) -> list[tuple[str, Any, str]]:
+    """A TimeoutBudget's ``status.chain`` as ``(hop, timeoutSeconds, verdict)`` rows."""
+    hops = status_of(cp, ns, name).get("chain") or []
+    return [(h["hop"], h.get("timeoutSeconds"), h["verdict"]) for h in hops]
 
 
 def zone_status(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
