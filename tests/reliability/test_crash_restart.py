@@ -97,6 +97,13 @@ def rerouting(name: str, recovery_seconds: int) -> dict[str, Any]:
     return tb
 
 
+def at_risk(scene: Scene, name: str, *objects: dict[str, Any]) -> None:
+    """The origin reporting route ``name`` at risk (P95 110 s); its Deployment (1 replica)
+    and ``objects`` applied."""
+    scene.origin.set_route(name, p95=110.0, rps=40, host=HOST)
+    scene.apply(deployment(name, 1), *objects)
+
+
 def owned_rules(emu: CloudflareEmulator, name: str) -> list[dict[str, Any]]:
     return [r for r in emu.rules(ZONE_ID) if str(r.get("description", "")).endswith(f"/{name}")]
 
@@ -159,8 +166,7 @@ def test_sigkill_after_scale_and_rule_write_before_status(scene: Scene, proxy: F
         "scale started (no second scale-up); status catches "
         "up (edge 301 s); on recovery the baseline (1) comes back and its annotation goes",
     ) as row:
-        scene.origin.set_route(name, p95=110.0, rps=40, host=HOST)
-        scene.apply(deployment(name, 1))
+        at_risk(scene, name)
         started = time.time()
         left, written = kill_while_the_answer_is_held(
             scene, scene.operator.proc, proxy, scaling(name), lambda: scene.replicas(name) == 2
@@ -207,8 +213,7 @@ def test_sigkill_after_reroute_and_rule_write_before_status(
         "annotation), kept while at risk, one Cache Rule; on recovery the original selector "
         "comes back exactly and the annotation goes (no lost undo)",
     ) as row:
-        scene.origin.set_route(name, p95=110.0, rps=40, host=HOST)
-        scene.apply(deployment(name, 1), service(name, {"app": name, "tier": "web"}))
+        at_risk(scene, name, service(name, {"app": name, "tier": "web"}))
         left, _ = kill_while_the_answer_is_held(
             scene,
             scene.operator.proc,
@@ -244,8 +249,7 @@ def test_sigkill_during_the_finalizer(scene: Scene, proxy: FaultProxy) -> None:
         "after restart the finalizer runs again: the rule is gone, the Service selector is "
         "restored exactly, the TimeoutBudget is gone; foreign rules untouched",
     ) as row:
-        scene.origin.set_route(name, p95=110.0, rps=40, host=HOST)
-        scene.apply(deployment(name, 1), service(name, {"app": name}), rerouting(name, 300))
+        at_risk(scene, name, service(name, {"app": name}), rerouting(name, 300))
         kube.wait_for(lambda: scene.status(name).get("rerouted"), 60, "rerouted")
         (rule,) = kube.wait_for(lambda: owned_rules(scene.emu, name), 60, "its rule")
         # The removal is the DELETE of this rule (by its id), nothing else in the zone.
@@ -333,8 +337,7 @@ def test_standby_takes_over_after_sigkill_mid_action(
             replicas.append(standby)
             # A replica starts paused; it registers in the peering object and stays paused.
             kube.wait_for(lambda: "Keep-alive in 'tbo'" in standby.output(), 60, "registered")
-            scene.origin.set_route(name, p95=110.0, rps=40, host=HOST)
-            scene.apply(deployment(name, 1))
+            at_risk(scene, name)
             started = time.time()
             _, written = kill_while_the_answer_is_held(
                 scene, active, proxy, scaling(name), lambda: scene.replicas(name) == 2
