@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.controlplane import ControlPlane
+from sandbox.origin_exporter import OriginExporter
+from tests.reliability.fixtures import module_fixture
+from tests.reliability.helpers import Scene
 from tests.support.reliability import DOC, REPORT
 
 HERE = Path(__file__).resolve().parent
@@ -83,3 +86,15 @@ def _sandbox_facts(request: pytest.FixtureRequest, control_plane: ControlPlane) 
             server = json.loads(out).get("serverVersion", {}).get("gitVersion")
             REPORT.facts["Kubernetes"] = f"{server} (kube-apiserver built from source)"
     REPORT.modules.add(request.module.__name__)
+
+
+@pytest.fixture
+def scene(
+    request: pytest.FixtureRequest, control_plane: ControlPlane, ns: str, origin: OriginExporter
+) -> Scene:
+    """The module's parts for one scenario: its ``operator`` and ``AREA``, and its
+    ``emulator`` and ``foreign`` fixtures where it defines them."""
+
+    operator, area = request.getfixturevalue("operator"), request.module.AREA
+    emu, foreign = module_fixture(request, "emulator"), module_fixture(request, "foreign")
+    return Scene(control_plane, ns, origin, operator, area, emu, foreign)

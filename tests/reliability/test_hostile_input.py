@@ -44,11 +44,10 @@ from sandbox.cloudflare_emulator import CloudflareEmulator
 from sandbox.controlplane import ControlPlane
 from sandbox.origin_exporter import OriginExporter
 from sandbox.prometheus import PrometheusServer
+from tests.reliability import fixtures
 from tests.reliability.helpers import apply_all, condition, short
 from tests.support import kube, servers
-from tests.support import operator as operator_process
 from tests.support.crd_cases import BAD_RESOURCES, DELETE, valid_budget, valid_zone, with_change
-from tests.support.emulator import enterprise_zone
 from tests.support.faults import FaultProxy
 from tests.support.objects import (
     HOST,
@@ -307,40 +306,10 @@ def own_origin() -> Iterator[OriginExporter]:
         yield exporter
 
 
-@pytest.fixture(scope="module")
-def own_prometheus(
-    own_origin: OriginExporter, control_plane: ControlPlane
-) -> Iterator[PrometheusServer]:
-    workdir = control_plane.workdir / "prometheus-hostile"
-    with servers.prometheus_scraping(own_origin, workdir) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def query_log(own_prometheus: PrometheusServer) -> Iterator[FaultProxy]:
-    with FaultProxy(own_prometheus.url) as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[CloudflareEmulator]:
-    with enterprise_zone(TOKEN, ZONE_ID) as emu:
-        emu.add_zone(FREE_ZONE_ID, "free", name="example.net", proxy_read_timeout=100)
-        yield emu
-
-
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane,
-    query_log: FaultProxy,
-    emulator: CloudflareEmulator,
-    ns: str,
-) -> Iterator[OperatorProcess]:
-    yield from operator_process.running(
-        operator_process.start(
-            control_plane, query_log.url, ns, "rel-hostile", cloudflare_url=emulator.base_url
-        )
-    )
+own_prometheus = fixtures.prometheus("own_origin", "prometheus-hostile")
+query_log = fixtures.proxy("own_prometheus")
+emulator = fixtures.emulator(TOKEN, ZONE_ID, (FREE_ZONE_ID, "free", "example.net", 100))
+operator = fixtures.operator("rel-hostile", "query_log", cloudflare="emulator")
 
 
 def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:

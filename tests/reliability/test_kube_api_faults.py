@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,24 +25,16 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from sandbox.controlplane import ControlPlane
-from sandbox.origin_exporter import OriginExporter
-from sandbox.prometheus import PrometheusServer
+from tests.reliability import fixtures
+from tests.reliability.helpers import Scene
 from tests.support import kube
-from tests.support import operator as operator_process
-from tests.support.foreign import Foreign
 from tests.support.objects import (
     HOST,
-    apply,
     budget,
     deployment,
     hpa,
-    selector_of,
     service,
-    spec_replicas,
-    status_of,
 )
-from tests.support.operator import OperatorProcess
-from tests.support.reliability import REPORT, foreign_checked
 
 pytestmark = pytest.mark.integration
 
@@ -53,65 +44,45 @@ LONG = {"pool": "long-running"}
 COUNTER = "writer.example.com/counter"
 
 
-@pytest.fixture(scope="module")
-def foreign(control_plane: ControlPlane, ns: str) -> Iterator[Foreign]:
-    yield from foreign_checked(
-        Foreign(control_plane, ns).plant(),
-        "Kubernetes API module: objects no route names, across an API server restart and a "
-        "concurrent writer",
-    )
+foreign = fixtures.foreign(
+    "Kubernetes API module: objects no route names, across an API server restart and a "
+    "concurrent writer"
+)
+operator = fixtures.operator("rel-kube")
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, prometheus: PrometheusServer, ns: str, foreign: Foreign
-) -> Iterator[OperatorProcess]:
-    yield from operator_process.running(
-        operator_process.start(control_plane, prometheus.url, ns, "rel-kube")
-    )
-
-
-def test_apiserver_restart_watches_resume_and_the_loop_goes_on(
-    control_plane: ControlPlane,
-    origin: OriginExporter,
-    operator: OperatorProcess,
-    ns: str,
-    foreign: Foreign,
-) -> None:
-    cp = control_plane
-    with REPORT.case(
-        AREA,
+def test_apiserver_restart_watches_resume_and_the_loop_goes_on(scene: Scene) -> None:
+    with scene.case(
         "kube-apiserver stopped and started again (etcd kept, same port and certificates)",
         "operator process stays up; after the restart an existing route that becomes at risk "
         "is scaled (the loop goes on) and a TimeoutBudget created after the restart is acted "
         "on (its watch resumed)",
     ) as row:
-        origin.set_route("before", p95=20.0, rps=40, host=HOST)
-        apply(cp, ns, deployment("before", 1), budget("before", "before"))
-        kube.wait_for(lambda: status_of(cp, ns, "before").get("state") == "Healthy", 60, "up")
+        scene.origin.set_route("before", p95=20.0, rps=40, host=HOST)
+        scene.apply(deployment("before", 1), budget("before", "before"))
+        kube.wait_for(lambda: scene.status("before").get("state") == "Healthy", 60, "up")
         down_at = time.monotonic()
-        cp.stop_apiserver()
+        scene.cp.stop_apiserver()
         time.sleep(3)  # a few failed cycles and broken watches
-        assert operator.alive()
-        cp.start_apiserver()
+        assert scene.operator.alive()
+        scene.cp.start_apiserver()
         outage = time.monotonic() - down_at
         up_at = time.monotonic()
-        origin.set_route("before", p95=110.0, rps=40, host=HOST)
-        kube.wait_for(lambda: spec_replicas(cp, ns, "before") >= 2, 90, "the loop scaling again")
+        scene.origin.set_route("before", p95=110.0, rps=40, host=HOST)
+        kube.wait_for(lambda: scene.replicas("before") >= 2, 90, "the loop scaling again")
         loop_back = time.monotonic() - up_at
-        origin.set_route("after", p95=110.0, rps=40, host=HOST)
-        apply(cp, ns, deployment("after", 1), budget("after", "after"))
-        kube.wait_for(lambda: spec_replicas(cp, ns, "after") >= 2, 90, "the new route acted on")
+        scene.origin.set_route("after", p95=110.0, rps=40, host=HOST)
+        scene.apply(deployment("after", 1), budget("after", "after"))
+        kube.wait_for(lambda: scene.replicas("after") >= 2, 90, "the new route acted on")
         new_route = time.monotonic() - up_at
-        assert operator.alive()
-        refused = sum("Connection refused" in line for line in operator.output().splitlines())
+        assert scene.operator.alive()
+        refused = sum("Connection refused" in line for line in scene.operator.output().splitlines())
         row.did = (
             f"API server down {outage:.0f} s: {refused} 'Connection refused' log lines (watches, "
             f"cycles, status writes retried), no exit; after it was back: existing route scaled "
             f"{loop_back:.0f} s later, a route "
             f"created after the restart scaled {new_route:.0f} s after it"
         )
-        foreign.assert_unchanged()
 
 
 @dataclass
@@ -182,16 +153,8 @@ class Writer:
             thread.join(timeout=10)
 
 
-def test_concurrent_writers_lose_nothing(
-    control_plane: ControlPlane,
-    origin: OriginExporter,
-    operator: OperatorProcess,
-    ns: str,
-    foreign: Foreign,
-) -> None:
-    cp = control_plane
-    with REPORT.case(
-        AREA,
+def test_concurrent_writers_lose_nothing(scene: Scene) -> None:
+    with scene.case(
         "Conflicts: a writer thread rewrites the Deployment, the HPA and the Service the "
         "operator is changing, in a tight loop of resourceVersion-conditioned PUTs",
         "the operator's scale (Deployment), minReplicas raise (HPA) and reroute (Service), and "
@@ -208,41 +171,43 @@ def test_concurrent_writers_lose_nothing(
         with_hpa["spec"]["origin"]["maxReplicas"] = 2
         plain = budget("hot-dep", "hot-dep")
         plain["spec"]["origin"]["maxReplicas"] = 2
-        apply(
-            cp, ns, deployment("hot-hpa", 1), hpa("hot-hpa"), service("hot-hpa", {"app": "hot-hpa"})
+        scene.apply(
+            deployment("hot-hpa", 1), hpa("hot-hpa"), service("hot-hpa", {"app": "hot-hpa"})
         )
-        apply(cp, ns, deployment("hot-dep", 1))
+        scene.apply(deployment("hot-dep", 1))
         targets = [
             ("deployment", "hot-dep"),
             ("horizontalpodautoscaler", "hot-hpa"),
             ("service", "hot-hpa"),
         ]
-        log_mark = len(operator.output())
+        log_mark = len(scene.operator.output())
 
         def hpa_min() -> int:
-            return int(kube.get_json(cp, "hpa", "hot-hpa", "-n", ns)["spec"]["minReplicas"])
+            return int(
+                kube.get_json(scene.cp, "hpa", "hot-hpa", "-n", scene.ns)["spec"]["minReplicas"]
+            )
 
-        with Writer(cp, ns, targets) as writer:
+        with Writer(scene.cp, scene.ns, targets) as writer:
             for name in ("hot-hpa", "hot-dep"):
-                origin.set_route(name, p95=110.0, rps=40, host=HOST)
-            apply(cp, ns, with_hpa, plain)
+                scene.origin.set_route(name, p95=110.0, rps=40, host=HOST)
+            scene.apply(with_hpa, plain)
             kube.wait_for(lambda: hpa_min() == 2, 60, "HPA minReplicas raised")
-            kube.wait_for(lambda: spec_replicas(cp, ns, "hot-dep") == 2, 60, "Deployment scaled")
-            kube.wait_for(lambda: selector_of(cp, ns, "hot-hpa") == LONG, 60, "Service rerouted")
+            kube.wait_for(lambda: scene.replicas("hot-dep") == 2, 60, "Deployment scaled")
+            kube.wait_for(lambda: scene.selector("hot-hpa") == LONG, 60, "Service rerouted")
             for name in ("hot-hpa", "hot-dep"):
-                origin.set_route(name, p95=20.0, rps=40, host=HOST)
+                scene.origin.set_route(name, p95=20.0, rps=40, host=HOST)
             kube.wait_for(
-                lambda: selector_of(cp, ns, "hot-hpa") == {"app": "hot-hpa"}, 60, "reroute undone"
+                lambda: scene.selector("hot-hpa") == {"app": "hot-hpa"}, 60, "reroute undone"
             )
             kube.wait_for(lambda: hpa_min() == 1, 60, "HPA minReplicas restored")
-            kube.wait_for(lambda: spec_replicas(cp, ns, "hot-dep") == 1, 60, "scaled back")
+            kube.wait_for(lambda: scene.replicas("hot-dep") == 1, 60, "scaled back")
         assert writer.conflicts > 0, "the writer never raced anyone: no test"
         assert not writer.errors, writer.errors
         for kind, name in targets:
-            notes = kube.get_json(cp, kind, name, "-n", ns)["metadata"]["annotations"]
+            notes = scene.annotations(kind, name)
             assert notes[COUNTER] == str(writer.writes[(kind, name)]), (kind, name)
             assert not {k for k in notes if k.startswith("timeoutbudget.io/")}, notes
-        lines = operator.output()[log_mark:].splitlines()
+        lines = scene.operator.output()[log_mark:].splitlines()
         failed = [x for x in lines if x.startswith("route ") and ("failed" in x or "409" in x)]
         assert not failed, failed
         row.did = (
@@ -251,4 +216,3 @@ def test_concurrent_writers_lose_nothing(
             f"log, while the writer made {sum(writer.writes.values())} updates and got "
             f"{writer.conflicts} 409 Conflicts (retried); every counter annotation intact"
         )
-        foreign.assert_unchanged()

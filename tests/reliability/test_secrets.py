@@ -16,23 +16,16 @@ import base64
 import json
 import re
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sandbox.cloudflare_emulator import CloudflareEmulator
-from sandbox.controlplane import ControlPlane
-from sandbox.origin_exporter import OriginExporter
-from sandbox.prometheus import PrometheusServer
-from tests.reliability.helpers import condition, short
+from tests.reliability import fixtures
+from tests.reliability.helpers import Scene, condition, short
 from tests.support import kube
 from tests.support import operator as operator_process
-from tests.support.emulator import enterprise_zone
 from tests.support.faults import FaultProxy
-from tests.support.objects import HOST, apply, budget, deployment, secret, status_of, zone
-from tests.support.operator import OperatorProcess
+from tests.support.objects import HOST, budget, deployment, zone
 from tests.support.reliability import REPORT
 
 pytestmark = pytest.mark.integration
@@ -49,74 +42,52 @@ FAULT_ZONES = {
 }
 
 
-@pytest.fixture(scope="module")
-def guarded_prometheus(prometheus: PrometheusServer) -> Iterator[FaultProxy]:
-    with FaultProxy(prometheus.url, require_bearer=PROM_TOKEN) as proxy:
-        yield proxy
+guarded_prometheus = fixtures.proxy("prometheus", require_bearer=PROM_TOKEN)
+emulator = fixtures.emulator(CF_TOKEN, ZONE_ID)
+operator = fixtures.operator(
+    "rel-secrets",
+    "guarded_prometheus",
+    cloudflare="emulator",
+    zone=(CF_TOKEN, ZONE_ID),
+    settings="prometheus_token",
+)
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[CloudflareEmulator]:
-    with enterprise_zone(CF_TOKEN, ZONE_ID) as emu:
-        yield emu
-
-
-@pytest.fixture(scope="module")
-def token_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def prometheus_token(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The operator's settings reading its Prometheus bearer token from a file (mode 600)."""
     path = tmp_path_factory.mktemp("prometheus-token") / "token"
     path.write_text(PROM_TOKEN + "\n")
     path.chmod(0o600)
-    return path
+    return {"TBO_PROMETHEUS_BEARER_TOKEN_FILE": str(path), "TBO_PROMETHEUS_TIMEOUT_SECONDS": "2"}
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane,
-    guarded_prometheus: FaultProxy,
-    emulator: CloudflareEmulator,
-    ns: str,
-    token_file: Path,
-) -> Iterator[OperatorProcess]:
-    cp = control_plane
-    apply(cp, ns, secret("cf", CF_TOKEN), zone("main", ZONE_ID))
-    env = {
-        "TBO_PROMETHEUS_BEARER_TOKEN_FILE": str(token_file),
-        "TBO_PROMETHEUS_TIMEOUT_SECONDS": "2",
-    }
-    yield from operator_process.running(
-        operator_process.start(
-            cp, guarded_prometheus.url, ns, "rel-secrets", cloudflare_url=emulator.base_url, env=env
-        )
-    )
-
-
-def metrics_failure(cp: ControlPlane, ns: str, needle: str) -> str | None:
+def metrics_failure(scene: Scene, needle: str) -> str | None:
     """The route's MetricsAvailable message when it reports Prometheus failing with ``needle``."""
-    found = condition(status_of(cp, ns, "secret"), "MetricsAvailable")
+    found = condition(scene.status("secret"), "MetricsAvailable")
     message = str(found.get("message", ""))
     unavailable = found.get("reason") == "MetricsUnavailable"
     return message if unavailable and needle in message else None
 
 
-def failure_event(cp: ControlPlane, ns: str, name: str, needle: str) -> str | None:
+def failure_event(scene: Scene, name: str, needle: str) -> str | None:
     """The message of a Warning Event ActionFailed about ``name`` that mentions ``needle``."""
     selector = f"involvedObject.name={name}"
-    events = kube.get_json(cp, "events", "-n", ns, "--field-selector", selector)["items"]
+    events = kube.get_json(scene.cp, "events", "-n", scene.ns, "--field-selector", selector)
     return next(
-        (e["message"] for e in events if e["reason"] == "ActionFailed" and needle in e["message"]),
+        (
+            e["message"]
+            for e in events["items"]
+            if e["reason"] == "ActionFailed" and needle in e["message"]
+        ),
         None,
     )
 
 
 def test_tokens_never_leak_through_any_failure(
-    control_plane: ControlPlane,
-    origin: OriginExporter,
-    guarded_prometheus: FaultProxy,
-    emulator: CloudflareEmulator,
-    operator: OperatorProcess,
-    ns: str,
+    scene: Scene, guarded_prometheus: FaultProxy
 ) -> None:
-    cp, proxy, emu = control_plane, guarded_prometheus, emulator
+    proxy = guarded_prometheus
     seen: list[str] = []  # the failure messages the operator reported, for the report
     with REPORT.case(
         AREA,
@@ -124,14 +95,14 @@ def test_tokens_never_leak_through_any_failure(
         "proxy that answers 401 without it",
         "every query the operator sent carried the token (proxy log), so readings come",
     ) as row:
-        origin.set_route("secret", p95=40.0, rps=20, host=HOST)
+        scene.origin.set_route("secret", p95=40.0, rps=20, host=HOST)
         tb = budget("secret", "secret")
         tb["spec"]["budget"] = {"timeoutSeconds": 360, "requiredSeconds": 300}
         tb["spec"]["edge"] = {"zoneRef": {"name": "main"}}
-        apply(cp, ns, deployment("secret", 1), tb)
-        kube.wait_for(lambda: status_of(cp, ns, "secret").get("p95Seconds"), 60, "a reading")
+        scene.apply(deployment("secret", 1), tb)
+        kube.wait_for(lambda: scene.status("secret").get("p95Seconds"), 60, "a reading")
         kube.wait_for(
-            lambda: status_of(cp, ns, "secret").get("edgeTimeoutSeconds") == 301, 60, "the rule"
+            lambda: scene.status("secret").get("edgeTimeoutSeconds") == 301, 60, "the rule"
         )
         sent = proxy.requests("/api/v1/")
         assert sent
@@ -146,43 +117,43 @@ def test_tokens_never_leak_through_any_failure(
         "per failed Cloudflare write) with its reason",
     ) as row:
         proxy.require_bearer = "a-different-token"  # Prometheus now refuses ours
-        seen.append(kube.wait_for(lambda: metrics_failure(cp, ns, "401"), 30, "a 401 reported"))
+        seen.append(kube.wait_for(lambda: metrics_failure(scene, "401"), 30, "a 401 reported"))
         proxy.require_bearer = PROM_TOKEN
         proxy.fail_next("GET", "/api/v1/query", 503, count=6)
-        seen.append(kube.wait_for(lambda: metrics_failure(cp, ns, "503"), 30, "a 503 reported"))
+        seen.append(kube.wait_for(lambda: metrics_failure(scene, "503"), 30, "a 503 reported"))
         proxy.clear()
         proxy.hold_next("GET", "/api/v1/query", seconds=4, count=4)
         seen.append(
-            kube.wait_for(lambda: metrics_failure(cp, ns, "did not answer"), 30, "a timeout")
+            kube.wait_for(lambda: metrics_failure(scene, "did not answer"), 30, "a timeout")
         )
         proxy.clear()
         for code, zone_id in FAULT_ZONES.items():
-            emu.add_zone(zone_id, "enterprise", name=f"z{code}.example.com")
+            scene.emu.add_zone(zone_id, "enterprise", name=f"z{code}.example.com")
             # The zone has no Cache Rules entry point yet: the route's write is the POST
             # creating it (holding the rule).
-            emu.fail_next(
+            scene.emu.fail_next(
                 1,
                 status=code,
                 method="POST",
                 path_prefix=f"/zones/{zone_id}/rulesets",
                 retry_after=1,
             )
-            apply(cp, ns, zone(f"z{code}", zone_id), _with_required(f"need-{code}", f"z{code}"))
+            scene.apply(zone(f"z{code}", zone_id), _with_required(f"need-{code}", f"z{code}"))
         for code in FAULT_ZONES:
             seen.append(
                 kube.wait_for(
-                    lambda c=code: failure_event(cp, ns, f"need-{c}", str(c)),
+                    lambda c=code: failure_event(scene, f"need-{c}", str(c)),
                     60,
                     f"Cloudflare's {code} reported",
                 )
             )
         for code, zone_id in FAULT_ZONES.items():
             # the fault answered the entry point's create; the whole list was never PUT
-            creates = emu.requests("POST", f"/zones/{zone_id}/rulesets")
+            creates = scene.emu.requests("POST", f"/zones/{zone_id}/rulesets")
             assert [(e.path.endswith("/rulesets"), e.status) for e in creates if e.fault] == [
                 (True, code)
             ]
-            assert emu.requests("PUT", f"/zones/{zone_id}/") == []
+            assert scene.emu.requests("PUT", f"/zones/{zone_id}/") == []
         row.did = " · ".join(short(_essence(m), 120) for m in seen)
 
     with REPORT.case(
@@ -192,15 +163,19 @@ def test_tokens_never_leak_through_any_failure(
         "tracebacks included), every Event of the namespace, the status of every "
         "TimeoutBudget and CloudflareZone, kubectl describe, /metrics",
     ) as row:
-        operator_process.wait_cycles(operator, 2)
-        with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
+        operator_process.wait_cycles(scene.operator, 2)
+        with urllib.request.urlopen(scene.operator.metrics_url, timeout=5) as response:
             metrics = response.read().decode()
         captured = {
-            "operator log": operator.output(),
-            "Events": json.dumps(kube.get_json(cp, "events", "-n", ns)),
-            "TimeoutBudgets": json.dumps(kube.get_json(cp, "tb", "-n", ns)),
-            "CloudflareZones": json.dumps(kube.get_json(cp, "cloudflarezone", "-n", ns)),
-            "kubectl describe": cp.kubectl("describe", "tb,cloudflarezone", "-n", ns).stdout,
+            "operator log": scene.operator.output(),
+            "Events": json.dumps(kube.get_json(scene.cp, "events", "-n", scene.ns)),
+            "TimeoutBudgets": json.dumps(kube.get_json(scene.cp, "tb", "-n", scene.ns)),
+            "CloudflareZones": json.dumps(
+                kube.get_json(scene.cp, "cloudflarezone", "-n", scene.ns)
+            ),
+            "kubectl describe": scene.cp.kubectl(
+                "describe", "tb,cloudflarezone", "-n", scene.ns
+            ).stdout,
             "/metrics": metrics,
         }
         needles = []

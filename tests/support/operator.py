@@ -7,6 +7,7 @@ import re
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -14,7 +15,15 @@ from sandbox.controlplane import ControlPlane
 from sandbox.operator_process import OperatorProcess
 from tests.support import kube
 
-__all__ = ["OperatorProcess", "cycles", "logged_cycles", "running", "start", "wait_cycles"]
+__all__ = [
+    "OperatorProcess",
+    "Restartable",
+    "cycles",
+    "logged_cycles",
+    "running",
+    "start",
+    "wait_cycles",
+]
 
 CYCLES = "timeout_budget_evaluation_cycles_total"
 CYCLE_LINE = re.compile(r"cycle: \d+ routes")
@@ -39,6 +48,26 @@ def start(
     extra.update(env or {})
     log = cp.workdir / "logs" / f"operator-{name}.log"
     return OperatorProcess(cp, prometheus_url, [ns], log, interval, extra)
+
+
+class Restartable:
+    """The operator ``start(*args, **options)`` runs, started again with the very same
+    settings by ``restart()`` (after a kill, say); ``proc`` is the latest process."""
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        self.args, self.options = args, options
+        self.proc = start(*args, **options)
+
+    def restart(self) -> OperatorProcess:
+        self.proc = start(*self.args, **self.options)
+        return self.proc
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+    def output(self) -> str:
+        """The log of every start so far (they share one file)."""
+        return self.proc.output()
 
 
 def running(proc: OperatorProcess) -> Iterator[OperatorProcess]:
