@@ -26,6 +26,7 @@ from timeout_budget.model.spec_base import (
     fraction_rule,
     object_name_rule,
 )
+from timeout_budget.model.spec_chain import Chain
 
 ZoneId = NewType("ZoneId", str)
 RouteKey = NewType("RouteKey", str)
@@ -275,40 +276,6 @@ class ZoneRef(SpecModel):
 class Edge(SpecModel):
     zone_ref: ZoneRef
     sync: bool = True
-
-
-class AppServer(SpecModel):
-    """The app server's own timeouts, which the cluster cannot tell (gunicorn ``--timeout``
-    30 s, kills the worker; uvicorn: none; Node.js ``server.requestTimeout`` 300 s)."""
-
-    name: Annotated[
-        str,
-        Field(max_length=63),
-        Text(
-            r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-            "chain.appServer.name must be a short lowercase name such as gunicorn or uvicorn "
-            "(letters, digits and '-')",
-        ),
-    ] = "app-server"
-    request_timeout_seconds: int = Field(ge=1, le=86400)
-    keep_alive_seconds: int | None = Field(default=None, ge=0, le=86400)
-
-
-class ChainSync(SpecModel):
-    """Keep the inner hops in line (opt-in): the operator writes only the objects named here."""
-
-    ingress_name: Annotated[
-        str, Field(max_length=253), object_name_rule("chain.sync.ingressName", "an Ingress")
-    ]
-    """The ingress-nginx Ingress (in the route's namespace) whose ``proxy-read-timeout``
-    annotation the operator raises to the budget, and gives back when sync ends."""
-
-
-class Chain(SpecModel):
-    """The hops behind the edge the operator checks against the budget."""
-
-    app_server: AppServer | None = None
-    sync: ChainSync | None = None
 
 
 class TimeoutBudgetSpec(SpecModel):
