@@ -176,6 +176,22 @@ def test_rbac_grants_only_what_the_loop_needs(helm: Helm) -> None:
     ]
 
 
+def test_ingress_writes_only_when_asked(helm: Helm) -> None:
+    """``chain.sync`` needs get and patch on Ingresses: granted with rbac.ingressWrites only."""
+
+    def ingress_verbs(docs: list[dict[str, Any]]) -> set[str]:
+        rules = rules_of(find(docs, "ClusterRole"))
+        return {v for r in rules if "ingresses" in r["resources"] for v in r["verbs"]}
+
+    assert ingress_verbs(helm.render()) == {"list", "watch"}
+    assert ingress_verbs(helm.render(sets=["rbac.ingressWrites=true"])) == {
+        "list",
+        "watch",
+        "get",
+        "patch",
+    }
+
+
 def test_namespaced_scope_creates_nothing_cluster_wide(helm: Helm) -> None:
     docs = helm.render(NAMESPACED)
     assert not [d for d in docs if d["kind"].startswith("Cluster")]

@@ -283,7 +283,11 @@ NAMESPACED_ACCESS = [
     ("patch", "horizontalpodautoscalers.autoscaling", "APP", True),
     ("patch", "services", "APP", True),
     ("watch", "ingresses.networking.k8s.io", "APP", True),
-    ("patch", "ingresses.networking.k8s.io", "APP", False),
+    ("patch", "ingresses.networking.k8s.io", "APP", False),  # rbac.ingressWrites is off
+    ("list", "httproutes.gateway.networking.k8s.io", "APP", True),
+    ("get", "gateways.gateway.networking.k8s.io", "APP", True),
+    ("patch", "httproutes.gateway.networking.k8s.io", "APP", False),
+    ("get", "gatewayclasses.gateway.networking.k8s.io", "APP", False),  # cluster-scoped
     ("create", "events", "APP", True),
     ("patch", "timeoutbudgets.timeoutbudget.io/status", "APP", True),
     ("get", "secrets/cloudflare-api-token", "APP", True),
