@@ -83,8 +83,8 @@ def test_the_ingress_is_raised_owned_exactly_and_given_back(
     )
     assert "HopTimeoutSet" in event_reasons(cp, ns, "report")
 
-    # Sync removed from the spec: the 60 s comes back, the bookkeeping goes.
-    apply(cp, ns, budget("report", "report", chain={}))
+    # The chain removed from the spec: the 60 s comes back, the bookkeeping goes.
+    apply(cp, ns, budget("report", "report"))
     kube.wait_for(lambda: annotations(cp, ns, "report").get(READ_TIMEOUT) == "60", 60, "given back")
     assert ORIGINAL not in annotations(cp, ns, "report")
     assert OWNER not in annotations(cp, ns, "report")

@@ -14,7 +14,7 @@ from timeout_budget.model.actions import HopTimeout
 from timeout_budget.model.chain import Hop
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.world import RouteObservation, ScaleObservation
-from timeout_budget.observe.chain import ingress_hops
+from timeout_budget.observe.chain import held_hops, ingress_hops
 
 pytestmark = pytest.mark.unit
 
@@ -118,3 +118,12 @@ def observation(hops: tuple[Hop, ...]) -> RouteObservation:
 def test_the_diff(ing: dict[str, Any], action: HopTimeout, needed: bool) -> None:
     _, hops = seen(ing)
     assert is_needed(action, observation(hops)) is needed
+
+
+def test_held_is_given_back_when_the_chain_goes_from_the_spec() -> None:
+    """Without spec.chain the route's hops are not read, but what it still holds is."""
+    spec = make_spec(route={"host": "api.example.com", "pathPrefix": "/export"})
+    hops = held_hops([held("121", "60"), held("121", "60", owner="shop/other")], KEY)
+    actions, refusals = chain_sync.plan(spec, hops, BUDGET)
+    assert refusals == ()
+    assert [(a.ingress, a.seconds) for a in actions] == [("api", None)]

@@ -159,7 +159,9 @@ class RouteSteps:
                     *gateway.httproute_hops(spec, objects.gateway_api),
                 )
                 if spec.chain is not None
-                else ()
+                # Without spec.chain, only what the operator still holds for the route,
+                # so that it is given back (``decide.chain_sync``).
+                else chain.held_hops(objects.ingresses_held_by(snap.key), snap.key)
             ),
         )
 

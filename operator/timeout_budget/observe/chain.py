@@ -23,6 +23,7 @@ hops out.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from timeout_budget.model import ownership
@@ -71,6 +72,19 @@ def ingress_hops(
         )
     ingress = next(i for length, i in found if length == longest)
     return (_hop(spec, ingress, key),)
+
+
+def held_hops(ingresses: Sequence[Mapping[str, Any]], key: str) -> tuple[Hop, ...]:
+    """The Ingresses held for route ``key``, as hops, whatever they serve now: what a route
+    without ``spec.chain`` still has to give back."""
+    hops = []
+    for ingress in ingresses:
+        notes = _annotations(ingress)
+        name = str(ingress.get("metadata", {}).get("name", ""))
+        timeout = _seconds(notes.get(READ_TIMEOUT, ""))
+        hop = Hop("ingress-nginx", f"Ingress {_name(ingress)}", timeout, "idle", "annotation")
+        hops.append(replace(hop, writable=name, **_held(notes, key)))
+    return tuple(hops)
 
 
 def _hop(spec: TimeoutBudgetSpec, ingress: Mapping[str, Any], key: str) -> Hop:

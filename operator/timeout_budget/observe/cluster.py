@@ -48,6 +48,19 @@ class NamespaceObjects:
     gateway_api: GatewayApi = NOT_INSTALLED
     """The HTTPRoutes, read only where a route declares ``spec.chain`` (``observe.gateway``)."""
     _hpa_targets: dict[str, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+    _held: dict[str, list[dict[str, Any]]] | None = field(default=None, repr=False, compare=False)
+
+    def ingresses_held_by(self, key: str) -> list[dict[str, Any]]:
+        """The Ingresses whose read timeout the operator holds for route ``key``
+        (``chain.sync``), indexed on first use."""
+        if self._held is None:
+            held: dict[str, list[dict[str, Any]]] = {}
+            for item in self.ingresses:
+                notes = item.get("metadata", {}).get("annotations") or {}
+                if ownership.ORIGINAL_READ_TIMEOUT in notes:
+                    held.setdefault(str(notes.get(ownership.OWNER)), []).append(item)
+            self._held = held
+        return self._held.get(key, [])
 
     def hpa_targeting(self, deployment: str) -> dict[str, Any] | None:
         """The first HPA whose ``scaleTargetRef`` is this Deployment (indexed on first use,
