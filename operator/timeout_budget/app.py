@@ -22,6 +22,7 @@ from timeout_budget.model import ownership
 from timeout_budget.model.lease import LeaseTiming
 from timeout_budget.observe import chain, cluster
 from timeout_budget.observe.latency import LatencyObserver
+from timeout_budget.observe.nginx_config import NginxConfigReader
 from timeout_budget.report import endpoint, events, metrics
 from timeout_budget.settings import OperatorSettings
 
@@ -79,6 +80,9 @@ def build_engine(settings: OperatorSettings, edge: EdgeSync | None = None) -> En
         edge=edge,
         dry_run=settings.dry_run,
         origins=origins,
+        nginx=NginxConfigReader(kube, *settings.ingress_nginx_configmap)
+        if settings.ingress_nginx_configmap
+        else None,
     )
 
 

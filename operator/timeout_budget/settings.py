@@ -13,11 +13,15 @@ TBO_ORIGIN_READS                watch (default): Deployments, HPAs and Services 
                                 list: listed per namespace every cycle
 TBO_SERVED_NAMESPACES           the watches' scope when not given by ``run -n NS ...``
                                 (comma-separated; empty: the whole cluster)
+TBO_INGRESS_NGINX_CONFIGMAP     ``namespace/name`` of ingress-nginx's controller ConfigMap:
+                                its defaults count in the timeout chain (empty: nginx's
+                                documented defaults)
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -53,6 +57,8 @@ class OperatorSettings:
     """``watch``: origins' objects from list-then-watch copies; ``list``: listed each cycle."""
     served_namespaces: tuple[str, ...] = ()
     """The namespaces kopf serves (``-n``); empty: the whole cluster."""
+    ingress_nginx_configmap: tuple[str, str] | None = None
+    """``(namespace, name)`` of ingress-nginx's controller ConfigMap, if given."""
     """With peering: how long a dead holder's leader Lease blocks the next replica."""
 
     @classmethod
@@ -86,7 +92,24 @@ class OperatorSettings:
             cloudflare_request_budget=_request_budget(env),
             origin_reads=_origin_reads(env),
             served_namespaces=tuple(ns.strip() for ns in served_namespaces if ns.strip()),
+            ingress_nginx_configmap=_configmap_ref(env),
         )
+
+
+def _configmap_ref(env: Mapping[str, str]) -> tuple[str, str] | None:
+    value = env.get("TBO_INGRESS_NGINX_CONFIGMAP", "").strip()
+    if not value:
+        return None
+    namespace, _, name = value.partition("/")
+    if not (_K8S_NAME.match(namespace) and _K8S_NAME.match(name)):
+        raise SettingsError(
+            "TBO_INGRESS_NGINX_CONFIGMAP must be namespace/name of a ConfigMap, e.g. "
+            f"ingress-nginx/ingress-nginx-controller, not {value!r}"
+        )
+    return namespace, name
+
+
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 def _origin_reads(env: Mapping[str, str]) -> str:

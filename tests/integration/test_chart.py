@@ -97,6 +97,8 @@ def test_every_option_renders(helm: Helm) -> None:
         "Deployment",
         "PrometheusRule",
         "Role",
+        "Role",
+        "RoleBinding",
         "RoleBinding",
         "RoleBinding",
         "RoleBinding",
@@ -124,6 +126,17 @@ def test_every_option_renders(helm: Helm) -> None:
     assert env["TBO_PEERING_LIFETIME_SECONDS"] == "20"
     assert env["TBO_METRICS_PORT"] == "9464"
     assert env["TBO_PROMETHEUS_MAX_CONCURRENCY"] == "8"
+    assert env["TBO_INGRESS_NGINX_CONFIGMAP"] == "ingress-nginx/ingress-nginx-controller"
+    nginx_config = find(docs, "Role", "tbo-ingress-nginx-config")
+    assert nginx_config["metadata"]["namespace"] == "ingress-nginx"
+    assert rules_of(nginx_config) == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["ingress-nginx-controller"],
+            "verbs": ["get"],
+        }
+    ]
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert mounts["prometheus-token"]["readOnly"] is True
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -262,6 +275,7 @@ def test_the_api_server_accepts_every_rendered_manifest(
         sets.append(f"watchNamespaces={{{shop},{pay}}}" if values[0] == NAMESPACED else "")
         if values[0] == ALL_OPTIONS:
             sets += [f"cloudflare.tokenSecretNamespaces={{{shop},{pay}}}", f"peering.name={op}"]
+            sets.append(f"ingressNginx.configMap={shop}/ingress-nginx-controller")
     rendered = helm.template(*values, sets=[s for s in sets if s], namespace=op).stdout
     result = control_plane.kubectl(
         "apply", "--dry-run=server", "--validate=strict", "-f", "-", input_text=rendered

@@ -168,19 +168,11 @@ class Kube:
     async def _get_custom(
         self, what: str, namespace: str | None, plural: str, name: str
     ) -> dict[str, Any]:
-        def call() -> dict[str, Any]:
-            if namespace is None:
-                response: Any = self.custom.get_cluster_custom_object(
-                    GATEWAY_GROUP, "v1", plural, name, _preload_content=False
-                )
-            else:
-                response = self.custom.get_namespaced_custom_object(
-                    GATEWAY_GROUP, "v1", namespace, plural, name, _preload_content=False
-                )
-            data: dict[str, Any] = json.loads(response.data)
-            return data
-
-        return await self._call(what, call)
+        if namespace is None:
+            cluster = self.custom.get_cluster_custom_object
+            return await self._read(what, cluster, GATEWAY_GROUP, "v1", plural, name)
+        namespaced = self.custom.get_namespaced_custom_object
+        return await self._read(what, namespaced, GATEWAY_GROUP, "v1", namespace, plural, name)
 
     async def _list(
         self, what: str, fn: Callable[..., Any], namespace: str, fields: Fields | None
@@ -303,15 +295,30 @@ class Kube:
             f"create event in {namespace}", self.core.create_namespaced_event, namespace, body
         )
 
+    async def get_configmap(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self._read(
+            f"get configmap {namespace}/{name}",
+            self.core.read_namespaced_config_map,
+            name,
+            namespace,
+        )
+
     async def get_ingress(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self._read(
+            f"get ingress {namespace}/{name}",
+            self.networking.read_namespaced_ingress,
+            name,
+            namespace,
+        )
+
+    async def _read(self, what: str, fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
+        """One object as a dict, read and parsed in the worker thread."""
+
         def call() -> dict[str, Any]:
-            response: Any = self.networking.read_namespaced_ingress(
-                name, namespace, _preload_content=False
-            )
-            data: dict[str, Any] = json.loads(response.data)
+            data: dict[str, Any] = json.loads(fn(*args, _preload_content=False).data)
             return data
 
-        return await self._call(f"get ingress {namespace}/{name}", call)
+        return await self._call(what, call)
 
     async def apply_ingress_annotations(
         self, namespace: str, name: str, annotations: dict[str, str], manager: str

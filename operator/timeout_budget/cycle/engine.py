@@ -33,6 +33,7 @@ from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, parse_timeout_budget
 from timeout_budget.model.timestamps import Clock
 from timeout_budget.observe import cluster
+from timeout_budget.observe.nginx_config import NginxConfigReader
 from timeout_budget.report.metrics import METRICS, OperatorMetrics
 
 log = logging.getLogger("timeout_budget.engine")
@@ -62,6 +63,8 @@ class Engine:
     origins: cluster.NamespaceLists | None = None
     """Where each namespace's Deployments, HPAs and Services are read: the operator's
     watch-fed copy (``clients.watch_cache``); None lists them from ``kube`` each cycle."""
+    nginx: NginxConfigReader | None = None
+    """ingress-nginx's ConfigMap (``TBO_INGRESS_NGINX_CONFIGMAP``), for the timeout chain."""
     _parsed: dict[RouteKey, tuple[str, int, TimeoutBudgetSpec]] = field(default_factory=dict)
     quiet: QuietRoutes = field(default_factory=QuietRoutes)
     """The quiet routes' last evaluations, kept from cycle to cycle."""
@@ -91,6 +94,7 @@ class Engine:
                 cycle.unread,
                 self.kube,
                 {s.namespace for s in valid if cycle.specs[s.key].chain is not None},
+                self.nginx,
             )
         )
         observe_started = time.monotonic()

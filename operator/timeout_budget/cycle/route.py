@@ -155,7 +155,7 @@ class RouteSteps:
             edge=edge,
             chain=(
                 (
-                    *chain.ingress_hops(spec, objects.ingresses, snap.key),
+                    *chain.ingress_hops(spec, objects.ingresses, snap.key, objects.nginx),
                     *gateway.httproute_hops(spec, objects.gateway_api),
                 )
                 if spec.chain is not None

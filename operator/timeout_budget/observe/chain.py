@@ -5,8 +5,8 @@ host and a path that covers the route's path prefix (the longest such path wins,
 the controllers). For ingress-nginx (``ingressClassName: nginx``, the
 ``kubernetes.io/ingress.class`` annotation, or any ``nginx.ingress.kubernetes.io/``
 annotation) its timeout is read from the Ingress's annotations, else the controller's
-documented default (source ``default``: a ConfigMap can change it cluster-wide, which is
-not read yet):
+default: the controller's ConfigMap (``observe.nginx_config``, when the operator is told
+where it is), else nginx's documented default (source ``default``):
 
 * ``nginx.ingress.kubernetes.io/proxy-read-timeout``: seconds, unitless (default 60),
   idle between two reads;
@@ -29,16 +29,12 @@ from typing import Any
 from timeout_budget.model import ownership
 from timeout_budget.model.chain import INGRESS_NGINX_READ_TIMEOUT, Hop
 from timeout_budget.model.spec import TimeoutBudgetSpec
+from timeout_budget.observe.nginx_config import DOCUMENTED, NginxDefaults, seconds
 
 NGINX = "nginx.ingress.kubernetes.io/"
 READ_TIMEOUT = INGRESS_NGINX_READ_TIMEOUT
 NEXT_UPSTREAM = NGINX + "proxy-next-upstream"
 NEXT_UPSTREAM_TRIES = NGINX + "proxy-next-upstream-tries"
-NGINX_READ_TIMEOUT_DEFAULT = 60
-NGINX_TRIES_DEFAULT = 3
-NGINX_UPSTREAM_KEEPALIVE_DEFAULT = 60
-"""``upstream-keepalive-timeout`` (ConfigMap only, no annotation): idle upstream connections
-are kept this long."""
 ANNOTATIONS_READ = (NGINX, "kubernetes.io/ingress.class")
 """Annotation prefixes this module reads (the watch-fed copies keep only those)."""
 RETRIED_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
@@ -46,7 +42,10 @@ RETRIED_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
 
 def ingress_hops(
-    spec: TimeoutBudgetSpec, ingresses: Sequence[Mapping[str, Any]], key: str = ""
+    spec: TimeoutBudgetSpec,
+    ingresses: Sequence[Mapping[str, Any]],
+    key: str = "",
+    defaults: NginxDefaults = DOCUMENTED,
 ) -> tuple[Hop, ...]:
     """The Ingress hop in front of the route (none when no Ingress serves it); ``key``, the
     route's, tells whether the operator holds the Ingress's timeout for it (``chain.sync``)."""
@@ -71,7 +70,7 @@ def ingress_hops(
             ),
         )
     ingress = next(i for length, i in found if length == longest)
-    return (_hop(spec, ingress, key),)
+    return (_hop(spec, ingress, key, defaults),)
 
 
 def held_hops(ingresses: Sequence[Mapping[str, Any]], key: str) -> tuple[Hop, ...]:
@@ -81,13 +80,15 @@ def held_hops(ingresses: Sequence[Mapping[str, Any]], key: str) -> tuple[Hop, ..
     for ingress in ingresses:
         notes = _annotations(ingress)
         name = str(ingress.get("metadata", {}).get("name", ""))
-        timeout = _seconds(notes.get(READ_TIMEOUT, ""))
+        timeout = seconds(notes.get(READ_TIMEOUT, ""))
         hop = Hop("ingress-nginx", f"Ingress {_name(ingress)}", timeout, "idle", "annotation")
         hops.append(replace(hop, writable=name, **_held(notes, key)))
     return tuple(hops)
 
 
-def _hop(spec: TimeoutBudgetSpec, ingress: Mapping[str, Any], key: str) -> Hop:
+def _hop(
+    spec: TimeoutBudgetSpec, ingress: Mapping[str, Any], key: str, defaults: NginxDefaults
+) -> Hop:
     notes = _annotations(ingress)
     name = f"Ingress {_name(ingress)}"
     if not _is_nginx(ingress, notes):
@@ -99,10 +100,9 @@ def _hop(spec: TimeoutBudgetSpec, ingress: Mapping[str, Any], key: str) -> Hop:
         )
     raw = notes.get(READ_TIMEOUT)
     if raw is None:
-        timeout: float | None = NGINX_READ_TIMEOUT_DEFAULT
-        source = "default"
+        timeout, source = defaults.read_timeout, defaults.source
     else:
-        timeout = _seconds(raw)
+        timeout = seconds(raw)
         source = "annotation" if timeout is not None else f"annotation (not a number: {raw[:40]!r})"
     return Hop(
         "ingress-nginx",
@@ -110,46 +110,40 @@ def _hop(spec: TimeoutBudgetSpec, ingress: Mapping[str, Any], key: str) -> Hop:
         timeout,
         "idle",
         source,
-        _tries(spec, notes),
+        _tries(spec, notes, defaults),
         "504",
-        keep_alive_seconds=NGINX_UPSTREAM_KEEPALIVE_DEFAULT,
+        keep_alive_seconds=defaults.keepalive,
         writable=str(ingress.get("metadata", {}).get("name", "")) or None,
-        **_held(notes, key),
+        **_held(notes, key, defaults),
     )
 
 
-def _held(notes: Mapping[str, str], key: str) -> dict[str, Any]:
+def _held(
+    notes: Mapping[str, str], key: str, defaults: NginxDefaults = DOCUMENTED
+) -> dict[str, Any]:
     """Whether the operator holds the read timeout for route ``key``, and what it replaced."""
     original = notes.get(ownership.ORIGINAL_READ_TIMEOUT)
     if not key or original is None or notes.get(ownership.OWNER) != key:
         return {}
     if original == ownership.UNSET:
-        return {"held": True, "original_seconds": float(NGINX_READ_TIMEOUT_DEFAULT)}
-    return {"held": True, "original_seconds": _seconds(original)}
+        return {"held": True, "original_seconds": defaults.read_timeout}
+    return {"held": True, "original_seconds": seconds(original)}
 
 
-def _tries(spec: TimeoutBudgetSpec, notes: Mapping[str, str]) -> int:
+def _tries(spec: TimeoutBudgetSpec, notes: Mapping[str, str], defaults: NginxDefaults) -> int:
     if not RETRIED_METHODS.intersection(spec.route.methods):
         return 1
-    policy = notes.get(NEXT_UPSTREAM, "error timeout").split()
+    policy = notes.get(NEXT_UPSTREAM, defaults.next_upstream).split()
     if "off" in policy or "timeout" not in policy:
         return 1
     raw = notes.get(NEXT_UPSTREAM_TRIES)
     if raw is None:
-        return NGINX_TRIES_DEFAULT
+        return defaults.tries
     try:
         tries = int(raw.strip())
     except ValueError:
-        return NGINX_TRIES_DEFAULT
-    return tries if tries > 0 else NGINX_TRIES_DEFAULT  # 0: nginx's "no limit" (kept at 3)
-
-
-def _seconds(raw: str) -> float | None:
-    """ingress-nginx reads the annotation as whole seconds, unitless."""
-    text = raw.strip()
-    if not text.isdigit() or len(text) > 6:
-        return None
-    return float(int(text))
+        return defaults.tries
+    return tries if tries > 0 else defaults.tries  # 0: nginx's "no limit" (kept at the default)
 
 
 def _serves(ingress: Mapping[str, Any], host: str, prefix: str) -> int | None:

@@ -22,6 +22,7 @@ from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec
 from timeout_budget.model.world import Hpa, ScaleObservation
 from timeout_budget.observe import gateway_reads
 from timeout_budget.observe.gateway import NOT_INSTALLED, GatewayApi
+from timeout_budget.observe.nginx_config import DOCUMENTED, NginxConfigReader, NginxDefaults
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class NamespaceObjects:
     ingresses: list[dict[str, Any]] = field(default_factory=list)
     """networking.k8s.io/v1 Ingresses: the hops in front of the routes (``observe.chain``)."""
     gateway_api: GatewayApi = NOT_INSTALLED
+    nginx: NginxDefaults = DOCUMENTED
+    """ingress-nginx's defaults (its controller's ConfigMap, read only for chain routes)."""
     """The HTTPRoutes, read only where a route declares ``spec.chain`` (``observe.gateway``)."""
     _hpa_targets: dict[str, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
     _held: dict[str, list[dict[str, Any]]] | None = field(default=None, repr=False, compare=False)
@@ -101,17 +104,19 @@ async def read_namespaces(
     problems: dict[str, str] | None = None,
     gateway: gateway_reads.GatewayReads | None = None,
     chain_namespaces: Iterable[str] = (),
+    nginx: NginxConfigReader | None = None,
 ) -> dict[str, NamespaceObjects]:
     """Deployments, HPAs, Services and Ingresses once per namespace, concurrently; with
-    ``gateway``, the Gateway API objects of the ``chain_namespaces`` too.
+    ``gateway``, the Gateway API objects of the ``chain_namespaces`` too, and with
+    ``nginx``, ingress-nginx's ConfigMap when there are any.
 
     A namespace whose reads fail is absent from the result (and in ``problems``, why).
     """
+    chained = set(chain_namespaces)
     apis = (
-        asyncio.ensure_future(gateway_reads.read(gateway, chain_namespaces))
-        if gateway is not None
-        else None
+        asyncio.ensure_future(gateway_reads.read(gateway, chained)) if gateway is not None else None
     )
+    defaults = asyncio.ensure_future(nginx.read()) if nginx is not None and chained else None
 
     async def one(ns: str) -> tuple[str, NamespaceObjects | None]:
         try:
@@ -140,9 +145,14 @@ async def read_namespaces(
         for ns, api in (await apis if apis is not None else {}).items():
             if ns in read:
                 read[ns].gateway_api = api
+        if defaults is not None:
+            found = await defaults
+            for objs in read.values():
+                objs.nginx = found
     finally:
-        if apis is not None:
-            apis.cancel()
+        for pending in (apis, defaults):
+            if pending is not None:
+                pending.cancel()
     return read
 
 
@@ -179,7 +189,11 @@ def origin_sources(spec: TimeoutBudgetSpec, objects: NamespaceObjects) -> tuple[
     host = spec.route.host
     in_front: tuple[Any, ...] = ()
     if spec.chain:
-        in_front = (*(i for i in objects.ingresses if _names_host(i, host)), objects.gateway_api)
+        in_front = (
+            *(i for i in objects.ingresses if _names_host(i, host)),
+            objects.gateway_api,
+            objects.nginx,
+        )
     return (
         objects.deployments.get(name),
         objects.hpa_targeting(name),
