@@ -131,3 +131,74 @@ def test_the_httproute_rule_in_front_is_judged_by_what_its_class_honours(
         60,
         "the raised timeouts followed",
     )
+
+
+def rule_of(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
+    found = json.loads(cp.kubectl("get", "httproute", name, "-n", ns, "-o", "json").stdout)
+    rule: dict[str, Any] = found["spec"]["rules"][0]
+    return rule
+
+
+def test_sync_sets_the_rules_timeouts_and_gives_them_back(
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, ns: str
+) -> None:
+    """chain.sync.httpRouteName: the rule's 60 s request and 30 s backendRequest are raised
+    to 121 s (both, as the API's CEL rule wants backendRequest ≤ request; the real API
+    server checks it), the operator's field manager owns spec.rules while it holds them,
+    and the rule's own timeouts come back exactly when the route is deleted."""
+    cp = control_plane
+    class_name = f"gw-sync-{ns}"
+    gateway_class(cp, class_name, FEATURES)
+    origin.set_route("upload", p95=10.0, rps=20, host=HOST)
+    own = {"request": "60s", "backendRequest": "30s"}
+    apply(cp, ns, gateway("edge", class_name), httproute("upload", "/upload", **own))
+    synced = budget("upload", "upload", chain={"sync": {"httpRouteName": "upload"}})
+    apply(cp, ns, deployment("upload", 1), synced)
+    kube.wait_for(
+        lambda: (
+            rule_of(cp, ns, "upload").get("timeouts")
+            == {"request": "121s", "backendRequest": "121s"}
+        ),
+        60,
+        "the rule's timeouts raised",
+    )
+    kube.wait_for(
+        lambda: chain_of(cp, ns, "upload") == [("cloudflare", 120, "Ok"), ("gateway", 121, "Ok")],
+        60,
+        "a consistent chain",
+    )
+    out = cp.kubectl("get", "httproute", "upload", "-n", ns, "--show-managed-fields", "-o", "json")
+    managers = {
+        e["manager"]: e.get("fieldsV1", {}).get("f:spec", {})
+        for e in json.loads(out.stdout)["metadata"]["managedFields"]
+    }
+    assert "f:rules" in managers["timeout-budget-operator"]
+    cp.kubectl("delete", "tb", "upload", "-n", ns, "--timeout=60s")
+    assert rule_of(cp, ns, "upload")["timeouts"] == own
+    notes = json.loads(cp.kubectl("get", "httproute", "upload", "-n", ns, "-o", "json").stdout)[
+        "metadata"
+    ].get("annotations", {})
+    assert not [k for k in notes if k.startswith("timeoutbudget.io/")]
+
+
+def test_sync_is_refused_where_the_class_ignores_timeouts(
+    control_plane: ControlPlane, origin: OriginExporter, operator: OperatorProcess, ns: str
+) -> None:
+    cp = control_plane
+    class_name = f"gw-ignores-{ns}"
+    gateway_class(cp, class_name, [])
+    origin.set_route("ignored", p95=10.0, rps=20, host=HOST)
+    apply(cp, ns, gateway("ignoring", class_name))
+    route = httproute("ignored", "/ignored", request="60s")
+    route["spec"]["parentRefs"] = [{"name": "ignoring"}]
+    apply(cp, ns, route)
+    synced = budget("ignored", "ignored", chain={"sync": {"httpRouteName": "ignored"}})
+    apply(cp, ns, deployment("ignored", 1), synced)
+    kube.wait_for(
+        lambda: (
+            "the operator cannot set its timeout there" in json.dumps(status_of(cp, ns, "ignored"))
+        ),
+        60,
+        "the refusal",
+    )
+    assert rule_of(cp, ns, "ignored")["timeouts"] == {"request": "60s"}

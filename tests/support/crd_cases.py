@@ -222,6 +222,18 @@ BAD_RESOURCES: list[Case] = [
         "chain.appServer.name must be a short lowercase name",
     ),
     refused(
+        "chain-sync-names-nothing",
+        "spec.chain",
+        {"sync": {}},
+        "chain.sync names what to keep in line: ingressName or httpRouteName",
+    ),
+    refused(
+        "chain-sync-ingress-is-a-path",
+        "spec.chain",
+        {"sync": {"ingressName": "../../etc/passwd"}},
+        "chain.sync.ingressName must be a Kubernetes object name",
+    ),
+    refused(
         "zone-raise-without-ceiling",
         "spec.raiseProxyReadTimeout",
         {"enabled": True},

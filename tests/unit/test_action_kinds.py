@@ -17,6 +17,7 @@ from timeout_budget.model.actions import (
     HopTimeout,
     Refusal,
     Reroute,
+    RuleTimeout,
     ScaleTo,
 )
 
@@ -30,6 +31,8 @@ SAMPLES: list[Action] = [
     Reroute(DNS, apply=True, reason="t"),
     HopTimeout("api", 121, reason="test"),
     HopTimeout("api", None, reason="test"),
+    RuleTimeout("api", "slow", 121, reason="test"),
+    RuleTimeout("api", "slow", None, reason="test"),
     EdgeTimeout("api.example.com", "/export", 301, reason="test"),
     EdgeTimeout("api.example.com", "/export", None, reason="test"),
 ]

@@ -10,11 +10,12 @@ import pytest
 from tests.support.ladder import make_spec
 from timeout_budget.decide import chain_sync
 from timeout_budget.decide.diff import is_needed
-from timeout_budget.model.actions import HopTimeout
+from timeout_budget.model.actions import HopTimeout, RuleTimeout
 from timeout_budget.model.chain import Hop
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.world import RouteObservation, ScaleObservation
 from timeout_budget.observe.chain import held_hops, ingress_hops
+from timeout_budget.observe.gateway import GatewayApi, httproute_hops
 
 pytestmark = pytest.mark.unit
 
@@ -68,7 +69,7 @@ def test_a_long_enough_ingress_is_left_alone() -> None:
     ("ingresses", "sync", "why"),
     [
         ((ingress("other"),), "api", "Ingress shop/other serves the route, not Ingress api"),
-        ((), "api", "no Ingress serves the route's host and path, not Ingress api"),
+        ((), "api", "no Ingress serves the route's host and path: nothing written"),
         ((ingress(**{NGINX + "proxy-read-timeout": "sixty"}),), "api", "cannot be read"),
     ],
 )
@@ -127,3 +128,59 @@ def test_held_is_given_back_when_the_chain_goes_from_the_spec() -> None:
     actions, refusals = chain_sync.plan(spec, hops, BUDGET)
     assert refusals == ()
     assert [(a.ingress, a.seconds) for a in actions] == [("api", None)]
+
+
+# -- the HTTPRoute rule (chain.sync.httpRouteName) ---------------------------------------
+def gateway_api(timeouts: dict[str, str], features: list[str], **notes: str) -> GatewayApi:
+    rule = {"name": "slow", "matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}
+    httproute = {
+        "metadata": {"name": "api", "namespace": "shop", "annotations": notes},
+        "spec": {
+            "hostnames": ["api.example.com"],
+            "parentRefs": [{"name": "edge"}],
+            "rules": [{**rule, "timeouts": timeouts}],
+        },
+    }
+    gateway_class = {
+        "spec": {"controllerName": "example.net/gw"},
+        "status": {"supportedFeatures": [{"name": f} for f in features]},
+    }
+    return GatewayApi(
+        (httproute,), {("shop", "edge"): {"spec": {"gatewayClassName": "c"}}}, {"c": gateway_class}
+    )
+
+
+HONOURED = ["HTTPRouteRequestTimeout"]
+HELD = {
+    OWNER: KEY,
+    "timeoutbudget.io/original-rule-timeouts": '{"rule": "slow", "timeouts": {"request": "60s"}}',
+}
+
+
+def rule_plan(found: GatewayApi, sync: bool = True) -> Any:
+    chain: dict[str, Any] = {"sync": {"httpRouteName": "api"}} if sync else {}
+    spec = make_spec(route={"host": "api.example.com", "pathPrefix": "/export"}, chain=chain)
+    return chain_sync.plan(spec, httproute_hops(spec, found, KEY), BUDGET)
+
+
+def test_a_short_rule_is_raised_where_its_class_honours_timeouts() -> None:
+    actions, refusals = rule_plan(gateway_api({"request": "60s"}, HONOURED))
+    assert refusals == ()
+    assert [(a.httproute, a.rule, a.seconds) for a in actions] == [("api", "slow", 121)]
+
+
+def test_a_held_rule_is_restated_and_given_back_when_sync_goes() -> None:
+    held = gateway_api({"request": "121s"}, HONOURED, **HELD)
+    assert [(a.rule, a.seconds) for a in rule_plan(held)[0]] == [("slow", 121)]
+    assert [(a.rule, a.seconds) for a in rule_plan(held, sync=False)[0]] == [("slow", None)]
+    spec = make_spec(route={"host": "api.example.com", "pathPrefix": "/export"}, chain={})
+    hops = httproute_hops(spec, held, KEY)
+    assert is_needed(RuleTimeout("api", "slow", 121, "r"), observation(hops)) is False
+    assert is_needed(RuleTimeout("api", "slow", None, "r"), observation(hops)) is True
+
+
+def test_a_class_that_ignores_timeouts_is_refused() -> None:
+    actions, refusals = rule_plan(gateway_api({"request": "60s"}, []))
+    assert actions == ()
+    (refused,) = refusals
+    assert "the operator cannot set its timeout there" in refused.describe()

@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel
 
 from tests.support.kube import SAMPLES
-from timeout_budget.model import spec
+from timeout_budget.model import spec, spec_chain
 from timeout_budget.model.rules import Check
 
 pytestmark = pytest.mark.unit
@@ -185,6 +185,10 @@ CHECK_COUNTER_EXAMPLES: dict[str, tuple[Any, dict[str, Any]]] = {
         spec.parse_timeout_budget,
         changed(minimal(), "reroute", {"afterEvaluations": 2}),
     ),
+    "chain.sync names what to keep in line: ingressName or httpRouteName": (
+        spec.parse_timeout_budget,
+        changed(minimal(), "chain", {"sync": {}}),
+    ),
     "reroute.serviceName and reroute.longRunningSelector go together": (
         spec.parse_timeout_budget,
         changed(minimal(), "reroute", {"serviceName": "api"}),
@@ -222,7 +226,8 @@ values it accepts. The model's own bounds on the field refuse first, with their 
 
 def all_checks() -> dict[str, Check[Any]]:
     """Every ``rules.Check`` of the spec models, on objects and on fields, by message."""
-    models = [m for m in vars(spec).values() if isinstance(m, type) and issubclass(m, BaseModel)]
+    namespaces = (*vars(spec).values(), *vars(spec_chain).values())
+    models = {m for m in namespaces if isinstance(m, type) and issubclass(m, BaseModel)}
     found: dict[str, Check[Any]] = {}
     for model in models:
         on_fields = [c for f in model.model_fields.values() for c in f.metadata]

@@ -110,6 +110,12 @@ Argument: the root context.
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes, gateways]
   verbs: [get, list]
+{{- if .Values.rbac.httpRouteWrites }}
+# spec.chain.sync: the named HTTPRoute rule's timeouts, by server-side apply (opt-in).
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [patch]
+{{- end }}
 # One Event per action taken, failed or refused (and kopf's own warnings).
 - apiGroups: [""]
   resources: [events]

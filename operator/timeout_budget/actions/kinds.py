@@ -18,9 +18,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from timeout_budget.actions import hop_timeout, reroute, scale
+from timeout_budget.actions import hop_timeout, reroute, rule_timeout, scale
 from timeout_budget.actions.target import ClusterTarget, RestoreTarget
-from timeout_budget.model.actions import Action, EdgeTimeout, HopTimeout, Reroute, ScaleTo
+from timeout_budget.model.actions import (
+    Action,
+    EdgeTimeout,
+    HopTimeout,
+    Reroute,
+    RuleTimeout,
+    ScaleTo,
+)
 
 Execute = Callable[[ClusterTarget, Any], Awaitable[None]]
 Restore = Callable[[RestoreTarget], Awaitable[list[str]]]
@@ -40,10 +47,11 @@ KINDS: tuple[Kind, ...] = (
     Kind(Reroute, reroute.execute, reroute.restore),  # a DNS-only reroute goes at_edge
     Kind(EdgeTimeout, None, None),
     Kind(HopTimeout, hop_timeout.execute, hop_timeout.restore),
+    Kind(RuleTimeout, rule_timeout.execute, rule_timeout.restore),
 )
 _BY_TYPE = {kind.action: kind for kind in KINDS}
 
-REFUSED = (reroute.RerouteRefused, hop_timeout.HopHeld, LookupError)
+REFUSED = (reroute.RerouteRefused, hop_timeout.HopHeld, rule_timeout.RuleHeld, LookupError)
 """What an executor raises when the change is not the operator's to make."""
 
 

@@ -20,59 +20,18 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import kubernetes
-from kubernetes.client.exceptions import ApiException
+
+from timeout_budget.clients.kube_errors import Conflict as Conflict
+from timeout_budget.clients.kube_errors import KubeError as KubeError
+from timeout_budget.clients.kube_errors import KubeUnavailable as KubeUnavailable
+from timeout_budget.clients.kube_errors import NotFound as NotFound
+from timeout_budget.clients.kube_errors import translate as _translate
 
 T = TypeVar("T")
 
 GROUP = "timeoutbudget.io"
 VERSION = "v1alpha1"
 PLURAL = "timeoutbudgets"
-
-
-class KubeError(RuntimeError):
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class NotFound(KubeError):
-    pass
-
-
-class Conflict(KubeError):
-    pass
-
-
-class KubeUnavailable(KubeError):
-    pass
-
-
-def _translate(exc: Exception, what: str) -> KubeError:
-    if isinstance(exc, ApiException):
-        status = int(exc.status or 0)
-        reason = exc.reason or "error"
-        if status == 404:
-            return NotFound(f"{what}: not found", status)
-        if status == 409:
-            return Conflict(f"{what}: conflict ({reason})", status)
-        if status >= 500 or status == 0:
-            return KubeUnavailable(f"{what}: API server error {status} {reason}", status)
-        said = _status_message(exc.body)  # e.g. which field the API server found invalid
-        return KubeError(f"{what}: {status} {reason}" + (f": {said}" if said else ""), status)
-    return KubeUnavailable(f"{what}: {type(exc).__name__}: {exc}")
-
-
-def _status_message(body: object) -> str:
-    """The ``message`` of the API server's ``Status`` answer, if there is one."""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", errors="replace")
-    if not isinstance(body, str):
-        return ""
-    try:
-        message = json.loads(body).get("message")
-    except (ValueError, AttributeError):
-        return ""
-    return message[:500] if isinstance(message, str) else ""
 
 
 def load_api_client(
@@ -155,6 +114,42 @@ class Kube:
 
         return await self._list(
             f"list httproutes in {namespace}", call, namespace, HTTPROUTE_FIELDS
+        )
+
+    async def get_httproute(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self._get_custom(
+            f"get httproute {namespace}/{name}", namespace, "httproutes", name
+        )
+
+    async def write_httproute(
+        self,
+        namespace: str,
+        name: str,
+        rules: list[dict[str, Any]],
+        annotations: dict[str, str | None],
+        manager: str,
+        apply: bool,
+    ) -> None:
+        """The HTTPRoute's ``spec.rules`` (an atomic list: written whole) and annotations:
+        server-side apply as ``manager`` (``apply``), else a merge patch."""
+        body: dict[str, Any] = {"metadata": {"annotations": annotations}, "spec": {"rules": rules}}
+        options: dict[str, Any] = {"field_manager": manager}
+        if apply:
+            body |= {"apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "HTTPRoute"}
+            body["metadata"] |= {"name": name, "namespace": namespace}
+            options |= {"force": True, "_content_type": "application/apply-patch+yaml"}
+        else:
+            options["_content_type"] = "application/merge-patch+json"
+        await self._call(
+            f"write httproute {namespace}/{name}",
+            self.custom.patch_namespaced_custom_object,
+            GATEWAY_GROUP,
+            "v1",
+            namespace,
+            "httproutes",
+            name,
+            body,
+            **options,
         )
 
     async def get_gateway(self, namespace: str, name: str) -> dict[str, Any]:

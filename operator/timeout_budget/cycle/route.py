@@ -156,7 +156,7 @@ class RouteSteps:
             chain=(
                 (
                     *chain.ingress_hops(spec, objects.ingresses, snap.key, objects.nginx),
-                    *gateway.httproute_hops(spec, objects.gateway_api),
+                    *gateway.httproute_hops(spec, objects.gateway_api, snap.key),
                 )
                 if spec.chain is not None
                 # Without spec.chain, only what the operator still holds for the route,

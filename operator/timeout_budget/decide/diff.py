@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import assert_never
 
-from timeout_budget.model.actions import Action, EdgeTimeout, HopTimeout, Reroute, ScaleTo
+from timeout_budget.model.actions import (
+    Action,
+    EdgeTimeout,
+    HopTimeout,
+    Reroute,
+    RuleTimeout,
+    ScaleTo,
+)
 from timeout_budget.model.world import RouteObservation, ScaleObservation
 
 
@@ -30,12 +37,24 @@ def is_needed(action: Action, observation: RouteObservation) -> bool:
             edge = observation.edge
             return edge is None or action.seconds != edge.route_timeout_seconds
         case HopTimeout():
-            hop = next((h for h in observation.chain if h.writable == action.ingress), None)
-            if action.seconds is None:
-                return hop is not None and hop.held
-            return hop is None or not hop.held or hop.timeout_seconds != action.seconds
+            return _hop_needed(action.seconds, observation, action.ingress, None)
+        case RuleTimeout():
+            return _hop_needed(action.seconds, observation, action.httproute, action.rule)
         case _:
             assert_never(action)
+
+
+def _hop_needed(
+    seconds: int | None, observation: RouteObservation, name: str, part: str | None
+) -> bool:
+    """A hop's timeout (``chain.sync``): set unless held at that value; given back if held."""
+    hop = next(
+        (h for h in observation.chain if h.writable == name and (part is None or h.part == part)),
+        None,
+    )
+    if seconds is None:
+        return hop is not None and hop.held
+    return hop is None or not hop.held or hop.timeout_seconds != seconds
 
 
 def _scale_value(action: ScaleTo, scale: ScaleObservation) -> int | None:

@@ -145,15 +145,10 @@ class EdgeTimeout:
         return f"set the edge read timeout of {route} to {self.seconds}s"
 
 
-@dataclass(frozen=True)
-class HopTimeout:
-    """Desired read timeout of an inner hop (``chain.sync``): the ingress-nginx
-    ``proxy-read-timeout`` annotation of the Ingress the route names; ``seconds=None``
-    gives back the value it had before the operator raised it."""
+class _HopInLine:
+    """What both ``chain.sync`` changes declare: set (``seconds``) or give back (``None``)."""
 
-    ingress: str
     seconds: int | None
-    reason: str
 
     kind: ClassVar[ActionKind] = ActionKind.HOP_TIMEOUT
     at_edge: ClassVar[bool] = False
@@ -166,13 +161,43 @@ class HopTimeout:
     def metric_label(self) -> str:
         return "hop_timeout" if self.seconds is not None else "undo_hop_timeout"
 
+
+@dataclass(frozen=True)
+class HopTimeout(_HopInLine):
+    """Desired read timeout of an inner hop (``chain.sync``): the ingress-nginx
+    ``proxy-read-timeout`` annotation of the Ingress the route names; ``seconds=None``
+    gives back the value it had before the operator raised it."""
+
+    ingress: str
+    seconds: int | None
+    reason: str
+
     def describe(self) -> str:
         if self.seconds is None:
             return f"give back the proxy-read-timeout of Ingress {self.ingress}"
         return f"set the proxy-read-timeout of Ingress {self.ingress} to {self.seconds}s"
 
 
-Action = ScaleTo | Reroute | EdgeTimeout | HopTimeout
+@dataclass(frozen=True)
+class RuleTimeout(_HopInLine):
+    """Desired ``timeouts`` of the HTTPRoute rule serving the route (``chain.sync``):
+    ``request`` (and a shorter ``backendRequest``) at ``seconds``; ``None`` gives back the
+    rule's own timeouts."""
+
+    httproute: str
+    rule: str
+    """The rule's name, or its index where it has none."""
+    seconds: int | None
+    reason: str
+
+    def describe(self) -> str:
+        where = f"HTTPRoute {self.httproute} rule {self.rule}"
+        if self.seconds is None:
+            return f"give back the timeouts of {where}"
+        return f"set the timeouts of {where} to {self.seconds}s"
+
+
+Action = ScaleTo | Reroute | EdgeTimeout | HopTimeout | RuleTimeout
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,8 @@ class Hop:
     verdict: Verdict = Verdict.UNKNOWN
     writable: str | None = None
     """The object's name where the operator can keep the timeout in line (``chain.sync``)."""
+    part: str | None = None
+    """Which part of it holds the timeout: an HTTPRoute rule's name, or its index."""
     held: bool = False
     """The operator raised this hop's timeout for this route, and holds it."""
     original_seconds: float | None = None

@@ -19,6 +19,9 @@ ORIGINAL_SELECTOR = f"{PREFIX}/original-selector"
 ORIGINAL_READ_TIMEOUT = f"{PREFIX}/original-proxy-read-timeout"
 """On an Ingress: its ``nginx.ingress.kubernetes.io/proxy-read-timeout`` before the
 operator raised it (``UNSET``: it had none)."""
+ORIGINAL_RULE_TIMEOUTS = f"{PREFIX}/original-rule-timeouts"
+"""On an HTTPRoute: JSON ``{"rule": name or index, "timeouts": {...}}``, the rule's
+``timeouts`` before the operator raised them (``{}``: it had none)."""
 UNSET = "unset"
 FIELD_MANAGER = "timeout-budget-operator"
 """The server-side apply field manager of the operator's writes to objects people (and

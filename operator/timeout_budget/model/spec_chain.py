@@ -4,11 +4,11 @@ them in line (``decide.chain_sync``)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from timeout_budget.model.rules import Text
+from timeout_budget.model.rules import Check, Text
 from timeout_budget.model.spec_base import SpecModel, object_name_rule
 
 
@@ -32,11 +32,32 @@ class AppServer(SpecModel):
 class ChainSync(SpecModel):
     """Keep the inner hops in line (opt-in): the operator writes only the objects named here."""
 
-    ingress_name: Annotated[
-        str, Field(max_length=253), object_name_rule("chain.sync.ingressName", "an Ingress")
-    ]
+    ingress_name: (
+        Annotated[
+            str, Field(max_length=253), object_name_rule("chain.sync.ingressName", "an Ingress")
+        ]
+        | None
+    ) = None
     """The ingress-nginx Ingress (in the route's namespace) whose ``proxy-read-timeout``
     annotation the operator raises to the budget, and gives back when sync ends."""
+    http_route_name: (
+        Annotated[
+            str,
+            Field(max_length=253),
+            object_name_rule("chain.sync.httpRouteName", "an HTTPRoute"),
+        ]
+        | None
+    ) = None
+    """The HTTPRoute (same namespace) whose rule serving the route gets ``timeouts`` that
+    allow the budget, where its GatewayClass honours them."""
+
+    checks: ClassVar[tuple[Check[ChainSync], ...]] = (
+        Check(
+            "has(self.ingressName) || has(self.httpRouteName)",
+            "chain.sync names what to keep in line: ingressName or httpRouteName",
+            lambda s: s.ingress_name is not None or s.http_route_name is not None,
+        ),
+    )
 
 
 class Chain(SpecModel):

@@ -23,12 +23,14 @@ hops out; ``observe.gateway_reads`` fetches them.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from timeout_budget.model import ownership
 from timeout_budget.model.chain import Hop
 from timeout_budget.model.spec import TimeoutBudgetSpec
 
@@ -63,8 +65,9 @@ NOT_INSTALLED = GatewayApi()
 """A cluster without the Gateway API CRDs: no HTTPRoute serves any route."""
 
 
-def httproute_hops(spec: TimeoutBudgetSpec, api: GatewayApi) -> tuple[Hop, ...]:
-    """The HTTPRoute hop in front of the route (none when no HTTPRoute serves it)."""
+def httproute_hops(spec: TimeoutBudgetSpec, api: GatewayApi, key: str = "") -> tuple[Hop, ...]:
+    """The HTTPRoute hop in front of the route (none when no HTTPRoute serves it); ``key``,
+    the route's, tells whether the operator holds the rule's timeouts for it."""
     route = spec.route
     if api.problem is not None:
         return (Hop("gateway", f"HTTPRoutes ({api.problem})", None, "total", "unknown"),)
@@ -79,11 +82,18 @@ def httproute_hops(spec: TimeoutBudgetSpec, api: GatewayApi) -> tuple[Hop, ...]:
     if not candidates:
         return ()
     _, _, httproute, index, rule = min(candidates, key=lambda c: (c[0], c[1]))
-    return (_hop(httproute, index, rule, api),)
+    return (_hop(httproute, index, rule, api, key),)
 
 
-def _hop(httproute: Mapping[str, Any], index: int, rule: Mapping[str, Any], api: GatewayApi) -> Hop:
-    where = f"HTTPRoute {_name(httproute)} rule {rule.get('name') or index}"
+def _hop(
+    httproute: Mapping[str, Any],
+    index: int,
+    rule: Mapping[str, Any],
+    api: GatewayApi,
+    key: str,
+) -> Hop:
+    part = str(rule.get("name") or index)
+    where = f"HTTPRoute {_name(httproute)} rule {part}"
     classes, unread = _classes(httproute, api)
     if unread:
         return Hop("gateway", f"{where} ({unread})", None, "total", "unknown")
@@ -93,13 +103,25 @@ def _hop(httproute: Mapping[str, Any], index: int, rule: Mapping[str, Any], api:
     class_name, gateway_class = next(iter(classes.items()))
     where = f"{where} via GatewayClass {class_name}"
     features = _features(gateway_class)
+    controller = str(gateway_class.get("spec", {}).get("controllerName", ""))
+    hop = _judged_timeout(where, rule, features, controller)
+    if features is None or REQUEST_TIMEOUT not in features:
+        return hop  # timeouts written there would be ignored: never the operator's to set
+    name = str(httproute.get("metadata", {}).get("name", ""))
+    return replace(
+        hop, writable=name, part=part, **_held(httproute, part, features, controller, key)
+    )
+
+
+def _judged_timeout(
+    where: str, rule: Mapping[str, Any], features: frozenset[str] | None, controller: str
+) -> Hop:
     set_timeout = _rule_timeout(rule, features)
     if isinstance(set_timeout, str):
         return Hop("gateway", f"{where} ({set_timeout})", None, "total", "unknown")
     if set_timeout is not None:
         seconds, source = set_timeout
         return Hop("gateway", where, seconds, "total", source, answers="504")
-    controller = str(gateway_class.get("spec", {}).get("controllerName", ""))
     ignored = "" if not _timeouts(rule) else "; the rule's timeouts are not honoured"
     if controller in KNOWN_DEFAULTS:
         seconds, what = KNOWN_DEFAULTS[controller]
@@ -113,6 +135,28 @@ def _hop(httproute: Mapping[str, Any], index: int, rule: Mapping[str, Any], api:
         "total",
         "unknown",
     )
+
+
+def _held(
+    httproute: Mapping[str, Any],
+    part: str,
+    features: frozenset[str],
+    controller: str,
+    key: str,
+) -> dict[str, Any]:
+    """Whether the operator holds this rule's timeouts for route ``key``, and the timeout
+    in force before (the rule's own, else the implementation's default)."""
+    notes = httproute.get("metadata", {}).get("annotations") or {}
+    if not key or notes.get(ownership.OWNER) != key:
+        return {}
+    try:
+        original = json.loads(str(notes.get(ownership.ORIGINAL_RULE_TIMEOUTS)))
+    except ValueError:
+        return {}
+    if not isinstance(original, Mapping) or str(original.get("rule")) != part:
+        return {}
+    before = _judged_timeout("", {"timeouts": original.get("timeouts") or {}}, features, controller)
+    return {"held": True, "original_seconds": before.timeout_seconds}
 
 
 def _rule_timeout(
