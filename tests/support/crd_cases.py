@@ -234,6 +234,12 @@ BAD_RESOURCES: list[Case] = [
         "chain.sync.ingressName must be a Kubernetes object name",
     ),
     refused(
+        "chain-sync-httproute-with-spaces",
+        "spec.chain",
+        {"sync": {"httpRouteName": "Api Route"}},
+        "chain.sync.httpRouteName must be a Kubernetes object name",
+    ),
+    refused(
         "zone-raise-without-ceiling",
         "spec.raiseProxyReadTimeout",
         {"enabled": True},
