@@ -14,7 +14,7 @@ import pytest
 from tests.support import kube
 from tests.support.emulator import ZONE_NAME, EdgeCluster
 from tests.support.foreign import FOREIGN_RULES
-from tests.support.objects import budget, edge_route
+from tests.support.objects import HOST, budget, edge_route, status_of
 
 pytestmark = pytest.mark.integration
 
@@ -216,3 +216,30 @@ def test_a_post_keeps_the_zone_timeout_and_the_status_says_so(cluster: EdgeClust
             p.body for p in emulator.requests(method="PATCH", path_contains="proxy_read_timeout")
         ]
         assert patches == [{"value": 301}, {"value": 120}]  # one raise, one giving back
+
+
+def test_a_tunnel_behind_the_edge_is_a_hop_of_the_chain(edge_cluster: EdgeCluster) -> None:
+    """The route's host is a proxied CNAME to a Cloudflare Tunnel: with spec.chain the zone
+    reads the host's records, and status.chain shows the tunnel (no read timeout: Ok)."""
+    cp, ns = edge_cluster.cp, edge_cluster.ns
+    tunnel = "6ff42ae2-765d-4adf-8112-31c55c1551ef.cfargotunnel.com"
+    edge_cluster.emulator.add_dns_record(ZONE_ID, HOST, "CNAME", tunnel, proxied=True)
+    route = edge_route("tunneled", ZONE_NAME)
+    route["spec"]["chain"] = {}
+    with edge_cluster.operator("tunnel", route):
+        hops = kube.wait_for(
+            lambda: [
+                h for h in status_of(cp, ns, "tunneled").get("chain") or [] if h["hop"] == "tunnel"
+            ],
+            60,
+            "the tunnel in the chain",
+        )
+    assert hops == [
+        {
+            "hop": "tunnel",
+            "object": f"Cloudflare Tunnel {tunnel}",
+            "measures": "idle",
+            "source": "none (cloudflared has no read timeout)",
+            "verdict": "Ok",
+        }
+    ]

@@ -3,16 +3,20 @@ edge rung that does not raise the edge above a hop that fires first."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pydantic
 import pytest
 
 from tests.support.ladder import T0, ZONE_HOP, make_observation, make_spec
 from timeout_budget.decide import chain, status
 from timeout_budget.decide.ladder import decide
+from timeout_budget.edge import routes
 from timeout_budget.model.actions import EdgeTimeout
 from timeout_budget.model.chain import Hop, Verdict
 from timeout_budget.model.conditions import ConditionStatus
 from timeout_budget.model.memory import Memory
+from timeout_budget.model.world import EdgeObservation
 
 pytestmark = pytest.mark.unit
 
@@ -152,3 +156,23 @@ def test_a_server_closing_idle_connections_before_the_pool_in_front_is_a_warning
     assert "closes idle" not in chain.judge(EDGE, (pool, longer), 120).condition.message
     unknown = Hop("app", "uvicorn", 600, "worker", "spec")
     assert "closes idle" not in chain.judge(EDGE, (pool, unknown), 120).condition.message
+
+
+def test_a_tunnel_behind_the_edge_is_a_hop_that_never_fires_first() -> None:
+    """The route's host is a CNAME to a Cloudflare Tunnel (read from the zone's records):
+    cloudflared has no read timeout, so it is shown, and judged Ok."""
+    zone = SimpleNamespace(
+        dns={"api.example.com": [{"type": "CNAME", "content": "0f1e.cfargotunnel.com"}]},
+        chains={},
+    )
+    target = routes._tunnel(zone, "api.example.com")  # type: ignore[arg-type]
+    assert target == "0f1e.cfargotunnel.com"
+    assert routes._tunnel(zone, "www.example.com") is None  # type: ignore[arg-type]
+    (tunnel,) = chain.tunnel_hops(EdgeObservation(120, editable=False, tunnel=target))
+    judged = chain.judge(chain.edge_hop(make_spec(chain={}), None, 120), (tunnel,), 120)
+    assert [(h.hop, h.verdict) for h in judged.hops] == [
+        ("cloudflare", Verdict.OK),
+        ("tunnel", Verdict.OK),
+    ]
+    assert "timeoutSeconds" not in tunnel.to_status()
+    assert chain.tunnel_hops(EdgeObservation(120, editable=False, tunnel="")) == ()

@@ -21,6 +21,7 @@ not help, and the status says so. Pure: the hops in, the judged hops and the con
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 from timeout_budget.decide.context import Context, secs
@@ -49,7 +50,7 @@ def of(ctx: Context) -> Chain | None:
     if spec.chain is None:
         return None
     budget = ctx.lines.budget
-    inner = (*ctx.observation.chain, *declared_hops(spec))
+    inner = (*tunnel_hops(ctx.observation.edge), *ctx.observation.chain, *declared_hops(spec))
     return judge(edge_hop(spec, ctx.observation.edge, budget), inner, budget)
 
 
@@ -61,6 +62,16 @@ def edge_hop(spec: TimeoutBudgetSpec, edge: EdgeObservation | None, budget: int)
     source = "cacheRule" if own else "zone"
     where = f"CloudflareZone {zone}" + (" (the route's Cache Rule)" if own else "")
     return Hop("cloudflare", where, edge.in_force_seconds, "idle", source, answers="524")
+
+
+def tunnel_hops(edge: EdgeObservation | None) -> tuple[Hop, ...]:
+    """A Cloudflare Tunnel behind the edge, when the route's host is a CNAME to one:
+    cloudflared has no read timeout (only connect, TLS and idle-pool timeouts), so it never
+    fires first; shown so the chain is whole."""
+    if edge is None or not edge.tunnel:
+        return ()
+    where = f"Cloudflare Tunnel {edge.tunnel}"
+    return (Hop("tunnel", where, math.inf, "idle", "none (cloudflared has no read timeout)"),)
 
 
 def declared_hops(spec: TimeoutBudgetSpec) -> tuple[Hop, ...]:

@@ -70,7 +70,21 @@ def observation(zone: ZoneState, route: EdgeRoute) -> EdgeObservation | None:
         zone_raise_ceiling_seconds=(
             opt.ceiling_seconds if opt is not None and opt.enabled and editable else None
         ),
+        tunnel=_tunnel(zone, route.spec.route.host) if route.spec.chain is not None else None,
     )
+
+
+def _tunnel(zone: ZoneState, host: str) -> str | None:
+    """The Cloudflare Tunnel the host's records (or the CNAMEs they lead to in the zone)
+    point at; ``""``: none; ``None``: not read yet."""
+    records = zone.dns.get(host)
+    if records is None:
+        return None
+    for record in (*records, *zone.chains.get(host, ())):
+        target = dns_only.cname_target([record])
+        if target is not None and dns_only.cloudflare_only(record) is not None:
+            return target
+    return ""
 
 
 def need(zone: ZoneState, zone_routes: Iterable[EdgeRoute]) -> Need | None:

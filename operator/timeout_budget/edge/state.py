@@ -87,11 +87,11 @@ class EdgeState:
         return routes.need(zone, live)
 
     def _hostnames(self, ref: ZoneRef) -> set[str]:
-        return {
-            r.dns_only_hostname
-            for r in self._routes.values()
-            if r.zone == ref and r.dns_only_hostname
-        }
+        """The names whose records the zone reads: the DNS-only hostnames, and the hosts of
+        routes that check their timeout chain (a CNAME to a Cloudflare Tunnel is a hop)."""
+        mine = [r for r in self._routes.values() if r.zone == ref]
+        dns_only = {r.dns_only_hostname for r in mine if r.dns_only_hostname}
+        return dns_only | {r.spec.route.host for r in mine if r.spec.chain is not None}
 
     def _report(self, zone: ZoneState) -> None:
         if self._metrics is None:

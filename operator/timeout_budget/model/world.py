@@ -59,6 +59,9 @@ class EdgeObservation:
     zone_raise_ceiling_seconds: int | None = None
     """How far the operator may raise the zone's timeout (the CloudflareZone's opt-in on an
     editable zone); ``None``: no raise allowed."""
+    tunnel: str | None = None
+    """For a route checking its chain: the Cloudflare Tunnel (``<id>.cfargotunnel.com``)
+    its host's DNS record points at; ``""``: none; ``None``: not known."""
 
     @property
     def in_force_seconds(self) -> int:
