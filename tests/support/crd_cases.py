@@ -50,6 +50,8 @@ def with_change(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 
 DELETE = object()
+SHIFT = {"name": "api", "backend": {"name": "api-long", "port": 8080}}
+"""A weighted reroute on HTTPRoute ``api`` (``spec.reroute.httpRoute``)."""
 
 Case = tuple[str, dict[str, Any], str]
 
@@ -169,7 +171,46 @@ BAD_RESOURCES: list[Case] = [
         "reroute-without-target",
         "spec.reroute",
         {"afterEvaluations": 2},
-        "reroute needs serviceName (with longRunningSelector) or dnsOnlyHostname",
+        "reroute needs serviceName (with longRunningSelector), dnsOnlyHostname or httpRoute",
+    ),
+    refused(
+        "shift-steps-go-down",
+        "spec.reroute",
+        {"httpRoute": {**SHIFT, "steps": [50, 25, 100]}},
+        "reroute.httpRoute.steps must increase from one step to the next",
+    ),
+    refused(
+        "shift-steps-stop-short",
+        "spec.reroute",
+        {"httpRoute": {**SHIFT, "steps": [25, 50]}},
+        "reroute.httpRoute.steps must end at 100",
+    ),
+    refused(
+        "shift-step-above-100",
+        "spec.reroute",
+        {"httpRoute": {**SHIFT, "steps": [50, 150]}},
+        "should be less than or equal to 100",
+    ),
+    refused(
+        "shift-backend-port-zero",
+        "spec.reroute",
+        {"httpRoute": {**SHIFT, "backend": {"name": "api-long", "port": 0}}},
+        "should be greater than or equal to 1",
+    ),
+    refused(
+        "shift-rule-name-with-spaces",
+        "spec.reroute",
+        {"httpRoute": {**SHIFT, "ruleName": "Slow Path"}},
+        "reroute.httpRoute.ruleName must be the name of a rule of the HTTPRoute",
+    ),
+    refused(
+        "shift-and-sync-same-timeouts",
+        "spec.chain",
+        {"sync": {"httpRouteName": "api"}},
+        "would both set the timeouts of the same HTTPRoute",
+        base=lambda: with_change(
+            valid_budget(), "spec.reroute", {"httpRoute": {**SHIFT, "setTimeouts": True}}
+        ),
     ),
     refused(
         "required-above-timeout",

@@ -153,7 +153,8 @@ def test_the_walk_sees_every_kind_of_bound() -> None:
             ("spec.reroute.longRunningSelector", 1),  # its keys
             ("spec.reroute.longRunningSelector{}", 1),  # its values
             ("spec.budget", 2),
-            ("spec", 1),
+            ("spec", 2),
+            ("spec.reroute.httpRoute", 2),
         ]:
             assert len(side[path]["x-kubernetes-validations"]) == rules, path
     assert len(crd) == len(model) > 40

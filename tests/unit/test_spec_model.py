@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel
 
 from tests.support.kube import SAMPLES
-from timeout_budget.model import spec, spec_chain
+from timeout_budget.model import spec, spec_chain, spec_reroute
 from timeout_budget.model.rules import Check
 
 pytestmark = pytest.mark.unit
@@ -159,6 +159,19 @@ def test_label_keys_and_values_kubernetes_accepts_are_accepted() -> None:
     assert parsed.reroute.long_running_selector == labels
 
 
+SHIFT = {"name": "api", "backend": {"name": "api-long", "port": 8080}}
+"""A weighted reroute on HTTPRoute ``api`` (``reroute.httpRoute``), all else defaulted."""
+
+
+def test_a_weighted_reroute_takes_its_defaults() -> None:
+    parsed = spec.parse_timeout_budget(changed(minimal(), "reroute", {"httpRoute": SHIFT}))
+    assert parsed.reroute is not None
+    assert parsed.reroute.http_route is not None
+    shift = parsed.reroute.http_route
+    assert (shift.steps, shift.hold_seconds, shift.set_timeouts) == ([25, 50, 100], 60, False)
+    assert (shift.backend.name, shift.backend.port, shift.rule_name) == ("api-long", 8080, None)
+
+
 CHECK_COUNTER_EXAMPLES: dict[str, tuple[Any, dict[str, Any]]] = {
     "budget.recoverRatio must be lower than budget.atRiskRatio (hysteresis, e.g. 0.6 and 0.8)": (
         spec.parse_timeout_budget,
@@ -181,9 +194,26 @@ CHECK_COUNTER_EXAMPLES: dict[str, tuple[Any, dict[str, Any]]] = {
         spec.parse_timeout_budget,
         changed(minimal(), "origin.minReplicas", 11),
     ),
-    "reroute needs serviceName (with longRunningSelector) or dnsOnlyHostname": (
+    "reroute needs serviceName (with longRunningSelector), dnsOnlyHostname or httpRoute": (
         spec.parse_timeout_budget,
         changed(minimal(), "reroute", {"afterEvaluations": 2}),
+    ),
+    "reroute.httpRoute.steps must increase from one step to the next": (
+        spec.parse_timeout_budget,
+        changed(minimal(), "reroute", {"httpRoute": {**SHIFT, "steps": [50, 25, 100]}}),
+    ),
+    "reroute.httpRoute.steps must end at 100 (the whole rule on the long-running backend)": (
+        spec.parse_timeout_budget,
+        changed(minimal(), "reroute", {"httpRoute": {**SHIFT, "steps": [25, 50]}}),
+    ),
+    "reroute.httpRoute.setTimeouts and chain.sync.httpRouteName would both set the timeouts "
+    "of the same HTTPRoute: keep one of them": (
+        spec.parse_timeout_budget,
+        changed(
+            changed(minimal(), "reroute", {"httpRoute": {**SHIFT, "setTimeouts": True}}),
+            "chain",
+            {"sync": {"httpRouteName": "api"}},
+        ),
     ),
     "chain.sync names what to keep in line: ingressName or httpRouteName": (
         spec.parse_timeout_budget,
@@ -226,7 +256,7 @@ values it accepts. The model's own bounds on the field refuse first, with their 
 
 def all_checks() -> dict[str, Check[Any]]:
     """Every ``rules.Check`` of the spec models, on objects and on fields, by message."""
-    namespaces = (*vars(spec).values(), *vars(spec_chain).values())
+    namespaces = (*vars(spec).values(), *vars(spec_chain).values(), *vars(spec_reroute).values())
     models = {m for m in namespaces if isinstance(m, type) and issubclass(m, BaseModel)}
     found: dict[str, Check[Any]] = {}
     for model in models:

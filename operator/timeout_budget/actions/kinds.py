@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from timeout_budget.actions import hop_timeout, reroute, rule_timeout, scale
+from timeout_budget.actions import hop_timeout, reroute, rule_timeout, scale, weights
 from timeout_budget.actions.target import ClusterTarget, RestoreTarget
 from timeout_budget.model.actions import (
     Action,
@@ -44,14 +44,20 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind(ScaleTo, scale.execute, scale.restore),
-    Kind(Reroute, reroute.execute, reroute.restore),  # a DNS-only reroute goes at_edge
+    Kind(Reroute, reroute.execute, reroute.restore),  # DNS-only at_edge; HTTPRoute: weights
     Kind(EdgeTimeout, None, None),
     Kind(HopTimeout, hop_timeout.execute, hop_timeout.restore),
     Kind(RuleTimeout, rule_timeout.execute, rule_timeout.restore),
 )
 _BY_TYPE = {kind.action: kind for kind in KINDS}
 
-REFUSED = (reroute.RerouteRefused, hop_timeout.HopHeld, rule_timeout.RuleHeld, LookupError)
+REFUSED = (
+    reroute.RerouteRefused,
+    weights.ShiftRefused,
+    hop_timeout.HopHeld,
+    rule_timeout.RuleHeld,
+    LookupError,
+)
 """What an executor raises when the change is not the operator's to make."""
 
 

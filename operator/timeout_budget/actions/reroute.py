@@ -12,10 +12,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from timeout_budget.actions import weights
 from timeout_budget.actions.target import ClusterTarget, RestoreTarget
 from timeout_budget.clients.kube import Kube
 from timeout_budget.model import ownership
-from timeout_budget.model.actions import Reroute
+from timeout_budget.model.actions import Reroute, RerouteVia
 from timeout_budget.model.spec import RouteKey
 
 
@@ -25,7 +26,10 @@ class RerouteRefused(RuntimeError):
 
 async def execute(target: ClusterTarget, action: Reroute) -> None:
     """The ``actions.kinds`` executor: switch the Service to the long-running pool, or put
-    its own selector back."""
+    its own selector back; a weighted reroute's step on an HTTPRoute (``actions.weights``)."""
+    if action.target.via is RerouteVia.HTTPROUTE:
+        await weights.execute(target, action)
+        return
     service = target.services.get(action.target.name)
     if service is None:
         raise RerouteRefused(f"Service {action.target.name} not found")
@@ -38,7 +42,12 @@ async def execute(target: ClusterTarget, action: Reroute) -> None:
 
 
 async def restore(target: RestoreTarget) -> list[str]:
-    """The finalizer's undo: the Service's own selector back, if the route switched it."""
+    """The finalizer's undo: the Service's own selector back, if the route switched it, and
+    every HTTPRoute rule it shifted."""
+    return [*await _restore_service(target), *await weights.restore(target)]
+
+
+async def _restore_service(target: RestoreTarget) -> list[str]:
     reroute = target.spec.reroute
     if reroute is None or not reroute.service_name:
         return []

@@ -54,10 +54,14 @@ async def execute(target: ClusterTarget, action: RuleTimeout) -> None:
         timeouts["backendRequest"] = wanted
     rules[index] = {**rules[index], "timeouts": timeouts}
     marks: dict[str, str | None] = {
+        **ownership.ours(found),  # the same manager's apply without them would remove them
         ownership.ORIGINAL_RULE_TIMEOUTS: json.dumps(original, sort_keys=True),
         ownership.OWNER: key,
     }
-    await kube.write_httproute(ns, action.httproute, rules, marks, MANAGER, apply=True)
+    version = found.get("metadata", {}).get("resourceVersion")
+    await kube.write_httproute(
+        ns, action.httproute, rules, marks, MANAGER, apply=True, resource_version=version
+    )
 
 
 async def give_back(kube: Kube, ns: str, found: dict[str, Any], original: dict[str, Any]) -> str:

@@ -129,10 +129,14 @@ class Kube:
         annotations: dict[str, str | None],
         manager: str,
         apply: bool,
+        resource_version: str | None = None,
     ) -> None:
         """The HTTPRoute's ``spec.rules`` (an atomic list: written whole) and annotations:
-        server-side apply as ``manager`` (``apply``), else a merge patch."""
+        server-side apply as ``manager`` (``apply``), else a merge patch; with
+        ``resource_version``, only onto that version (else ``Conflict``)."""
         body: dict[str, Any] = {"metadata": {"annotations": annotations}, "spec": {"rules": rules}}
+        if resource_version is not None:
+            body["metadata"]["resourceVersion"] = resource_version
         options: dict[str, Any] = {"field_manager": manager}
         if apply:
             body |= {"apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "HTTPRoute"}

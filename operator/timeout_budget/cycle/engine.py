@@ -95,6 +95,7 @@ class Engine:
                 self.kube,
                 {s.namespace for s in valid if cycle.specs[s.key].chain is not None},
                 self.nginx,
+                {s.namespace for s in valid if _shifts(cycle.specs[s.key])},
             )
         )
         observe_started = time.monotonic()
@@ -223,3 +224,8 @@ def urgency(spec: TimeoutBudgetSpec, latency: LatencyObservation | None) -> floa
     if latency is None or latency.seconds is None or not latency.has_value:
         return -1.0
     return latency.seconds / spec.budget_seconds(None)
+
+
+def _shifts(spec: TimeoutBudgetSpec) -> bool:
+    """Whether the route's reroute is a weighted one (its HTTPRoute is read each cycle)."""
+    return spec.reroute is not None and spec.reroute.http_route is not None

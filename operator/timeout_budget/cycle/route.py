@@ -33,7 +33,7 @@ from timeout_budget.model.memory import Memory
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec
 from timeout_budget.model.world import RouteObservation
-from timeout_budget.observe import chain, cluster, gateway
+from timeout_budget.observe import chain, cluster, gateway, shift
 
 
 @dataclass
@@ -148,11 +148,16 @@ class RouteSteps:
         rerouted = origin.rerouted
         if self.edge is not None:
             rerouted = rerouted | self.edge.rerouted(snap.namespace, snap.key, spec)
+        shifted = shift.observed(spec, objects.gateway_api, snap.key)
+        if shifted.target is not None:
+            rerouted = rerouted | {shifted.target}
         return RouteObservation(
             latency=latency or LatencyObservation.unavailable("route not observed this cycle"),
             scale=origin.scale,
             rerouted=rerouted,
             edge=edge,
+            shift_percent=shifted.percent,
+            shift_changed=shifted.changed,
             chain=(
                 (
                     *chain.ingress_hops(spec, objects.ingresses, snap.key, objects.nginx),

@@ -32,6 +32,11 @@ def is_needed(action: Action, observation: RouteObservation) -> bool:
         case ScaleTo():
             return action.replicas != _scale_value(action, observation.scale)
         case Reroute():
+            if action.apply and action.percent is not None:  # a step of a weighted reroute
+                return (
+                    observation.shift_percent != action.percent
+                    or observation.shift_changed is not None
+                )
             return action.apply != (action.target in observation.rerouted)
         case EdgeTimeout():
             edge = observation.edge

@@ -9,9 +9,10 @@ evaluation:
 
 * the ladder reads the time only as ``Context.held_for(moment)`` of a moment in the
   memory (``recovery_started_at``, ``last_scale_up_at``, ``last_scale_down_at``,
-  ``rerouted_at``, ``released_at``) compared with a duration of the spec (scale-up
-  cooldown, scale-down stabilization, reroute recovery; the edge release window is one of
-  them), or shown as the time left on such a window (a countdown in the message);
+  ``rerouted_at``, ``released_at``, ``shift_step_at``) compared with a duration of the
+  spec (scale-up cooldown, scale-down stabilization, reroute recovery, the weighted
+  reroute's hold; the edge release window is one of them), or shown as the time left on
+  such a window (a countdown in the message);
 * a comparison ``now - moment >= duration`` can flip only at ``moment + duration``, so
   until the first such instant after ``now`` (``stable_until``) every comparison keeps its
   answer; once every remembered moment is older than the longest duration (``durations``)
@@ -49,6 +50,8 @@ def durations(spec: TimeoutBudgetSpec) -> tuple[float, ...]:
     found = [origin.scale_up_cooldown_seconds, origin.scale_down_stabilization_seconds]
     if spec.reroute is not None:
         found.append(spec.reroute.recovery_seconds)
+        if spec.reroute.http_route is not None:
+            found.append(spec.reroute.http_route.hold_seconds)
     return tuple(float(d) for d in found)
 
 
@@ -59,6 +62,7 @@ def _moments(memory: Memory) -> tuple[float | None, ...]:
         memory.last_scale_down_at,
         memory.rerouted_at,
         memory.released_at,
+        memory.shift_step_at,
     )
 
 
@@ -93,6 +97,8 @@ def inputs(
         *latency_inputs(latency, shown, ctx.lines),
         obs.scale,
         obs.rerouted,
+        obs.shift_percent,
+        obs.shift_changed,
         obs.edge,
         obs.chain,
         memory,

@@ -43,17 +43,21 @@ class RerouteVia(StrEnum):
     """Switch a Service's selector to the long-running pool."""
     DNS_ONLY = "DnsOnly"
     """Set a dedicated hostname's DNS records to DNS-only (grey cloud)."""
+    HTTPROUTE = "HTTPRoute"
+    """Shift an HTTPRoute rule's weight to the long-running backend, step by step."""
 
 
 @dataclass(frozen=True, order=True)
 class RerouteTarget:
     via: RerouteVia
     name: str
-    """The Service name, or the DNS-only hostname."""
+    """The Service name, the DNS-only hostname, or the HTTPRoute name."""
 
     def describe(self) -> str:
         if self.via is RerouteVia.SERVICE:
             return f"Service {self.name}"
+        if self.via is RerouteVia.HTTPROUTE:
+            return f"HTTPRoute {self.name}"
         return f"DNS-only hostname {self.name}"
 
 
@@ -92,6 +96,11 @@ class Reroute:
     target: RerouteTarget
     apply: bool
     reason: str
+    percent: int | None = None
+    """For an HTTPRoute (``apply``): the long-running backend's share of the rule's traffic
+    at this step; the other kinds switch all at once."""
+    rule_timeout_seconds: int | None = None
+    """For an HTTPRoute with ``setTimeouts``: what the rule's timeouts must allow."""
 
     kind: ClassVar[ActionKind] = ActionKind.REROUTE
 
@@ -110,7 +119,8 @@ class Reroute:
 
     def describe(self) -> str:
         verb = "reroute" if self.apply else "undo reroute of"
-        return f"{verb} {self.target.describe()}"
+        share = f" ({self.percent}% to the long-running backend)" if self.percent else ""
+        return f"{verb} {self.target.describe()}{share}"
 
 
 @dataclass(frozen=True)

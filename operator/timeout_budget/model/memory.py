@@ -39,6 +39,11 @@ class Memory:
     rerouted_to: tuple[RerouteTarget, ...] = ()
     """Targets the operator has rerouted; empty when not rerouted."""
     rerouted_at: float | None = None
+    shift_step: int = 0
+    """How many of ``reroute.httpRoute.steps`` are in force (0: none): the weighted reroute
+    walks up one step at a time while at risk, and back down after recovery."""
+    shift_step_at: float | None = None
+    """When the weighted reroute last took a step (each step holds ``holdSeconds``)."""
     edge_raised: bool = False
     """The route's edge read timeout is raised as a rung of the ladder (not declared)."""
     released_at: float | None = None
@@ -65,6 +70,8 @@ class Memory:
             "reroutedTo": [{"via": t.via.value, "name": t.name} for t in self.rerouted_to],
             "edgeRaised": self.edge_raised,
         }
+        if self.shift_step:
+            raw["shiftStep"] = self.shift_step
         for key, moment in self._times().items():
             if moment is not None:
                 raw[key] = rfc3339(moment)
@@ -82,6 +89,8 @@ class Memory:
             last_scale_down_at=parse_rfc3339(raw.get("lastScaleDownAt")),
             rerouted_to=_targets(raw.get("reroutedTo")),
             rerouted_at=parse_rfc3339(raw.get("reroutedAt")),
+            shift_step=_count(raw.get("shiftStep")),
+            shift_step_at=parse_rfc3339(raw.get("shiftStepAt")),
             edge_raised=raw.get("edgeRaised") is True,
             released_at=parse_rfc3339(raw.get("releasedAt")),
         )
@@ -92,6 +101,7 @@ class Memory:
             "lastScaleUpAt": self.last_scale_up_at,
             "lastScaleDownAt": self.last_scale_down_at,
             "reroutedAt": self.rerouted_at,
+            "shiftStepAt": self.shift_step_at,
             "releasedAt": self.released_at,
         }
 

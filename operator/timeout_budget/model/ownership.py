@@ -6,6 +6,9 @@ newly elected operator restores it even if the TimeoutBudget's status was lost.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 PREFIX = "timeoutbudget.io"
 
 OWNER = f"{PREFIX}/owner"
@@ -26,3 +29,15 @@ UNSET = "unset"
 FIELD_MANAGER = "timeout-budget-operator"
 """The server-side apply field manager of the operator's writes to objects people (and
 GitOps tools) also manage: ``managedFields`` shows exactly which fields are the operator's."""
+REROUTE_WEIGHTS = f"{PREFIX}/reroute-weights"
+"""On an HTTPRoute the operator shifted (``reroute.httpRoute``): JSON of
+``model.httproute.Record``, the rule's original ``backendRefs`` and ``timeouts`` and what
+the operator last wrote there."""
+
+
+def ours(obj: Mapping[str, Any]) -> dict[str, str | None]:
+    """The operator's annotations on an object. A server-side apply under
+    ``FIELD_MANAGER`` that left one of them out would remove it, and two kinds of change
+    (``chain.sync`` and the weighted reroute) apply to the same HTTPRoute: each keeps them."""
+    notes = obj.get("metadata", {}).get("annotations") or {}
+    return {str(k): str(v) for k, v in notes.items() if str(k).startswith(PREFIX + "/")}

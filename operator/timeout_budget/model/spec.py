@@ -18,8 +18,6 @@ from pydantic import BaseModel, Field
 from timeout_budget.model.rules import Check, Keys, Text
 from timeout_budget.model.spec_base import (
     HOSTNAME,
-    LABEL_KEY,
-    LABEL_VALUE,
     PROMETHEUS_LABEL,
     PROMETHEUS_METRIC,
     SpecModel,
@@ -27,6 +25,7 @@ from timeout_budget.model.spec_base import (
     object_name_rule,
 )
 from timeout_budget.model.spec_chain import Chain
+from timeout_budget.model.spec_reroute import RerouteSpec
 
 ZoneId = NewType("ZoneId", str)
 RouteKey = NewType("RouteKey", str)
@@ -202,73 +201,6 @@ class Origin(SpecModel):
     )
 
 
-class RerouteSpec(SpecModel):
-    service_name: (
-        Annotated[
-            str,
-            Field(max_length=63),
-            Text(
-                r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
-                "reroute.serviceName must be a Service name (lowercase letters, digits and '-', "
-                "starting with a letter)",
-            ),
-        ]
-        | None
-    ) = None
-    long_running_selector: (
-        Annotated[
-            dict[
-                str,
-                Annotated[
-                    str,
-                    Field(max_length=63),
-                    Text(
-                        LABEL_VALUE,
-                        "reroute.longRunningSelector values must be Kubernetes label values: "
-                        "at most 63 letters, digits, '-', '_' and '.', starting and ending "
-                        "with a letter or digit (or empty)",
-                    ),
-                ],
-            ],
-            Field(max_length=16),
-            Keys(
-                Text(
-                    LABEL_KEY,
-                    "reroute.longRunningSelector keys must be Kubernetes label keys: a name of "
-                    "at most 63 letters, digits, '-', '_' and '.', starting and ending with a "
-                    "letter or digit, optionally after a DNS prefix of at most 253 characters "
-                    "and '/' (e.g. pool or example.com/pool)",
-                    prefix_max_length=253,
-                )
-            ),
-        ]
-        | None
-    ) = None
-    dns_only_hostname: (
-        Annotated[
-            str,
-            Field(max_length=253),
-            Text(HOSTNAME, "reroute.dnsOnlyHostname must be a lowercase DNS hostname"),
-        ]
-        | None
-    ) = None
-    after_evaluations: int = Field(default=3, ge=1, le=100)
-    recovery_seconds: int = Field(default=300, ge=0, le=86400)
-
-    checks: ClassVar[tuple[Check[RerouteSpec], ...]] = (
-        Check(
-            "has(self.serviceName) || has(self.dnsOnlyHostname)",
-            "reroute needs serviceName (with longRunningSelector) or dnsOnlyHostname",
-            lambda r: r.service_name is not None or r.dns_only_hostname is not None,
-        ),
-        Check(
-            "has(self.serviceName) == has(self.longRunningSelector)",
-            "reroute.serviceName and reroute.longRunningSelector go together",
-            lambda r: (r.service_name is None) == (r.long_running_selector is None),
-        ),
-    )
-
-
 class ZoneRef(SpecModel):
     name: ZoneName
 
@@ -295,6 +227,15 @@ class TimeoutBudgetSpec(SpecModel):
             "budget.requiredSeconds needs edge.zoneRef, since the edge read timeout is what "
             "allows a long route",
             lambda s: s.budget.required_seconds is None or s.edge is not None,
+        ),
+        Check(
+            "!has(self.reroute) || !has(self.reroute.httpRoute) "
+            "|| !self.reroute.httpRoute.setTimeouts || !has(self.chain) "
+            "|| !has(self.chain.sync) || !has(self.chain.sync.httpRouteName) "
+            "|| self.chain.sync.httpRouteName != self.reroute.httpRoute.name",
+            "reroute.httpRoute.setTimeouts and chain.sync.httpRouteName would both set the "
+            "timeouts of the same HTTPRoute: keep one of them",
+            lambda s: not _both_set_rule_timeouts(s),
         ),
     )
 
@@ -369,3 +310,14 @@ def parse_cloudflare_zone(spec: dict[str, Any]) -> CloudflareZoneSpec:
 
 def route_key(namespace: str, name: str) -> RouteKey:
     return RouteKey(f"{namespace}/{name}")
+
+
+def _both_set_rule_timeouts(s: TimeoutBudgetSpec) -> bool:
+    shift = s.reroute.http_route if s.reroute is not None else None
+    sync = s.chain.sync if s.chain is not None else None
+    return (
+        shift is not None
+        and shift.set_timeouts
+        and sync is not None
+        and sync.http_route_name == shift.name
+    )

@@ -79,6 +79,11 @@ class RouteObservation:
     """Targets found rerouted by the operator (its annotation present and in force)."""
     edge: EdgeObservation | None = None
     """``None`` when the route has no zone or the zone's state is not known yet."""
+    shift_percent: int | None = None
+    """The weighted reroute's share in force on the HTTPRoute rule, as the operator last
+    wrote it (``None``: not shifted)."""
+    shift_changed: str | None = None
+    """What someone else changed in the shifted rule since the operator wrote it."""
     chain: tuple[Hop, ...] = ()
     """The hops in front of the origin the cluster tells (its Ingress), when the spec asks
     for the chain (``spec.chain``); ``decide.chain`` judges them."""

@@ -105,16 +105,20 @@ async def read_namespaces(
     gateway: gateway_reads.GatewayReads | None = None,
     chain_namespaces: Iterable[str] = (),
     nginx: NginxConfigReader | None = None,
+    shift_namespaces: Iterable[str] = (),
 ) -> dict[str, NamespaceObjects]:
     """Deployments, HPAs, Services and Ingresses once per namespace, concurrently; with
     ``gateway``, the Gateway API objects of the ``chain_namespaces`` too, and with
-    ``nginx``, ingress-nginx's ConfigMap when there are any.
+    ``nginx``, ingress-nginx's ConfigMap when there are any; the ``shift_namespaces``
+    (routes with a weighted reroute) have their HTTPRoutes read too.
 
     A namespace whose reads fail is absent from the result (and in ``problems``, why).
     """
     chained = set(chain_namespaces)
     apis = (
-        asyncio.ensure_future(gateway_reads.read(gateway, chained)) if gateway is not None else None
+        asyncio.ensure_future(gateway_reads.read(gateway, chained | set(shift_namespaces)))
+        if gateway is not None
+        else None
     )
     defaults = asyncio.ensure_future(nginx.read()) if nginx is not None and chained else None
 

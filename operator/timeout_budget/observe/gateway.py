@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from timeout_budget.model import ownership
 from timeout_budget.model.chain import Hop
+from timeout_budget.model.httproute import duration_seconds
+from timeout_budget.model.httproute import precedence as _precedence
+from timeout_budget.model.httproute import rule_rank as _rule_rank
+from timeout_budget.model.httproute import takes_host as _takes_host
 from timeout_budget.model.spec import TimeoutBudgetSpec
 
 GROUP = "gateway.networking.k8s.io"
@@ -42,10 +45,6 @@ KNOWN_DEFAULTS: Mapping[str, tuple[float, str]] = {
 }
 """Per GatewayClass ``controllerName``: the timeout a rule without honoured ``timeouts``
 gets, and its name. Only documented defaults; any other controller's is unknown."""
-
-_DURATION = re.compile(r"^(?:[0-9]{1,5}(?:h|m|s|ms)){1,4}$")
-_PART = re.compile(r"([0-9]{1,5})(h|ms|m|s)")
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,13 +186,6 @@ def _rule_timeout(
     return min(found)
 
 
-def duration_seconds(text: str) -> float | None:
-    """A Gateway API Duration (``1h30m``, ``500ms``; GEP-2257) in seconds."""
-    if not _DURATION.match(text):
-        return None
-    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text))
-
-
 def _timeouts(rule: Mapping[str, Any]) -> Mapping[str, Any]:
     value = rule.get("timeouts")
     return value if isinstance(value, Mapping) else {}
@@ -238,51 +230,6 @@ def parent_gateways(httproute: Mapping[str, Any]) -> list[tuple[str, str]]:
         if pair not in found:
             found.append(pair)
     return found
-
-
-def _takes_host(httproute: Mapping[str, Any], host: str) -> bool:
-    names = httproute.get("spec", {}).get("hostnames") or []
-    if not names:
-        return True
-    for name in (str(n) for n in names):
-        if name == host or (name.startswith("*.") and host.endswith(name[1:])):
-            return True
-    return False
-
-
-def _rule_rank(
-    rule: Mapping[str, Any], prefix: str, methods: Sequence[str]
-) -> tuple[int, int] | None:
-    """How precisely the rule matches the route (Exact first, then path length), or
-    ``None`` when none of its matches covers the route's path and a method it serves."""
-    best: tuple[int, int] | None = None
-    for match in _list(rule.get("matches")) or [{}]:
-        method = match.get("method")
-        if method is not None and str(method) not in methods:
-            continue
-        path = match.get("path") or {}
-        kind = str(path.get("type", "PathPrefix"))
-        value = str(path.get("value", "/"))
-        if kind == "Exact" and value == prefix:
-            rank = (1, len(value))
-        elif kind == "PathPrefix" and _covers(value, prefix):
-            rank = (0, len(value.rstrip("/")))
-        else:
-            continue  # RegularExpression (implementation-specific) is not taken
-        best = rank if best is None else max(best, rank)
-    return best
-
-
-def _covers(path: str, prefix: str) -> bool:
-    base = path.rstrip("/")
-    return base == "" or prefix == base or prefix.startswith(base + "/")
-
-
-def _precedence(rank: tuple[int, int], httproute: Mapping[str, Any], index: int) -> tuple[Any, ...]:
-    """Smaller wins: an Exact match, the longest path, the oldest HTTPRoute, then
-    ``namespace/name``, then the first rule (the Gateway API's precedence)."""
-    created = str(httproute.get("metadata", {}).get("creationTimestamp", ""))
-    return (-rank[0], -rank[1], created, _name(httproute), index)
 
 
 def _list(value: object) -> list[Mapping[str, Any]]:
