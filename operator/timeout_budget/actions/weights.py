@@ -104,8 +104,8 @@ async def _step(
 def _not_overwritten(name: str, what: str) -> str:
     return (
         f"HTTPRoute {name} {what} by someone else since the operator wrote it: not "
-        f"overwritten (put the rule back as the operator left it, or remove the annotation "
-        f"{ownership.REROUTE_WEIGHTS} to hand it back)"
+        "overwritten (put the rule back as the operator left it, or remove the annotation "
+        f"{ownership.REROUTE_WEIGHTS} to hand it over)"
     )
 
 

@@ -4,7 +4,9 @@ next step forward or back.
 The shift starts at the first step when the ladder reroutes (``decide.rerouting``: the
 same trigger as every reroute kind). Each step then holds ``holdSeconds`` while P95 is
 read; the next one is taken only while the route is still at risk, so the shift stops at
-the step that brought P95 back under the at-risk line. After recovery (P95 below the
+the step that brought P95 back under the at-risk line, and only once the step before is in
+force on the HTTPRoute (a step refused, say for a rule someone else changed, is not
+walked past). After recovery (P95 below the
 recover line for ``reroute.recoverySeconds``) it walks back the same way, one step per
 ``holdSeconds``, and the last step back is the undo, which restores the rule exactly. A
 route at risk again during the walk back climbs again. Pure: the spec, the memory and the
@@ -75,6 +77,8 @@ def forward(ctx: Context, memory: Memory) -> Move:
     at = f"{percent(ctx.spec, step)}%"
     if step >= len(steps):
         return Move(memory, f"weighted reroute at its last step ({at})")
+    if ctx.observation.shift_percent != percent(ctx.spec, step):
+        return Move(memory, f"weighted reroute: waiting for {at} to be in force")
     if not ctx.at_risk:
         return Move(memory, f"weighted reroute holding at {at}: P95 is under the at-risk line")
     left = _left(ctx, memory)
@@ -94,6 +98,10 @@ def back(ctx: Context, memory: Memory) -> Move:
     step = min(memory.shift_step, len(steps_of(ctx.spec)))
     left = _left(ctx, memory)
     at = f"{percent(ctx.spec, step)}%"
+    if ctx.observation.shift_percent != percent(ctx.spec, step):
+        return Move(
+            memory, f"weighted reroute: waiting for {at} to be in force before walking back"
+        )
     if left > 0:
         return Move(
             memory,

@@ -254,10 +254,12 @@ class Record:
     def changed_by_others(self, rule: Mapping[str, Any]) -> str | None:
         """What someone else changed in the rule since the operator wrote it, if anything:
         only the parts it wrote count (``timeouts`` only when it set them)."""
-        changed = [key for key in self.written if rule.get(key) != self.written[key]]
-        if not changed:
-            return None
-        return " and ".join(changed) + " changed by someone else since the operator wrote them"
+        changed = [
+            key
+            for key in self.written
+            if _as_kept(key, rule.get(key)) != _as_kept(key, self.written[key])
+        ]
+        return " and ".join(changed) + " changed" if changed else None
 
     def restored(self, rule: Mapping[str, Any]) -> dict[str, Any]:
         """The rule with what the operator wrote replaced by the original, exactly (a part
@@ -269,6 +271,16 @@ class Record:
             else:
                 out.pop(key, None)
         return out
+
+
+def _as_kept(key: str, value: Any) -> Any:
+    """A rule's part as the API server keeps it: a ``backendRef`` gets the CRD's defaults
+    (``group: ""``, ``kind: Service``, ``weight: 1``), so what the operator wrote and what
+    it reads back compare equal."""
+    if key != "backendRefs" or not isinstance(value, list):
+        return value
+    defaults = {"group": "", "kind": "Service", "weight": 1}
+    return [{**defaults, **r} if isinstance(r, Mapping) else r for r in value]
 
 
 OWNED = ("backendRefs", "timeouts")

@@ -51,5 +51,5 @@ def observed(spec: TimeoutBudgetSpec, api: GatewayApi, key: RouteKey) -> Shift:
         return Shift(target, changed=f"rule {record.rule} was taken out by someone else")
     changed = record.changed_by_others(rules[index])
     if changed is not None:
-        return Shift(target, changed=f"rule {record.rule}: {changed}")
+        return Shift(target, changed=f"rule {record.rule}: {changed} by someone else")
     return Shift(target, record.percent)
