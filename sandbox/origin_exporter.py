@@ -54,7 +54,7 @@ from typing import Any
 
 from sandbox.origin_queueing import MAX_STRETCH as MAX_STRETCH
 from sandbox.origin_queueing import RHO_MAX as RHO_MAX
-from sandbox.origin_queueing import queueing_stretch
+from sandbox.origin_queueing import queueing_stretch as queueing_stretch
 
 METRIC = "http_request_duration_seconds"
 BUCKETS: tuple[float, ...] = (
