@@ -1,10 +1,11 @@
-"""`make demo`: the operator keeping three routes inside their timeout budgets, live.
+"""`make demo`: the operator keeping four routes inside their timeout budgets, live.
 
 Starts the local sandbox (a real control plane with KWOK nodes, Prometheus, the Cloudflare
 API emulator, a synthetic origin whose latency follows the load and the ready replicas),
-applies a CloudflareZone and three TimeoutBudgets, runs the operator, and plays a load
+applies a CloudflareZone and four TimeoutBudgets, runs the operator, and plays a load
 profile: calm, a surge (scale-up), a bigger one (to max replicas), one beyond max
-(reroute), Prometheus going down (everything held), and recovery (undo, scale-down).
+(reroute), Prometheus going down (everything held), and recovery (undo, scale-down). One
+route (reports) is rerouted by the weights of its HTTPRoute, step by step.
 A live table follows every route each cycle; at the end a summary per route and a PNG
 plot per route. ``--keep`` leaves the sandbox running; otherwise everything is torn down,
 Ctrl-C included.
@@ -30,6 +31,7 @@ import pydantic
 
 from sandbox import demo_scenario as sc
 from sandbox.demo_plot import plot_all
+from sandbox.demo_shift import rules_restored
 from sandbox.demo_summary import render
 from sandbox.demo_table import LiveTable
 from sandbox.demo_timeline import DemoResult, RouteSample, Span, action_from_event
@@ -80,6 +82,7 @@ def sample(world: World, route: sc.Route, t: float, phase: str, prom_up: bool) -
         release_seconds=_release_seconds(spec),
         edge_coverage=edge_coverage(status.get("edgeCoverage") or ()),
         chain=chain_cell(status.get("chain") or ()),
+        long_share=world.long_share(route),
     )
 
 
@@ -210,6 +213,7 @@ def run(
         table = LiveTable(out, tty=tty)
         Player(world, result, table).play()
         table.close()
+        _weights_at_end(world, result)
         if not keep:
             announce(
                 "deleting the TimeoutBudgets: the operator's finalizer restores what it changed"
@@ -232,6 +236,15 @@ def run(
                 world.stop()
                 announce("sandbox stopped; no process left behind")
     return result
+
+
+def _weights_at_end(world: World, result: DemoResult) -> None:
+    """The weighted routes' HTTPRoutes at the end of the scenario: walked back exactly?"""
+    view = world.watch.refresh() if world.watch is not None else world.view
+    for name, rules in world.httproute_rules().items():
+        found = view.httproutes.get(name)
+        result.httproutes_at_end[name] = dict(found or {})
+        result.shift_restored[name] = rules_restored(found, rules)
 
 
 def _keep(world: World, out: TextIO) -> None:

@@ -4,7 +4,9 @@ Top: the P95 the operator read from Prometheus against the route's budget, at-ri
 recover lines, with the origin's true P95 faint behind it (the reading lags it by the rate
 window), the ready replicas on a second axis, a marker per action, the Prometheus outage
 shaded and the time rerouted tinted. Bottom: the requests per second and which pool
-served them, so a reroute shows as load leaving the main pool.
+served them, so a reroute shows as load leaving the main pool; for a route rerouted by the
+weights of its HTTPRoute, also the share on the long-running backend (a step line, right
+axis), so each step shows with the P95 answering it above.
 """
 
 from __future__ import annotations
@@ -35,6 +37,18 @@ MARKERS: dict[ActionKind, tuple[str, str, str]] = {
 P95_COLOR = "#222222"
 REPLICAS_COLOR = "#1f5fbf"
 LONG_RUNNING_COLOR = "#b07cc6"
+SHARE_COLOR = "#6c2a86"
+
+
+def _rerouted(s: RouteSample) -> bool:
+    return s.serving_pool != "main" or bool(s.long_share)
+
+
+def _long_rps(s: RouteSample) -> float:
+    """The requests per second the long-running pool served (all, or the weighted share)."""
+    if s.serving_pool != "main":
+        return s.rps
+    return s.rps * (s.long_share or 0) / 100
 
 
 def _series(samples: list[RouteSample], attr: str) -> tuple[list[float], list[float]]:
@@ -47,13 +61,13 @@ def _series(samples: list[RouteSample], attr: str) -> tuple[list[float], list[fl
 
 
 def _spans(samples: list[RouteSample], inside: str) -> list[Span]:
-    """Time spans where the route was served by a pool other than its own."""
+    """Time spans where the route was served (in part) by a pool other than its own."""
     spans: list[Span] = []
     start: float | None = None
     for s in samples:
-        if s.serving_pool != "main" and start is None:
+        if _rerouted(s) and start is None:
             start = s.t
-        elif s.serving_pool == "main" and start is not None:
+        elif not _rerouted(s) and start is not None:
             spans.append(Span(inside, start, s.t))
             start = None
     if start is not None:
@@ -209,16 +223,33 @@ def _value_at(samples: list[RouteSample], t: float, message: str) -> float:
 
 def _load(ax: Axes, samples: list[RouteSample]) -> None:
     xs = [s.t for s in samples]
-    main = [s.rps if s.serving_pool == "main" else 0.0 for s in samples]
-    other = [s.rps if s.serving_pool != "main" else 0.0 for s in samples]
+    other = [_long_rps(s) for s in samples]
+    main = [s.rps - o for s, o in zip(samples, other, strict=True)]
     ax.stackplot(xs, main, other, colors=[REPLICAS_COLOR, LONG_RUNNING_COLOR], alpha=0.55,
                  step="post")  # fmt: skip
     ax.set_ylabel("requests/s")
     ax.set_ylim(0, max((s.rps for s in samples), default=1) * 1.2)
-    handles = [Patch(color=REPLICAS_COLOR, alpha=0.55, label="served by the route's own pool")]
+    handles: list[Patch | Line2D] = [
+        Patch(color=REPLICAS_COLOR, alpha=0.55, label="served by the route's own pool")
+    ]
     if any(other):
         handles.append(Patch(color=LONG_RUNNING_COLOR, alpha=0.55, label="long-running pool"))
+    if any(s.long_share is not None for s in samples):
+        handles.append(_share(ax, samples))
     ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
+
+
+def _share(ax: Axes, samples: list[RouteSample]) -> Line2D:
+    """The HTTPRoute rule's share on the long-running backend, on a right axis in %."""
+    right = ax.twinx()
+    xs, share = _series(samples, "long_share")
+    right.step(xs, share, where="post", color=SHARE_COLOR, linewidth=1.8)
+    right.set_ylim(0, 105)
+    right.set_yticks([0, 20, 40, 60, 80, 100])
+    right.set_ylabel("% on long-running", color=SHARE_COLOR, fontsize=8)
+    right.tick_params(axis="y", colors=SHARE_COLOR, labelsize=7)
+    return Line2D([], [], color=SHARE_COLOR, linewidth=1.8,
+                  label="HTTPRoute weight on the long-running backend (right, %)")  # fmt: skip
 
 
 def _legend(fig: Figure, result: DemoResult, route: str, rerouted: bool, hpa: bool) -> None:

@@ -4,7 +4,9 @@ The demo has to make the operator climb every rung of its ladder and come back d
 clock short enough to watch. The numbers below are chosen for that, against the synthetic
 origin's queueing model (``origin_exporter.queueing_stretch``): each surge lands the API
 route's P95 in a known band at a known replica count, e.g. 15.6 req/s on 2 replicas gives a
-P95 of about 103 s (at risk: 96 s is 80 % of the 120 s budget) and about 42 s on 4.
+P95 of about 103 s (at risk: 96 s is 80 % of the 120 s budget) and about 42 s on 4. The
+reports route is shifted by weights on its HTTPRoute (``reroute.httpRoute``): each of its
+loads lands at risk before a step and between the lines after it (``REPORTS``).
 ``tests/sandbox/test_demo_scenario.py`` checks those bands, so a change here that would stop the
 demo from showing what it claims fails fast, without a sandbox.
 
@@ -55,6 +57,10 @@ class Route:
     service: str | None = None
     """The Service in front: its selector says which pool serves the route."""
     hpa: str | None = None
+    http_route: str | None = None
+    """The HTTPRoute whose rule's weights split the requests between the pools."""
+    long_backend: tuple[str, int] | None = None
+    """With ``http_route``: the long-running pool's Service and port in the rule."""
     about: str = ""
     """One line for the plot's title."""
 
@@ -110,12 +116,35 @@ SEARCH = Route(
     about="an HPA owns the replicas: the operator raises its minReplicas",
     pools=(Pool("main", "search", {"app": "search"}, capacity_rps_per_replica=10.0),),
 )
-ROUTES: tuple[Route, ...] = (API, EXPORT, SEARCH)
+REPORTS = Route(
+    name="reports",
+    host="reports.example.com",
+    path="/",
+    base_p95=40.0,
+    http_route="reports",
+    long_backend=("reports-long-running", 8080),
+    about="weights shifted step by step to a long-running backend on its HTTPRoute",
+    pools=(
+        Pool("main", "reports", {"app": "reports"}, capacity_rps_per_replica=10.0),
+        Pool(
+            "long-running",
+            "reports-long-running",
+            {"app": "reports-long-running"},
+            capacity_rps_per_replica=10.0,
+            base_p95=60.0,
+        ),
+    ),
+)
+"""Two replicas at most (its min), the linear load model: the surge is at risk at max
+(108 s), 20 % on the long-running backend brings it between the lines (83 s); beyond max it
+is at risk again at 20 % (108 s) and 40 % brings it back (85 s). The steps in
+``routes.yaml`` are 20, 40, 100."""
+ROUTES: tuple[Route, ...] = (API, EXPORT, SEARCH, REPORTS)
 
-CALM = {"api": 10.0, "export": 10.0, "search": 4.0}
-SURGE = {"api": 15.6, "export": 12.0, "search": 7.2}
-BEYOND = {"api": 35.4, "export": 15.0, "search": 4.0}
-NO_TRAFFIC = {"api": 0.0, "export": 0.0, "search": 0.0}
+CALM = {"api": 10.0, "export": 10.0, "search": 4.0, "reports": 10.0}
+SURGE = {"api": 15.6, "export": 12.0, "search": 7.2, "reports": 54.0}
+BEYOND = {"api": 35.4, "export": 15.0, "search": 4.0, "reports": 71.2}
+NO_TRAFFIC = {"api": 0.0, "export": 0.0, "search": 0.0, "reports": 0.0}
 
 
 @dataclass(frozen=True)
@@ -175,7 +204,8 @@ def _phases(calm: float, surge: float, beyond: float, over: float, outage: float
             SURGE,
             "api's P95 climbs past the at-risk line (96 s): it is scaled up 2 -> 4 (its max; "
             "at risk at max until the new pods show, so the edge read timeout goes to 121 s) "
-            "and P95 comes back under; search's HPA gets a higher minReplicas",
+            "and P95 comes back under; search's HPA gets a higher minReplicas; reports (at its "
+            "max) gets 20 % of its HTTPRoute rule shifted to the long-running backend",
             ramp,
         ),
         Phase(
@@ -183,7 +213,8 @@ def _phases(calm: float, surge: float, beyond: float, over: float, outage: float
             beyond,
             BEYOND,
             "4 replicas (api's max) are not enough: at risk at max for 8 evaluations -> the "
-            "api Service is rerouted to the long-running pool: its load leaves the main pool",
+            "api Service is rerouted to the long-running pool: its load leaves the main pool; "
+            "reports is at risk again at 20 %: shifted to 40 %",
             ramp,
         ),
         Phase("surge over", over, CALM, "the load is back to normal: P95 falls, recovery starts"),
@@ -198,7 +229,8 @@ def _phases(calm: float, surge: float, beyond: float, over: float, outage: float
             "recovery",
             recovery,
             CALM,
-            "data is back: the reroute is undone, then one replica at a time is given back",
+            "data is back: the reroute is undone, then one replica at a time is given back; "
+            "reports' weights are walked back 40 % -> 20 % -> the original rule",
         ),
     )
 

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sandbox import demo_shift
 from sandbox.demo_timeline import MARKED, ActionKind, ActionRecord, DemoResult, RouteSample
 from timeout_budget.decide import bands, timers
 from timeout_budget.decide.bands import Band, Lines
@@ -169,7 +170,7 @@ def summarize_route(result: DemoResult, route: str) -> RouteSummary:
             at_risk += dt
         if s.p95 is not None and s.budget is not None and s.p95 >= s.budget:
             breaching += dt
-        if s.serving_pool != "main":
+        if s.serving_pool != "main" or s.long_share:
             rerouted += dt
     last = samples[-1] if samples else None
     return RouteSummary(
@@ -227,6 +228,10 @@ def render(result: DemoResult, zone_timeout: int) -> str:
         )
     for s in summaries:
         lines += ["", *_details(s, zone_timeout)]
+        samples = result.route_samples(s.route)
+        if any(x.long_share is not None for x in samples):
+            restored = result.shift_restored.get(s.route)
+            lines.append(f"  {demo_shift.describe(s.route, samples, restored)}")
     lines += ["", *_outages(result), *_restoration(result)]
     return "\n".join(lines)
 

@@ -38,6 +38,8 @@ def replicas(sample: RouteSample) -> str:
         text += f" hpa-min {sample.hpa_min_replicas}"
     if sample.serving_pool != "main":
         text += f" ⇒ {sample.serving_pool} {sample.serving_ready}"
+    if sample.long_share:
+        text += f" ⇒ {sample.long_share}% long"
     return text
 
 
@@ -103,7 +105,15 @@ class LiveTable:
             self._draw()
             return
         signature = tuple(
-            (s.route, s.state, s.replicas, s.spec_replicas, s.serving_pool, s.last_action)
+            (
+                s.route,
+                s.state,
+                s.replicas,
+                s.spec_replicas,
+                s.serving_pool,
+                s.long_share,
+                s.last_action,
+            )
             for s in samples
         )
         if signature != self._last_signature or t - self._last_print >= self.every:

@@ -85,6 +85,9 @@ class RouteSample:
     """The inner hops of ``status.chain`` in a table cell: ``ingress-nginx 60s FiresFirst``."""
     """What covers the route's methods at the edge, from ``status.edgeCoverage``
     (``GET rule 301s · POST none 120s``); empty before the operator has said."""
+    long_share: int | None = None
+    """For a route with a weighted reroute: the percent of its HTTPRoute rule's traffic on
+    the long-running backend, as the demo read it (``None``: the route has none)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,12 @@ class DemoResult:
     edge_rules_seen: dict[str, set[int]] = field(default_factory=dict)
     """Per route, every ``read_timeout`` its Cache Rule had during the run."""
     restoration: Restoration | None = None
+    httproutes_at_end: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The weighted routes' HTTPRoutes by name, as read at the end of the scenario (before
+    the TimeoutBudgets are deleted)."""
+    shift_restored: dict[str, list[str]] = field(default_factory=dict)
+    """Per HTTPRoute of a weighted route, what was not as the manifest had it at the end
+    of the scenario (``demo_shift.rules_restored``); empty: restored exactly."""
     plots: dict[str, Path] = field(default_factory=dict)
     summary_text: str = ""
     interrupted: bool = False

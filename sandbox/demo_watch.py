@@ -2,11 +2,12 @@
 
 Two things need the cluster's current state while the demo runs. The synthetic origin's
 latency must follow the pods that really serve each route (the READY pods behind its
-Service, or its Deployment), so that what the operator does shows up in the P95 that
-Prometheus scrapes; and the live table, timeline and plots need each route's status and
-the operator's Events. Both read the latest ``ClusterView``, which this thread replaces
-whole on every poll (readers never see half an update). A failed poll keeps the previous
-view, so a slow API server only makes the picture a second older.
+Service, or its Deployment, and the weights of its HTTPRoute), so that what the operator
+does shows up in the P95 that Prometheus scrapes; and the live table, timeline and plots
+need each route's status and the operator's Events. Both read the latest ``ClusterView``,
+which this thread replaces whole on every poll (readers never see half an update). A
+failed poll keeps the previous view, so a slow API server only makes the picture a second
+older.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from kubernetes import client, config
 
 GROUP, VERSION, PLURAL = "timeoutbudget.io", "v1alpha1", "timeoutbudgets"
+GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class ClusterView:
     services: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     hpas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     budgets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    httproutes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def ready(self, labels: Mapping[str, str]) -> int:
         """Ready pods carrying all of ``labels``."""
@@ -146,6 +149,11 @@ class ClusterWatch:
                 GROUP, VERSION, ns, PLURAL, **kw
             )
         )
+        httproutes = self._list(
+            lambda ns, **kw: self._custom.list_namespaced_custom_object(
+                GATEWAY_GROUP, GATEWAY_VERSION, ns, "httproutes", **kw
+            )
+        )
         events = [
             e
             for e in self._list(self._core.list_namespaced_event)
@@ -161,5 +169,6 @@ class ClusterWatch:
             services={s["metadata"]["name"]: s for s in services},
             hpas={h["metadata"]["name"]: h for h in hpas},
             budgets={b["metadata"]["name"]: b for b in budgets},
+            httproutes={h["metadata"]["name"]: h for h in httproutes},
         )
         return view, events

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox import demo_restore, demo_shift, procutil
 from sandbox import demo_scenario as sc
-from sandbox import procutil
 from sandbox.cloudflare_emulator import CloudflareEmulator
 from sandbox.controlplane import ControlPlane, KubectlError
+from sandbox.demo_restore import INGRESS_READ_TIMEOUT
+from sandbox.demo_steps import Background, SetupFailed, wait_until
 from sandbox.demo_timeline import Restoration
 from sandbox.demo_watch import ClusterView, ClusterWatch
 from sandbox.operator_process import OperatorProcess
@@ -33,8 +34,6 @@ from timeout_budget.decide import rules as cache_rules
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = Path(__file__).resolve().parent / "manifests" / "demo"
-OWNED_ANNOTATION_PREFIX = "timeoutbudget.io/"
-INGRESS_READ_TIMEOUT = "nginx.ingress.kubernetes.io/proxy-read-timeout"
 DNS_RECORDS = (
     ("api.example.com", "192.0.2.10"),
     ("search.example.com", "192.0.2.20"),
@@ -51,41 +50,6 @@ def announce(message: str) -> None:
 NAMESPACE_MANIFEST = json.dumps(
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": sc.NAMESPACE}}
 )
-
-
-class SetupFailed(RuntimeError):
-    """A part of the world did not come up; the message says which and where its log is."""
-
-
-def wait_until(
-    probe: Callable[[], bool], timeout: float, what: str, interval: float = 0.25
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe():
-            return
-        time.sleep(interval)
-    raise SetupFailed(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-class _Background:
-    """Run a start-up step in a thread; ``join()`` re-raises what it raised."""
-
-    def __init__(self, step: Callable[[], None]) -> None:
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(step,), daemon=True)
-        self._thread.start()
-
-    def _run(self, step: Callable[[], None]) -> None:
-        try:
-            step()
-        except BaseException as exc:  # handed to the joining thread
-            self._error = exc
-
-    def join(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
 
 
 @dataclass
@@ -121,7 +85,7 @@ class World:
         t0 = time.monotonic()
         self._start_origin()
         # Prometheus needs only the origin: it comes up while the control plane does.
-        prometheus = _Background(self._start_prometheus)
+        prometheus = Background(self._start_prometheus)
         self.say("starting the control plane (etcd, kube-apiserver, controllers, KWOK nodes)")
         self.cp = ControlPlane.start(workdir=self.workdir, nodes=3)
         cp = self.cp
@@ -138,7 +102,8 @@ class World:
             "the namespace's default ServiceAccount",
         )
         self.say(
-            "applying the origins: Deployments, the api Service, the search HPA, the export Ingress"
+            "applying the origins: Deployments, Services, the search HPA, the export Ingress, "
+            "the reports HTTPRoute"
         )
         self.kubectl_apply("origins.yaml")
         self.watch = ClusterWatch(cp.kubeconfig, sc.NAMESPACE, period=1.0).start()
@@ -312,12 +277,17 @@ class World:
 
     def apply_load(self, t: float, rps: Mapping[str, float] | None = None) -> None:
         """Set each route's origin model for scenario time ``t``: its request rate, and the
-        pool its Service sends it to (with that pool's capacity)."""
+        pool its Service sends it to (with that pool's capacity), or for a weighted route
+        its split between its pools by its HTTPRoute's weights (``demo_shift``)."""
         assert self.origin is not None
         for route in self.scenario.routes:
+            rate = rps[route.name] if rps is not None else self.scenario.rps_at(route.name, t)
+            share = self.long_share(route)
+            if share is not None:
+                self._serving.update(demo_shift.set_split(self.origin, route, rate, share))
+                continue
             pool = self.serving(route)
             self._serving[route.name] = pool
-            rate = rps[route.name] if rps is not None else self.scenario.rps_at(route.name, t)
             self.origin.set_route(
                 route.name,
                 p95=pool.base_p95 or route.base_p95,
@@ -328,8 +298,21 @@ class World:
             )
 
     def model_p95(self, route: str) -> float:
+        """The route's true P95; for a weighted route, that of its two pools' mixture."""
         assert self.origin is not None
-        return self.origin.effective_p95(route)
+        models = self.origin.models()
+        keys = [k for k in (route, demo_shift.long_key(route)) if k in models]
+        if len(keys) == 1:
+            return self.origin.effective_p95(route)
+        return demo_shift.mixture_p95([(models[k].rps, self.origin.effective_p95(k)) for k in keys])
+
+    def long_share(self, route: sc.Route) -> int | None:
+        """The percent of a weighted route's HTTPRoute rule on its long-running backend."""
+        return demo_shift.long_share(self.view.httproutes, route)
+
+    def httproute_rules(self) -> dict[str, list[dict[str, Any]]]:
+        """Per weighted route's HTTPRoute, its rules as the manifest has them."""
+        return demo_restore.manifest_rules(MANIFESTS / "origins.yaml", self.scenario.routes)
 
     # -- Prometheus outage --------------------------------------------------------------
     def prometheus_down(self) -> None:
@@ -372,50 +355,24 @@ class World:
             check=False,
         )  # fmt: skip
         view = self.watch.refresh() if self.watch is not None else ClusterView()
-        deleted = result.returncode == 0 and not view.budgets
-        problems: list[str] = []
-        if not deleted:
-            left = ", ".join(view.budgets) or result.stderr.strip()
-            problems.append(f"TimeoutBudgets not deleted: {left}")
-        selectors = {n: dict(s["spec"].get("selector") or {}) for n, s in view.services.items()}
-        if selectors.get("api") != {"app": "api"}:
-            problems.append(f"Service api selector is {selectors.get('api')}, not {{'app': 'api'}}")
-        hpa_min = {n: int(h["spec"].get("minReplicas", 1)) for n, h in view.hpas.items()}
-        if hpa_min.get("search") != 1:
-            problems.append(f"HPA search minReplicas is {hpa_min.get('search')}, not 1")
-        annotations: dict[str, list[str]] = {}
-        for kind, objects in (
-            ("Deployment", view.deployments),
-            ("Service", view.services),
-            ("HorizontalPodAutoscaler", view.hpas),
-        ):
-            for name, obj in objects.items():
-                notes = obj.get("metadata", {}).get("annotations") or {}
-                ours = sorted(k for k in notes if k.startswith(OWNED_ANNOTATION_PREFIX))
-                if ours:
-                    annotations[f"{kind}/{name}"] = ours
-                    problems.append(f"{kind} {name} still carries {', '.join(ours)}")
-        ingress = self.ingress_annotations("export") or {}
-        if ingress.get(INGRESS_READ_TIMEOUT) != "60":
-            problems.append(
-                f"Ingress export's proxy-read-timeout is {ingress.get(INGRESS_READ_TIMEOUT)}, "
-                "not 60"
-            )
-        ours = sorted(k for k in ingress if k.startswith(OWNED_ANNOTATION_PREFIX))
-        if ours:
-            annotations["Ingress/export"] = ours
-            problems.append(f"Ingress export still carries {', '.join(ours)}")
         operator_rules = [
             r
             for r in self.emulator.rules(sc.ZONE_ID)
             if str(r.get("description", "")).startswith(cache_rules.DESCRIPTION_PREFIX)
         ]
-        for rule in operator_rules:
-            problems.append(f"Cache Rule {rule.get('ref')} is still in the zone")
-        for name, _ in DNS_RECORDS:
-            if not self.emulator.effectively_proxied(sc.ZONE_ID, name):
-                problems.append(f"DNS record {name} is no longer proxied")
-        return Restoration(deleted, selectors, hpa_min, annotations, operator_rules, problems)
+        return demo_restore.check(
+            view,
+            deleted=result.returncode == 0 and not view.budgets,
+            not_deleted=", ".join(view.budgets) or result.stderr.strip(),
+            ingress=self.ingress_annotations("export") or {},
+            operator_rules=operator_rules,
+            unproxied=[
+                name
+                for name, _ in DNS_RECORDS
+                if not self.emulator.effectively_proxied(sc.ZONE_ID, name)
+            ],
+            httproute_rules=self.httproute_rules(),
+        )
 
     # -- stop ---------------------------------------------------------------------------
     def stop(self) -> None:

@@ -26,7 +26,11 @@ and utilisation ``rho = rps / (capacity_rps_per_replica * replicas)``, using Sak
 approximation of the mean wait (``queueing_stretch``). Latency stays near the base while
 there is headroom and climbs steeply as ``rho`` nears 1, as real origins do; past
 ``RHO_MAX`` (an overload: the queue would grow without bound) it keeps climbing along the
-curve's tangent, up to ``MAX_STRETCH`` times the base.
+curve's tangent, up to ``MAX_STRETCH`` times the base (``sandbox.origin_queueing``).
+
+A route served by two pools of pods at once (a weighted reroute) is two models with the
+same ``route_label`` and their own ``pool`` label, each with its load and capacity: a
+query summing by ``route`` reads their requests together, as it would a real origin's.
 
 Standalone: ``python -m sandbox.origin_exporter --port 9101 --route api=2.5:20``.
 """
@@ -48,6 +52,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from statistics import NormalDist
 from typing import Any
 
+from sandbox.origin_queueing import MAX_STRETCH as MAX_STRETCH
+from sandbox.origin_queueing import RHO_MAX as RHO_MAX
+from sandbox.origin_queueing import queueing_stretch as queueing_stretch
+
 METRIC = "http_request_duration_seconds"
 BUCKETS: tuple[float, ...] = (
     0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 45, 60, 75, 90, 100, 110, 120, 150, 180, 240,
@@ -60,31 +68,6 @@ CLIENT_DEFAULT_BUCKETS: tuple[float, ...] = (
 """The Prometheus client libraries' defaults: too coarse to see a 120 s budget."""
 _STD_NORMAL = NormalDist()
 _Z95 = _STD_NORMAL.inv_cdf(0.95)
-RHO_MAX = 0.97
-"""Utilisation past which the queueing model is extended linearly (an overload)."""
-MAX_STRETCH = 60.0
-"""The most the queueing model stretches the base P95 (clients give up long before)."""
-
-
-def _sakasegawa(rho: float, servers: int) -> float:
-    """Mean wait in the queue over the mean service time, M/M/c (Sakasegawa 1977)."""
-    return float(rho ** (math.sqrt(2 * (servers + 1)) - 1) / (servers * (1 - rho)))
-
-
-def queueing_stretch(rho: float, servers: int) -> float:
-    """How much longer requests take at utilisation ``rho`` on ``servers`` parallel slots.
-
-    ``1 + Wq/S`` from Sakasegawa's approximation below ``RHO_MAX``; above it, the tangent
-    at ``RHO_MAX`` (continuous, increasing), capped at ``MAX_STRETCH``.
-    """
-    servers = max(1, servers)
-    rho = max(0.0, rho)
-    if rho < RHO_MAX:
-        return min(MAX_STRETCH, 1 + _sakasegawa(rho, servers))
-    at_max = _sakasegawa(RHO_MAX, servers)
-    step = 1e-4
-    slope = (at_max - _sakasegawa(RHO_MAX - step, servers)) / step
-    return min(MAX_STRETCH, 1 + at_max + slope * (rho - RHO_MAX))
 
 
 @dataclass(frozen=True)
@@ -101,6 +84,12 @@ class RouteModel:
     model), or at full utilisation (queueing model)."""
     servers_per_replica: int | None = None
     """Parallel slots per replica; set, it selects the queueing model (``queueing_stretch``)."""
+    route_label: str | None = None
+    """The ``route`` label's value; default: the name the model is set under. Two models
+    with the same ``route_label`` and different ``pool`` are two pools of pods serving one
+    route, as a real origin's pods each export their own histogram."""
+    pool: str | None = None
+    """A ``pool`` label on the series, when set."""
 
     def __post_init__(self) -> None:
         if not (self.p95 > 0 and math.isfinite(self.p95)):
@@ -268,7 +257,10 @@ class OriginExporter:
                 model = self._models.get(route)
                 if model is None:
                     continue
-                labels = f'route="{_escape(route)}",host="{_escape(model.host)}"'
+                name = model.route_label or route
+                labels = f'route="{_escape(name)}",host="{_escape(model.host)}"'
+                if model.pool is not None:
+                    labels += f',pool="{_escape(model.pool)}"'
                 cumulative = 0
                 for bound, count in zip(hist.bounds, hist.counts, strict=True):
                     cumulative += count

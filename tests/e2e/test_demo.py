@@ -13,16 +13,20 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
-from sandbox import binaries, demo, demo_scenario
+from sandbox import binaries, demo, demo_scenario, demo_shift
 from sandbox.demo_summary import summarize_route
 from sandbox.demo_timeline import ActionKind, DemoResult
+from timeout_budget.model import ownership
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 API_AT_RISK = 96.0  # 0.8 x 120 s
 API_MAX = 4
+REPORTS_AT_RISK = 96.0  # 0.8 x 120 s
+ORIGINS = REPO / "sandbox" / "manifests" / "demo" / "origins.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
 
 
 def test_every_route_was_read_and_evaluated(run: DemoResult) -> None:
-    assert set(run.routes()) == {"api", "export", "search"}
+    assert set(run.routes()) == {"api", "export", "search", "reports"}
     assert [p.name for p in run.phases] == [p.name for p in demo_scenario.fast().phases]
     for route in run.routes():
         readings = [s for s in run.route_samples(route) if s.p95 is not None]
@@ -169,7 +173,7 @@ def test_deleting_the_budgets_restores_everything(run: DemoResult) -> None:
 
 
 def test_a_plot_per_route(run: DemoResult) -> None:
-    assert set(run.plots) == {"api", "export", "search"}
+    assert set(run.plots) == {"api", "export", "search", "reports"}
     for path in run.plots.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert path.stat().st_size > 20_000
@@ -198,3 +202,50 @@ def test_the_chain_column_shows_the_ingress_kept_in_line(run: DemoResult) -> Non
     assert cells, "export has no chain cell"
     assert cells[-1] == "ingress-nginx 361s Ok", cells[-5:]
     assert [s.chain for s in run.route_samples("api")] == [""] * len(run.route_samples("api"))
+
+
+def test_the_weighted_route_shifts_step_by_step_and_walks_back_to_the_exact_rule(
+    run: DemoResult,
+) -> None:
+    """reports (reroute.httpRoute, at its max replicas): 20 % of its HTTPRoute rule to the
+    long-running backend in the surge, 40 % when at risk again beyond max, P95 back under
+    the at-risk line, then walked back step by step to the manifest's rule exactly."""
+    samples = run.route_samples("reports")
+    percents = [s.percent for s in demo_shift.steps(samples)]
+    assert percents, "the reports HTTPRoute's weights were never shifted"
+    peak = percents.index(max(percents))
+    climb, walk_back = percents[: peak + 1], percents[peak:]
+    assert len(climb) >= 2, percents
+    assert climb == sorted(set(climb)), percents
+    assert climb[:2] == [20, 40], percents
+    assert walk_back == sorted(walk_back, reverse=True), percents
+    assert walk_back[-1] == 0, percents
+    assert 20 in walk_back, f"not walked back step by step: {percents}"
+    shifted = run.route_actions("reports", [ActionKind.REROUTE])
+    assert "(20% to the long-running backend)" in shifted[0].message
+    assert any("(40% to the long-running backend)" in a.message for a in shifted)
+    assert all(run.phase("surge").start <= a.t for a in shifted)
+    # P95 answered: under the at-risk line at the highest step, while still shifted.
+    at_peak = [s for s in samples if s.long_share == max(percents) and s.p95 is not None]
+    assert any(s.p95 < REPORTS_AT_RISK for s in at_peak), [s.p95 for s in at_peak]  # type: ignore[operator]
+    undos = run.route_actions("reports", [ActionKind.UNDO])
+    assert len(undos) == 1
+    assert undos[0].t > run.outages[0].end
+    # The walk back ended with the rule the manifest has, field by field, and no record.
+    (manifest,) = (
+        d for d in yaml.safe_load_all(ORIGINS.read_text())
+        if d and d["kind"] == "HTTPRoute" and d["metadata"]["name"] == "reports"
+    )  # fmt: skip
+    end = run.httproutes_at_end["reports"]
+    rules, wanted = end["spec"]["rules"], manifest["spec"]["rules"]
+    assert len(rules) == len(wanted)
+    for got, want in zip(rules, wanted, strict=True):
+        assert set(got) == set(want), (got, want)
+        for key in want:
+            assert got[key] == want[key], (key, got[key], want[key])
+    assert ownership.REROUTE_WEIGHTS not in (end["metadata"].get("annotations") or {})
+    assert run.shift_restored["reports"] == []
+    assert "reports: HTTPRoute weights shifted 20% at t=" in run.summary_text
+    # The Service-selector reroute is still covered: api rerouted and undone once each.
+    assert len(run.route_actions("api", [ActionKind.REROUTE])) == 1
+    assert len(run.route_actions("api", [ActionKind.UNDO])) == 1

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from sandbox import demo_scenario as sc
+from sandbox import demo_shift
 from sandbox.demo_summary import render, summarize_route
 from sandbox.demo_table import LiveTable, row
 from sandbox.demo_timeline import (
@@ -359,3 +360,56 @@ def test_the_edge_cell_shows_coverage_per_method_group() -> None:
         == "GET rule 301s · POST NONE 120s · PUT dns-only"
     )
     assert edge_coverage([]) == ""
+
+
+# -- the weighted route (reroute.httpRoute) ---------------------------------------------------
+
+
+def reports_p95(rps: float, percent: int) -> float:
+    """The reports route's true P95 with ``percent`` of its rule on the long-running pool
+    (2 ready replicas each), as the demo computes it for the plot."""
+    ready = {"reports": 2, demo_shift.long_key("reports"): 2}
+    exporter = OriginExporter(replicas_for=lambda key: ready[key])
+    demo_shift.set_split(exporter, sc.REPORTS, rps, percent)
+    models = exporter.models()
+    return demo_shift.mixture_p95([(models[k].rps, exporter.effective_p95(k)) for k in ready])
+
+
+def test_each_reports_load_is_at_risk_before_its_step_and_between_the_lines_after() -> None:
+    calm, surge, beyond = sc.CALM["reports"], sc.SURGE["reports"], sc.BEYOND["reports"]
+    assert reports_p95(calm, 0) < RECOVER - 5
+    assert AT_RISK + 5 < reports_p95(surge, 0) < BUDGET
+    assert RECOVER + 5 < reports_p95(surge, 20) < AT_RISK - 5  # held at 20 %, no walk back
+    assert AT_RISK + 5 < reports_p95(beyond, 20) < BUDGET  # at risk again: the next step
+    assert RECOVER + 5 < reports_p95(beyond, 40) < AT_RISK - 5
+    assert max(reports_p95(calm, 40), reports_p95(calm, 20)) < RECOVER - 5  # walked back
+
+
+def test_the_mixture_p95_is_that_of_the_requests_both_pools_serve() -> None:
+    assert demo_shift.mixture_p95([(10, 50.0)]) == pytest.approx(50.0)
+    assert demo_shift.mixture_p95([(10, 50.0), (0, 500.0)]) == pytest.approx(50.0)
+    mixed = demo_shift.mixture_p95([(1, 50.0), (1, 100.0)])
+    assert 50 < mixed < 100
+    exporter = OriginExporter()
+    demo_shift.set_split(exporter, sc.REPORTS, 20, 40)
+    exporter.tick(1.0)
+    text = exporter.render()
+    assert 'route="reports",host="reports.example.com",pool="main"' in text
+    assert 'route="reports",host="reports.example.com",pool="long-running"' in text
+    assert text.count('pool="long-running",le="+Inf"} 8') == 1  # 40 % of 20 requests
+
+
+def test_the_steps_of_a_weighted_route_are_told_in_order() -> None:
+    shares = [0, 0, 20, 20, 40, 40, 20, 0, 0]
+    samples = [sample(t, 80, route="reports", long_share=p) for t, p in enumerate(shares)]
+    assert [(s.t, s.percent) for s in demo_shift.steps(samples)] == [
+        (2, 20), (4, 40), (6, 20), (7, 0),
+    ]  # fmt: skip
+    text = demo_shift.describe("reports", samples, [])
+    assert text == (
+        "reports: HTTPRoute weights shifted 20% at t=2s → 40% at t=4s; walked back → 20% "
+        "at t=6s → 0% at t=7s; at the end the rule is the manifest's exactly, without the "
+        "operator's record"
+    )
+    row_ = row(sample(0, 80, route="reports", long_share=40))
+    assert "⇒ 40% long" in row_

@@ -111,7 +111,8 @@ Argument: the root context.
   resources: [httproutes, gateways]
   verbs: [get, list]
 {{- if .Values.rbac.httpRouteWrites }}
-# spec.chain.sync: the named HTTPRoute rule's timeouts, by server-side apply (opt-in).
+# spec.chain.sync: the named HTTPRoute rule's timeouts, and spec.reroute.httpRoute: the
+# rule's backendRefs weights, by server-side apply; their restore by merge patch (opt-in).
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [patch]
