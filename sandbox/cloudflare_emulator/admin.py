@@ -28,6 +28,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sandbox.cloudflare_emulator.analytics import Hit
 from sandbox.cloudflare_emulator.api import parse_body
 from sandbox.cloudflare_emulator.protocol import ApiError, Reply, failure, ok
 from sandbox.cloudflare_emulator.state import DEFAULT_PROXY_READ_TIMEOUT
@@ -172,6 +173,18 @@ def _add_token(emu: CloudflareEmulator, p: Mapping[str, str], body: Any, q: Any)
         user=str(spec.get("user", DEFAULT_USER)),
     )
     return {"permissions": sorted(grant.permissions), "user": grant.user}
+
+
+@_route("POST", r"/traffic")
+def _add_traffic(emu: CloudflareEmulator, p: Mapping[str, str], body: Any, q: Any) -> Any:
+    """Requests the edge saw: ``{"hits": [{"at", "zone_id", "host", "path", "method",
+    "status", "origin_ms"}]}``; ``{"delaySeconds": n}`` sets how late they show."""
+    data = _obj(body)
+    for hit in data.get("hits") or []:
+        emu.traffic.record(Hit(**hit))
+    if "delaySeconds" in data:
+        emu.traffic.delay_seconds = float(data["delaySeconds"])
+    return {"hits": len(emu.traffic.hits), "delaySeconds": emu.traffic.delay_seconds}
 
 
 @_route("POST", r"/reset")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from sandbox.cloudflare_emulator import dns, rulesets, tokens, zone_settings
+from sandbox.cloudflare_emulator import analytics, dns, rulesets, tokens, zone_settings
 from sandbox.cloudflare_emulator.protocol import (
     ApiError,
     Code,
@@ -168,7 +168,9 @@ class FrontDoor:
         validators: Validators,
         limiter: RateLimiter,
         tokens: Callable[[], Mapping[str, Grant]],
+        traffic: analytics.Traffic | None = None,
     ) -> None:
+        self.traffic = traffic or analytics.Traffic()
         self.store = store
         self.validators = validators
         self.limiter = limiter
@@ -209,6 +211,8 @@ class FrontDoor:
                     headers={"Retry-After": str(wait)},
                 )
             body = parse_body(raw_body)
+            if path == "/graphql":
+                return self._graphql(grant, method, body)
             handler, params, permission = route(method, path)
             tokens.require(grant, permission)
             request = Request(method, path, query, body, params)
@@ -219,3 +223,14 @@ class FrontDoor:
         except Exception:
             log.exception("emulator handler failed: %s %s", method, path)
             return failure(ApiError.one(500, Code.INTERNAL_ERROR, "Internal emulator error"))
+
+    def _graphql(self, grant: Grant, method: str, body: Any) -> Reply:
+        """The GraphQL Analytics API: its own answers (``analytics``), not the v4 envelope."""
+        if method != "POST":
+            raise ApiError.one(405, Code.METHOD_NOT_ALLOWED, f"Method {method} not allowed here")
+        allowed = tokens.ANALYTICS_READ in grant.permissions
+        with self.store.lock:
+            status, answer = analytics.answer(
+                self.store, self.traffic, body, grant.user, lambda zone: allowed
+            )
+        return Reply(status, answer)

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from sandbox.cloudflare_emulator import edge_cache, rulesets, server
+from sandbox.cloudflare_emulator.analytics import Traffic
 from sandbox.cloudflare_emulator.api import FrontDoor
 from sandbox.cloudflare_emulator.faults import Fault, FaultQueue, Kind
 from sandbox.cloudflare_emulator.protocol import JsonObject
@@ -76,8 +77,10 @@ class CloudflareEmulator:
         )
         self.faults = FaultQueue()
         self.log = RequestLog()
+        self.traffic = Traffic()
+        """What the edge has seen, for the GraphQL Analytics API (``analytics``)."""
         self.front_door = FrontDoor(
-            self.store, self.validators, self.limiter, lambda: self.tokens.grants
+            self.store, self.validators, self.limiter, lambda: self.tokens.grants, self.traffic
         )
         self.stopping = threading.Event()
         self._initial_zones = {zid: ZoneSeed.of(seed) for zid, seed in (zones or {}).items()}
@@ -307,6 +310,7 @@ class CloudflareEmulator:
         self.faults.clear()
         self.log.clear()
         self.limiter.reset()
+        self.traffic.clear()
 
     def _seed(self) -> None:
         for zone_id, seed in self._initial_zones.items():

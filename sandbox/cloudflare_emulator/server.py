@@ -96,7 +96,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         def record(status: int, reply: Reply | None, fault: str | None) -> None:
-            codes = tuple(e["code"] for e in (reply.body or {}).get("errors", [])) if reply else ()
+            errors = ((reply.body or {}).get("errors") if reply else None) or []
+            # GraphQL errors carry no v4 code (and ``errors`` is null on success).
+            codes = tuple(e["code"] for e in errors if isinstance(e, dict) and "code" in e)
             emulator.log.append(
                 Entry(
                     method,

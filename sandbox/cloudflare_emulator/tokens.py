@@ -26,9 +26,11 @@ CACHE_RULES_READ = "Cache Rules Read"
 CACHE_RULES_EDIT = "Cache Rules Edit"
 DNS_READ = "DNS Read"
 DNS_EDIT = "DNS Edit"
+ANALYTICS_READ = "Analytics Read"
 ALL_PERMISSIONS = frozenset(
     {
         ZONE_READ,
+        ANALYTICS_READ,
         ZONE_SETTINGS_READ,
         ZONE_SETTINGS_EDIT,
         CACHE_RULES_READ,

@@ -235,11 +235,13 @@ def test_a_sigkill_mid_shift_resumes_cleanly(
     namespace: str,
 ) -> None:
     """Killed at the first step: a new operator reads the step from status (and the
-    HTTPRoute's record), takes the next one after its hold, and never writes a step twice."""
+    HTTPRoute's record), takes the next one after its hold, and never writes a step twice.
+    With ``setTimeouts`` the rule's 60 s request timeout allows the budget while shifted,
+    and the route's deletion (the finalizer) gives the rule back exactly, mid-shift."""
     cp, ns = control_plane, namespace
     run = operator_process.Restartable(cp, prometheus.url, ns, "weights-kill")
     try:
-        original = start_route(cp, origin, ns, "wkill", hold=6)
+        original = start_route(cp, origin, ns, "wkill", hold=6, setTimeouts=True)
         origin.set_route("wkill", p95=AT_RISK, rps=20, host=HOST)
         kube.wait_for(lambda: percent(cp, ns, "wkill") == 25, 60, "the first step")
         version = get(cp, ns, "wkill")["metadata"]["resourceVersion"]
@@ -257,5 +259,9 @@ def test_a_sigkill_mid_shift_resumes_cleanly(
         step = re.compile(r"route \S+/wkill: reroute HTTPRoute wkill \((\d+)% to the long")
         steps = [int(m.group(1)) for m in map(step.match, run.output().splitlines()) if m]
         assert steps == [25, 50, 100]  # each step written once, across the kill
+        assert get(cp, ns, "wkill")["spec"]["rules"][1]["timeouts"] == {"request": "121s"}
+        cp.kubectl("delete", "tb", "wkill", "-n", ns, "--timeout=60s")
+        assert get(cp, ns, "wkill")["spec"] == original["spec"]
+        assert record(cp, ns, "wkill") is None
     finally:
         run.stop()

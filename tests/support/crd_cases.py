@@ -198,6 +198,18 @@ BAD_RESOURCES: list[Case] = [
         "should be greater than or equal to 1",
     ),
     refused(
+        "shift-httproute-is-a-path",
+        "spec.reroute",
+        {"httpRoute": {**SHIFT, "name": "../../etc/passwd"}},
+        "reroute.httpRoute.name must be a Kubernetes object name, the name of an HTTPRoute",
+    ),
+    refused(
+        "shift-backend-uppercase",
+        "spec.reroute",
+        {"httpRoute": {**SHIFT, "backend": {"name": "Api-Long", "port": 8080}}},
+        "reroute.httpRoute.backend.name must be a Service name",
+    ),
+    refused(
         "shift-rule-name-with-spaces",
         "spec.reroute",
         {"httpRoute": {**SHIFT, "ruleName": "Slow Path"}},
