@@ -52,6 +52,7 @@ def build_zones(settings: OperatorSettings) -> ZoneRegistry:
         base_url=settings.cloudflare_base_url,
         metrics=metrics.METRICS,
         request_budget_cap=settings.cloudflare_request_budget,
+        analytics_budget=settings.cloudflare_analytics_budget,
     )
 
 
@@ -76,6 +77,7 @@ def build_engine(settings: OperatorSettings, edge: EdgeSync | None = None) -> En
     return Engine(
         kube=kube,
         latency=LatencyObserver(settings.prometheus),
+        edge_latency=LatencyObserver(settings.prometheus) if edge is not None else None,
         post_event=events.EventPoster(kube),
         edge=edge,
         dry_run=settings.dry_run,

@@ -53,6 +53,9 @@ class OperatorSettings:
     cloudflare_request_budget: int = 1200
     """Cap on every Cloudflare token's requests per 5 minutes, over the zones' own
     ``spec.apiRequestBudget`` (the lower one holds)."""
+    cloudflare_analytics_budget: int = 150
+    """GraphQL Analytics dataset nodes per 5 minutes, all zones together (Cloudflare allows
+    300 per user, shared with the dashboard's analytics)."""
     origin_reads: str = "watch"
     """``watch``: origins' objects from list-then-watch copies; ``list``: listed each cycle."""
     served_namespaces: tuple[str, ...] = ()
@@ -90,6 +93,7 @@ class OperatorSettings:
             peering_settle_seconds=_number(env, "TBO_PEERING_SETTLE_SECONDS", float, "5"),
             leader_lease_seconds=_lease_seconds(env),
             cloudflare_request_budget=_request_budget(env),
+            cloudflare_analytics_budget=_analytics_budget(env),
             origin_reads=_origin_reads(env),
             served_namespaces=tuple(ns.strip() for ns in served_namespaces if ns.strip()),
             ingress_nginx_configmap=_configmap_ref(env),
@@ -128,6 +132,16 @@ def _request_budget(env: Mapping[str, str]) -> int:
         raise SettingsError(
             "TBO_CLOUDFLARE_REQUEST_BUDGET must be between 10 and 1200 requests per 5 minutes "
             "(Cloudflare allows 1200 per user, shared with the dashboard)"
+        )
+    return value
+
+
+def _analytics_budget(env: Mapping[str, str]) -> int:
+    value = _number(env, "TBO_CLOUDFLARE_ANALYTICS_BUDGET", int, "150")
+    if not 2 <= value <= 300:
+        raise SettingsError(
+            "TBO_CLOUDFLARE_ANALYTICS_BUDGET must be between 2 and 300 GraphQL dataset nodes "
+            "per 5 minutes (Cloudflare allows 300 per user, shared with the dashboard)"
         )
     return value
 

@@ -355,6 +355,20 @@ BAD_RESOURCES += [
         0,
         "budget.atRiskRatio must be between 0.1 and 1 (a fraction of the budget)",
     ),
+    refused(
+        "agreement-fraction-zero",
+        "spec.analytics.agreementFraction",
+        0,
+        "analytics.agreementFraction must be between 0.05 and 1 (a fraction of the budget)",
+        valid_zone,
+    ),
+    refused(
+        "near-fraction-zero",
+        "spec.analytics.nearFraction",
+        0,
+        "analytics.nearFraction must be between 0.1 and 1 (a fraction of the budget)",
+        valid_zone,
+    ),
 ]
 
 # Object names the operator could never find: refused like a Kubernetes object name.

@@ -90,6 +90,15 @@ class _Edge:
     async def apply(self, *args: Any) -> None:
         return None
 
+    def edge_view(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> None:
+        return None
+
+    def comparisons_due(self) -> dict[RouteKey, Any]:
+        return {}
+
+    def compared(self, answers: Mapping[RouteKey, Any]) -> None:
+        return None
+
     def awaits_flush(self, key: RouteKey) -> bool:
         return key in self.waiting
 

@@ -249,6 +249,16 @@ FIELD_CHECK_EXAMPLES: dict[str, tuple[str, list[float], list[float]]] = {
         [0, 0.04, 0.96, 1],
         [0.05, 0.6, 0.95],
     ),
+    "analytics.agreementFraction must be between 0.05 and 1 (a fraction of the budget)": (
+        "analytics.agreementFraction",
+        [0, 0.04, 1.01, 2],
+        [0.05, 0.25, 1],
+    ),
+    "analytics.nearFraction must be between 0.1 and 1 (a fraction of the budget)": (
+        "analytics.nearFraction",
+        [0, 0.09, 1.01],
+        [0.1, 0.8, 1],
+    ),
 }
 """Per rule on one field (``rules.Check`` in ``Annotated``): the field, values it refuses,
 values it accepts. The model's own bounds on the field refuse first, with their message."""
@@ -279,8 +289,10 @@ def test_a_rule_on_a_field_refuses_its_counter_examples(
     check = all_checks()[message]
     assert [v for v in bad if check.holds(v)] == []
     assert [v for v in good if not check.holds(v)] == []
+    zone = path.startswith("analytics.")
+    parse = spec.parse_cloudflare_zone if zone else spec.parse_timeout_budget
     for value in bad:
-        refusal(spec.parse_timeout_budget, changed(minimal(), path, value))
+        refusal(parse, changed(minimal_zone() if zone else minimal(), path, value))
 
 
 @pytest.mark.parametrize(("message", "example"), CHECK_COUNTER_EXAMPLES.items())

@@ -62,6 +62,10 @@ class AuthFailed(CloudflareError):
     pass
 
 
+class DatasetUnavailable(CloudflareRefused):
+    """GraphQL Analytics: the zone's plan has no access to the dataset asked for."""
+
+
 class PermissionMissing(CloudflareError):
     """403 on one call: the token lacks ``permission`` for it. Cloudflare answers an
     unknown token the same way, so the message says both."""
@@ -78,7 +82,9 @@ CACHE_RULES_READ = "Cache Rules Read"
 CACHE_RULES_EDIT = "Cache Rules Edit"
 DNS_READ = "DNS Read"
 DNS_EDIT = "DNS Edit"
+ANALYTICS_READ = "Analytics Read"
 _PERMISSIONS = {
+    "graphql": ANALYTICS_READ,
     "get_zone": ZONE_READ,
     "get_zone_setting": ZONE_SETTINGS_READ,
     "edit_zone_setting": ZONE_SETTINGS_EDIT,
@@ -184,3 +190,51 @@ def _retry_after(header: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, moment.timestamp() - time.time())
+
+
+GRAPHQL_BUDGET_DEPLETED = "budget depleted"
+"""In the message of the GraphQL API's 429 for its own budget (300 per 5 minutes per
+user), which is not the REST API's limit: it stops analytics only."""
+NO_ACCESS = "does not have access"
+"""In the message of the GraphQL API's 403 for a plan without the dataset."""
+
+
+def graphql_failure(
+    exc: cloudflare.APIError, what: str, budget: RequestBudget, analytics: RequestBudget
+) -> CloudflareError:
+    """``translate`` for the GraphQL Analytics API, whose refusals mean other things: its
+    429 is its own query budget (only analytics wait), a 403 is either the plan (no
+    access to the dataset) or the token (no Analytics Read)."""
+    if isinstance(exc, cloudflare.APIStatusError):
+        text = graphql_errors(exc.body)
+        if exc.status_code == 429 and GRAPHQL_BUDGET_DEPLETED in text:
+            wait = analytics.rate_limited(_retry_after(exc.response.headers.get("Retry-After")))
+            return RateLimited(
+                f"{what}: Cloudflare's GraphQL budget is depleted ({text}): retry after {wait:g}s",
+                retry_after=wait,
+            )
+        if exc.status_code == 429:
+            return CloudflareRefused(f"{what}: Cloudflare refused: 429 {text}", 429)
+        if exc.status_code == 403 and NO_ACCESS in text:
+            return DatasetUnavailable(f"{what}: not available for this zone's plan: {text}", 403)
+        if exc.status_code == 403:
+            return PermissionMissing(
+                f"{what}: Cloudflare refused the API token (403 {text}): it needs the "
+                f"permission {ANALYTICS_READ} on this zone",
+                ANALYTICS_READ,
+            )
+        if exc.status_code == 400:
+            return CloudflareRefused(f"{what}: Cloudflare refused the query: {text}", 400)
+    return translate(exc, what, ANALYTICS_READ, budget)
+
+
+def graphql_errors(body: object) -> str:
+    """A GraphQL answer's ``errors[{message, path}]`` as one line."""
+    items = body.get("errors") if isinstance(body, dict) else None
+    parts = []
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict) and item.get("message"):
+            where = item.get("path")
+            at = f" (at {'.'.join(str(p) for p in where)})" if isinstance(where, list) else ""
+            parts.append(f"{item['message']}{at}")
+    return "; ".join(parts) or "no error message"

@@ -29,6 +29,8 @@ from timeout_budget.model.timestamps import Clock
 
 WINDOW_SECONDS = 300.0
 DEFAULT_LIMIT = 600
+GRAPHQL_LIMIT = 300
+"""Cloudflare's GraphQL Analytics API: 300 dataset nodes per 5 minutes per user."""
 DEFAULT_RETRY_AFTER_SECONDS = 300.0
 """When a 429 carries no usable ``Retry-After``: Cloudflare blocks every call for five
 minutes once the limit is exceeded."""
@@ -95,13 +97,15 @@ class RequestBudget:
         moments = [b._embargo for b in self._chain() if b._embargo is not None]
         return max(moments) if moments else None
 
-    def acquire(self) -> None:
-        """Count one request about to be sent, or raise ``NotSent`` and count nothing."""
+    def acquire(self, cost: int = 1) -> None:
+        """Count one request about to be sent (``cost`` units of the budget: a GraphQL
+        query costs its zones times its dataset nodes), or raise ``NotSent`` and count
+        nothing."""
         now = self._clock()
         for budget in self._chain():
-            budget._check(now)
+            budget._check(now, cost)
         for budget in self._chain():
-            budget._sent.append(now)
+            budget._sent.extend([now] * cost)
             if budget._server is not None:
                 left, until = budget._server
                 budget._server = (left - 1, until)
@@ -129,7 +133,7 @@ class RequestBudget:
     def used(self) -> int:
         return self.limit - self.remaining()
 
-    def _check(self, now: float) -> None:
+    def _check(self, now: float, cost: int = 1) -> None:
         if self._embargo is not None:
             if now < self._embargo:
                 wait = self._embargo - now
@@ -148,8 +152,9 @@ class RequestBudget:
                     until - now,
                 )
         self._forget_before(now - self.window_seconds)
-        if len(self._sent) >= self.limit:
-            wait = self._sent[0] + self.window_seconds - now
+        if len(self._sent) + cost > self.limit:
+            at = min(len(self._sent) - 1, max(0, len(self._sent) + cost - self.limit - 1))
+            wait = self._sent[at] + self.window_seconds - now if self._sent else 0.0
             raise BudgetSpent(
                 f"the operator's Cloudflare request budget ({self.limit} per "
                 f"{_secs(self.window_seconds)} {self.scope}) is spent; "

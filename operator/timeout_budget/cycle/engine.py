@@ -23,6 +23,7 @@ from typing import TypeVar
 import pydantic
 
 from timeout_budget.clients.kube import Kube, KubeError
+from timeout_budget.cycle import edge_check
 from timeout_budget.cycle.act import Actor
 from timeout_budget.cycle.ports import EdgeSync, EventSink, LatencySource, Readings
 from timeout_budget.cycle.quiet import QuietRoutes
@@ -65,6 +66,9 @@ class Engine:
     watch-fed copy (``clients.watch_cache``); None lists them from ``kube`` each cycle."""
     nginx: NginxConfigReader | None = None
     """ingress-nginx's ConfigMap (``TBO_INGRESS_NGINX_CONFIGMAP``), for the timeout chain."""
+    edge_latency: LatencySource | None = None
+    """Where Prometheus is asked about the edge's windows (``cycle.edge_check``): its own
+    source, so the cycle's query plan stays as it is."""
     _parsed: dict[RouteKey, tuple[str, int, TimeoutBudgetSpec]] = field(default_factory=dict)
     quiet: QuietRoutes = field(default_factory=QuietRoutes)
     """The quiet routes' last evaluations, kept from cycle to cycle."""
@@ -85,6 +89,8 @@ class Engine:
         )
         valid = await self._parse(snapshots, cycle)
         self.quiet.retain(cycle.specs)
+        if self.edge is not None and self.edge_latency is not None:
+            await edge_check.compare(self.edge, self.edge_latency, cycle.specs)
         readings: dict[RouteKey, LatencyObservation] = {}
         waiting = {s.key: s for s in valid}
         lists = asyncio.ensure_future(

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from timeout_budget.model.actions import Action, RerouteTarget
 from timeout_budget.model.conditions import ConditionInput
+from timeout_budget.model.edge_view import RouteEdge, Window
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec
 from timeout_budget.model.world import EdgeObservation
@@ -84,6 +85,18 @@ class EdgeSync(Protocol):
         self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec
     ) -> Sequence[ConditionInput]:
         """The route's ``EdgeSynced`` condition."""
+        ...
+
+    def edge_view(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> RouteEdge | None:
+        """The route's share of its zone's last window of Cloudflare's analytics."""
+        ...
+
+    def comparisons_due(self) -> Mapping[RouteKey, Window]:
+        """Routes whose zone's newest analytics window Prometheus was not asked about."""
+        ...
+
+    def compared(self, answers: Mapping[RouteKey, tuple[Window, float | None]]) -> None:
+        """Prometheus' P95 per route over its window (``None``: no data)."""
         ...
 
     async def apply(

@@ -85,6 +85,7 @@ class Reporter:
         cycle.actions_applied += 0 if decision.dry_run else len(acted)
         cycle.actions_failed += len(failures)
         edge = self.edge.conditions(snap.namespace, snap.key, outcome.spec) if self.edge else ()
+        view = self.edge.edge_view(snap.namespace, snap.key, outcome.spec) if self.edge else None
         extra = [*edge, *status.outcome(outcome.problems, failures)]
         new = status.build(
             decision,
@@ -95,11 +96,12 @@ class Reporter:
             acted=acted,
             failures=failures,
             extra_conditions=extra,
+            edge_view=view,
         )
         cycle.count_state(decision.state.value)
         self.metrics.actions_done(acted, "planned" if decision.dry_run else "applied")
         reading = read(outcome.observation.latency)
-        self.metrics.route(snap.namespace, snap.name, decision, extra, reading)
+        self.metrics.route(snap.namespace, snap.name, decision, extra, reading, view)
         await self._events(snap, decision.dry_run, acted, failures, decision.refusals)
         patched = await self.patch(snap, new, cycle)
         return not (failures or patched)

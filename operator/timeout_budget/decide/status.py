@@ -21,6 +21,7 @@ from timeout_budget.model import conditions
 from timeout_budget.model.actions import Action, EdgeTimeout
 from timeout_budget.model.conditions import ConditionInput, ConditionStatus, ConditionType
 from timeout_budget.model.decision import Decision
+from timeout_budget.model.edge_view import RouteEdge
 from timeout_budget.model.timestamps import rfc3339
 from timeout_budget.model.world import RouteObservation
 
@@ -40,6 +41,7 @@ def build(
     acted: Sequence[Action] = (),
     failures: Sequence[str] = (),
     extra_conditions: Sequence[ConditionInput] = (),
+    edge_view: RouteEdge | None = None,
 ) -> dict[str, Any]:
     """The full status after one evaluation.
 
@@ -65,6 +67,7 @@ def build(
         "edgeTimeoutSeconds": _edge_timeout(observation, () if decision.dry_run else acted),
         "edgeCoverage": [c.to_status() for c in decision.edge_coverage] or None,
         "chain": [h.to_status() for h in decision.chain] or None,
+        "edge": edge_status(edge_view),
         "rerouted": decision.memory.rerouted,
         **_last_action(decision, before, acted, now),
         "lastEvaluationTime": rfc3339(now, whole_seconds=True),
@@ -77,6 +80,24 @@ def build(
             now=now,
             generation=generation,
         ),
+    }
+
+
+def edge_status(edge: RouteEdge | None) -> dict[str, Any] | None:
+    """``status.edge``: Cloudflare's view of the route's last window read."""
+    if edge is None:
+        return None
+    return {
+        "windowStart": rfc3339(edge.window.start, whole_seconds=True),
+        "windowEnd": rfc3339(edge.window.end, whole_seconds=True),
+        "requests": edge.requests,
+        "errors5xx": edge.errors_5xx,
+        "errors524": edge.errors_524,
+        "originP95Seconds": None if edge.p95_seconds is None else round(edge.p95_seconds, 2),
+        "prometheusP95Seconds": (
+            None if edge.prometheus_p95_seconds is None else round(edge.prometheus_p95_seconds, 2)
+        ),
+        "paths": edge.paths,
     }
 
 

@@ -26,7 +26,7 @@ from timeout_budget.edge import (
 )
 from timeout_budget.edge.errors import EdgeRefused, ZoneNotReady
 from timeout_budget.edge.routes import EdgeRoute
-from timeout_budget.edge.state import EdgeState
+from timeout_budget.edge.views import EdgeViews
 from timeout_budget.edge.zone import ZoneState
 from timeout_budget.model.actions import Action, RerouteTarget
 from timeout_budget.model.conditions import ConditionInput
@@ -36,7 +36,7 @@ from timeout_budget.model.world import EdgeObservation
 log = logging.getLogger("timeout_budget.edge")
 
 
-class RouteEdgeSync(EdgeState):
+class RouteEdgeSync(EdgeViews):
     def observe(
         self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec
     ) -> EdgeObservation | None:
@@ -69,6 +69,7 @@ class RouteEdgeSync(EdgeState):
                 self._last_failures.get(key),
                 problem.message if problem is not None else None,
             ),
+            *self._edge_conditions(route.zone, key),
         )
 
     async def apply(
@@ -179,7 +180,7 @@ class RouteEdgeSync(EdgeState):
             self._forget_route(key)
             return None
         route = EdgeRoute(namespace, routes.name_of(key), key, zone, spec)
-        self._routes[key] = route
+        self._keep_route(route)
         return route
 
     async def _read_new_hostnames(self) -> None:

@@ -11,11 +11,13 @@ import time
 from typing import Protocol
 
 from timeout_budget.clients.cloudflare import DEFAULT_BASE_URL, RequestObserver
+from timeout_budget.decide.edge_view import Cover
 from timeout_budget.decide.zone_raise import Need
 from timeout_budget.edge import (
     batch,
     routes,
 )
+from timeout_budget.edge.analytics import Analytics
 from timeout_budget.edge.routes import EdgeRoute, ZoneRef
 from timeout_budget.edge.zone import ZoneState
 from timeout_budget.edge.zones import Zones
@@ -46,6 +48,7 @@ class EdgeState:
         request_timeout_seconds: float = 20.0,
         metrics: EdgeMetrics | None = None,
         request_budget_cap: int = 1200,
+        analytics_budget: int = 150,
     ) -> None:
         self._clock = clock
         self._metrics = metrics
@@ -55,6 +58,7 @@ class EdgeState:
             timeout_seconds=request_timeout_seconds,
             observer=metrics,
             request_budget_cap=request_budget_cap,
+            analytics_budget=analytics_budget,
         )
         self._routes: dict[RouteKey, EdgeRoute] = {}
         self._batches: dict[ZoneRef, batch.Batch] = {}
@@ -62,6 +66,11 @@ class EdgeState:
         """Routes whose finalizer ran: no edge change is queued for them any more."""
         self._apply_failures: dict[RouteKey, str] = {}
         self._last_failures: dict[RouteKey, str] = {}
+        self._covers: dict[ZoneRef, dict[RouteKey, Cover]] = {}
+        """By zone: each route's host and path prefix (``decide.edge_view.attribute``)."""
+        self._covers_version: dict[ZoneRef, int] = {}
+        self._analytics: dict[ZoneRef, Analytics] = {}
+        """By zone: its GraphQL Analytics state (``edge.analytics``)."""
         self._cycled = False
         """An engine cycle has flushed: ``_routes`` holds every route with edge sync."""
 
@@ -102,5 +111,18 @@ class EdgeState:
         self._metrics.cloudflare_zone_synced(zone.namespace, zone.name, synced)
 
     def _forget_route(self, key: RouteKey) -> None:
-        self._routes.pop(key, None)
+        route = self._routes.pop(key, None)
         self._last_failures.pop(key, None)
+        if route is not None and self._covers.get(route.zone, {}).pop(key, None) is not None:
+            self._covers_version[route.zone] = self._covers_version.get(route.zone, 0) + 1
+
+    def _keep_route(self, route: EdgeRoute) -> None:
+        before = self._routes.get(route.key)
+        if before is not None and before.zone != route.zone:
+            self._forget_route(route.key)
+        self._routes[route.key] = route
+        cover = Cover(route.key, route.spec.route.host, route.spec.route.path_prefix)
+        covers = self._covers.setdefault(route.zone, {})
+        if covers.get(route.key) != cover:
+            covers[route.key] = cover
+            self._covers_version[route.zone] = self._covers_version.get(route.zone, 0) + 1

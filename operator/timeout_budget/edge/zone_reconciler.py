@@ -21,20 +21,21 @@ from timeout_budget.edge import (
     zone_sync,
 )
 from timeout_budget.edge.routes import ZoneRef
-from timeout_budget.edge.state import EdgeState
+from timeout_budget.edge.views import EdgeViews
 from timeout_budget.edge.zone import Problem, ZoneState
 from timeout_budget.model.spec import CloudflareZoneSpec, RouteKey
 
 log = logging.getLogger("timeout_budget.edge")
 
 
-class ZoneReconciler(EdgeState):
+class ZoneReconciler(EdgeViews):
     def due(self, namespace: str, name: str, spec: CloudflareZoneSpec) -> bool:
         """Whether the zone should be read now (periodic timer): never read, spec
         changed, ``syncIntervalSeconds`` passed, a failure's wait is over, or the zone's
         ``proxy_read_timeout`` should change for what its routes need now (a raise or
         its giving back, ``decide.zone_raise``)."""
-        return self._zones.due((namespace, name), spec) or self._raise_due((namespace, name))
+        ref = (namespace, name)
+        return self._zones.due(ref, spec) or self._raise_due(ref) or self._analytics_due(ref)
 
     def _raise_due(self, ref: ZoneRef) -> bool:
         zone = self._zones.get(ref)
@@ -78,6 +79,8 @@ class ZoneReconciler(EdgeState):
                 zone.raised, zone.raised_for = zone_status.raise_from(previous_status)
             if not (zone.token_rejected() and zone.held_back(now)):
                 await self._refresh(zone, now)
+        if not zone.token_rejected():
+            await self._read_analytics(zone, now)
         self._report(zone)
         return zone_status.build(
             spec,
@@ -87,6 +90,7 @@ class ZoneReconciler(EdgeState):
             now=now,
             previous=previous_status,
             generation=generation,
+            edge_view=self._edge_view_status(zone),
         )
 
     def problem_status(
@@ -115,6 +119,7 @@ class ZoneReconciler(EdgeState):
             now=self._clock(),
             previous=previous_status,
             generation=generation,
+            edge_view=self._edge_view_status(zone),
         )
 
     def routes_using(self, namespace: str, name: str) -> list[RouteKey]:
@@ -123,6 +128,7 @@ class ZoneReconciler(EdgeState):
     async def forget_zone(self, namespace: str, name: str) -> None:
         """The CloudflareZone is gone: drop its cache and client (nothing at Cloudflare)."""
         self._batches.pop((namespace, name), None)
+        self._analytics.pop((namespace, name), None)
         await self._zones.forget((namespace, name))
         if self._metrics is not None:
             self._metrics.forget_cloudflare_zone(namespace, name)

@@ -49,7 +49,9 @@ def build(
     now: float,
     previous: Mapping[str, Any] | None,
     generation: int | None,
+    edge_view: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``edge_view``: ``status.edgeView`` (``edge.views``); ``None`` keeps the last one."""
     status: dict[str, Any] = {"observedGeneration": generation} if generation is not None else {}
     inputs = [_synced(zone, problem)]
     if zone is not None and zone.timeout is not None:
@@ -69,6 +71,8 @@ def build(
         status["rateLimitedUntil"] = (
             rfc3339(until, whole_seconds=True) if until is not None and until > now else None
         )
+    if edge_view is not None:
+        status["edgeView"] = dict(edge_view)
     status["message"] = _message(zone, problem)
     status["conditions"] = conditions.merge(
         (previous or {}).get("conditions"), inputs, now=now, generation=generation

@@ -34,6 +34,7 @@ class Zones:
         timeout_seconds: float = 20.0,
         observer: RequestObserver | None = None,
         request_budget_cap: int = 1200,
+        analytics_budget: int = 150,
     ) -> None:
         self.base_url = base_url
         self.request_budget_cap = request_budget_cap
@@ -48,6 +49,10 @@ class Zones:
             request_budget_cap, clock=clock, scope="for all of the operator's tokens"
         )
         """The operator-wide budget every zone's budget counts against too."""
+        self.analytics_budget = RequestBudget(
+            analytics_budget, clock=clock, scope="for GraphQL Analytics, all zones"
+        )
+        """GraphQL Analytics' budget for every zone (``TBO_CLOUDFLARE_ANALYTICS_BUDGET``)."""
         self._budgets: dict[ZoneRef, RequestBudget] = {}
         self.problems: dict[ZoneRef, Problem] = {}
         """Why a zone could not even be read (its Secret, a duplicate zone id)."""
@@ -98,6 +103,7 @@ class Zones:
                 base_url=self.base_url,
                 timeout_seconds=self._timeout,
                 observer=self._observer,
+                analytics_budget=self.analytics_budget,
             )
             if zone is not None:
                 await zone.client.aclose()

@@ -32,6 +32,8 @@ class ConditionType(StrEnum):
     SCALED = "Scaled"
     REROUTED = "Rerouted"
     EDGE_SYNCED = "EdgeSynced"
+    EDGE_ERRORS = "EdgeErrors"
+    EDGE_AGREES = "EdgeAgrees"
 
 
 @dataclass(frozen=True)

@@ -263,6 +263,20 @@ class RaiseProxyReadTimeout(SpecModel):
     ceiling_seconds: int = Field(ge=1, le=MAX_EDGE_TIMEOUT_SECONDS)
 
 
+class Analytics(SpecModel):
+    """Reading Cloudflare's GraphQL Analytics for the zone (``decide.edge_view``)."""
+
+    enabled: bool = True
+    interval_seconds: int = Field(default=300, ge=10, le=86400)
+    delay_seconds: int = Field(default=300, ge=0, le=3600)
+    agreement_fraction: Annotated[float, fraction_rule("analytics.agreementFraction", 0.05, 1)] = (
+        Field(default=0.25, ge=0.05, le=1)
+    )
+    near_fraction: Annotated[float, fraction_rule("analytics.nearFraction", 0.1, 1)] = Field(
+        default=0.8, ge=0.1, le=1
+    )
+
+
 class CloudflareZoneSpec(SpecModel):
     zone_id: Annotated[
         ZoneId,
@@ -277,6 +291,7 @@ class CloudflareZoneSpec(SpecModel):
     raise_proxy_read_timeout: RaiseProxyReadTimeout | None = None
     api_request_budget: int = Field(default=600, ge=10, le=1200)
     sync_interval_seconds: int = Field(default=300, ge=30, le=86400)
+    analytics: Analytics = Field(default_factory=Analytics)
 
 
 def parse_timeout_budget(spec: dict[str, Any]) -> TimeoutBudgetSpec:

@@ -40,6 +40,7 @@ from timeout_budget import __version__
 from timeout_budget.model.actions import Action, Refusal
 from timeout_budget.model.conditions import ConditionInput, ConditionStatus, ConditionType
 from timeout_budget.model.decision import Decision
+from timeout_budget.model.edge_view import RouteEdge
 from timeout_budget.model.observation import LatencyObservation, Outcome
 from timeout_budget.model.state import State
 from timeout_budget.report.route_series import PREFIX, RouteCollector, RouteRow
@@ -216,6 +217,7 @@ class OperatorMetrics:
         decision: Decision,
         conditions: Sequence[ConditionInput] = (),
         reading: float | None = None,
+        edge: RouteEdge | None = None,
     ) -> None:
         """One route's readings after its evaluation, and its newly refused actions.
 
@@ -241,6 +243,7 @@ class OperatorMetrics:
             row.covered = tuple(
                 (c.group, 1.0 if c.covered else 0.0) for c in decision.edge_coverage
             )
+            row.edge = _edge_series(edge, conditions)
             refusals = row.refusals
             row.refusals = frozenset(r.describe() for r in decision.refusals)
         self._count_refusals(refusals, decision.refusals)
@@ -363,6 +366,28 @@ class OperatorMetrics:
         for gauge in (self.cf_budget_remaining, self.cf_budget_limit, self.cf_zone_synced):
             with contextlib.suppress(KeyError):  # never set, or forgotten already
                 gauge.remove(namespace, zone)
+
+
+def _edge_series(
+    edge: RouteEdge | None, conditions: Sequence[ConditionInput]
+) -> tuple[tuple[str, float], ...]:
+    """The route's ``EDGE_SERIES`` values (none until a window is read)."""
+    if edge is None:
+        return ()
+    found: list[tuple[str, float]] = [
+        ("edge_524", float(edge.errors_524)),
+        ("edge_5xx", float(edge.errors_5xx)),
+        ("edge_requests", float(edge.requests)),
+    ]
+    if edge.p95_seconds is not None:
+        found.append(("edge_p95", edge.p95_seconds))
+    status = {c.type: c.status for c in conditions}
+    if ConditionType.EDGE_ERRORS in status:
+        found.append(("edge_errors", 1.0 if status[ConditionType.EDGE_ERRORS] == "True" else 0.0))
+    agrees = status.get(ConditionType.EDGE_AGREES)
+    if agrees is not None and agrees != ConditionStatus.UNKNOWN:
+        found.append(("edge_agrees", 1.0 if agrees == ConditionStatus.TRUE else 0.0))
+    return tuple(found)
 
 
 def _known(value: str, allowed: Sequence[str]) -> str:

@@ -21,7 +21,16 @@ PREFIX = "timeout_budget"
 class RouteRow:
     """One route's current values (``None``: the series is absent)."""
 
-    __slots__ = ("budget", "covered", "edge_synced", "p95", "refusals", "replicas", "state")
+    __slots__ = (
+        "budget",
+        "covered",
+        "edge",
+        "edge_synced",
+        "p95",
+        "refusals",
+        "replicas",
+        "state",
+    )
 
     def __init__(self) -> None:
         self.budget: float | None = None
@@ -32,6 +41,8 @@ class RouteRow:
         self.refusals: frozenset[str] = frozenset()
         self.covered: tuple[tuple[str, float], ...] = ()
         """Per method group (``GET,HEAD``), 1 when something covers it at the edge."""
+        self.edge: tuple[tuple[str, float], ...] = ()
+        """Cloudflare's view of the route's last window (``EDGE_SERIES`` keys)."""
 
 
 ROUTE_SERIES = {
@@ -71,6 +82,36 @@ ROUTE_SERIES = {
     ),
 }
 
+EDGE_SERIES = {
+    "edge_524": (
+        f"{PREFIX}_route_edge_524",
+        "524s Cloudflare returned for the route in the last window of its analytics read "
+        "(CloudflareZone spec.analytics); absent until one is read.",
+    ),
+    "edge_5xx": (
+        f"{PREFIX}_route_edge_5xx",
+        "5xx Cloudflare returned for the route in the last window read (524s included).",
+    ),
+    "edge_requests": (
+        f"{PREFIX}_route_edge_requests",
+        "Requests Cloudflare counted for the route in the last window read.",
+    ),
+    "edge_p95": (
+        f"{PREFIX}_route_edge_origin_p95_seconds",
+        "The origin's P95 response time as Cloudflare measured it in the last window read "
+        "(the largest of the route's paths'); absent without requests.",
+    ),
+    "edge_errors": (
+        f"{PREFIX}_route_edge_errors",
+        "1 when EdgeErrors is True (524s at the edge while Prometheus put the route within "
+        "its budget over the same window), else 0.",
+    ),
+    "edge_agrees": (
+        f"{PREFIX}_route_edge_agrees",
+        "1 when EdgeAgrees is True, 0 when False; absent while Unknown.",
+    ),
+}
+
 
 class RouteCollector(Collector):
     """The per-route series, built from one small row per route when scraped.
@@ -85,12 +126,13 @@ class RouteCollector(Collector):
         self._lock = lock
 
     def describe(self) -> Iterable[Metric]:
-        return [GaugeMetricFamily(name, text) for name, text in ROUTE_SERIES.values()]
+        series = (*ROUTE_SERIES.values(), *EDGE_SERIES.values())
+        return [GaugeMetricFamily(name, text) for name, text in series]
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
             rows = [
-                (key, r.p95, r.budget, r.state, r.replicas, r.edge_synced, r.covered)
+                (key, r.p95, r.budget, r.state, r.replicas, r.edge_synced, r.covered, r.edge)
                 for key, r in self._rows.items()
             ]
         route = ["namespace", "name"]
@@ -99,8 +141,12 @@ class RouteCollector(Collector):
         family["covered"] = GaugeMetricFamily(
             *ROUTE_SERIES["covered"], labels=[*route, "method_group"]
         )
-        for (namespace, name), p95, budget, state, replicas, edge_synced, covered in rows:
+        for key, (name, text) in EDGE_SERIES.items():
+            family[key] = GaugeMetricFamily(name, text, labels=route)
+        for (namespace, name), p95, budget, state, replicas, edge_synced, covered, edge in rows:
             labels = [namespace, name]
+            for series, value in edge:
+                family[series].add_metric(labels, value)
             if budget is not None:
                 family["budget"].add_metric(labels, budget)
                 if p95 is not None:
