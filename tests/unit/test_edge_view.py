@@ -136,9 +136,12 @@ def test_the_edge_agrees_within_a_fraction_of_the_budget(
     assert (found.type, found.status, found.reason) == ("EdgeAgrees", status, reason)
 
 
-def test_not_compared_yet_is_unknown_not_a_disagreement() -> None:
+def test_not_compared_yet_is_unknown_not_a_disagreement_nor_an_alarm() -> None:
     found = edge_view.edge_agrees(edge(prom=None, compared=False), 120, 0.25)
     assert (found.status, found.reason) == (S.UNKNOWN, "NotCompared")
+    found = edge_view.edge_errors(edge(prom=None, e524=3, compared=False), 120)
+    assert (found.status, found.reason) == (S.UNKNOWN, "NotCompared")
+    assert "3 524s at the edge" in found.message
 
 
 @pytest.mark.parametrize(

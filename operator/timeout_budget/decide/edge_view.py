@@ -167,6 +167,13 @@ def edge_errors(edge: RouteEdge, budget_seconds: float) -> ConditionInput:
             f"no 524 at the edge in {span} ({edge.requests} requests, {edge.errors_5xx} 5xx)",
         )
     seen = f"{edge.errors_524} 524s at the edge in {span} (of {edge.requests} requests)"
+    if not edge.compared:
+        return ConditionInput(
+            EDGE_ERRORS,
+            S.UNKNOWN,
+            "NotCompared",
+            f"{seen}; Prometheus has not been asked about the same window yet",
+        )
     prom = edge.prometheus_p95_seconds
     if prom is not None and prom >= budget_seconds:
         return ConditionInput(
