@@ -87,11 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     explain.add_argument("route", nargs="?", help="NAMESPACE/NAME of the TimeoutBudget")
     explain.add_argument("--host", help="find the route by host (with --path)")
     explain.add_argument("--path", default="/", help="request path (default /)")
+    explain.add_argument(
+        "--zone",
+        help="NAMESPACE/NAME of a CloudflareZone: its slow paths without a TimeoutBudget, "
+        "with one to apply for each",
+    )
     explain.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG)")
     args = parser.parse_args(argv)
     if args.command == "explain":
-        if bool(args.route) == bool(args.host):
-            parser.error("explain: give NAMESPACE/NAME, or --host (and --path)")
+        if sum(map(bool, (args.route, args.host, args.zone))) != 1:
+            parser.error("explain: give NAMESPACE/NAME, --host (and --path), or --zone")
         from timeout_budget import explain as explaining
 
         return explaining.main(args)

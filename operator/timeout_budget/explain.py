@@ -5,8 +5,14 @@ the route and its reading against the budget, the conditions, the timeout chain 
 fires first), what covers each method group at the edge, the last action, and the
 operator's message with its advice. A route can be named (``NAMESPACE/NAME``) or found by
 host and path (the TimeoutBudget whose host is the one given and whose path prefix is the
-longest that covers the path). ``render`` and ``find`` are pure; ``main`` reads the
-cluster.
+longest that covers the path).
+
+With ``--zone NAMESPACE/NAME`` it prints a CloudflareZone's slow paths that no TimeoutBudget
+covers (``status.edgeView.unbudgetedPaths``, from Cloudflare's analytics), each with a
+TimeoutBudget ready to apply: its latency and origin copied from a TimeoutBudget of the
+same host (check them), its budget twice the path's edge P95.
+
+``render``, ``find`` and ``suggest`` are pure; ``main`` reads the cluster.
 """
 
 from __future__ import annotations
@@ -15,7 +21,12 @@ import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import yaml
+
+from timeout_budget.decide.edge_view import suggested_budget_seconds
+
 GROUP, VERSION, PLURAL = "timeoutbudget.io", "v1alpha1", "timeoutbudgets"
+ZONES = "cloudflarezones"
 
 
 def render(budget: Mapping[str, Any]) -> str:
@@ -60,6 +71,16 @@ def render(budget: Mapping[str, Any]) -> str:
             + (f" ({c['timeoutSeconds']}s)" if "timeoutSeconds" in c else "")
             for c in coverage
         ]
+    edge = status.get("edge")
+    if isinstance(edge, Mapping):
+        lines += [
+            "",
+            f"At Cloudflare ({edge.get('windowStart')} to {edge.get('windowEnd')}, its "
+            "analytics: sampled, minutes late):",
+            f"  {edge.get('requests')} requests, {edge.get('errors524')} 524s, "
+            f"{edge.get('errors5xx')} 5xx; origin P95 {edge.get('originP95Seconds')}s at the "
+            f"edge, {edge.get('prometheusP95Seconds')}s in Prometheus",
+        ]
     if status.get("lastAction"):
         lines += [
             "",
@@ -82,6 +103,96 @@ def find(budgets: Sequence[Mapping[str, Any]], host: str, path: str) -> Mapping[
         if best is None or len(prefix) > best[0]:
             best = (len(prefix), budget)
     return best[1] if best else None
+
+
+def suggest(zone: Mapping[str, Any], budgets: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A TimeoutBudget for each of the zone's unbudgeted paths. Latency and origin come
+    from the zone's TimeoutBudget of the same host (sharing the longest path prefix);
+    without one, placeholders to fill in."""
+    meta, status = zone.get("metadata", {}), zone.get("status") or {}
+    namespace, name = meta.get("namespace"), meta.get("name")
+    timeout = status.get("effectiveProxyReadTimeoutSeconds")
+    timeout = timeout if isinstance(timeout, int) else 120
+    view = status.get("edgeView") or {}
+    mine = [
+        b
+        for b in budgets
+        if b.get("metadata", {}).get("namespace") == namespace
+        and (b.get("spec", {}).get("edge") or {}).get("zoneRef", {}).get("name") == name
+    ]
+    out = []
+    for path in view.get("unbudgetedPaths") or []:
+        host, where = str(path.get("host")), str(path.get("path"))
+        sibling = _sibling(mine, host, where)
+        spec = sibling.get("spec", {}) if sibling is not None else {}
+        latency = dict(spec.get("latency") or {"metric": "FILL_IN_your_latency_histogram"})
+        out.append(
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "TimeoutBudget",
+                "metadata": {"name": _name(host, where), "namespace": namespace},
+                "spec": {
+                    "route": {"host": host, "pathPrefix": where},
+                    "budget": {
+                        "timeoutSeconds": suggested_budget_seconds(
+                            path.get("originP95Seconds"), timeout
+                        )
+                    },
+                    "latency": latency,
+                    "origin": dict(spec.get("origin") or {"deploymentName": "FILL_IN"}),
+                    "edge": {"zoneRef": {"name": name}},
+                },
+            }
+        )
+    return out
+
+
+def _sibling(
+    budgets: Sequence[Mapping[str, Any]], host: str, path: str
+) -> Mapping[str, Any] | None:
+    same = [b for b in budgets if b.get("spec", {}).get("route", {}).get("host") == host]
+
+    def shared(b: Mapping[str, Any]) -> int:
+        prefix = str(b.get("spec", {}).get("route", {}).get("pathPrefix", "/"))
+        n = 0
+        while n < min(len(prefix), len(path)) and prefix[n] == path[n]:
+            n += 1
+        return n
+
+    return max(same, key=shared) if same else None
+
+
+def _name(host: str, path: str) -> str:
+    words = [w for w in "".join(c if c.isalnum() else "-" for c in path.lower()).split("-") if w]
+    name = "-".join([host.split(".")[0], *words])[:63].strip("-")
+    return name or "route"
+
+
+def render_zone(zone: Mapping[str, Any], suggestions: Sequence[Mapping[str, Any]]) -> str:
+    meta, status = zone.get("metadata", {}), zone.get("status") or {}
+    view = status.get("edgeView") or {}
+    lines = [f"CloudflareZone {meta.get('namespace')}/{meta.get('name')}"]
+    lines.append(f"Cloudflare's analytics: {view.get('message', 'not read yet')}")
+    paths = view.get("unbudgetedPaths") or []
+    if not paths:
+        lines.append("No slow path without a TimeoutBudget in the last window read.")
+        return "\n".join(lines)
+    lines += ["", "Slow paths no TimeoutBudget covers:"]
+    rows = [["HOST", "PATH", "REQUESTS", "524s", "EDGE P95"]]
+    rows += [
+        [
+            str(p.get("host")),
+            str(p.get("path")),
+            str(p.get("requests")),
+            str(p.get("errors524")),
+            f"{p.get('originP95Seconds')}s",
+        ]
+        for p in paths
+    ]
+    lines += _table(rows)
+    lines += ["", "# TimeoutBudgets to apply (kubectl apply -f -); check latency and origin:"]
+    lines.append(yaml.safe_dump_all(list(suggestions), sort_keys=False).rstrip())
+    return "\n".join(lines)
 
 
 def _covers(prefix: str, path: str) -> bool:
@@ -120,6 +231,17 @@ def main(args: argparse.Namespace) -> int:
 
     api = kubernetes.client.CustomObjectsApi(load_api_client(args.kubeconfig))
     try:
+        if getattr(args, "zone", None):
+            namespace, _, name = args.zone.partition("/")
+            if not name:
+                print("timeout-budget explain: name the zone as NAMESPACE/NAME")
+                return 2
+            got = api.get_namespaced_custom_object(GROUP, VERSION, namespace, ZONES, name)
+            zone: Mapping[str, Any] = got if isinstance(got, Mapping) else {}
+            listed = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+            items = listed.get("items", []) if isinstance(listed, Mapping) else []
+            print(render_zone(zone, suggest(zone, items)))
+            return 0
         if args.route:
             namespace, _, name = args.route.partition("/")
             if not name:

@@ -189,10 +189,26 @@ async def _status(
 
 
 def _report(new: Mapping[str, Any], previous: Mapping[str, Any], logger: Logger) -> None:
-    """A warning (and so an Event) when the zone stops being synced, not on every tick."""
+    """A warning (and so an Event) when the zone stops being synced, and for each slow path
+    no TimeoutBudget covers when it first appears; not on every tick."""
     now, before = _synced(new.get("conditions")), _synced(previous.get("conditions"))
     if now is not None and now.get("status") == "False" and now != before:
         logger.warning(f"{now.get('reason')}: {now.get('message')}")
+    known = {(p.get("host"), p.get("path")) for p in _unbudgeted(previous)}
+    for path in _unbudgeted(new):
+        if (path.get("host"), path.get("path")) not in known:
+            logger.warning(
+                f"UnbudgetedPath: {path.get('host')}{path.get('path')} has no TimeoutBudget: "
+                f"edge P95 {path.get('originP95Seconds')}s, {path.get('errors524')} 524s of "
+                f"{path.get('requests')} requests in the last window read; "
+                "`timeout-budget explain --zone` prints one to apply"
+            )
+
+
+def _unbudgeted(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    view = status.get("edgeView")
+    found = view.get("unbudgetedPaths") if isinstance(view, Mapping) else None
+    return [p for p in found if isinstance(p, Mapping)] if isinstance(found, list) else []
 
 
 def _synced(conditions: object) -> Mapping[str, Any] | None:

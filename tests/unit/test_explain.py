@@ -9,7 +9,9 @@ import pytest
 
 from tests.support.ladder import ZONE_HOP
 from timeout_budget import __main__ as cli
+from timeout_budget import explain
 from timeout_budget.explain import find, render
+from timeout_budget.model import spec
 
 pytestmark = pytest.mark.unit
 
@@ -85,3 +87,67 @@ def test_the_command_wants_a_route_or_a_host() -> None:
         cli.main(["explain"])
     with pytest.raises(SystemExit):
         cli.main(["explain", "shop/api", "--host", "api.example.com"])
+
+
+def _zone() -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": "shop", "name": "edge"},
+        "status": {
+            "effectiveProxyReadTimeoutSeconds": 100,
+            "edgeView": {
+                "available": True,
+                "message": "1200 requests, 3 524s on 4 host/path(s)",
+                "unbudgetedPaths": [
+                    {
+                        "host": "api.example.com",
+                        "path": "/reports/q3",
+                        "requests": 10,
+                        "errors524": 3,
+                        "originP95Seconds": 101.0,
+                    }
+                ],
+            },
+        },
+    }
+
+
+def _budget(namespace: str, name: str, prefix: str, deployment: str) -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": namespace, "name": name},
+        "spec": {
+            "route": {"host": "api.example.com", "pathPrefix": prefix},
+            "latency": {"metric": "http_request_duration_seconds", "selector": {"app": name}},
+            "origin": {"deploymentName": deployment},
+            "edge": {"zoneRef": {"name": "edge"}},
+        },
+    }
+
+
+def test_a_zone_suggests_a_valid_timeout_budget_for_each_unbudgeted_path() -> None:
+    budgets = [
+        _budget("shop", "api", "/api", "api"),
+        _budget("shop", "reports", "/reports", "reports"),  # shares the longest prefix
+        _budget("other", "reports", "/reports/q3", "elsewhere"),  # another namespace's
+    ]
+    (found,) = explain.suggest(_zone(), budgets)
+    assert found["metadata"] == {"name": "api-reports-q3", "namespace": "shop"}
+    assert found["spec"]["route"] == {"host": "api.example.com", "pathPrefix": "/reports/q3"}
+    assert found["spec"]["budget"] == {"timeoutSeconds": 210}  # twice 101 s, rounded up
+    assert found["spec"]["origin"] == {"deploymentName": "reports"}
+    assert found["spec"]["latency"]["selector"] == {"app": "reports"}
+    spec.parse_timeout_budget(found["spec"])  # valid as the operator reads it
+    text = explain.render_zone(_zone(), [found])
+    assert "/reports/q3" in text
+    assert "kind: TimeoutBudget" in text
+
+
+def test_without_a_sibling_the_suggestion_says_what_to_fill_in() -> None:
+    (found,) = explain.suggest(_zone(), [])
+    assert "FILL_IN" in found["spec"]["latency"]["metric"]
+    assert found["spec"]["origin"] == {"deploymentName": "FILL_IN"}
+
+
+def test_a_zone_without_unbudgeted_paths_says_so() -> None:
+    zone = _zone()
+    zone["status"]["edgeView"]["unbudgetedPaths"] = []
+    assert "No slow path without a TimeoutBudget" in explain.render_zone(zone, [])
