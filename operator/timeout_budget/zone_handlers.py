@@ -55,6 +55,7 @@ Logger = logging.Logger | logging.LoggerAdapter[Any]
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 async def sync(
+    body: kopf.Body,
     spec: kopf.Spec,
     status: kopf.Status,
     meta: kopf.Meta,
@@ -63,11 +64,12 @@ async def sync(
     logger: Logger,
     **_: Any,
 ) -> None:
-    await _sync(spec, status, meta, patch, memo, logger, force=True)
+    await _sync(body, spec, status, meta, patch, memo, logger, force=True)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=TICK_SECONDS, initial_delay=TICK_SECONDS)
 async def resync(
+    body: kopf.Body,
     spec: kopf.Spec,
     status: kopf.Status,
     meta: kopf.Meta,
@@ -76,7 +78,7 @@ async def resync(
     logger: Logger,
     **_: Any,
 ) -> None:
-    await _sync(spec, status, meta, patch, memo, logger, force=False)
+    await _sync(body, spec, status, meta, patch, memo, logger, force=False)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -135,6 +137,7 @@ def _secrets(memo: kopf.Memo) -> SecretReader:
 
 
 async def _sync(
+    body: kopf.Body,
     raw_spec: Mapping[str, Any],
     status: Mapping[str, Any],
     meta: Mapping[str, Any],
@@ -154,7 +157,7 @@ async def _sync(
     if not force and not registry.due(namespace, name, spec):
         return
     new = await _status(registry, memo, namespace, name, spec, status, generation)
-    _report(new, status, logger)
+    _report(body, new, status, logger)
     for key, value in new.items():
         if status.get(key) != value:
             patch.status[key] = value
@@ -188,7 +191,9 @@ async def _status(
     )
 
 
-def _report(new: Mapping[str, Any], previous: Mapping[str, Any], logger: Logger) -> None:
+def _report(
+    body: kopf.Body, new: Mapping[str, Any], previous: Mapping[str, Any], logger: Logger
+) -> None:
     """A warning (and so an Event) when the zone stops being synced, and for each slow path
     no TimeoutBudget covers when it first appears; not on every tick."""
     now, before = _synced(new.get("conditions")), _synced(previous.get("conditions"))
@@ -197,12 +202,14 @@ def _report(new: Mapping[str, Any], previous: Mapping[str, Any], logger: Logger)
     known = {(p.get("host"), p.get("path")) for p in _unbudgeted(previous)}
     for path in _unbudgeted(new):
         if (path.get("host"), path.get("path")) not in known:
-            logger.warning(
-                f"UnbudgetedPath: {path.get('host')}{path.get('path')} has no TimeoutBudget: "
-                f"edge P95 {path.get('originP95Seconds')}s, {path.get('errors524')} 524s of "
+            message = (
+                f"{path.get('host')}{path.get('path')} has no TimeoutBudget: edge P95 "
+                f"{path.get('originP95Seconds')}s, {path.get('errors524')} 524s of "
                 f"{path.get('requests')} requests in the last window read; "
                 "`timeout-budget explain --zone` prints one to apply"
             )
+            logger.info(f"UnbudgetedPath: {message}")
+            kopf.warn(body, reason="UnbudgetedPath", message=message)
 
 
 def _unbudgeted(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:

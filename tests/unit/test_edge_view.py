@@ -43,8 +43,10 @@ def test_a_window_is_read_once_and_the_next_when_it_is_finished() -> None:
     assert edge_view.due(first.end, 1_000_000.0, 300, 300) is None
     assert edge_view.due(first.end, 1_000_199.9, 300, 300) is None
     assert edge_view.due(first.end, 1_000_200.0, 300, 300) == Window(999_600.0, 999_900.0)
-    # After a long pause, the newest finished window, not every missed one.
-    assert edge_view.due(first.end, 1_003_000.0, 300, 300) == Window(1_002_300.0, 1_002_600.0)
+    # After a pause, one window from where the last ended: no minute skipped, one query.
+    assert edge_view.due(first.end, 1_003_000.0, 300, 300) == Window(999_600.0, 1_002_600.0)
+    # At most a day (Cloudflare's maxDuration) after a long outage.
+    assert edge_view.due(first.end, 1_200_000.0, 300, 300) == Window(1_113_300.0, 1_199_700.0)
 
 
 # -- attribution ------------------------------------------------------------------------

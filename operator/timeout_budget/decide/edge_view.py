@@ -3,7 +3,8 @@
 * **Windows.** Cloudflare's analytics are some minutes late (``delay``). The operator asks
   only for a window Cloudflare has finished: windows are aligned to ``interval`` (so every
   replica and every restart asks for the same ones), and the newest finished one ends at
-  ``floor((now - delay) / interval) * interval``. A window is read once.
+  ``floor((now - delay) / interval) * interval``. A window is read once; the next starts
+  where it ended (several intervals when a read comes late, none skipped).
 * **Attribution.** Each host and path the edge saw belongs to the route of the same host
   whose path prefix covers it (``decide.rule_paths.covers``), the longest prefix winning, as
   the routes' own Cache Rules do. A route's edge P95 is the largest P95 of its paths: exact
@@ -47,12 +48,27 @@ def finished_window(now: float, interval: float, delay: float) -> Window:
     return Window(end - interval, end)
 
 
-def due(last_end: float | None, now: float, interval: float, delay: float) -> Window | None:
-    """The window to read now, or ``None`` while the newest finished one was read."""
+MAX_SPAN_SECONDS = 86_400.0
+"""The widest window one query may cover (Cloudflare's ``maxDuration`` for the dataset)."""
+
+
+def due(
+    last_end: float | None,
+    now: float,
+    interval: float,
+    delay: float,
+    max_span: float = MAX_SPAN_SECONDS,
+) -> Window | None:
+    """The window to read now, or ``None`` while the newest finished one was read. After
+    a first read, a window starts where the last one ended, so no minute is skipped when
+    reads come late (a zone read every 30 s with a 10 s interval, an outage): it then
+    spans several intervals, at most ``max_span`` seconds."""
     window = finished_window(now, interval, delay)
-    if last_end is not None and window.end <= last_end:
+    if last_end is None:
+        return window
+    if window.end <= last_end:
         return None
-    return window
+    return Window(max(last_end, window.end - max_span), window.end)
 
 
 @dataclass(frozen=True, slots=True)
