@@ -23,6 +23,7 @@ from timeout_budget.model.actions import (
 from timeout_budget.model.conditions import ConditionInput, ConditionStatus, ConditionType
 from timeout_budget.model.coverage import Coverage
 from timeout_budget.model.decision import Decision
+from timeout_budget.model.edge_view import RouteEdge, Window
 from timeout_budget.model.memory import Memory
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.state import State
@@ -273,3 +274,27 @@ def test_origin_copies_by_kind(m: OperatorMetrics) -> None:
     m.origin_copies({"services": (9_001, True)})  # listed again
     assert value(m, "timeout_budget_origin_copy_current", kind="services") == 1
     assert value(m, "timeout_budget_origin_objects", kind="services") == 9_001
+
+
+def test_the_edge_view_of_a_route_becomes_its_edge_series(m: OperatorMetrics) -> None:
+    labels = {"namespace": NS, "name": NAME}
+    edge = RouteEdge(Window(0.0, 300.0), 20, 3, 3, 301.0, 1, 1.0, 40.0, True)
+    alarm = [
+        ConditionInput(ConditionType.EDGE_ERRORS, ConditionStatus.TRUE, "Edge524sWithinBudget"),
+        ConditionInput(ConditionType.EDGE_AGREES, ConditionStatus.FALSE, "EdgeSlower"),
+    ]
+    m.route(NS, NAME, decision(), alarm, edge=edge)
+    assert value(m, "timeout_budget_route_edge_524", **labels) == 3.0
+    assert value(m, "timeout_budget_route_edge_5xx", **labels) == 3.0
+    assert value(m, "timeout_budget_route_edge_requests", **labels) == 20.0
+    assert value(m, "timeout_budget_route_edge_origin_p95_seconds", **labels) == 301.0
+    assert value(m, "timeout_budget_route_edge_errors", **labels) == 1.0
+    assert value(m, "timeout_budget_route_edge_agrees", **labels) == 0.0
+    unknown = [ConditionInput(ConditionType.EDGE_AGREES, ConditionStatus.UNKNOWN, "NotCompared")]
+    quiet = RouteEdge(Window(0.0, 300.0), 0, 0, 0, None, 0, 1.0)
+    m.route(NS, NAME, decision(), unknown, edge=quiet)
+    assert value(m, "timeout_budget_route_edge_524", **labels) == 0.0
+    assert value(m, "timeout_budget_route_edge_origin_p95_seconds", **labels) is None
+    assert value(m, "timeout_budget_route_edge_agrees", **labels) is None  # Unknown: absent
+    m.route(NS, NAME, decision(), [])  # no view read: no edge series
+    assert value(m, "timeout_budget_route_edge_524", **labels) is None
