@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from sandbox.cloudflare_emulator import CloudflareEmulator
+from sandbox.origin_exporter import OriginExporter
 from tests.support.cache_rules import cache_settings_rule
 from timeout_budget.decide import rules
 
@@ -215,3 +216,29 @@ def test_the_graphql_dataset_counts_the_524s_only_after_the_delay(
 
 def rfc3339(moment: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+
+
+def test_the_synthetic_origin_reports_what_it_serves_to_the_edge(
+    emu: CloudflareEmulator,
+) -> None:
+    """The demo's origin: every request it serves goes to the edge in a batch, with the
+    model's host, path and method, and the edge's answer is counted per model."""
+    origin = OriginExporter(edge_url=emu.admin_url)
+    # A P95 of 130 s with a narrow spread (126 to 131 s): all past the zone's 120 s.
+    origin.set_route("slow", p95=130.0, rps=20, host=API, path="/cart", sigma=0.01)
+    origin.set_route("export", p95=130.0, rps=10, host=API, path="/export/a.csv", sigma=0.01)
+    origin.set_route("direct", p95=1.0, rps=10, host="direct.example.com")
+    origin.tick(1.0)
+    assert origin.report_to_edge() == 40
+    assert origin.report_to_edge() == 0  # nothing new
+    assert dict(origin.edge_statuses) == {
+        ("slow", 524): 20,
+        ("export", 200): 10,
+        ("direct", None): 10,
+    }
+    assert (origin.edge_errors, len(emu.traffic.hits)) == (0, 30)
+    origin.edge_url = "http://127.0.0.1:9/__emulator"  # nothing listens there
+    origin.tick(1.0)
+    assert origin.report_to_edge(timeout=2) == 0
+    assert origin.edge_errors == 1
+    assert len(emu.traffic.hits) == 30
