@@ -34,7 +34,13 @@ from sandbox.demo_plot import plot_all
 from sandbox.demo_shift import rules_restored
 from sandbox.demo_summary import render
 from sandbox.demo_table import LiveTable
-from sandbox.demo_timeline import DemoResult, RouteSample, Span, action_from_event
+from sandbox.demo_timeline import (
+    DemoResult,
+    EdgeCount,
+    RouteSample,
+    Span,
+    action_from_event,
+)
 from sandbox.demo_world import World, announce
 from timeout_budget.decide import timers
 from timeout_budget.model.spec import parse_timeout_budget
@@ -135,6 +141,7 @@ class Player:
 
     def play(self) -> None:
         self.start, self.wall0 = time.monotonic(), time.time()
+        self.result.wall0 = self.wall0
         current = -1
         phase_start = 0.0
         next_tick = 0.0
@@ -214,6 +221,7 @@ def run(
         Player(world, result, table).play()
         table.close()
         _weights_at_end(world, result)
+        _edge_at_end(world, result, scenario)
         if not keep:
             announce(
                 "deleting the TimeoutBudgets: the operator's finalizer restores what it changed"
@@ -247,6 +255,24 @@ def _weights_at_end(world: World, result: DemoResult) -> None:
         result.shift_restored[name] = rules_restored(found, rules)
 
 
+def _edge_at_end(world: World, result: DemoResult, scenario: sc.Scenario) -> None:
+    """What the edge answered up to the end of the scenario (before the TimeoutBudgets
+    are deleted and their Cache Rules with them), and the zone's view of its paths."""
+    end = result.wall0 + (result.phases[-1].end if result.phases else 0.0)
+    result.edge_counts = [
+        EdgeCount(c["start"] - result.wall0, c["host"], c["path"], c["method"], c["status"],
+                  c["count"])
+        for c in world.edge_counts()
+        if c["start"] < end
+    ]  # fmt: skip
+    result.edge_routes = {r.name: (r.host, r.path) for r in scenario.routes}
+    result.load_steps = scenario.load_steps()
+    result.edge_report_errors = world.origin.edge_errors if world.origin else 0
+    view = world.zone_status().get("edgeView") or {}
+    found = view.get("unbudgetedPaths")
+    result.unbudgeted_paths = list(found) if isinstance(found, list) else None
+
+
 def _keep(world: World, out: TextIO) -> None:
     assert world.cp is not None
     assert world.emulator is not None
@@ -258,6 +284,8 @@ def _keep(world: World, out: TextIO) -> None:
         f"  {kubectl} get tb -n {sc.NAMESPACE}\n"
         f"  {kubectl} describe tb api -n {sc.NAMESPACE}\n"
         f"  curl -s {world.emulator.admin_url}/state     # the Cloudflare emulator's zone\n"
+        f"  curl -s '{world.emulator.admin_url}/edge-requests/summary?windowSeconds=10'"
+        "     # the edge's answers (524s)\n"
         f"  Prometheus: {world.prometheus.url}   operator log: "
         f"{world.operator.log if world.operator else '-'}\n"
         "Press Ctrl-C to tear down.",

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from sandbox import demo_edge
 from sandbox.demo_timeline import ActionKind, DemoResult, RouteSample, Span
 
 MARKERS: dict[ActionKind, tuple[str, str, str]] = {
@@ -37,6 +38,7 @@ MARKERS: dict[ActionKind, tuple[str, str, str]] = {
 P95_COLOR = "#222222"
 REPLICAS_COLOR = "#1f5fbf"
 LONG_RUNNING_COLOR = "#b07cc6"
+TIMEOUT_COLOR = "#d62728"
 SHARE_COLOR = "#6c2a86"
 
 
@@ -192,7 +194,7 @@ def plot_route(result: DemoResult, route: str, path: Path, title: str) -> Path:
     right.set_ylabel("ready replicas", color=REPLICAS_COLOR)
     right.tick_params(axis="y", colors=REPLICAS_COLOR)
     right.yaxis.get_major_locator().set_params(integer=True)
-    _load(bottom, samples)
+    _load(bottom, samples, _timeouts(result, route, samples[0].t))
     top.set_title(title, fontsize=12, pad=18, loc="left")
     bottom.set_xlabel("seconds since the scenario started")
     first = min(0.0, samples[0].t)
@@ -221,7 +223,14 @@ def _value_at(samples: list[RouteSample], t: float, message: str) -> float:
     return math.nan if best.p95 is None else best.p95
 
 
-def _load(ax: Axes, samples: list[RouteSample]) -> None:
+def _timeouts(result: DemoResult, route: str, first: float) -> list[tuple[float, int]]:
+    """The route's 524s at the edge per second, from the first sample on (empty: the edge
+    saw none of its requests)."""
+    seconds = demo_edge.per_second(result, route)
+    return [(t, c[demo_edge.TIMEOUT_STATUS]) for t, c in sorted(seconds.items()) if t >= first - 1]
+
+
+def _load(ax: Axes, samples: list[RouteSample], timeouts: list[tuple[float, int]]) -> None:
     xs = [s.t for s in samples]
     other = [_long_rps(s) for s in samples]
     main = [s.rps - o for s, o in zip(samples, other, strict=True)]
@@ -236,7 +245,26 @@ def _load(ax: Axes, samples: list[RouteSample]) -> None:
         handles.append(Patch(color=LONG_RUNNING_COLOR, alpha=0.55, label="long-running pool"))
     if any(s.long_share is not None for s in samples):
         handles.append(_share(ax, samples))
+    if timeouts:
+        shared = any(s.long_share is not None for s in samples)
+        handles.append(_timeout_bars(ax, timeouts, offset=shared))
     ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
+
+
+def _timeout_bars(ax: Axes, timeouts: list[tuple[float, int]], offset: bool) -> Patch:
+    """The 524s at the edge in each second, as bars on their own right axis (moved out
+    when the share's axis is there)."""
+    right = ax.twinx()
+    if offset:
+        right.spines["right"].set_position(("axes", 1.07))
+    right.bar([t for t, _ in timeouts], [n for _, n in timeouts], width=1.0, align="edge",
+              color=TIMEOUT_COLOR, alpha=0.85, zorder=4)  # fmt: skip
+    right.set_ylim(0, max(3, max(n for _, n in timeouts)) * 1.25)
+    right.yaxis.get_major_locator().set_params(integer=True)
+    right.set_ylabel("524s/s", color=TIMEOUT_COLOR, fontsize=8)
+    right.tick_params(axis="y", colors=TIMEOUT_COLOR, labelsize=7)
+    label = f"524s at the Cloudflare edge per second (right; {sum(n for _, n in timeouts)} shown)"
+    return Patch(color=TIMEOUT_COLOR, alpha=0.85, label=label)
 
 
 def _share(ax: Axes, samples: list[RouteSample]) -> Line2D:

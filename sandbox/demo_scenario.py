@@ -21,8 +21,13 @@ from dataclasses import dataclass, field
 NAMESPACE = "demo"
 ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353"
 ZONE_NAME = "example.com"
+ZONE_RESOURCE = "example-com"
+"""The CloudflareZone (``manifests/demo/zone.yaml``)."""
 ZONE_PROXY_READ_TIMEOUT = 120
 """Cloudflare's default Proxy Read Timeout (Error 524 page)."""
+ANALYTICS_DELAY_SECONDS = 5.0
+"""How late the emulator's GraphQL Analytics API shows the edge's requests (Cloudflare's
+are minutes late; the demo's minutes are seconds)."""
 API_TOKEN = "demo-cloudflare-token-5d1e"  # noqa: S105  (the local emulator's, loopback only)
 EVALUATION_INTERVAL_SECONDS = 1.0
 
@@ -141,6 +146,34 @@ is at risk again at 20 % (108 s) and 40 % brings it back (85 s). The steps in
 ``routes.yaml`` are 20, 40, 100."""
 ROUTES: tuple[Route, ...] = (API, EXPORT, SEARCH, REPORTS)
 
+
+@dataclass(frozen=True)
+class UnbudgetedPath:
+    """Requests to a proxied host that no TimeoutBudget covers: the edge still counts them
+    (and their 524s), and the operator can only report them (``status.edgeView``)."""
+
+    name: str
+    """The origin model's ``route`` label (no TimeoutBudget selects it)."""
+    host: str
+    path: str
+    p95: float
+    rps: float
+    sigma: float
+    """The log-normal spread: narrow, so its time to first byte stays near the zone's."""
+    about: str = ""
+
+
+UNBUDGETED = UnbudgetedPath(
+    name="www-export",
+    host="www.example.com",
+    path="/export",
+    p95=125.0,
+    rps=2.0,
+    sigma=0.2,
+    about="a legacy CSV export no TimeoutBudget covers, near the zone's 120 s",
+)
+"""About 7 % of its requests outlive the zone's 120 s (a 524 each), whatever the load."""
+
 CALM = {"api": 10.0, "export": 10.0, "search": 4.0, "reports": 10.0}
 SURGE = {"api": 15.6, "export": 12.0, "search": 7.2, "reports": 54.0}
 BEYOND = {"api": 35.4, "export": 15.0, "search": 4.0, "reports": 71.2}
@@ -183,6 +216,15 @@ class Scenario:
 
     def phase_start(self, index: int) -> float:
         return sum(p.seconds for p in self.phases[:index])
+
+    def load_steps(self) -> list[str]:
+        """The phases whose load rises for some route over the phase before (or the start)."""
+        names, previous = [], self.start_rps
+        for phase in self.phases:
+            if any(phase.rps[r] > previous[r] for r in phase.rps):
+                names.append(phase.name)
+            previous = phase.rps
+        return names
 
     def rps_at(self, route: str, t: float) -> float:
         index, phase = self.phase_at(t)

@@ -69,6 +69,7 @@ def set_split(
             p95=pool.base_p95 or route.base_p95,
             rps=rate,
             host=route.host,
+            path=route.path,
             capacity_rps_per_replica=pool.capacity_rps_per_replica,
             route_label=route.name,
             pool=pool.name,

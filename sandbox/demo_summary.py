@@ -1,8 +1,9 @@
 """The demo's closing summary, computed from the recorded timeline (pure: no I/O).
 
 Per route: the worst P95 and when, the time spent at risk (the operator's reading at or
-above the at-risk line) and breaching, what the operator did, and the read timeout in
-force at the Cloudflare edge. Then what happened while Prometheus was down, and what
+above the at-risk line) and breaching, what the operator did, the read timeout in force at
+the Cloudflare edge and the 524s the edge answered before and after the operator acted
+(``demo_edge``). Then what happened while Prometheus was down, and what
 deleting the TimeoutBudgets left behind.
 
 The edge read timeout's changes are also counted per at-risk episode (``episodes``): an
@@ -18,7 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sandbox import demo_shift
+from sandbox import demo_edge, demo_shift
 from sandbox.demo_timeline import MARKED, ActionKind, ActionRecord, DemoResult, RouteSample
 from timeout_budget.decide import bands, timers
 from timeout_budget.decide.bands import Band, Lines
@@ -232,6 +233,7 @@ def render(result: DemoResult, zone_timeout: int) -> str:
         if any(x.long_share is not None for x in samples):
             restored = result.shift_restored.get(s.route)
             lines.append(f"  {demo_shift.describe(s.route, samples, restored)}")
+    lines += ["", *demo_edge.render(result, result.routes())]
     lines += ["", *_outages(result), *_restoration(result)]
     return "\n".join(lines)
 

@@ -91,6 +91,18 @@ class RouteSample:
 
 
 @dataclass(frozen=True)
+class EdgeCount:
+    """Requests the Cloudflare edge answered with ``status`` in the second from ``t``."""
+
+    t: float
+    host: str
+    path: str
+    method: str
+    status: int
+    count: int
+
+
+@dataclass(frozen=True)
 class ActionRecord:
     t: float
     route: str
@@ -167,12 +179,26 @@ class DemoResult:
     shift_restored: dict[str, list[str]] = field(default_factory=dict)
     """Per HTTPRoute of a weighted route, what was not as the manifest had it at the end
     of the scenario (``demo_shift.rules_restored``); empty: restored exactly."""
+    edge_counts: list[EdgeCount] = field(default_factory=list)
+    """What the edge answered, per second, by host, path, method and status, from set-up
+    to the end of the scenario (the emulator's ``/edge-requests/summary``)."""
+    edge_routes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Per route, its host and path prefix: which of the edge's requests are its."""
+    load_steps: list[str] = field(default_factory=list)
+    """The phases whose load rises (``Scenario.load_steps``): where ``demo_edge`` splits."""
+    edge_report_errors: int = 0
+    """Batches of requests the origin could not report to the edge (dropped)."""
+    unbudgeted_paths: list[dict[str, Any]] | None = None
+    """The CloudflareZone's ``status.edgeView.unbudgetedPaths`` at the end of the scenario
+    (``None``: the operator does not report it)."""
     plots: dict[str, Path] = field(default_factory=dict)
     summary_text: str = ""
     interrupted: bool = False
     setup_seconds: float = 0.0
     kubeconfig: Path | None = None
     workdir: Path | None = None
+    wall0: float = 0.0
+    """The epoch time of the scenario's t=0."""
 
     def route_samples(self, route: str) -> list[RouteSample]:
         return [s for s in self.samples if s.route == route]

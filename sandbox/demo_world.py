@@ -6,7 +6,9 @@ Enterprise zone, the synthetic origin whose latency follows the load and the REA
 behind each route, Prometheus scraping it, and the operator as its own process. ``World``
 starts them with progress lines, drives the origin's load (``apply_load``), takes
 Prometheus away and back, reads the edge from the emulator, and checks what deleting the
-TimeoutBudgets leaves behind.
+TimeoutBudgets leaves behind. The origin reports every request it serves to the emulated
+edge, which answers 524 for those slower than the read timeout in force for them
+(``edge_counts``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +42,7 @@ DNS_RECORDS = (
     ("api.example.com", "192.0.2.10"),
     ("search.example.com", "192.0.2.20"),
     ("export-direct.example.com", "192.0.2.11"),
+    ("www.example.com", "192.0.2.30"),
 )
 """Proxied A records of the zone (documentation addresses: nothing is ever sent there)."""
 
@@ -117,6 +122,7 @@ class World:
             "origin pods Ready on KWOK nodes: " + ", ".join(f"{k} {v}" for k, v in want.items())
         )
         self.apply_load(0.0, self.scenario.start_rps)  # traffic only once the pods serve it
+        self._start_unbudgeted()
         self.say("applying the CloudflareZone (and its token Secret) and the TimeoutBudgets")
         self.kubectl_apply("zone.yaml")
         self.kubectl_apply("routes.yaml")
@@ -177,9 +183,20 @@ class World:
         )
         for name, address in DNS_RECORDS:
             self.emulator.add_dns_record(sc.ZONE_ID, name, "A", address, proxied=True)
+        self.emulator.traffic.delay_seconds = sc.ANALYTICS_DELAY_SECONDS
+        # Whether a Cache Rule's read_timeout holds for a response bypass_by_default does
+        # not store is NOT CONFIRMED (docs/edge-contract.md C5); the emulator is strict by
+        # default. The operator's rules rely on the other answer, and the demo's origins
+        # send no Cache-Control: the demo's edge takes that answer, and says so.
+        self.emulator.bypass_by_default_keeps_read_timeout = True
+        assert self.origin is not None
+        self.origin.edge_url = self.emulator.admin_url
         self.say(
             f"Cloudflare API emulator on {self.emulator.base_url}: Enterprise zone "
-            f"{sc.ZONE_NAME}, Proxy Read Timeout {sc.ZONE_PROXY_READ_TIMEOUT}s"
+            f"{sc.ZONE_NAME}, Proxy Read Timeout {sc.ZONE_PROXY_READ_TIMEOUT}s; the origin "
+            f"reports its requests to the edge (524 past the read timeout in force; a Cache "
+            f"Rule's read_timeout taken to hold for responses it does not store, NOT "
+            f"CONFIRMED), analytics {sc.ANALYTICS_DELAY_SECONDS:g}s late"
         )
 
     def _start_origin(self) -> None:
@@ -187,6 +204,14 @@ class World:
         self.apply_load(0.0, sc.NO_TRAFFIC)
         self.origin.start()
         self.say(f"synthetic origin serving /metrics on {self.origin.url}")
+
+    def _start_unbudgeted(self) -> None:
+        """A slow path no TimeoutBudget covers, on a proxied host of the zone."""
+        assert self.origin is not None
+        u = sc.UNBUDGETED
+        self.origin.set_route(u.name, p95=u.p95, rps=u.rps, host=u.host, path=u.path,
+                              sigma=u.sigma)  # fmt: skip
+        self.say(f"{u.host}{u.path}: {u.about} (P95 {u.p95:g}s, {u.rps:g} req/s)")
 
     def _start_prometheus(self) -> None:
         assert self.origin is not None
@@ -293,6 +318,7 @@ class World:
                 p95=pool.base_p95 or route.base_p95,
                 rps=rate,
                 host=route.host,
+                path=route.path,
                 capacity_rps_per_replica=pool.capacity_rps_per_replica,
                 servers_per_replica=pool.servers_per_replica,
             )
@@ -344,6 +370,28 @@ class World:
             if seconds is not None:
                 return int(seconds)
         return int(self.emulator.setting(sc.ZONE_ID)["value"])
+
+    def edge_counts(self, since: float | None = None) -> list[dict[str, Any]]:
+        """What the edge answered, per second by host, path, method and status, read from
+        the emulator's admin endpoint (not the GraphQL API: neither late nor budgeted)."""
+        assert self.emulator is not None
+        query = urllib.parse.urlencode({"windowSeconds": 1, **({"since": since} if since else {})})
+        url = f"{self.emulator.admin_url}/edge-requests/summary?{query}"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            counts: list[dict[str, Any]] = json.loads(answer.read())["result"]["counts"]
+        return counts
+
+    def zone_status(self) -> dict[str, Any]:
+        """The demo's CloudflareZone's status ({} when it cannot be read)."""
+        assert self.cp is not None
+        out = self.cp.kubectl(
+            "get", "cloudflarezone", sc.ZONE_RESOURCE, "-n", sc.NAMESPACE, "-o", "json",
+            check=False,
+        )  # fmt: skip
+        if out.returncode != 0:
+            return {}
+        status: dict[str, Any] = json.loads(out.stdout).get("status") or {}
+        return status
 
     # -- deletion -----------------------------------------------------------------------
     def delete_budgets(self, timeout: float = 60.0) -> Restoration:

@@ -28,6 +28,14 @@ there is headroom and climbs steeply as ``rho`` nears 1, as real origins do; pas
 ``RHO_MAX`` (an overload: the queue would grow without bound) it keeps climbing along the
 curve's tangent, up to ``MAX_STRETCH`` times the base (``sandbox.origin_queueing``).
 
+With ``edge_url`` set (the Cloudflare emulator's admin URL), the origin also reports every
+request it serves to the emulated edge, in batches every ``edge_report_seconds``
+(``POST {edge_url}/edge-requests``: host, path, method, time to first byte, status), so the
+edge answers 524 for those slower than the read timeout in force for them and counts them
+for its analytics (``sandbox.cloudflare_emulator.edge_serving``). Time is not compressed
+there: a request drawn with a 130 s time to first byte is reported at once, and the edge
+judges it by the read timeout in force then.
+
 A route served by two pools of pods at once (a weighted reroute) is two models with the
 same ``route_label`` and their own ``pool`` label, each with its load and capacity: a
 query summing by ``route`` reads their requests together, as it would a real origin's.
@@ -39,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import collections
 import contextlib
 import json
 import math
@@ -46,6 +55,8 @@ import signal
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -90,6 +101,12 @@ class RouteModel:
     route, as a real origin's pods each export their own histogram."""
     pool: str | None = None
     """A ``pool`` label on the series, when set."""
+    path: str = "/"
+    """The path its requests are reported to the edge with (``edge_url``)."""
+    method: str = "GET"
+    """The method its requests are reported to the edge with."""
+    status: int = 200
+    """The status the origin answers (the edge's, unless it gives up first)."""
 
     def __post_init__(self) -> None:
         if not (self.p95 > 0 and math.isfinite(self.p95)):
@@ -146,6 +163,17 @@ class OriginExporter:
     tick_seconds: float = 0.5
     port: int = 0
     replicas_for: Callable[[str], int] | None = None
+    edge_url: str | None = None
+    """The Cloudflare emulator's admin URL (``.../__emulator``): report requests there."""
+    edge_report_seconds: float = 1.0
+    edge_statuses: collections.Counter[tuple[str, int | None]] = field(
+        default_factory=collections.Counter, init=False
+    )
+    """Per (model, edge status) the requests reported (``None``: Cloudflare never saw it)."""
+    edge_errors: int = field(default=0, init=False)
+    """Batches the emulator did not take (dropped: the origin does not queue them)."""
+    edge_last_error: str = field(default="", init=False)
+    _edge_pending: list[tuple[str, dict[str, Any]]] = field(default_factory=list, init=False)
     _models: dict[str, RouteModel] = field(default_factory=dict, init=False)
     _hist: dict[str, _Histogram] = field(default_factory=dict, init=False)
     _bucket_overrides: dict[str, tuple[float, ...]] = field(default_factory=dict, init=False)
@@ -218,6 +246,7 @@ class OriginExporter:
 
     def tick(self, dt: float) -> None:
         """Serve ``rps * dt`` requests per route (fractions carry over to the next tick)."""
+        now = time.time()
         with self._lock:
             for route, model in self._models.items():
                 hist = self._hist.get(route)
@@ -234,7 +263,10 @@ class OriginExporter:
                 for _ in range(n):
                     hist.drawn += 1
                     z = _STD_NORMAL.inv_cdf(_van_der_corput(hist.drawn))
-                    hist.observe(math.exp(mu + model.sigma * z))
+                    seconds = math.exp(mu + model.sigma * z)
+                    hist.observe(seconds)
+                    if self.edge_url is not None:
+                        self._edge_pending.append((route, _edge_request(model, seconds, now)))
 
     def _run(self) -> None:
         last = time.monotonic()
@@ -242,6 +274,40 @@ class OriginExporter:
             now = time.monotonic()
             self.tick(now - last)
             last = now
+
+    # ------------------------------------------------------------------ the edge
+
+    def report_to_edge(self, timeout: float = 5.0) -> int:
+        """Send the requests served since the last report to the edge (``edge_url``); returns
+        how many it took. A batch the emulator does not take is dropped and counted."""
+        with self._lock:
+            batch, self._edge_pending = self._edge_pending, []
+        url = self.edge_url
+        if not batch or url is None:
+            return 0
+        body = json.dumps({"requests": [r for _, r in batch]}).encode()
+        request = urllib.request.Request(
+            f"{url}/edge-requests",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                statuses = json.loads(answer.read())["result"]["statuses"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            with self._lock:
+                self.edge_errors += 1
+                self.edge_last_error = repr(exc)
+            return 0
+        with self._lock:
+            for (route, _), status in zip(batch, statuses, strict=False):
+                self.edge_statuses[(route, status)] += 1
+        return len(statuses)
+
+    def _report_loop(self) -> None:
+        while not self._stop.wait(self.edge_report_seconds):
+            self.report_to_edge()
 
     # ------------------------------------------------------------------ exposition
 
@@ -292,6 +358,7 @@ class OriginExporter:
         self._threads = [
             threading.Thread(target=self._server.serve_forever, name="origin-http", daemon=True),
             threading.Thread(target=self._run, name="origin-traffic", daemon=True),
+            threading.Thread(target=self._report_loop, name="origin-edge-report", daemon=True),
         ]
         for t in self._threads:
             t.start()
@@ -312,6 +379,18 @@ class OriginExporter:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _edge_request(model: RouteModel, seconds: float, at: float) -> dict[str, Any]:
+    """One served request as ``POST /__emulator/edge-requests`` takes it."""
+    return {
+        "host": model.host,
+        "path": model.path,
+        "method": model.method,
+        "ttfbSeconds": round(seconds, 3),
+        "status": model.status,
+        "at": at,
+    }
 
 
 def _escape(value: str) -> str:
@@ -376,8 +455,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a route and its P95 in seconds (repeatable), e.g. api=2.5:20",
     )
     parser.add_argument("--host", default="origin.example.com", help="host label value")
+    parser.add_argument(
+        "--edge-url",
+        default=None,
+        help="the Cloudflare emulator's admin URL (http://127.0.0.1:PORT/__emulator): "
+        "report every request there",
+    )
     args = parser.parse_args(argv)
-    exporter = OriginExporter(port=args.port)
+    exporter = OriginExporter(port=args.port, edge_url=args.edge_url)
     for spec in args.route:
         name, _, rest = spec.partition("=")
         p95, _, rps = rest.partition(":")

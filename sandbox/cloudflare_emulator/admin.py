@@ -18,6 +18,13 @@ server only listens on loopback.
 ``GET|DELETE /requests``                   the request log (``?method=&path_contains=``)
 ``GET|PUT|DELETE /rate_limit``             show / ``{"limit", "window_seconds"?}`` / reset
 ``POST   /tokens``                         ``{"token", "permissions"?, "user"?}``
+``POST   /traffic``                        ``{"hits": [...]?, "delaySeconds"?}`` raw edge hits
+``POST   /edge-requests``                  ``{"requests": [{"host", "path", "method",
+                                           "ttfbSeconds", "status"?, "at"?,
+                                           "cacheControl"?}]}`` -> ``{"statuses": [...]}``
+                                           (``edge_serving``; see the handler)
+``GET    /edge-requests/summary``          counts per window by host, path, method, status
+                                           (``?windowSeconds=1&since=&host=``)
 ``POST   /reset``                          back to the start
 =========================================  =========================================
 """
@@ -28,6 +35,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sandbox.cloudflare_emulator import edge_serving
 from sandbox.cloudflare_emulator.analytics import Hit
 from sandbox.cloudflare_emulator.api import parse_body
 from sandbox.cloudflare_emulator.protocol import ApiError, Reply, failure, ok
@@ -185,6 +193,36 @@ def _add_traffic(emu: CloudflareEmulator, p: Mapping[str, str], body: Any, q: An
     if "delaySeconds" in data:
         emu.traffic.delay_seconds = float(data["delaySeconds"])
     return {"hits": len(emu.traffic.hits), "delaySeconds": emu.traffic.delay_seconds}
+
+
+@_route("POST", r"/edge-requests")
+def _edge_requests(emu: CloudflareEmulator, p: Mapping[str, str], body: Any, q: Any) -> Any:
+    """Visitor requests an origin served: what the edge answered each (``edge_serving``),
+    ``null`` for one Cloudflare never saw. ``bypassByDefaultKeepsReadTimeout`` sets how the
+    edge reads a ``bypass_by_default`` rule from now on (``edge_cache``)."""
+    data = _obj(body)
+    items = data.get("requests")
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ValueError('the body must be {"requests": [{"host", "path", ...}]}')
+    requests = [edge_serving.VisitorRequest.from_json(i) for i in items]  # all or none
+    keeps = data.get("bypassByDefaultKeepsReadTimeout")
+    if keeps is not None:
+        if not isinstance(keeps, bool):
+            raise ValueError("bypassByDefaultKeepsReadTimeout must be true or false")
+        emu.bypass_by_default_keeps_read_timeout = keeps
+    return {"statuses": emu.serve_many(requests)}
+
+
+@_route("GET", r"/edge-requests/summary")
+def _edge_summary(
+    emu: CloudflareEmulator, p: Mapping[str, str], body: Any, q: Mapping[str, Sequence[str]]
+) -> Any:
+    """What the edge answered, now (not ``delaySeconds`` late, no GraphQL budget)."""
+    window = float(q["windowSeconds"][-1]) if q.get("windowSeconds") else 1.0
+    since = float(q["since"][-1]) if q.get("since") else None
+    host = q["host"][-1] if q.get("host") else None
+    counts = edge_serving.summary(emu.traffic, window, since=since, host=host)
+    return {"windowSeconds": window, "counts": counts}
 
 
 @_route("POST", r"/reset")

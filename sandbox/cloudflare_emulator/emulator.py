@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sandbox.cloudflare_emulator import edge_cache, rulesets, server
+from sandbox.cloudflare_emulator import edge_cache, edge_serving, rulesets, server
 from sandbox.cloudflare_emulator.analytics import Traffic
 from sandbox.cloudflare_emulator.api import FrontDoor
 from sandbox.cloudflare_emulator.faults import Fault, FaultQueue, Kind
@@ -79,6 +79,9 @@ class CloudflareEmulator:
         self.log = RequestLog()
         self.traffic = Traffic()
         """What the edge has seen, for the GraphQL Analytics API (``analytics``)."""
+        self.bypass_by_default_keeps_read_timeout = False
+        """How ``serve`` reads a ``bypass_by_default`` rule for a response it does not store
+        (NOT CONFIRMED, ``edge_cache``): strict by default, the zone's timeout."""
         self.front_door = FrontDoor(
             self.store, self.validators, self.limiter, lambda: self.tokens.grants, self.traffic
         )
@@ -233,6 +236,35 @@ class CloudflareEmulator:
             timeout,
             edge_cache.EdgeRequest(method, host, path, origin_cache_control=cache_control),
             bypass_by_default_keeps_read_timeout=bypass_by_default_keeps_read_timeout,
+        )
+
+    def serve(
+        self,
+        host: str,
+        path: str,
+        method: str,
+        ttfb_seconds: float,
+        status: int = 200,
+        at: float | None = None,
+        *,
+        cache_control: str | None = None,
+    ) -> int | None:
+        """The edge's answer to one visitor request whose origin takes ``ttfb_seconds`` to
+        the first byte (``edge_serving``): 524 past the read timeout in force, else
+        ``status``; recorded for the analytics. ``None``: Cloudflare never sees it (no
+        proxied record of the host), nothing is recorded."""
+        request = edge_serving.VisitorRequest(
+            host, path, method, ttfb_seconds, status, at, cache_control
+        )
+        return self.serve_many([request])[0]
+
+    def serve_many(self, requests: Sequence[edge_serving.VisitorRequest]) -> list[int | None]:
+        """``serve`` for a batch, in order (what ``POST /__emulator/edge-requests`` does)."""
+        return edge_serving.serve(
+            self.store,
+            self.traffic,
+            requests,
+            bypass_by_default_keeps_read_timeout=self.bypass_by_default_keeps_read_timeout,
         )
 
     def dns_records(self, zone_id: str) -> list[JsonObject]:

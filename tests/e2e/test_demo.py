@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandbox import binaries, demo, demo_scenario, demo_shift
+from sandbox import binaries, demo, demo_edge, demo_scenario, demo_shift
 from sandbox.demo_summary import summarize_route
 from sandbox.demo_timeline import ActionKind, DemoResult
 from timeout_budget.model import ownership
@@ -249,3 +249,27 @@ def test_the_weighted_route_shifts_step_by_step_and_walks_back_to_the_exact_rule
     # The Service-selector reroute is still covered: api rerouted and undone once each.
     assert len(run.route_actions("api", [ActionKind.REROUTE])) == 1
     assert len(run.route_actions("api", [ActionKind.UNDO])) == 1
+
+
+def test_the_edge_answers_524_to_requests_slower_than_its_read_timeout(run: DemoResult) -> None:
+    """The origin reports every request to the emulated edge. Before api's reroute beyond
+    max, its P95 is about 107 s at the edge's 121 s: the origin's low-discrepancy draws put
+    one request in every 64 past 138 s, so the eight evaluations before the reroute (some
+    280 requests) hold 524s. The unbudgeted path (P95 125 s, 2 req/s) has one in every 16
+    past 122 s. reports.example.com has no record in the zone: Cloudflare never sees it."""
+    assert run.edge_report_errors == 0
+    assert {c.host for c in run.edge_counts} == {
+        "api.example.com",
+        "search.example.com",
+        demo_scenario.UNBUDGETED.host,
+    }
+    (reroute,) = run.route_actions("api", [ActionKind.REROUTE])
+    beyond = run.phase("beyond max")
+    seconds = demo_edge.per_second(run, "api")
+    before = sum(c[524] for t, c in seconds.items() if beyond.start <= t < reroute.t)
+    assert before >= 1, demo_edge.route_edge(run, "api").steps
+    assert demo_edge.route_edge(run, "reports").requests == 0
+    path = (demo_scenario.UNBUDGETED.host, demo_scenario.UNBUDGETED.path)
+    requests, errors = demo_edge.unbudgeted(run)[path]
+    assert errors >= requests // 16 - 1 > 0, (requests, errors)
+    assert "api: 524s at the edge: " in run.summary_text
