@@ -273,3 +273,6 @@ def test_the_edge_answers_524_to_requests_slower_than_its_read_timeout(run: Demo
     requests, errors = demo_edge.unbudgeted(run)[path]
     assert errors >= requests // 16 - 1 > 0, (requests, errors)
     assert "api: 524s at the edge: " in run.summary_text
+    # The operator read it from Cloudflare's analytics: no TimeoutBudget covers it.
+    assert run.unbudgeted_paths is not None, "the zone's status.edgeView has no unbudgetedPaths"
+    assert path in {(p["host"], p["path"]) for p in run.unbudgeted_paths}
