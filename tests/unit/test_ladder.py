@@ -839,6 +839,9 @@ def test_advice_names_both_ways_out() -> None:
         pytest.param(LatencyObservation.unavailable("connection refused"), id="unavailable"),
         pytest.param(LatencyObservation.rejected("parse error"), id="rejected"),
         pytest.param(LatencyObservation.invalid("bad label"), id="invalid"),
+        # A partial answer (a store of the backend down) under the at-risk line: no reading.
+        pytest.param(LatencyObservation.partial(30.0, "store down"), id="partial-under"),
+        pytest.param(LatencyObservation.partial(None, "store down"), id="partial-nan"),
     ],
 )
 def test_missing_data_holds_everything(latency: LatencyObservation) -> None:
@@ -861,6 +864,30 @@ def test_missing_data_holds_everything(latency: LatencyObservation) -> None:
     )
     assert condition(decision, ConditionType.READY)[0] is ConditionStatus.UNKNOWN
     assert "holding everything as it is" in decision.message
+
+
+def test_a_partial_answer_over_the_line_adds_capacity_and_says_it_is_partial() -> None:
+    partial = LatencyObservation.partial(100.0, "No StoreAPIs matched for this query")
+    decision, planned = run(make_observation(partial, replicas=2), Memory())
+    assert planned == ["scale 4"]  # the default step from 2, as a full answer of 100 s
+    assert decision.state is State.AT_RISK
+    assert condition(decision, ConditionType.METRICS_AVAILABLE) == (
+        ConditionStatus.FALSE,
+        "PartialData",
+    )
+
+
+def test_a_partial_answer_under_the_recover_line_undoes_nothing() -> None:
+    memory = Memory(recovery_started_at=ago(10_000), rerouted_to=(SERVICE,))
+    partial = LatencyObservation.partial(10.0, "isPartial")
+    observation = make_observation(partial, replicas=4, baseline=2, rerouted=[SERVICE])
+    decision, planned = run(observation, memory)
+    assert planned == []  # a full answer of 10 s would undo the reroute and scale down
+    assert decision.state is State.NO_DATA
+    _, planned_full = run(
+        make_observation(10.0, replicas=4, baseline=2, rerouted=[SERVICE]), memory
+    )
+    assert planned_full != []
 
 
 # --- Paused and dry run --------------------------------------------------------------------

@@ -23,6 +23,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from timeout_budget.model.observation import LatencyObservation, Outcome
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, parse_timeout_budget
 from timeout_budget.observe.latency import LatencyObserver
+from timeout_budget.observe.promql.answers import Answer
 from timeout_budget.observe.query_failures import parse_client_error
 from timeout_budget.observe.settings import PrometheusSettings, SettingsError
 
@@ -45,7 +46,8 @@ class FakeClient:
         self._lock = threading.Lock()
         self.closed = False
 
-    def custom_query(self, query: str, params: dict[Any, Any] = ...) -> Any:  # type: ignore[assignment]
+    def query(self, query: str, params: Mapping[str, str]) -> Answer:
+        """The handler's result as a whole answer (a handler may return an ``Answer``)."""
         with self._lock:
             self.queries.append(query)
             self.params.append(dict(params))
@@ -54,7 +56,8 @@ class FakeClient:
         try:
             if self.delay:
                 time.sleep(self.delay)
-            return self.handler(query, params)
+            result = self.handler(query, dict(params))
+            return result if isinstance(result, Answer) else Answer(result)
         finally:
             with self._lock:
                 self.in_flight -= 1
@@ -291,8 +294,25 @@ ERRORS: list[tuple[str, BaseException, Outcome, str]] = [
             b'{"status":"error","errorType":"execution","error":"query processing would load '
             b'too many samples into memory in query execution"}',
         ),
-        Outcome.UNAVAILABLE,
-        "too many samples",
+        # A limit on one query's size (--query.max-samples): refused, and split smaller.
+        Outcome.REJECTED,
+        "for its limits (HTTP 422): query processing would load too many samples",
+    ),
+    (
+        "mimir-limit",
+        client_error(
+            422,
+            b'{"status":"error","errorType":"execution","error":"the query exceeded the '
+            b'maximum number of series (limit: 1000 series) (err-mimir-max-series-per-query)"}',
+        ),
+        Outcome.REJECTED,
+        "err-mimir-max-series-per-query",
+    ),
+    (
+        "body-too-large",
+        client_error(413, b"<html>413 Request Entity Too Large</html>"),
+        Outcome.REJECTED,
+        "the backend refused the query for its limits (HTTP 413)",
     ),
     (
         "server-timeout",
@@ -580,3 +600,138 @@ def test_the_plan_is_reused_while_every_spec_is_the_same_object(
     changed = run(client, {b: routes[b], a: spec({"route": "a"}, window="1m")}, observer=observer)
     assert len(plans) == 4
     assert changed[a].value == first[a].value
+
+
+# --- Fleet-scale backends: partial answers, limits, tenants, form bodies --------------
+
+
+def test_an_answer_with_warnings_is_partial_data_with_the_backends_words() -> None:
+    warning = "No StoreAPIs matched for this query: store 127.0.0.1:10901 is down"
+
+    def handler(query: str, params: dict[str, Any]) -> Any:
+        return Answer(answering({"a": "100", "b": "NaN"})(query, params), (warning,))
+
+    got = run(
+        FakeClient(handler),
+        {RouteKey("n/a"): spec({"route": "a"}), RouteKey("n/b"): spec({"route": "b"})},
+    )
+    a, b = got[RouteKey("n/a")], got[RouteKey("n/b")]
+    assert (a.outcome, a.seconds) == (Outcome.PARTIAL, 100.0)
+    assert warning in a.message
+    assert (b.outcome, b.seconds) == (Outcome.PARTIAL, None)  # NaN stays no value
+
+
+def test_victoriametrics_is_partial_is_partial_data() -> None:
+    def handler(query: str, params: dict[str, Any]) -> Any:
+        return Answer(answering({"a": "3"})(query, params), (), partial=True)
+
+    (got,) = run(FakeClient(handler), {RouteKey("n/a"): spec({"route": "a"})}).values()
+    assert got.outcome is Outcome.PARTIAL
+    assert "isPartial" in got.message
+
+
+def test_a_prometheus_info_annotation_is_not_missing_data() -> None:
+    info = 'PromQL info: metric might not be a counter, name does not end in _total: "x"'
+
+    def handler(query: str, params: dict[str, Any]) -> Any:
+        return Answer(answering({"a": "3"})(query, params), (info,))
+
+    (got,) = run(FakeClient(handler), {RouteKey("n/a"): spec({"route": "a"})}).values()
+    assert got.outcome is Outcome.VALUE
+
+
+def test_whole_answers_are_asked_for_unless_allowed_and_the_time_can_lag() -> None:
+    client = FakeClient(answering({"a": "1"}))
+    run(client, {RouteKey("n/a"): spec({"route": "a"})})
+    assert client.params[0]["partial_response"] == "false"  # Thanos
+    assert client.params[0]["deny_partial_response"] == "1"  # VictoriaMetrics cluster
+    allowing = FakeClient(answering({"a": "1"}))
+    run(allowing, {RouteKey("n/a"): spec({"route": "a"})}, partial_response="allow")
+    assert "partial_response" not in allowing.params[0]
+    lagging = FakeClient(answering({"a": "1"}))
+    before = time.time()
+    run(lagging, {RouteKey("n/a"): spec({"route": "a"})}, at=None, evaluation_delay_seconds=30)
+    assert before - 31 <= float(lagging.params[0]["time"]) <= time.time() - 29
+
+
+def test_a_refusal_for_the_backends_limits_is_split_until_it_fits() -> None:
+    names = [f"r{i}" for i in range(8)]
+    values = {n: str(i + 1) for i, n in enumerate(names)}
+    limit = (
+        b'{"status":"error","errorType":"execution","error":"the query exceeded the maximum '
+        b'number of series (limit: 2 series) (err-mimir-max-series-per-query)"}'
+    )
+
+    def handler(query: str, params: dict[str, Any]) -> Any:
+        if query.startswith("histogram_quantile") and len(routes_in(query)) > 2:
+            raise client_error(422, limit)
+        return answering(values)(query, params)
+
+    client = FakeClient(handler)
+    got = run(client, {RouteKey(f"n/{n}"): spec({"route": n}) for n in names})
+    assert {n: o.seconds for n, o in got.items()} == {
+        RouteKey(f"n/{n}"): float(v) for n, v in values.items()
+    }
+    sizes = [len(routes_in(q)) for q in client.queries if q.startswith("histogram_quantile")]
+    assert sorted(sizes) == [2, 2, 2, 2, 4, 4, 8]  # 8 refused, both 4s refused, 2s fit
+
+
+def test_settings_for_fleet_backends_from_env(tmp_path: Path) -> None:
+    headers = tmp_path / "headers"
+    headers.write_text("# from a Secret\nX-Api-Key: k-123456\n\nX-Extra: yes\n")
+    password = tmp_path / "password"
+    password.write_text("s3cret-pw\n")
+    s = PrometheusSettings.from_env(
+        {
+            "TBO_PROMETHEUS_URL": "https://mimir:8080/prometheus",
+            "TBO_PROMETHEUS_TENANT": "team-a",
+            "TBO_PROMETHEUS_HEADERS_FILE": str(headers),
+            "TBO_PROMETHEUS_BASIC_AUTH_USERNAME": "tbo",
+            "TBO_PROMETHEUS_BASIC_AUTH_PASSWORD_FILE": str(password),
+            "TBO_PROMETHEUS_EVALUATION_DELAY_SECONDS": "30",
+        }
+    )
+    assert s.request_headers == {
+        "X-Api-Key": "k-123456",
+        "X-Extra": "yes",
+        "X-Scope-OrgID": "team-a",
+    }
+    assert s.basic_auth == ("tbo", "s3cret-pw")
+    assert (s.method, s.query_length, s.evaluation_delay_seconds) == ("POST", 128_000, 30.0)
+    assert "k-123456" not in repr(s)
+    assert "s3cret-pw" not in repr(s)
+    assert {"k-123456", "s3cret-pw"} <= set(s.secrets)
+    observer = LatencyObserver(s)
+    client: Any = observer._client
+    assert client.headers["X-Scope-OrgID"] == "team-a"
+    assert client.auth == ("tbo", "s3cret-pw")
+    observer.close()
+    get = PrometheusSettings("http://p:9090", method="GET")
+    assert get.query_length == 8000  # in the URL: under common 8 KiB request lines
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"TBO_PROMETHEUS_METHOD": "PUT"}, "GET or POST"),
+        ({"TBO_PROMETHEUS_PARTIAL_RESPONSE": "maybe"}, "deny or allow"),
+        ({"TBO_PROMETHEUS_TENANT_HEADER": "X Scope"}, "header name"),
+        ({"TBO_PROMETHEUS_BASIC_AUTH_USERNAME": "u"}, "needs both"),
+        ({"TBO_PROMETHEUS_HEADERS_FILE": "/nonexistent/h"}, "cannot be read"),
+        ({"TBO_PROMETHEUS_EVALUATION_DELAY_SECONDS": "9999"}, "between 0 and 600"),
+    ],
+)
+def test_fleet_settings_refused_with_a_reason(env: dict[str, str], reason: str) -> None:
+    with pytest.raises(SettingsError, match=reason):
+        PrometheusSettings.from_env({"TBO_PROMETHEUS_URL": "http://p:9090", **env})
+
+
+def test_a_bad_headers_line_is_named_by_number_not_content(tmp_path: Path) -> None:
+    headers = tmp_path / "headers"
+    headers.write_text("X-Ok: 1\nsecret-without-colon\n")
+    with pytest.raises(SettingsError) as refused:
+        PrometheusSettings.from_env(
+            {"TBO_PROMETHEUS_URL": "http://p:9090", "TBO_PROMETHEUS_HEADERS_FILE": str(headers)}
+        )
+    assert "line 2" in str(refused.value)
+    assert "secret-without-colon" not in str(refused.value)

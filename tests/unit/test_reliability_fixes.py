@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from timeout_budget.clients.kube import KubeError, _translate
 from timeout_budget.model.observation import Outcome
 from timeout_budget.observe.latency import LatencyObserver
+from timeout_budget.observe.promql.answers import Answer
 from timeout_budget.observe.query_failures import QueryFailed
 from timeout_budget.observe.settings import PrometheusSettings, SettingsError
 from timeout_budget.settings import OperatorSettings
@@ -70,7 +72,7 @@ def test_a_read_timeout_behind_retries_is_reported_as_a_timeout() -> None:
     raised = requests.ConnectionError(MaxRetryError(None, "/api/v1/query", timeout))  # type: ignore[arg-type]
 
     class Slow:
-        def custom_query(self, query: str, params: dict[str, str] | None = None) -> object:
+        def query(self, promql: str, params: Mapping[str, str]) -> Answer:
             raise raised
 
         def close(self) -> None:

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
-from timeout_budget.model.observation import LatencyObservation
+from timeout_budget.model.observation import LatencyObservation, Outcome
 from timeout_budget.model.spec import Budget
 
 
@@ -99,7 +99,17 @@ def steady(
 
 
 def reading(latency: LatencyObservation, shown: float | None, lines: Lines) -> float | None:
-    """The reading a decision is made on: the usable value, steadied against the one shown."""
+    """The reading a decision is made on: the usable value, steadied against the one shown.
+
+    A partial answer (``PartialData``: a store of the backend did not answer) is decided on
+    only when its value is already at or over the at-risk line: then the ladder may add
+    capacity (scale up, reroute, raise the edge), the safe direction. Under the line it is
+    no reading at all, so nothing is scaled down or undone on it."""
+    if latency.outcome is Outcome.PARTIAL:
+        partial = latency.seconds
+        if partial is None or not math.isfinite(partial) or partial < lines.at_risk:
+            return None
+        return partial
     seconds = usable_seconds(latency)
     if seconds is None:
         return None

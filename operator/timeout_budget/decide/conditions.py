@@ -134,6 +134,7 @@ def _no_data(latency: LatencyObservation) -> str:
         Outcome.UNAVAILABLE: "Prometheus is unavailable",
         Outcome.REJECTED: "Prometheus rejected the query",
         Outcome.INVALID: "the latency selector is invalid",
+        Outcome.PARTIAL: "the metrics backend's answer may miss data",
     }.get(latency.outcome, "no usable latency value")
     detail = f": {latency.message}" if latency.message else ""
     return f"{what}{detail}; everything is held as it is"

@@ -18,6 +18,9 @@ class Outcome(StrEnum):
     UNAVAILABLE = "MetricsUnavailable"
     REJECTED = "QueryRejected"
     INVALID = "InvalidSelector"
+    PARTIAL = "PartialData"
+    """The backend answered, but said the answer may miss data (a store down): held like
+    no data, except that a value already over the at-risk line may add capacity."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +54,8 @@ class LatencyObservation:
     @classmethod
     def invalid(cls, message: str) -> LatencyObservation:
         return cls(Outcome.INVALID, message=message)
+
+    @classmethod
+    def partial(cls, seconds: float | None, message: str) -> LatencyObservation:
+        """A value from an answer that may miss data (``seconds``: the value it gave)."""
+        return cls(Outcome.PARTIAL, seconds=seconds, message=message)

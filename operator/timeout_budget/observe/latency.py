@@ -124,7 +124,7 @@ class LatencyObserver:
         plan = self._reusable_plan(latencies)
         if plan is None:
             # Planning 10,000 routes takes a few hundred ms of CPU: off the event loop.
-            plan = await asyncio.to_thread(plan_queries, latencies, self.settings.max_query_length)
+            plan = await asyncio.to_thread(plan_queries, latencies, self.settings.query_length)
             self._last_plan = (latencies, plan)
         if plan.invalid:
             yield {key: LatencyObservation.invalid(msg) for key, msg in plan.invalid.items()}
@@ -205,35 +205,54 @@ class LatencyObserver:
 
     async def _query(
         self, promql: str, at: float | None, parse: Callable[[Any], Any] | None = None
-    ) -> Any:
-        """Run one query in a worker thread; ``parse`` (mapping the result) runs there too."""
-        params: dict[str, Any] = {"timeout": f"{self.settings.timeout_seconds:g}"}
-        if at is not None:
-            params["time"] = f"{at:.3f}"
+    ) -> tuple[Any, str | None]:
+        """Run one query in a worker thread (``parse``, mapping the result, runs there
+        too): the result, and why the answer may miss data (``None``: it is whole)."""
+        params = {"timeout": f"{self.settings.timeout_seconds:g}", **self.settings.query_params}
+        delay = self.settings.evaluation_delay_seconds
+        when = at if at is not None else (time.time() - delay if delay else None)
+        if when is not None:
+            params["time"] = f"{when:.3f}"
 
-        def call() -> Any:
-            result = self._client.custom_query(promql, params)
-            return parse(result) if parse is not None else result
+        def call() -> tuple[Any, str | None]:
+            answer = self._client.query(promql, params)
+            result = parse(answer.result) if parse is not None else answer.result
+            return result, answer.incomplete
 
         async with self._limit():
             self.queries_sent += 1
             try:
                 return await asyncio.to_thread(call)
             except Exception as exc:
-                raise QueryFailed(classify_failure(exc, self.settings)) from None
+                raise QueryFailed.of(classify_failure(exc, self.settings)) from None
+
+    def _partial(self, why: str) -> str:
+        return scrub(why, self.settings)
 
     async def _batch_quantiles(
         self, batch: BatchQuery, at: float | None
     ) -> dict[RouteKey, float | LatencyObservation | None]:
         try:
-            mapped: dict[RouteKey, float | None] = await self._query(
-                batch.promql, at, batch.map_quantiles
-            )
-            return dict(mapped)
+            mapped, incomplete = await self._query(batch.promql, at, batch.map_quantiles)
+            return self._values(mapped, incomplete)
         except QueryFailed as failed:
             if failed.observation.outcome is Outcome.REJECTED and len(batch.members) > 1:
                 return await self._bisect(batch, at)
             return dict.fromkeys(batch.route_keys, failed.observation)
+
+    def _values(
+        self, mapped: Mapping[RouteKey, float | None], incomplete: str | None
+    ) -> dict[RouteKey, float | LatencyObservation | None]:
+        """A batch's values; from an answer that may miss data, each a ``PartialData``."""
+        if incomplete is None:
+            return dict(mapped)
+        why = self._partial(incomplete)
+        return {
+            key: LatencyObservation.partial(
+                value if value is not None and math.isfinite(value) else None, why
+            )
+            for key, value in mapped.items()
+        }
 
     async def _bisect(
         self, batch: BatchQuery, at: float | None
@@ -241,18 +260,20 @@ class LatencyObserver:
         """Prometheus refused a whole batch: find the members it refuses.
 
         Halves are queried; a refused half is split further only while its sibling passed
-        (one culprit), so a refusal that hits everyone costs two extra queries, not 2n.
+        (one culprit), so a refusal that hits everyone costs two extra queries, not 2n. A
+        refusal for the backend's own limits (the query's size, its series or samples) is
+        split further whatever the sibling did, down to one member: a smaller query fits.
         """
         halves = batch.split()
 
-        async def attempt(half: BatchQuery) -> dict[RouteKey, float | None] | QueryFailed:
+        async def attempt(
+            half: BatchQuery,
+        ) -> dict[RouteKey, float | LatencyObservation | None] | QueryFailed:
             try:
-                mapped: dict[RouteKey, float | None] = await self._query(
-                    half.promql, at, half.map_quantiles
-                )
+                mapped, incomplete = await self._query(half.promql, at, half.map_quantiles)
             except QueryFailed as failed:
                 return failed
-            return mapped
+            return self._values(mapped, incomplete)
 
         results = await asyncio.gather(*(attempt(half) for half in halves))
         out: dict[RouteKey, float | LatencyObservation | None] = {}
@@ -261,7 +282,7 @@ class LatencyObserver:
             if not isinstance(result, QueryFailed):
                 out.update(result)
             elif (
-                not both_failed
+                (not both_failed or result.too_big)
                 and result.observation.outcome is Outcome.REJECTED
                 and len(half.members) > 1
             ):
@@ -274,22 +295,24 @@ class LatencyObserver:
         self, batch: BatchQuery, at: float | None
     ) -> dict[RouteKey, float | None] | QueryFailed:
         try:
-            mapped: dict[RouteKey, float | None] = await self._query(
-                batch.coverage_promql, at, batch.map_coverage
-            )
+            # Bucket bounds are the same in every store: a partial answer still has them.
+            mapped, _ = await self._query(batch.coverage_promql, at, batch.map_coverage)
         except QueryFailed as failed:
             return failed
-        return mapped
+        return dict(mapped)
 
     async def _override(self, override: OverrideQuery, at: float | None) -> LatencyObservation:
         try:
-            result = await self._query(override.promql, at)
+            result, incomplete = await self._query(override.promql, at)
         except QueryFailed as failed:
             return failed.observation
         try:
             value = map_override(result)
         except ResultError as exc:
             return LatencyObservation.rejected(scrub(str(exc), self.settings))
+        if incomplete is not None:
+            usable = value if value is not None and math.isfinite(value) else None
+            return LatencyObservation.partial(usable, self._partial(incomplete))
         if value is None:
             return LatencyObservation.no_data("latency.query returned no series")
         if math.isnan(value):

@@ -1,31 +1,73 @@
 """Reaching Prometheus: one pooled HTTP session behind ``PrometheusConnect``.
 
 The observer runs its queries in worker threads through one ``requests`` session: the
-settings' TLS and bearer token, a short retry policy (refused connections and gateway
-errors, never a read timeout) and a connection pool as large as the query concurrency.
+settings' TLS, auth and headers (bearer token, tenant, extra headers, basic auth), a short
+retry policy (refused connections and gateway errors, never a read timeout) and a
+connection pool as large as the query concurrency.
+
+prometheus-api-client stays the client (its session carries all of that), but its
+``custom_query`` puts the query in the URL even with ``method="POST"`` and returns only
+``data.result``, dropping the ``warnings`` and ``isPartial`` that say an answer is partial.
+``FormQueries.query`` sends the query as a form-encoded body through the same session (the
+Prometheus HTTP API's own answer to URL limits) and returns the whole answer. Errors are
+raised as the library raises them, so ``query_failures`` reads them alike.
+
 ``PromClient`` is the part of the client the observer uses, so a fake can stand in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import requests
+from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from timeout_budget.observe.promql.answers import Answer, parse_answer
 from timeout_budget.observe.settings import PrometheusSettings
 
 RETRY_STATUSES = (502, 503, 504)
 
 
 class PromClient(Protocol):
-    """The part of ``PrometheusConnect`` the observer uses (a fake can stand in for tests)."""
+    """The part of the client the observer uses (a fake can stand in for tests)."""
 
-    def custom_query(self, query: str, params: dict[Any, Any] = ...) -> Any: ...
+    def query(self, promql: str, params: Mapping[str, str]) -> Answer:
+        """One instant query's whole answer; raises as prometheus-api-client does."""
+        ...
 
     def close(self) -> None: ...
+
+
+class FormQueries(PrometheusConnect):
+    """``PrometheusConnect`` that can send an instant query in a form-encoded body."""
+
+    def __init__(self, *args: Any, form: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.form = form
+
+    def query(self, promql: str, params: Mapping[str, str]) -> Answer:
+        fields = {"query": promql, **params}
+        url = f"{self.url}/api/v1/query"
+        common: dict[str, Any] = {
+            "headers": self.headers,
+            "auth": self.auth,
+            "verify": self._session.verify,
+            "cert": self._session.cert,
+            "timeout": self._timeout,
+        }
+        if self.form:
+            response = self._session.post(url, data=fields, **common)
+        else:
+            response = self._session.get(url, params=fields, **common)
+        if response.status_code != 200:
+            raise PrometheusApiClientException(
+                f"HTTP Status Code {response.status_code} ({response.content!r})"
+            )
+        return parse_answer(response.json())
 
 
 def connect(settings: PrometheusSettings) -> tuple[PromClient, requests.Session]:
@@ -48,14 +90,15 @@ def connect(settings: PrometheusSettings) -> tuple[PromClient, requests.Session]
         allowed_methods=frozenset({"GET", "POST"}),
         raise_on_status=False,
     )
-    headers = {"Authorization": f"Bearer {settings.bearer_token}"} if settings.bearer_token else {}
-    client = PrometheusConnect(
+    client = FormQueries(
         url=settings.base_url,
-        headers=headers,
+        headers=settings.request_headers or None,
+        auth=settings.basic_auth,
         session=session,
         retry=retry,
         # requests takes float seconds; the library annotates int, narrower than it uses.
-        timeout=settings.timeout_seconds,  # type: ignore[arg-type]
+        timeout=settings.timeout_seconds,
+        form=settings.method == "POST",
     )
     # Replace the adapter PrometheusConnect mounted: same retry, a pool as large as the
     # concurrency so worker threads reuse connections instead of opening new ones.

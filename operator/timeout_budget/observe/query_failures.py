@@ -22,17 +22,34 @@ from timeout_budget.observe.settings import PrometheusSettings
 
 MAX_MESSAGE_LENGTH = 600
 # 422 "execution" errors that are about Prometheus' capacity, not about the query's text.
-_CAPACITY_ERRORS = ("too many samples", "query timed out", "context deadline exceeded")
+_CAPACITY_ERRORS = ("query timed out", "context deadline exceeded")
+# Refusals for the backend's own limits on one query (Prometheus' --query.max-samples,
+# Mimir's and Cortex's per-query limits, a proxy's body size): a smaller query fits.
+_LIMIT_ERRORS = (
+    "too many samples",
+    "err-mimir-",
+    "exceeded the maximum",
+    "limit",
+    "too large",
+    "too long",
+)
+LIMIT_PREFIX = "the backend refused the query for its limits"
 _CLIENT_ERROR_RE = re.compile(r"^HTTP Status Code (\d+) \((b(['\"]).*\3)\)$", re.DOTALL)
 _OBJECT_REPR_RE = re.compile(r"<[^<>]* object at 0x[0-9a-f]+>:?\s*")
 
 
 class QueryFailed(Exception):
-    """A query did not produce a result; ``observation`` says how, for every route it served."""
+    """A query did not produce a result; ``observation`` says how, for every route it served.
+    ``too_big``: the backend refused it for its own limits, so a smaller query may pass."""
 
-    def __init__(self, observation: LatencyObservation) -> None:
+    def __init__(self, observation: LatencyObservation, too_big: bool = False) -> None:
         super().__init__(observation.message)
         self.observation = observation
+        self.too_big = too_big
+
+    @classmethod
+    def of(cls, observation: LatencyObservation) -> QueryFailed:
+        return cls(observation, too_big=observation.message.startswith(LIMIT_PREFIX))
 
 
 def classify_failure(exc: BaseException, settings: PrometheusSettings) -> LatencyObservation:
@@ -41,6 +58,14 @@ def classify_failure(exc: BaseException, settings: PrometheusSettings) -> Latenc
     if isinstance(exc, PrometheusApiClientException):
         status, error_type, error = parse_client_error(str(exc))
         capacity = any(s in error.lower() for s in _CAPACITY_ERRORS)
+        limited = status == 413 or (
+            status in (400, 422) and any(s in error.lower() for s in _LIMIT_ERRORS)
+        )
+        if limited:
+            said = error or f"HTTP {status}"
+            return LatencyObservation.rejected(
+                scrub(f"{LIMIT_PREFIX} (HTTP {status}): {said}; the batch is split", settings)
+            )
         if status in (400, 422) and error_type in ("bad_data", "execution") and not capacity:
             return LatencyObservation.rejected(
                 scrub(f"Prometheus rejected the query ({error_type}): {error}", settings)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from timeout_budget.observe.promql.literals import promql_string
 
@@ -24,6 +25,49 @@ def parse_sample_value(raw: object) -> float:
         return float(raw)
     except ValueError as exc:
         raise ResultError(f"sample value {raw!r} is not a number") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A query's whole answer: ``data.result`` and what says it may be partial."""
+
+    result: object
+    warnings: tuple[str, ...] = ()
+    """The backend's ``warnings`` (Thanos: a store did not answer; Prometheus 2.x/3.x may
+    warn too)."""
+    partial: bool = False
+    """VictoriaMetrics' ``isPartial``: some storage nodes did not answer."""
+
+    @property
+    def incomplete(self) -> str | None:
+        """Why the answer may miss data, or ``None`` when it is whole."""
+        if self.partial:
+            said = f": {'; '.join(self.warnings)}" if self.warnings else ""
+            return f"the backend marked its answer partial (isPartial){said}"
+        missing = [w for w in self.warnings if _about_missing_data(w)]
+        if missing:
+            return f"the backend answered with warnings: {'; '.join(missing)}"
+        return None
+
+
+_NOT_MISSING = ("PromQL info:",)
+"""Prometheus 3's annotations about the query's form, not about missing data (they come
+in ``infos`` now; older versions put some in ``warnings``)."""
+
+
+def _about_missing_data(warning: str) -> bool:
+    return not warning.startswith(_NOT_MISSING)
+
+
+def parse_answer(body: object) -> Answer:
+    """The JSON body of a successful ``/api/v1/query``."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+        raise ResultError("the answer has no data (not a Prometheus API answer)")
+    if body.get("status") not in (None, "success"):
+        raise ResultError(f"the answer's status is {body.get('status')!r}")
+    warnings = body.get("warnings")
+    said = tuple(str(w) for w in warnings) if isinstance(warnings, list) else ()
+    return Answer(body["data"].get("result"), said, body.get("isPartial") is True)
 
 
 def parse_vector(result: object) -> list[tuple[dict[str, str], float]]:

@@ -31,6 +31,10 @@ from timeout_budget.observe.promql.selection import (
 DEFAULT_MAX_QUERY_LENGTH = 8000
 """URL-encoded characters per query: stays under the 8 KiB request line that common reverse
 proxies in front of Prometheus accept (nginx ``large_client_header_buffers``)."""
+DEFAULT_MAX_BODY_QUERY_LENGTH = 128_000
+"""URL-encoded characters per query sent in a form body (``POST``): far under what
+Prometheus parses (Go's 10 MB form limit) and the 256 KiB to 1 MiB bodies common proxies
+and query frontends take; a backend that refuses a batch for its size has it split."""
 
 
 @dataclass(frozen=True)
