@@ -237,6 +237,12 @@ class LatencyObserver:
             return self._values(mapped, incomplete)
         except QueryFailed as failed:
             if failed.observation.outcome is Outcome.REJECTED and len(batch.members) > 1:
+                if failed.too_big:
+                    log.warning(
+                        "a query for %d routes: %s",
+                        len(batch.route_keys),
+                        failed.observation.message,
+                    )
                 return await self._bisect(batch, at)
             return dict.fromkeys(batch.route_keys, failed.observation)
 
