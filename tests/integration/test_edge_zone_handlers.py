@@ -75,6 +75,7 @@ def test_zone_handler_reports_a_missing_secret_then_syncs_and_patches_a_valid_st
         async def handle(status: dict[str, Any]) -> kopf.Patch:
             patch = kopf.Patch()
             await zone_handlers.sync(
+                body=kopf.Body(created),
                 spec=created["spec"],
                 status=status,
                 meta=created["metadata"],
