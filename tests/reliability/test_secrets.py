@@ -119,10 +119,10 @@ def test_tokens_never_leak_through_any_failure(
         proxy.require_bearer = "a-different-token"  # Prometheus now refuses ours
         seen.append(kube.wait_for(lambda: metrics_failure(scene, "401"), 30, "a 401 reported"))
         proxy.require_bearer = PROM_TOKEN
-        proxy.fail_next("GET", "/api/v1/query", 503, count=6)
+        proxy.fail_next("", "/api/v1/query", 503, count=6)
         seen.append(kube.wait_for(lambda: metrics_failure(scene, "503"), 30, "a 503 reported"))
         proxy.clear()
-        proxy.hold_next("GET", "/api/v1/query", seconds=4, count=4)
+        proxy.hold_next("", "/api/v1/query", seconds=4, count=4)
         seen.append(
             kube.wait_for(lambda: metrics_failure(scene, "did not answer"), 30, "a timeout")
         )
