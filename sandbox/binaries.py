@@ -59,6 +59,8 @@ class Binaries:
     kwok: Path
     kwok_stages: tuple[Path, ...]
     helm: Path
+    thanos: Path
+    """Thanos (query, sidecar): ``sandbox.thanos``'s distributed backend."""
     gateway_api_crds: tuple[Path, ...]
     """The Gateway API's standard-channel CRDs (``gateway.networking.k8s.io``)."""
     versions: dict[str, str]
@@ -72,6 +74,7 @@ class Binaries:
             self.etcd,
             self.kwok,
             self.helm,
+            self.thanos,
             *self.kwok_stages,
             *self.gateway_api_crds,
         ]
@@ -101,6 +104,7 @@ def locate() -> Binaries:
             )
         ),
         helm=bin_dir / f"helm-{v['HELM_VERSION']}" / "helm",
+        thanos=bin_dir / f"thanos-{v['THANOS_VERSION']}" / "thanos",
         gateway_api_crds=tuple(
             bin_dir
             / f"gateway-api-{v['GATEWAY_API_VERSION']}"
@@ -133,3 +137,17 @@ def ensure(build: bool = True) -> Binaries:
             + " (run `make binaries`)"
         )
     return binaries
+
+
+def ensure_thanos(build: bool = True) -> Path:
+    """The Thanos binary, built first (that component alone) when missing and ``build``."""
+    path = locate().thanos
+    if not path.exists() and build:
+        result = subprocess.run(["bash", str(HERE / "build-binaries.sh"), "thanos"], check=False)
+        if result.returncode != 0:
+            raise BinariesUnavailable(
+                f"sandbox/build-binaries.sh thanos failed with exit code {result.returncode}"
+            )
+    if not path.exists():
+        raise BinariesUnavailable(f"missing sandbox binary: {path} (run `make binaries`)")
+    return path

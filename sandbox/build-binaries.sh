@@ -97,6 +97,51 @@ build_etcd() {
   say "etcd $ETCD_VERSION: done"
 }
 
+build_thanos() {
+  # Thanos (query, sidecar, ...) from github.com/thanos-io/thanos through a wrapper module:
+  # a `go install pkg@version` ignores the replace directives of the module's go.mod, so
+  # they are copied into the wrapper's go.mod, as build_kubernetes does for its staging.
+  local out="$BIN/thanos-$THANOS_VERSION"
+  if have_all "$out" thanos; then say "thanos $THANOS_VERSION: cached"; return; fi
+  local mod="$WORK/thanos-$THANOS_VERSION"
+  rm -rf "$mod"; mkdir -p "$mod"; cd "$mod"
+  say "thanos $THANOS_VERSION: wrapper module (first time downloads ~300 MB of modules, 1.5 GB unpacked)"
+  go mod init tbo.local/thanos-wrapper >/dev/null 2>&1
+  go mod edit -require="github.com/thanos-io/thanos@$THANOS_VERSION"
+  local upstream
+  upstream="$(go mod download -json "github.com/thanos-io/thanos@$THANOS_VERSION" \
+    | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')"
+  go mod edit -json "$upstream" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin).get("Replace") or []:
+    old, new = r["Old"], r["New"]
+    lhs = old["Path"] + ("@" + old["Version"] if old.get("Version") else "")
+    if not new.get("Version"):
+        sys.exit("local replace in thanos go.mod: %s => %s" % (lhs, new["Path"]))
+    print("%s=%s@%s" % (lhs, new["Path"], new["Version"]))' > replace.txt
+  say "thanos $THANOS_VERSION: $(wc -l < replace.txt) replace directives copied from its go.mod"
+  while read -r r; do go mod edit -replace="$r"; done < replace.txt
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/thanos-io/thanos/cmd/thanos"\n' > tools.go
+  # Thanos' go.mod lacks one module that go mod tidy wants for a dependency's test
+  # (lightstep-tracer-go's tests -> onsi/ginkgo -> nxadm/tail); pinned so tidy never looks
+  # for the newest version (it is not compiled into the binary).
+  go mod edit -require=github.com/nxadm/tail@v1.4.11
+  say "thanos $THANOS_VERSION: go mod tidy"
+  go mod tidy >/dev/null
+  local v="-X github.com/prometheus/common/version"
+  local ld="-s -w $v.Version=${THANOS_VERSION#v} $v.Revision=release-$THANOS_VERSION"
+  ld="$ld $v.Branch=release-$THANOS_VERSION $v.BuildUser=tbo $v.BuildDate=$(date -u +%Y%m%d-%H:%M:%S)"
+  mkdir -p "$out.tmp"
+  say "thanos $THANOS_VERSION: compiling (cold: ~2 min on 2 cores)"
+  # The tags of Thanos' own release build (.promu.yml). slicelabels is required: Thanos casts
+  # Prometheus' labels.Labels to its gRPC labels with unsafe, which assumes the slice layout;
+  # with Prometheus' default (stringlabels) every sidecar panics on Query's first Info call.
+  go build -trimpath -tags netgo,slicelabels -ldflags "$ld" -o "$out.tmp/thanos" \
+    github.com/thanos-io/thanos/cmd/thanos
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  say "thanos $THANOS_VERSION: done -> $("$out/thanos" --version 2>&1 | head -1)"
+}
+
 go_install() {  # name module/cmd version binary
   local name="$1" pkg="$2" ver="$3" binname="$4"
   local out="$BIN/$name-$ver"
@@ -144,10 +189,11 @@ case "$what" in
   etcd) build_etcd ;;
   kwok) build_kwok ;;
   gateway-api) fetch_gateway_api ;;
+  thanos) build_thanos ;;
   helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
   all)
     build_etcd; build_kwok; fetch_gateway_api
     go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
-    build_kubernetes ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|gateway-api]" >&2; exit 2 ;;
+    build_kubernetes; build_thanos ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|gateway-api|thanos]" >&2; exit 2 ;;
 esac
