@@ -1,4 +1,4 @@
-"""How long does one observe cycle take for 1,000 and 10,000 routes?
+"""How long does one observe cycle take for 1,000 and 10,000 routes, per method and backend?
 
 The operator is meant to carry 10,000 routes in a 15 s loop, and the observe step's batched
 PromQL is its largest fixed cost. This script builds, for each size, a history of one
@@ -10,11 +10,15 @@ backfills it with ``promtool``, starts the sandbox's Prometheus on it, and times
   ``coverage_refresh_seconds`` after);
 * warm: the steady state, quantile queries only (coverage cached).
 
-Medians over ``--runs`` runs are printed, with the number of HTTP queries per cycle. No
+Each is run with the query in the URL (``GET``, 8,000-character batches) and in a form body
+(``POST``, 128,000), against Prometheus itself and through Thanos Query (one sidecar store
+in front of a Prometheus holding the same history). Medians over ``--runs`` runs are
+printed, with the number of HTTP queries per cycle; the warm figure is the floor. No
 assertions: the figures are for the issue's closing note. Everything stops by itself
 (``--deadline`` bounds the whole run).
 
     .venv/bin/python bench/bench_latency_query.py [--routes 1000 10000] [--runs 5]
+        [--methods GET POST] [--backends prometheus thanos]
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ sys.path[:0] = [str(ROOT / "operator"), str(ROOT)]
 
 from sandbox.origin_exporter import BUCKETS  # noqa: E402
 from sandbox.prometheus import HistogramSample, PrometheusServer, write_openmetrics  # noqa: E402
+from sandbox.thanos import ThanosSandbox  # noqa: E402
 from timeout_budget.model.observation import Outcome  # noqa: E402
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, parse_timeout_budget  # noqa: E402
 from timeout_budget.observe.latency import LatencyObserver  # noqa: E402
@@ -78,9 +83,9 @@ def routes_for(n: int) -> dict[RouteKey, TimeoutBudgetSpec]:
 
 
 async def time_cycles(
-    url: str, routes: dict[RouteKey, TimeoutBudgetSpec], runs: int, max_query_length: int
+    url: str, routes: dict[RouteKey, TimeoutBudgetSpec], runs: int, method: str
 ) -> dict[str, object]:
-    settings = PrometheusSettings(url, max_query_length=max_query_length, timeout_seconds=60)
+    settings = PrometheusSettings(url, method=method, timeout_seconds=60)
     cold: list[float] = []
     cold_queries = 0
     for _ in range(runs):
@@ -101,7 +106,7 @@ async def time_cycles(
             warm.append(time.perf_counter() - t)
         warm_queries = (obs.queries_sent - before) // runs
     t = time.perf_counter()
-    plan = plan_queries({k: s.latency for k, s in routes.items()}, max_query_length)
+    plan = plan_queries({k: s.latency for k, s in routes.items()}, settings.query_length)
     plan_seconds = time.perf_counter() - t
     return {
         "cold": statistics.median(cold),
@@ -109,39 +114,60 @@ async def time_cycles(
         "cold_queries": cold_queries,
         "warm_queries": warm_queries,
         "batches": len(plan.batches),
+        "length": settings.query_length,
         "plan": plan_seconds,
         "values": values,
         "covered": covered,
     }
 
 
-def bench(n: int, runs: int, lengths: list[int], workdir: Path) -> None:
-    with PrometheusServer(workdir=workdir / f"prom-{n}", quiet=True) as prom:
-        t = time.perf_counter()
-        source = write_openmetrics(workdir / f"history-{n}.om.txt", METRIC, history(n))
-        generate = time.perf_counter() - t
-        t = time.perf_counter()
-        prom.backfill(source)
-        backfill = time.perf_counter() - t
-        size_mb = source.stat().st_size / 1e6
-        source.unlink()
-        t = time.perf_counter()
-        prom.start(ready_timeout=300)
-        ready = time.perf_counter() - t
-        series = n * (len(BUCKETS) + 3)
-        print(
-            f"\n{n} routes: {series} series, {size_mb:.0f} MB OpenMetrics "
-            f"(generated {generate:.1f}s, promtool {backfill:.1f}s, Prometheus ready {ready:.1f}s)"
-        )
-        routes = routes_for(n)
-        for length in lengths:
-            r = asyncio.run(time_cycles(prom.url, routes, runs, length))
-            print(
-                f"  max_query_length={length:>6}: {r['batches']} batches; "
-                f"warm (quantiles) median {r['warm']:.3f}s with {r['warm_queries']} queries; "
-                f"cold (+coverage) median {r['cold']:.3f}s with {r['cold_queries']} queries; "
-                f"planning {r['plan']:.3f}s; {r['values']}/{n} values, {r['covered']} covered"
-            )
+def report(n: int, backend: str, method: str, r: dict[str, object]) -> None:
+    print(
+        f"  {backend:<10} {method:<4} (batches up to {r['length']:>6} chars): "
+        f"{r['batches']} batches; floor (warm, quantiles) median {r['warm']:.3f}s with "
+        f"{r['warm_queries']} queries; cold (+coverage) median {r['cold']:.3f}s with "
+        f"{r['cold_queries']} queries; planning {r['plan']:.3f}s; "
+        f"{r['values']}/{n} values, {r['covered']} covered",
+        flush=True,
+    )
+
+
+def bench(n: int, runs: int, methods: list[str], backends: list[str], workdir: Path) -> None:
+    t = time.perf_counter()
+    source = write_openmetrics(workdir / f"history-{n}.om.txt", METRIC, history(n))
+    generate = time.perf_counter() - t
+    size_mb = source.stat().st_size / 1e6
+    series = n * (len(BUCKETS) + 3)
+    print(
+        f"\n{n} routes: {series} series, {size_mb:.0f} MB OpenMetrics (generated {generate:.1f}s)",
+        flush=True,
+    )
+    routes = routes_for(n)
+    if "prometheus" in backends:
+        with PrometheusServer(workdir=workdir / f"prom-{n}", quiet=True) as prom:
+            t = time.perf_counter()
+            prom.start(backfill_openmetrics=source, ready_timeout=300)
+            print(f"  Prometheus backfilled and ready in {time.perf_counter() - t:.1f}s")
+            for method in methods:
+                report(
+                    n,
+                    "prometheus",
+                    method,
+                    asyncio.run(time_cycles(prom.url, routes, runs, method)),
+                )
+    if "thanos" in backends:
+        # One store (Prometheus + sidecar) behind Thanos Query: every query crosses the
+        # StoreAPI, as in a fleet where Query fans out to sidecars or store gateways.
+        with ThanosSandbox(workdir / f"thanos-{n}", quiet=True) as thanos:
+            t = time.perf_counter()
+            thanos.add_store("a", backfill_openmetrics=source, ready_timeout=300)
+            thanos.add_query("main", strict=True)
+            print(f"  Thanos store and Query ready in {time.perf_counter() - t:.1f}s")
+            for method in methods:
+                report(
+                    n, "thanos", method, asyncio.run(time_cycles(thanos.url, routes, runs, method))
+                )
+    source.unlink()
 
 
 def main() -> int:
@@ -149,7 +175,14 @@ def main() -> int:
     parser.add_argument("--routes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
-        "--max-query-length", type=int, nargs="+", default=[8000, 65536], dest="lengths"
+        "--methods",
+        nargs="+",
+        default=["GET", "POST"],
+        choices=["GET", "POST"],
+        help="GET: the query in the URL (8,000-character batches); POST: in a form body",
+    )
+    parser.add_argument(
+        "--backends", nargs="+", default=["prometheus", "thanos"], choices=["prometheus", "thanos"]
     )
     parser.add_argument("--deadline", type=float, default=1200, help="seconds for everything")
     args = parser.parse_args()
@@ -168,7 +201,7 @@ def main() -> int:
             probe.stop()
         print(f"Prometheus {version}, {args.runs} runs per figure, medians; window 1m, 28 buckets")
         for n in args.routes:
-            bench(n, args.runs, args.lengths, Path(tmp))
+            bench(n, args.runs, args.methods, args.backends, Path(tmp))
     signal.alarm(0)
     return 0
 

@@ -294,6 +294,7 @@ class ThanosSandbox:
         scrape_targets: Sequence[str] = (),
         backfill_openmetrics: str | Path | None = None,
         scrape_interval: str = "1s",
+        ready_timeout: float = 60.0,
     ) -> ThanosStore:
         """Start a Prometheus with external labels ``store=name, tenant_id=tenant`` and a
         sidecar in front of it."""
@@ -309,6 +310,7 @@ class ThanosSandbox:
             scrape_targets=scrape_targets,
             scrape_interval=scrape_interval,
             backfill_openmetrics=backfill_openmetrics,
+            ready_timeout=ready_timeout,
         )
         sidecar = ThanosProcess(
             name=name,

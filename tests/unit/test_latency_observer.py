@@ -309,6 +309,28 @@ ERRORS: list[tuple[str, BaseException, Outcome, str]] = [
         "err-mimir-max-series-per-query",
     ),
     (
+        "thanos-store-down-partial-denied",
+        client_error(
+            422,
+            b'{"status":"error","errorType":"execution","error":"expanding series: proxy '
+            b'Series(): fetch series for {store=\\"b\\"} Addr: 127.0.0.1:4 MinTime: 0 '
+            b'MaxTime: 9: rpc error: code = Unavailable desc = connection error"}',
+        ),
+        # The query is fine; a store is down and partial answers are denied: held, not split.
+        Outcome.PARTIAL,
+        "no whole answer (partial answers are denied): HTTP 422: expanding series",
+    ),
+    (
+        "victoriametrics-partial-denied",
+        client_error(
+            503,
+            b'{"status":"error","errorType":"503","error":"cannot fetch query results from '
+            b'vmstorage nodes: cannot obtain data from vmstorage 127.0.0.1:8401"}',
+        ),
+        Outcome.PARTIAL,
+        "no whole answer (partial answers are denied): HTTP 503: cannot fetch",
+    ),
+    (
         "body-too-large",
         client_error(413, b"<html>413 Request Entity Too Large</html>"),
         Outcome.REJECTED,

@@ -2,7 +2,9 @@
 
 A query that produced no result becomes ``QueryFailed`` carrying one observation for every
 route it served: ``REJECTED`` when Prometheus refused the query itself (400 ``bad_data``,
-422 ``execution`` not about its capacity), with Prometheus' own message; ``UNAVAILABLE``
+422 ``execution`` not about its capacity), with Prometheus' own message; ``PARTIAL`` with no
+value when a distributed backend refused because one of its stores did not answer and
+partial answers are denied; ``UNAVAILABLE``
 when Prometheus could not be reached, timed out, or answered another error status, with
 the reason. No message ever contains the bearer token or a URL password.
 """
@@ -34,6 +36,18 @@ _LIMIT_ERRORS = (
     "too long",
 )
 LIMIT_PREFIX = "the backend refused the query for its limits"
+# Refusals because part of the backend did not answer while partial answers are denied
+# (Thanos ``partial_response=false``: 422 "expanding series: proxy Series(): fetch series
+# for {...}: rpc error: code = Unavailable ..."; VictoriaMetrics ``deny_partial_response=1``:
+# "cannot fetch query results from vmstorage nodes"). The query is fine; the answer would
+# miss data, so these are ``PartialData`` with no value, never split or blamed on the query.
+_WHOLE_ANSWER_ERRORS = (
+    "fetch series for",
+    "rpc error: code = unavailable",
+    "vmstorage",
+    "partial response",
+)
+WHOLE_ANSWER_PREFIX = "the backend has no whole answer (partial answers are denied)"
 _CLIENT_ERROR_RE = re.compile(r"^HTTP Status Code (\d+) \((b(['\"]).*\3)\)$", re.DOTALL)
 _OBJECT_REPR_RE = re.compile(r"<[^<>]* object at 0x[0-9a-f]+>:?\s*")
 
@@ -61,6 +75,10 @@ def classify_failure(exc: BaseException, settings: PrometheusSettings) -> Latenc
         limited = status == 413 or (
             status in (400, 422) and any(s in error.lower() for s in _LIMIT_ERRORS)
         )
+        if status in (422, 500, 503) and any(s in error.lower() for s in _WHOLE_ANSWER_ERRORS):
+            return LatencyObservation.partial(
+                None, scrub(f"{WHOLE_ANSWER_PREFIX}: HTTP {status}: {error}", settings)
+            )
         if limited:
             said = error or f"HTTP {status}"
             return LatencyObservation.rejected(
