@@ -78,6 +78,7 @@ def build_engine(settings: OperatorSettings, edge: EdgeSync | None = None) -> En
         kube=kube,
         latency=LatencyObserver(settings.prometheus),
         edge_latency=LatencyObserver(settings.prometheus) if edge is not None else None,
+        fast_latency=LatencyObserver(settings.prometheus) if settings.fast_lane_seconds else None,
         post_event=events.EventPoster(kube),
         edge=edge,
         dry_run=settings.dry_run,

@@ -54,7 +54,16 @@ def _is_loop_host(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -
 async def evaluation_loop(stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs: Any) -> None:
     index = kwargs["budgets"]  # the index above, passed by name
     interval = memo.settings.interval_seconds
-    await loop.run(memo.engine, index, memo.wake, stopped, interval, memo.settle, memo.lease)
+    await loop.run(
+        memo.engine,
+        index,
+        memo.wake,
+        stopped,
+        interval,
+        memo.settle,
+        memo.lease,
+        fast_interval=memo.settings.fast_lane_seconds,
+    )
 
 
 @kopf.on.cleanup()

@@ -19,6 +19,7 @@ import kopf
 from timeout_budget import heap
 from timeout_budget.clients.watch_cache import WatchedLists
 from timeout_budget.cycle.engine import Engine
+from timeout_budget.cycle.report import CycleReport
 from timeout_budget.leader import LeaderLease
 
 log = logging.getLogger("timeout_budget.loop")
@@ -35,8 +36,12 @@ async def run(
     interval: float,
     settle: float = 0.0,
     lease: LeaderLease | None = None,
+    fast_interval: float = 0.0,
 ) -> None:
-    """Evaluate every route each ``interval`` until kopf stops the daemon.
+    """Evaluate every route each ``interval`` until kopf stops the daemon; in between,
+    every ``fast_interval`` seconds (0: never), the routes near their line (the fast lane,
+    ``decide.lanes``). Both run here, one after the other, never at once: a route is
+    never decided by two passes at the same time.
 
     kopf stops daemons when this operator is paused by peering (another replica is
     active) and when it exits. With peering, the loop also needs the leader ``lease``
@@ -50,18 +55,36 @@ async def run(
         await stopped.wait(settle)
     if stopped:
         return
-    log.info("evaluation loop active: every %.0fs", interval)
+    if fast_interval > 0:
+        log.info(
+            "evaluation loop active: every %.0fs; routes near their line every %.0fs",
+            interval,
+            fast_interval,
+        )
+    else:
+        log.info("evaluation loop active: every %.0fs", interval)
+    next_full = time.monotonic()
     try:
         if lease is not None:
             await lease.want()
         while not stopped:
-            cycle_started = time.monotonic()
+            started = time.monotonic()
+            full = started >= next_full or wake.is_set()
             if lease is None or lease.leading():
-                await _cycle(engine, index)
-            wake.clear()
-            # Cycles start every ``interval`` (not ``interval`` after the previous one
-            # ended), so a reading is acted on within one interval plus the observe time.
-            pause = max(interval - (time.monotonic() - cycle_started), MIN_PAUSE_SECONDS)
+                if full:
+                    await _cycle(engine, index)
+                elif engine.near:
+                    await _fast_lane(engine, index)
+            if full:
+                # Cycles start every ``interval`` (not ``interval`` after the previous one
+                # ended), so a reading is acted on within one interval plus the observe time.
+                next_full = started + interval
+                wake.clear()
+            now = time.monotonic()
+            pause = next_full - now
+            if fast_interval > 0 and engine.near:
+                pause = min(pause, started + fast_interval - now)
+            pause = max(pause, MIN_PAUSE_SECONDS)
             if lease is not None and not lease.leading():
                 pause = min(pause, lease.timing.retry)  # start as soon as the Lease is ours
             with contextlib.suppress(TimeoutError):
@@ -73,23 +96,35 @@ async def run(
     engine.metrics.retain_routes(())  # the active replica reports the routes, not this one
 
 
+def _snapshots(index: kopf.Index[Any, Any]) -> list[Any]:
+    return [snap for key in list(index) for snap in index.get(key, [])]
+
+
+def _summary(report: CycleReport) -> str:
+    return (
+        f"{report.routes} routes, {report.actions_applied} actions, {report.actions_failed} "
+        f"failed, {report.status_patches} status patches in {report.duration_seconds:.3f}s "
+        f"{report.states}"
+    )
+
+
+async def _fast_lane(engine: Engine, index: kopf.Index[Any, Any]) -> None:
+    try:
+        report = await engine.evaluate(_snapshots(index), lane=frozenset(engine.near))
+        log.info("fast lane: %s", _summary(report))
+    except Exception:  # like a cycle: never ends the loop
+        log.exception("fast lane pass failed; the next cycle reads every route")
+        engine.near.clear()
+
+
 async def _cycle(engine: Engine, index: kopf.Index[Any, Any]) -> None:
-    snapshots = [snap for key in list(index) for snap in index.get(key, [])]
+    snapshots = _snapshots(index)
     try:
         report = await engine.evaluate(snapshots)
         heap.give_back()  # the cycle's answers are garbage now: hand their pages back
         if isinstance(engine.origins, WatchedLists):
             engine.metrics.origin_copies(engine.origins.health())
-        log.info(
-            "cycle: %d routes, %d actions, %d failed, %d status patches in %.3fs %s; %d unchanged",
-            report.routes,
-            report.actions_applied,
-            report.actions_failed,
-            report.status_patches,
-            report.duration_seconds,
-            report.states,
-            report.unchanged,
-        )
+        log.info("cycle: %s; %d unchanged", _summary(report), report.unchanged)
     except Exception:  # one bad cycle must not end the loop
         log.exception("evaluation cycle failed; retrying next interval")
         engine.metrics.cycle_failed()

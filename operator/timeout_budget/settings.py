@@ -8,6 +8,8 @@ TBO_PROMETHEUS_URL ...          see observe.settings.PrometheusSettings
 TBO_METRICS_PORT, _ADDRESS      see report.endpoint.MetricsSettings
 TBO_CLOUDFLARE_BASE_URL         Cloudflare's API (default); the sandbox's emulator in tests
 TBO_EVALUATION_INTERVAL_SECONDS the cycle length (default 15)
+TBO_FAST_LANE_SECONDS           how often routes near their line are read between cycles
+                                (default 5; 0: off)
 TBO_DRY_RUN                     plan every route, change nothing (default false)
 TBO_ORIGIN_READS                watch (default): Deployments, HPAs and Services from watches;
                                 list: listed per namespace every cycle
@@ -44,6 +46,8 @@ class OperatorSettings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     cloudflare_base_url: str = DEFAULT_BASE_URL
     interval_seconds: float = 15.0
+    fast_lane_seconds: float = 5.0
+    """Routes at or over their recover line are read this often between cycles (0: off)."""
     dry_run: bool = False
     operator_namespace: str = "default"
     loop_configmap: str = "timeout-budget-operator-loop"
@@ -86,6 +90,7 @@ class OperatorSettings:
             metrics=MetricsSettings.from_env(env),
             cloudflare_base_url=env.get("TBO_CLOUDFLARE_BASE_URL") or DEFAULT_BASE_URL,
             interval_seconds=interval,
+            fast_lane_seconds=_fast_lane(env, interval),
             dry_run=_bool(env.get("TBO_DRY_RUN")),
             operator_namespace=env.get("TBO_OPERATOR_NAMESPACE", "default"),
             loop_configmap=env.get("TBO_LOOP_CONFIGMAP", "timeout-budget-operator-loop"),
@@ -114,6 +119,19 @@ def _configmap_ref(env: Mapping[str, str]) -> tuple[str, str] | None:
 
 
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def _fast_lane(env: Mapping[str, str], interval: float) -> float:
+    """5 s by default, off when the cycle itself is that short (a sandbox's 1 s cycle)."""
+    if not env.get("TBO_FAST_LANE_SECONDS", "").strip():
+        return 5.0 if interval > 5.0 else 0.0
+    value = _number(env, "TBO_FAST_LANE_SECONDS", float, "5")
+    if value != 0 and not 1 <= value < interval:
+        raise SettingsError(
+            f"TBO_FAST_LANE_SECONDS must be 0 (off) or at least 1 and shorter than the "
+            f"evaluation interval ({interval:g} s), not {value:g}"
+        )
+    return value
 
 
 def _origin_reads(env: Mapping[str, str]) -> str:

@@ -89,6 +89,15 @@ def metrics_condition(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
     return next((c for c in conditions if c["type"] == "MetricsAvailable"), {})
 
 
+def wait_reason(cp: ControlPlane, ns: str, name: str, reason: str) -> dict[str, Any]:
+    """The route's MetricsAvailable condition once its reason is ``reason``."""
+    return kube.wait_for(
+        lambda: (c := metrics_condition(cp, ns, name)).get("reason") == reason and c,
+        90,
+        f"{name}: MetricsAvailable {reason}",
+    )
+
+
 def test_the_tenant_header_is_required_and_sent(
     control_plane: ControlPlane,
     origin: OriginExporter,

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -30,6 +30,7 @@ from timeout_budget.cycle.quiet import QuietRoutes
 from timeout_budget.cycle.report import CycleReport, Reporter
 from timeout_budget.cycle.route import Cycle, Decided, RouteSteps
 from timeout_budget.cycle.snapshot import RouteSnapshot
+from timeout_budget.decide import lanes
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, parse_timeout_budget
 from timeout_budget.model.timestamps import Clock
@@ -69,6 +70,12 @@ class Engine:
     edge_latency: LatencySource | None = None
     """Where Prometheus is asked about the edge's windows (``cycle.edge_check``): its own
     source, so the cycle's query plan stays as it is."""
+    fast_latency: LatencySource | None = None
+    """The fast lane's source (``evaluate(..., lane=...)``): its own, so neither lane's
+    query plan and bucket-coverage cache is rebuilt for the other's routes."""
+    near: set[RouteKey] = field(default_factory=set)
+    """Routes whose last reading was at or over their recover line (``decide.lanes``): the
+    fast lane's routes."""
     _parsed: dict[RouteKey, tuple[str, int, TimeoutBudgetSpec]] = field(default_factory=dict)
     quiet: QuietRoutes = field(default_factory=QuietRoutes)
     """The quiet routes' last evaluations, kept from cycle to cycle."""
@@ -82,14 +89,23 @@ class Engine:
             Actor(self.kube, self.edge, self.metrics), reporter, self.quiet, self.edge
         )
 
-    async def evaluate(self, snapshots: Sequence[RouteSnapshot]) -> CycleReport:
+    async def evaluate(
+        self, snapshots: Sequence[RouteSnapshot], lane: Collection[RouteKey] | None = None
+    ) -> CycleReport:
+        """One cycle over every route of ``snapshots``; with ``lane``, the fast lane's: only
+        those routes are read (from ``fast_latency``) and go through their steps."""
         started = time.monotonic()
-        cycle = Cycle(
-            now=self.clock(), report=CycleReport(routes=len(snapshots)), steps=self.steps()
-        )
+        cycle = Cycle(now=self.clock(), report=CycleReport(routes=0), steps=self.steps())
         valid = await self._parse(snapshots, cycle)
         self.quiet.retain(cycle.specs)
-        if self.edge is not None and self.edge_latency is not None:
+        latency = self.latency
+        if lane is not None:
+            wanted = set(lane)
+            valid = [s for s in valid if s.key in wanted]
+            cycle.specs = {s.key: cycle.specs[s.key] for s in valid}
+            latency = self.fast_latency or self.latency
+        cycle.report.routes = len(valid)
+        if lane is None and self.edge is not None and self.edge_latency is not None:
             await edge_check.compare(self.edge, self.edge_latency, cycle.specs)
         readings: dict[RouteKey, LatencyObservation] = {}
         waiting = {s.key: s for s in valid}
@@ -106,7 +122,7 @@ class Engine:
         )
         observe_started = time.monotonic()
         try:
-            parts = self.latency.observe_parts(cycle.specs, None)
+            parts = latency.observe_parts(cycle.specs, None)
             async with contextlib.aclosing(parts):
                 async for part in parts:
                     readings.update(part)
@@ -124,11 +140,12 @@ class Engine:
                     await bounded(
                         ready, lambda s: self._route(s, readings, cycle), ROUTE_CONCURRENCY
                     )
-            self.metrics.latency_read(
-                self.latency.answered_in or time.monotonic() - observe_started,
-                [readings.get(key) for key in cycle.specs],
-                self.latency.queries_sent,
-            )
+            if lane is None:  # the fast lane's few readings would skew the per-outcome gauges
+                self.metrics.latency_read(
+                    latency.answered_in or time.monotonic() - observe_started,
+                    [readings.get(key) for key in cycle.specs],
+                    latency.queries_sent,
+                )
             cycle.objects = await lists
         finally:
             lists.cancel()
@@ -143,8 +160,33 @@ class Engine:
             ROUTE_CONCURRENCY,
         )
         cycle.report.duration_seconds = time.monotonic() - started
-        self.metrics.cycle_done(cycle.report.duration_seconds, cycle.report.states)
+        self._remember_near(cycle.specs, readings, whole=lane is None)
+        if lane is None:
+            self.metrics.cycle_done(cycle.report.duration_seconds, cycle.report.states)
+        else:
+            own = self.fast_latency is not None  # else its queries count with the cycles'
+            self.metrics.fast_lane_done(
+                cycle.report.duration_seconds,
+                cycle.report.routes,
+                latency.queries_sent if own else None,
+            )
         return cycle.report
+
+    def _remember_near(
+        self,
+        specs: Mapping[RouteKey, TimeoutBudgetSpec],
+        readings: Mapping[RouteKey, LatencyObservation],
+        whole: bool,
+    ) -> None:
+        """The routes read now that are near their line; a full cycle also drops routes
+        that are gone."""
+        if whole:
+            self.near &= specs.keys()
+        for key, spec in specs.items():
+            if lanes.near_line(spec, readings.get(key)):
+                self.near.add(key)
+            else:
+                self.near.discard(key)
 
     async def _parse(self, snapshots: Sequence[RouteSnapshot], cycle: Cycle) -> list[RouteSnapshot]:
         """Each route's spec, parsed once per generation; an invalid one is reported."""
