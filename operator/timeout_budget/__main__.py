@@ -22,6 +22,13 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"timeout-budget: configuration error: {exc}", file=sys.stderr)
         return 2
+    if config.shards and args.peering is not None:
+        print(
+            "timeout-budget: configuration error: TBO_SHARDS shards the routes over every "
+            "replica, while --peering keeps all but one paused: use one or the other",
+            file=sys.stderr,
+        )
+        return 2
     if namespaces and config.operator_namespace not in namespaces:
         namespaces.append(config.operator_namespace)  # the loop's ConfigMap lives there
     heap.tune()

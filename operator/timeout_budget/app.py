@@ -20,13 +20,17 @@ from timeout_budget.edge.registry import ZoneRegistry
 from timeout_budget.leader import LeaderLease, default_identity
 from timeout_budget.model import ownership
 from timeout_budget.model.lease import LeaseTiming
+from timeout_budget.model.shards import shard_of
 from timeout_budget.observe import chain, cluster
 from timeout_budget.observe.latency import LatencyObserver
 from timeout_budget.observe.nginx_config import NginxConfigReader
 from timeout_budget.report import endpoint, events, metrics
 from timeout_budget.settings import OperatorSettings
+from timeout_budget.shards import ShardLeases
 
 LOOP_LABEL = "timeoutbudget.io/evaluation-loop"
+IDENTITY = default_identity()
+"""This process in the Leases it holds and in the requests it sends Cloudflare."""
 
 
 def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) -> None:
@@ -53,6 +57,7 @@ def build_zones(settings: OperatorSettings) -> ZoneRegistry:
         metrics=metrics.METRICS,
         request_budget_cap=settings.cloudflare_request_budget,
         analytics_budget=settings.cloudflare_analytics_budget,
+        replica=IDENTITY,
     )
 
 
@@ -101,12 +106,42 @@ def build_lease(settings: OperatorSettings, engine: Engine) -> LeaderLease:
         engine.kube,
         settings.operator_namespace,
         settings.loop_configmap,
-        default_identity(),
+        IDENTITY,
         LeaseTiming.for_duration(settings.leader_lease_seconds),
     )
     engine.may_act = lease.leading  # a cycle in flight stops acting when the lease is lost
     lease.start()
     return lease
+
+
+def build_shards(settings: OperatorSettings, engine: Engine, zones: ZoneRegistry) -> ShardLeases:
+    """The shard Leases (``TBO_SHARDS``): this replica evaluates the shards it holds and
+    spends their share of the Cloudflare budgets."""
+    shards = ShardLeases(
+        engine.kube,
+        settings.operator_namespace,
+        settings.loop_configmap,
+        IDENTITY,
+        LeaseTiming.for_duration(settings.leader_lease_seconds),
+        settings.shards,
+    )
+    engine.may_act = shards.may_act  # a pass in flight stops acting when a shard is lost
+    shards.on_owned = lambda owned: zones.share_budgets(len(owned) / settings.shards)
+    shards.start()
+    return shards
+
+
+def hold_unless_owned(shards: ShardLeases | None, key: str) -> None:
+    """Sharded, only the holder of the object's shard may run its deletion handler: the
+    other replicas retry (kopf keeps its finalizer until the holder's handler succeeds)."""
+    if shards is not None and not shards.owns_key(key):
+        shard = shard_of(key, shards.count)
+        raise kopf.TemporaryError(f"shard {shard} is not held by this replica", delay=5)
+
+
+def owns(shards: ShardLeases | None, key: str) -> bool:
+    """Whether this replica acts for the object of this shard key (always, unsharded)."""
+    return shards is None or shards.owns_key(key)
 
 
 async def ensure_loop_host(settings: OperatorSettings) -> None:

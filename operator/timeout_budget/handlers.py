@@ -18,6 +18,7 @@ import kopf
 
 from timeout_budget import app, finalizer, loop, zone_handlers
 from timeout_budget.cycle.snapshot import RouteSnapshot, snapshot_entry
+from timeout_budget.model.shards import route_key_for_shard
 from timeout_budget.model.spec import parse_timeout_budget, route_key
 from timeout_budget.settings import OperatorSettings
 
@@ -37,6 +38,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Several replicas: only the leader Lease's holder evaluates (see timeout_budget.leader).
     memo.lease = (
         None if settings.peering.standalone else app.build_lease(memo.settings, memo.engine)
+    )
+    # Sharded: every replica evaluates the shards it holds (see timeout_budget.shards).
+    memo.shards = (
+        app.build_shards(memo.settings, memo.engine, memo.zones) if memo.settings.shards else None
     )
     await app.ensure_loop_host(memo.settings)
 
@@ -63,6 +68,7 @@ async def evaluation_loop(stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs
         memo.settle,
         memo.lease,
         fast_interval=memo.settings.fast_lane_seconds,
+        shards=memo.shards,
     )
 
 
@@ -70,6 +76,8 @@ async def evaluation_loop(stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs
 async def release_lease(memo: kopf.Memo, **_: Any) -> None:
     if memo.get("lease") is not None:
         await memo.lease.stop()
+    if memo.get("shards") is not None:
+        await memo.shards.stop()
     if memo.get("engine") is not None:
         await asyncio.to_thread(app.stop_engine, memo.engine)
 
@@ -90,4 +98,8 @@ def validate(
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def finalize(body: kopf.Body, logger: Logger, memo: kopf.Memo, **_: Any) -> None:
+    meta = body.get("metadata", {})
+    app.hold_unless_owned(
+        memo.get("shards"), route_key_for_shard(str(meta.get("namespace")), body.get("spec", {}))
+    )
     await finalizer.finalize(body, logger, zone_handlers.registry_of(memo))

@@ -19,6 +19,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from timeout_budget.clients.kube import Kube, KubeError
@@ -43,9 +44,15 @@ class LeaderLease:
         timing: LeaseTiming,
         clock: Clock = time.monotonic,
         wall: Clock = time.time,
+        labels: Mapping[str, str] | None = None,
+        title: str = "the leader lease",
     ) -> None:
         self.kube, self.namespace, self.name = kube, namespace, name
         self.identity, self.timing = identity, timing
+        self.labels = dict(labels or {})
+        """Put on the Lease when this replica writes it (shards list theirs by label)."""
+        self.title = title
+        """How log lines name it."""
         self.clock, self.wall = clock, wall
         self.wanted = False
         self._record: LeaseRecord | None = None
@@ -81,13 +88,13 @@ class LeaderLease:
             return
         try:
             raw = await self.kube.read_lease(self.namespace, self.name)
-            record = _record(raw) if raw is not None else None
+            record = record_of(raw) if raw is not None else None
             if record is None or record.holder != self.identity:
                 return
             await self.kube.replace_lease(self.namespace, self._body(record, holder=""))
-            log.info("leader lease %s released", self.name)
+            log.info("lease %s released", self.name)
         except KubeError as exc:  # it expires by itself after the duration
-            log.warning("leader lease %s not released (%s); it expires by itself", self.name, exc)
+            log.warning("lease %s not released (%s); it expires by itself", self.name, exc)
 
     # -- the watcher -------------------------------------------------------------------
     def start(self) -> None:
@@ -115,8 +122,13 @@ class LeaderLease:
         except KubeError as exc:
             self._say(f"cannot read the leader lease (no cycle runs without it): {exc}", True)
             return
+        await self.consider(raw)
+
+    async def consider(self, raw: dict[str, Any] | None) -> None:
+        """Given the Lease as just read (None: it does not exist), write it if this
+        replica should take or renew it."""
         now = self.clock()
-        record = _record(raw) if raw is not None else None
+        record = record_of(raw) if raw is not None else None
         self._record = record
         if record is not None:
             self._seen = sight(self._seen, record, now)
@@ -125,7 +137,7 @@ class LeaderLease:
         if not may_take(record, self._seen, self.identity, now, self.timing):
             assert record is not None
             self._renewed_at = None
-            self._say(f"standing by: the leader lease is held by {record.holder}")
+            self._say(f"standing by: {self.title} is held by {record.holder}")
             return
         try:
             if record is None:
@@ -134,10 +146,10 @@ class LeaderLease:
                 await self.kube.replace_lease(self.namespace, self._body(record, self.identity))
         except KubeError as exc:  # 409: another replica wrote first; read again next tick
             self._renewed_at = None
-            self._say(f"leader lease not taken: {exc}", True)
+            self._say(f"{self.title} not taken: {exc}", True)
             return
         if self._renewed_at is None:
-            log.info("leader lease %s/%s taken by %s", self.namespace, self.name, self.identity)
+            log.info("lease %s/%s taken by %s", self.namespace, self.name, self.identity)
         self._said = None
         self._renewed_at = now
 
@@ -152,6 +164,8 @@ class LeaderLease:
         if record is not None and record.holder != holder and holder:
             transitions += 1
         metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        if self.labels:
+            metadata["labels"] = dict(self.labels)
         if record is not None:
             metadata["resourceVersion"] = record.resource_version
         spec: dict[str, Any] = {
@@ -170,7 +184,7 @@ class LeaderLease:
         }
 
 
-def _record(raw: dict[str, Any]) -> LeaseRecord:
+def record_of(raw: dict[str, Any]) -> LeaseRecord:
     spec = raw.get("spec") or {}
     return LeaseRecord(
         holder=str(spec.get("holderIdentity") or ""),

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -20,7 +21,9 @@ from timeout_budget import heap
 from timeout_budget.clients.watch_cache import WatchedLists
 from timeout_budget.cycle.engine import Engine
 from timeout_budget.cycle.report import CycleReport
+from timeout_budget.cycle.snapshot import RouteSnapshot
 from timeout_budget.leader import LeaderLease
+from timeout_budget.shards import ShardLeases
 
 log = logging.getLogger("timeout_budget.loop")
 
@@ -37,6 +40,7 @@ async def run(
     settle: float = 0.0,
     lease: LeaderLease | None = None,
     fast_interval: float = 0.0,
+    shards: ShardLeases | None = None,
 ) -> None:
     """Evaluate every route each ``interval`` until kopf stops the daemon; in between,
     every ``fast_interval`` seconds (0: never), the routes near their line (the fast lane,
@@ -49,6 +53,10 @@ async def run(
     replica, the Lease cannot (see ``model.lease``). A replica that just became active
     first waits ``settle`` seconds, so a peer starting at the same moment is usually
     paused by peering before either asks for the Lease.
+
+    Sharded (``shards``), every replica runs the loop, and each pass covers only the
+    routes of the shards this replica holds at its start (``timeout_budget.shards``); a
+    replica holding none waits. Shards the plan moved away are handed over between passes.
     """
     if settle > 0:
         log.info("evaluation loop: settling %.0fs before the first cycle (peering)", settle)
@@ -70,7 +78,14 @@ async def run(
         while not stopped:
             started = time.monotonic()
             full = started >= next_full or wake.is_set()
-            if lease is None or lease.leading():
+            if shards is not None:
+                owned = await shards.begin_pass()
+                pick = _picker(shards, owned)
+                if full and owned:
+                    await _cycle(engine, index, pick)
+                elif engine.near and owned:
+                    await _fast_lane(engine, index, pick)
+            elif lease is None or lease.leading():
                 if full:
                     await _cycle(engine, index)
                 elif engine.near:
@@ -87,6 +102,8 @@ async def run(
             pause = max(pause, MIN_PAUSE_SECONDS)
             if lease is not None and not lease.leading():
                 pause = min(pause, lease.timing.retry)  # start as soon as the Lease is ours
+            if shards is not None and not shards.owned():
+                pause = min(pause, shards.timing.retry)  # start as soon as a shard is ours
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=pause)
     finally:
@@ -96,8 +113,19 @@ async def run(
     engine.metrics.retain_routes(())  # the active replica reports the routes, not this one
 
 
-def _snapshots(index: kopf.Index[Any, Any]) -> list[Any]:
-    return [snap for key in list(index) for snap in index.get(key, [])]
+Pick = Callable[[list[RouteSnapshot]], list[RouteSnapshot]]
+
+
+def _all(snapshots: list[RouteSnapshot]) -> list[RouteSnapshot]:
+    return snapshots
+
+
+def _picker(shards: ShardLeases, owned: frozenset[int]) -> Pick:
+    return lambda snapshots: shards.mine(snapshots, owned)
+
+
+def _snapshots(index: kopf.Index[Any, Any], pick: Pick = _all) -> list[RouteSnapshot]:
+    return pick([snap for key in list(index) for snap in index.get(key, [])])
 
 
 def _summary(report: CycleReport) -> str:
@@ -108,17 +136,17 @@ def _summary(report: CycleReport) -> str:
     )
 
 
-async def _fast_lane(engine: Engine, index: kopf.Index[Any, Any]) -> None:
+async def _fast_lane(engine: Engine, index: kopf.Index[Any, Any], pick: Pick = _all) -> None:
     try:
-        report = await engine.evaluate(_snapshots(index), lane=frozenset(engine.near))
+        report = await engine.evaluate(_snapshots(index, pick), lane=frozenset(engine.near))
         log.info("fast lane: %s", _summary(report))
     except Exception:  # like a cycle: never ends the loop
         log.exception("fast lane pass failed; the next cycle reads every route")
         engine.near.clear()
 
 
-async def _cycle(engine: Engine, index: kopf.Index[Any, Any]) -> None:
-    snapshots = _snapshots(index)
+async def _cycle(engine: Engine, index: kopf.Index[Any, Any], pick: Pick = _all) -> None:
+    snapshots = _snapshots(index, pick)
     try:
         report = await engine.evaluate(snapshots)
         heap.give_back()  # the cycle's answers are garbage now: hand their pages back

@@ -10,6 +10,9 @@ TBO_CLOUDFLARE_BASE_URL         Cloudflare's API (default); the sandbox's emulat
 TBO_EVALUATION_INTERVAL_SECONDS the cycle length (default 15)
 TBO_FAST_LANE_SECONDS           how often routes near their line are read between cycles
                                 (default 5; 0: off)
+TBO_SHARDS                      shard the routes by Cloudflare zone over the replicas, each
+                                evaluating the shards whose Lease it holds (default 0: off,
+                                one active replica by peering and the leader Lease)
 TBO_DRY_RUN                     plan every route, change nothing (default false)
 TBO_ORIGIN_READS                watch (default): Deployments, HPAs and Services from watches;
                                 list: listed per namespace every cycle
@@ -48,6 +51,8 @@ class OperatorSettings:
     interval_seconds: float = 15.0
     fast_lane_seconds: float = 5.0
     """Routes at or over their recover line are read this often between cycles (0: off)."""
+    shards: int = 0
+    """Shards of the routes (``timeout_budget.shards``); 0: not sharded."""
     dry_run: bool = False
     operator_namespace: str = "default"
     loop_configmap: str = "timeout-budget-operator-loop"
@@ -91,6 +96,7 @@ class OperatorSettings:
             cloudflare_base_url=env.get("TBO_CLOUDFLARE_BASE_URL") or DEFAULT_BASE_URL,
             interval_seconds=interval,
             fast_lane_seconds=_fast_lane(env, interval),
+            shards=_shards(env),
             dry_run=_bool(env.get("TBO_DRY_RUN")),
             operator_namespace=env.get("TBO_OPERATOR_NAMESPACE", "default"),
             loop_configmap=env.get("TBO_LOOP_CONFIGMAP", "timeout-budget-operator-loop"),
@@ -132,6 +138,13 @@ def _fast_lane(env: Mapping[str, str], interval: float) -> float:
             f"evaluation interval ({interval:g} s), not {value:g}"
         )
     return value
+
+
+def _shards(env: Mapping[str, str]) -> int:
+    value = _number(env, "TBO_SHARDS", int, "0")
+    if value not in (0, 1) and not 2 <= value <= 256:
+        raise SettingsError(f"TBO_SHARDS must be 0 (not sharded) or 2..256, not {value}")
+    return 0 if value == 1 else value
 
 
 def _origin_reads(env: Mapping[str, str]) -> str:

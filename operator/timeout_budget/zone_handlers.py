@@ -29,6 +29,7 @@ from timeout_budget.cycle.snapshot import RouteSnapshot
 from timeout_budget.edge import ZoneRegistry, routes
 from timeout_budget.model import conditions
 from timeout_budget.model.conditions import ConditionInput, ConditionStatus
+from timeout_budget.model.shards import zone_key
 from timeout_budget.model.spec import (
     CloudflareZoneSpec,
     RouteKey,
@@ -96,6 +97,7 @@ async def release(
     held: status and an Event name the TimeoutBudgets, and kopf retries (soon at first, as
     they are often deleted together with the zone, then once a minute)."""
     namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    app.hold_unless_owned(memo.get("shards"), zone_key(namespace, name))
     registry = registry_of(memo)
     users = sorted(
         set(registry.routes_using(namespace, name)) | _indexed_users(budgets, namespace, name)
@@ -148,6 +150,8 @@ async def _sync(
     force: bool,
 ) -> None:
     namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    if not app.owns(memo.get("shards"), zone_key(namespace, name)):
+        return  # sharded: the replica holding the zone's shard reads and writes it
     generation = meta.get("generation")
     try:
         spec = parse_cloudflare_zone(dict(raw_spec))

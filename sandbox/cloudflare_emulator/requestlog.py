@@ -28,6 +28,8 @@ class Entry:
     duration_seconds: float
     error_codes: tuple[int, ...] = ()
     fault: str | None = None  # the injected fault's kind, if one answered
+    token: str | None = None  # the bearer token it carried
+    replica: str | None = None  # the operator replica that sent it (X-Timeout-Budget-Replica)
 
     def to_json(self) -> JsonObject:
         return {
@@ -39,6 +41,8 @@ class Entry:
             "started_at": self.started_at,
             "duration_seconds": self.duration_seconds,
             "error_codes": list(self.error_codes),
+            "token": self.token,
+            "replica": self.replica,
             "fault": self.fault,
         }
 

@@ -110,6 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
                     time.monotonic() - clock,
                     codes,
                     fault,
+                    _bearer(self.headers.get("Authorization")),
+                    self.headers.get("X-Timeout-Budget-Replica"),
                 )
             )
 
@@ -167,3 +169,10 @@ def serve(emulator: CloudflareEmulator, port: int = 0) -> tuple[EmulatorServer, 
     )
     thread.start()
     return server, thread
+
+
+def _bearer(value: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header."""
+    if value is None or not value.startswith("Bearer "):
+        return None
+    return value[len("Bearer ") :]

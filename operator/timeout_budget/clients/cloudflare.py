@@ -85,6 +85,9 @@ class Call:
         return self.text
 
 
+REPLICA_HEADER = "X-Timeout-Budget-Replica"
+
+
 class CloudflareClient:
     """The calls the operator makes, for one token, each counted and translated."""
 
@@ -97,6 +100,7 @@ class CloudflareClient:
         timeout_seconds: float = 20.0,
         observer: RequestObserver | None = None,
         analytics_budget: RequestBudget | None = None,
+        replica: str | None = None,
     ) -> None:
         self.budget = budget
         self.analytics_budget = analytics_budget or RequestBudget(
@@ -113,6 +117,9 @@ class CloudflareClient:
             base_url=base_url,
             max_retries=0,
             timeout=timeout_seconds,
+            # Which replica sent a request (sharded: every zone has exactly one writer),
+            # for Cloudflare's audit logs and the emulator's request log.
+            default_headers={REPLICA_HEADER: replica} if replica else None,
             http_client=cloudflare.DefaultAsyncHttpxClient(
                 event_hooks={"response": [self._read_rate_limit]}
             ),

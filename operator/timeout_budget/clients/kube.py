@@ -289,6 +289,30 @@ class Kube:
             body,
         )
 
+    async def list_leases(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """The Leases carrying these labels (the shards' and members'), as plain objects."""
+
+        def call() -> list[dict[str, Any]]:
+            out = self.coordination.list_namespaced_lease(
+                namespace, label_selector=label_selector, _preload_content=False
+            )
+            items: list[dict[str, Any]] = json.loads(out.data)["items"]  # type: ignore[attr-defined]  # raw response
+            return items
+
+        return await self._call(f"list leases in {namespace}", call)
+
+    async def delete_lease(self, namespace: str, name: str) -> None:
+        """Delete the Lease (a member gone for long); gone already is fine."""
+        try:
+            await self._call(
+                f"delete lease {namespace}/{name}",
+                self.coordination.delete_namespaced_lease,
+                name,
+                namespace,
+            )
+        except NotFound:
+            return
+
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
         await self._call(
             f"create event in {namespace}", self.core.create_namespaced_event, namespace, body

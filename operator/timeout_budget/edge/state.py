@@ -7,6 +7,7 @@ the cycle's batched write. ``ZoneReconciler`` (the CloudflareZone side) and
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Protocol
 
@@ -49,6 +50,7 @@ class EdgeState:
         metrics: EdgeMetrics | None = None,
         request_budget_cap: int = 1200,
         analytics_budget: int = 150,
+        replica: str | None = None,
     ) -> None:
         self._clock = clock
         self._metrics = metrics
@@ -59,7 +61,9 @@ class EdgeState:
             observer=metrics,
             request_budget_cap=request_budget_cap,
             analytics_budget=analytics_budget,
+            replica=replica,
         )
+        self._caps = (request_budget_cap, analytics_budget)
         self._routes: dict[RouteKey, EdgeRoute] = {}
         self._batches: dict[ZoneRef, batch.Batch] = {}
         self._deleted: set[RouteKey] = set()
@@ -73,6 +77,14 @@ class EdgeState:
         """By zone: its GraphQL Analytics state (``edge.analytics``)."""
         self._cycled = False
         """An engine cycle has flushed: ``_routes`` holds every route with edge sync."""
+
+    def share_budgets(self, fraction: float) -> None:
+        """Spend only ``fraction`` of the operator-wide Cloudflare budgets (request and
+        GraphQL): with sharding, the share of the shards this replica holds, so all
+        replicas together stay within the caps without writing a shared counter."""
+        requests, analytics = self._caps
+        self._zones.budget.limit = max(1, math.floor(requests * fraction))
+        self._zones.analytics_budget.limit = max(1, math.floor(analytics * fraction))
 
     def now(self) -> float:
         """The registry's clock (``model.timestamps.Clock``)."""

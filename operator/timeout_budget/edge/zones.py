@@ -35,8 +35,11 @@ class Zones:
         observer: RequestObserver | None = None,
         request_budget_cap: int = 1200,
         analytics_budget: int = 150,
+        replica: str | None = None,
     ) -> None:
         self.base_url = base_url
+        self.replica = replica
+        """Sent with every request (``clients.cloudflare.REPLICA_HEADER``)."""
         self.request_budget_cap = request_budget_cap
         """The operator-wide cap (``TBO_CLOUDFLARE_REQUEST_BUDGET``) over each zone's budget."""
         self._observer = observer
@@ -104,6 +107,7 @@ class Zones:
                 timeout_seconds=self._timeout,
                 observer=self._observer,
                 analytics_budget=self.analytics_budget,
+                replica=self.replica,
             )
             if zone is not None:
                 await zone.client.aclose()
