@@ -331,6 +331,21 @@ ERRORS: list[tuple[str, BaseException, Outcome, str]] = [
         "no whole answer (partial answers are denied): HTTP 503: cannot fetch",
     ),
     (
+        "thanos-tenant-missing",
+        client_error(
+            400, b'{"status":"error","errorType":"bad_data","error":"tenant name not valid"}'
+        ),
+        # The operator's settings, not the query: unavailable, with what to set.
+        Outcome.UNAVAILABLE,
+        "refused the tenant (HTTP 400): tenant name not valid; set TBO_PROMETHEUS_TENANT",
+    ),
+    (
+        "mimir-org-id-missing",
+        client_error(401, b"no org id\n"),
+        Outcome.UNAVAILABLE,
+        "refused the tenant (HTTP 401): no org id",
+    ),
+    (
         "body-too-large",
         client_error(413, b"<html>413 Request Entity Too Large</html>"),
         Outcome.REJECTED,

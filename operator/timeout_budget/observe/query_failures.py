@@ -47,6 +47,10 @@ _WHOLE_ANSWER_ERRORS = (
     "vmstorage",
     "partial response",
 )
+# Refusals of the request's tenant (Thanos ``--query.enforce-tenancy``: 400 "tenant name not
+# valid"; Mimir and Cortex: 401 "no org id"): the operator's settings, not the query.
+_TENANT_ERRORS = ("tenant", "no org id", "orgid")
+TENANT_HINT = "set TBO_PROMETHEUS_TENANT (and _TENANT_HEADER) to the backend's tenant"
 WHOLE_ANSWER_PREFIX = "the backend has no whole answer (partial answers are denied)"
 _CLIENT_ERROR_RE = re.compile(r"^HTTP Status Code (\d+) \((b(['\"]).*\3)\)$", re.DOTALL)
 _OBJECT_REPR_RE = re.compile(r"<[^<>]* object at 0x[0-9a-f]+>:?\s*")
@@ -78,6 +82,14 @@ def classify_failure(exc: BaseException, settings: PrometheusSettings) -> Latenc
         if status in (422, 500, 503) and any(s in error.lower() for s in _WHOLE_ANSWER_ERRORS):
             return LatencyObservation.partial(
                 None, scrub(f"{WHOLE_ANSWER_PREFIX}: HTTP {status}: {error}", settings)
+            )
+        if status in (400, 401, 403) and any(s in error.lower() for s in _TENANT_ERRORS):
+            return LatencyObservation.unavailable(
+                scrub(
+                    f"Prometheus at {where} refused the tenant (HTTP {status}): {error}; "
+                    f"{TENANT_HINT}",
+                    settings,
+                )
             )
         if limited:
             said = error or f"HTTP {status}"

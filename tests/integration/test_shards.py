@@ -1,0 +1,249 @@
+"""Sharded evaluation on the real API server: three operator replicas with ``TBO_SHARDS``,
+routes in three Cloudflare zones (each its own shard) synced through the emulator.
+
+What a user of the fleet relies on:
+
+* every zone's Cloudflare writes come from exactly one replica (the emulator's request
+  log shows the token and the ``X-Timeout-Budget-Replica`` header of each request);
+* at any moment each shard Lease has one holder, and every replica evaluates only its own;
+* a SIGKILLed replica's shards are taken over within the lease time, with nothing lost
+  (the route's memory is in its status) and no second scale-up inside the cooldown;
+* a replica added later gets shards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sandbox.cloudflare_emulator import CloudflareEmulator
+from sandbox.controlplane import ControlPlane
+from sandbox.operator_process import OperatorProcess
+from sandbox.origin_exporter import OriginExporter
+from sandbox.prometheus import PrometheusServer
+from tests.support import kube
+from tests.support import operator as operator_process
+from tests.support.objects import apply, budget, deployment, secret, spec_replicas, zone
+from timeout_budget.model.shards import shard_of, zone_key
+
+pytestmark = pytest.mark.integration
+
+NS_PREFIX = "shards"
+TOKEN = "cf-token-shards-5b1e0c77a2"
+SHARDS = 4
+LEASE_SECONDS = 6
+LOOP = "timeout-budget-operator-loop"
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+COOLDOWN = 40
+
+
+def zones_on_distinct_shards(ns: str) -> dict[str, str]:
+    """Three CloudflareZone names (by domain) whose shards all differ in namespace ``ns``."""
+    chosen: dict[str, str] = {}
+    used: set[int] = set()
+    for i in range(200):
+        name = f"zone-{i}"
+        shard = shard_of(zone_key(ns, name), SHARDS)
+        if shard not in used:
+            used.add(shard)
+            chosen[name] = f"example{i}.com"
+        if len(chosen) == 3:
+            return chosen
+    raise AssertionError("no three zones on distinct shards")
+
+
+def edge_budget(name: str, zone_name: str, domain: str) -> dict[str, Any]:
+    """A route on ``api.<domain>/<name>`` that needs 300 s (a 301 s Cache Rule)."""
+    tb = budget(name, name)
+    tb["spec"]["route"]["host"] = f"api.{domain}"
+    tb["spec"]["budget"] = {"timeoutSeconds": 360, "requiredSeconds": 300}
+    tb["spec"]["edge"] = {"zoneRef": {"name": zone_name}}
+    return tb
+
+
+@pytest.fixture
+def emulator() -> Iterator[CloudflareEmulator]:
+    with CloudflareEmulator(token=TOKEN).running() as emu:
+        yield emu
+
+
+class Fleet:
+    def __init__(
+        self, cp: ControlPlane, prometheus: PrometheusServer, ns: str, cf: CloudflareEmulator
+    ) -> None:
+        self.cp, self.prometheus, self.ns, self.cf = cp, prometheus, ns, cf
+        self.replicas: dict[str, OperatorProcess] = {}
+
+    def start(self, name: str) -> OperatorProcess:
+        env = {
+            "TBO_SHARDS": str(SHARDS),
+            "TBO_LEADER_LEASE_SECONDS": str(LEASE_SECONDS),
+        }
+        proc = operator_process.start(
+            self.cp,
+            self.prometheus.url,
+            self.ns,
+            f"shards-{name}",
+            cloudflare_url=self.cf.base_url,
+            env=env,
+        )
+        self.replicas[name] = proc
+        return proc
+
+    def name_of(self, identity: str | None) -> str:
+        """The replica whose identity (``host-pid-suffix``) this is."""
+        for name, proc in self.replicas.items():
+            if identity and f"-{proc.proc.pid}-" in identity:
+                return name
+        return f"unknown({identity})"
+
+    def holders(self) -> dict[int, str | None]:
+        out: dict[int, str | None] = {}
+        for shard in range(SHARDS):
+            lease = kube.get_json(self.cp, "lease", f"{LOOP}-shard-{shard}", "-n", self.ns)
+            holder = lease.get("spec", {}).get("holderIdentity")
+            out[shard] = self.name_of(holder) if holder else None
+        return out
+
+    def writers(self, zone_id: str, since: float = 0.0) -> set[str]:
+        return {
+            self.name_of(e.replica)
+            for e in self.cf.requests(path_contains=f"/zones/{zone_id}/")
+            if e.method in WRITES and e.started_at >= since
+        }
+
+    def kill(self, name: str) -> float:
+        proc = self.replicas[name]
+        os.killpg(proc.proc.pid, signal.SIGKILL)
+        proc.proc.wait(timeout=10)
+        return time.monotonic()
+
+    def stop(self) -> None:
+        for proc in self.replicas.values():
+            proc.stop()
+
+
+def test_zones_have_one_writer_and_a_killed_replicas_shards_move_without_a_double_action(
+    control_plane: ControlPlane,
+    origin: OriginExporter,
+    prometheus: PrometheusServer,
+    ns: str,
+    emulator: CloudflareEmulator,
+) -> None:
+    cp = control_plane
+    zones = zones_on_distinct_shards(ns)
+    zone_ids = {name: emulator.add_zone(plan="enterprise", name=d) for name, d in zones.items()}
+    fleet = Fleet(cp, prometheus, ns, emulator)
+    try:
+        for name in ("a", "b", "c"):
+            fleet.start(name)
+        apply(cp, ns, secret("cf", TOKEN))
+        for name, domain in zones.items():
+            route = f"r-{name}"
+            origin.set_route(route, p95=40.0, rps=20, host=f"api.{domain}")
+            apply(
+                cp,
+                ns,
+                zone(name, zone_ids[name], analytics={"enabled": False}),
+                deployment(route, 1),
+                edge_budget(route, name, domain),
+            )
+
+        # Every zone gets its route's Cache Rule, written by one replica only.
+        for name, zone_id in zone_ids.items():
+            kube.wait_for(lambda z=zone_id: len(emulator.rules(z)) == 1, 120, f"{name}'s rule")
+        holders = kube.wait_for(
+            lambda: h if all((h := fleet.holders()).values()) else None, 60, "all shards held"
+        )
+        assert set(holders.values()) == {"a", "b", "c"}, holders
+        for name, zone_id in zone_ids.items():
+            writers = fleet.writers(zone_id)
+            expected = holders[shard_of(zone_key(ns, name), SHARDS)]
+            assert writers == {expected}, (name, writers, holders)
+        tokens = {e.token for e in emulator.requests() if e.method in WRITES}
+        assert tokens == {TOKEN}
+
+        # A scaling route in one zone's shard: scaled once by its holder, then that holder
+        # is SIGKILLed right after. The taker reads the scale time from status: no second
+        # step inside the cooldown.
+        target_zone = next(iter(zones))
+        victim = holders[shard_of(zone_key(ns, target_zone), SHARDS)]
+        assert victim is not None
+        hot = budget("hot", "hot")
+        hot["spec"]["route"]["host"] = f"api.{zones[target_zone]}"
+        hot["spec"]["edge"] = {"zoneRef": {"name": target_zone}, "sync": False}
+        hot["spec"]["origin"]["scaleUpCooldownSeconds"] = COOLDOWN
+        hot["spec"]["origin"]["maxReplicas"] = 3
+        origin.set_route("hot", p95=110.0, rps=40, host=f"api.{zones[target_zone]}")
+        apply(cp, ns, deployment("hot", 1), hot)
+        kube.wait_for(lambda: spec_replicas(cp, ns, "hot") == 2, 90, "the first scale-up")
+        scaled_at = time.monotonic()
+        killed_at = fleet.kill(victim)
+        lost = [s for s, h in holders.items() if h == victim]
+
+        def taken() -> dict[int, str | None] | None:
+            now = fleet.holders()
+            return now if all(now[s] not in (None, victim) for s in lost) else None
+
+        after = kube.wait_for(taken, 60, "the dead replica's shards taken over")
+        takeover = time.monotonic() - killed_at
+        print(f"shards {lost} of {victim} taken over {takeover:.1f}s after SIGKILL")
+        assert takeover <= LEASE_SECONDS + 15
+        # No second step before the cooldown (counted from the first scale) is over ...
+        kube.hold(
+            lambda: spec_replicas(cp, ns, "hot") == 2,
+            max(0.0, scaled_at + COOLDOWN - 5 - time.monotonic()),
+            "2 replicas inside the cooldown",
+            interval=1,
+        )
+        # ... and the next one after it, by the new holder.
+        kube.wait_for(lambda: spec_replicas(cp, ns, "hot") == 3, 60, "the next scale-up")
+
+        # The moved zone's writes now come from its new holder only.
+        since = time.time()
+        new_holder = after[shard_of(zone_key(ns, target_zone), SHARDS)]
+        tb = edge_budget(f"r-{target_zone}", target_zone, zones[target_zone])
+        tb["spec"]["budget"]["requiredSeconds"] = 400
+        tb["spec"]["budget"]["timeoutSeconds"] = 460
+        apply(cp, ns, tb)
+        zone_id = zone_ids[target_zone]
+        kube.wait_for(
+            lambda: emulator.rules(zone_id)[0]["action_parameters"].get("read_timeout") == 401,
+            90,
+            "the rule moved to 401 s by the new holder",
+        )
+        assert fleet.writers(zone_id, since) == {new_holder}
+
+        # A replica added later gets shards; still one holder per shard.
+        fleet.start("d")
+        kube.wait_for(lambda: "d" in fleet.holders().values(), 90, "d holds a shard")
+        final = fleet.holders()
+        assert all(final.values()), final
+        assert victim not in final.values()
+    finally:
+        fleet.stop()
+
+
+def test_peering_and_shards_together_are_refused(
+    control_plane: ControlPlane, prometheus: PrometheusServer, ns: str
+) -> None:
+    log = control_plane.workdir / "logs" / "operator-shards-peering.log"
+    proc = OperatorProcess(
+        control_plane,
+        prometheus.url,
+        [ns],
+        log,
+        1.0,
+        {"TBO_SHARDS": "2"},
+        extra_args=["--peering", "tbo"],
+    )
+    try:
+        assert proc.proc.wait(timeout=60) == 2
+        assert "TBO_SHARDS shards the routes over every replica" in proc.output()
+    finally:
+        proc.stop()
