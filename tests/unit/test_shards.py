@@ -2,7 +2,7 @@
 
 The store keeps Leases by name with resourceVersions, refuses stale writes with a 409 and
 lists by label, which is all of the API server's behaviour the logic relies on; the same
-logic runs against the real API server in tests/integration/test_shards.py."""
+logic runs against the real API server in tests/integration/test_sharded_replicas.py."""
 
 from __future__ import annotations
 
