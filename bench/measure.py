@@ -48,7 +48,13 @@ def load() -> tuple[float, float, float]:
 class OperatorRun:
     """``python -m bench.probe`` (the real operator, instrumented), cluster-wide."""
 
-    def __init__(self, world: w.World, interval: float, logdir: Path) -> None:
+    def __init__(
+        self,
+        world: w.World,
+        interval: float,
+        logdir: Path,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         cp, prom, emu = world.cp, world.prometheus, world.emulator
         assert cp is not None
         assert prom is not None
@@ -72,6 +78,7 @@ class OperatorRun:
                 "TBO_BENCH_KUBE_PORT": str(cp.apiserver_port),
                 "PYTHONUNBUFFERED": "1",
                 "PYTHONPATH": os.pathsep.join([str(w.REPO / "operator"), str(w.REPO)]),
+                **(extra_env or {}),
             }
         )
         with self.log.open("ab") as handle:
@@ -376,6 +383,7 @@ def reaction_trial(
     name: str,
     raise_at: float,
     timeout: float,
+    base_p95: float = w.REACT_BASE_P95,
 ) -> dict[str, Any]:
     """Raise one reaction route's P95 over its at-risk line at ``raise_at`` (Unix seconds);
     time Prometheus → scale."""
@@ -400,7 +408,7 @@ def reaction_trial(
         if scaled is not None:
             break
         time.sleep(0.05)
-    exporter.set_route(name, p95=w.REACT_BASE_P95, rps=20, host=w.REACT_HOST)
+    exporter.set_route(name, p95=base_p95, rps=20, host=w.REACT_HOST)
     return {
         "route": name,
         "raised_at": raised,

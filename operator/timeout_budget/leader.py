@@ -19,7 +19,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from timeout_budget.clients.kube import Kube, KubeError
@@ -103,17 +103,12 @@ class LeaderLease:
             self._task = asyncio.create_task(self._run(), name="leader-lease")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self.release()
 
     async def _run(self) -> None:
-        while True:
-            await self.tick()
-            await asyncio.sleep(self.timing.retry)
+        await repeat(self.tick, self.timing.retry)
 
     async def tick(self) -> None:
         """One read, then a write if this replica should take or renew the Lease."""
@@ -182,6 +177,21 @@ class LeaderLease:
             "metadata": metadata,
             "spec": spec,
         }
+
+
+async def repeat(tick: Callable[[], Awaitable[None]], seconds: float) -> None:
+    """``tick`` every ``seconds`` until cancelled (a Lease watcher's life)."""
+    while True:
+        await tick()
+        await asyncio.sleep(seconds)
+
+
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` (if any) and wait until it has stopped."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def record_of(raw: dict[str, Any]) -> LeaseRecord:

@@ -28,7 +28,7 @@ from typing import Any
 
 from timeout_budget.clients.kube import Kube, KubeError
 from timeout_budget.cycle.snapshot import RouteSnapshot
-from timeout_budget.leader import LeaderLease, record_of
+from timeout_budget.leader import LeaderLease, cancel, record_of, repeat
 from timeout_budget.model import shards as rules
 from timeout_budget.model.lease import LeaseTiming, Sighting, sight
 from timeout_budget.model.timestamps import Clock
@@ -164,11 +164,8 @@ class ShardLeases:
 
     async def stop(self) -> None:
         """Stop renewing; release every shard and delete the member Lease."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         for lease in self.leases:
             await lease.release()
         self.member.wanted = False
@@ -176,9 +173,7 @@ class ShardLeases:
             await self.kube.delete_lease(self.namespace, self.member.name)
 
     async def _run(self) -> None:
-        while True:
-            await self.tick()
-            await asyncio.sleep(self.timing.retry)
+        await repeat(self.tick, self.timing.retry)
 
     async def tick(self) -> None:
         """One list of every shard and member Lease, then this replica's writes."""
