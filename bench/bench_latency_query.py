@@ -106,7 +106,9 @@ async def time_cycles(
             warm.append(time.perf_counter() - t)
         warm_queries = (obs.queries_sent - before) // runs
     t = time.perf_counter()
-    plan = plan_queries({k: s.latency for k, s in routes.items()}, settings.query_length)
+    plan = plan_queries(
+        {k: s.latency for k, s in routes.items()}, settings.query_length, settings.max_concurrency
+    )
     plan_seconds = time.perf_counter() - t
     return {
         "cold": statistics.median(cold),

@@ -584,3 +584,16 @@ def test_batch_query_is_a_value_object() -> None:
     batch = plan.batches[0]
     assert BatchQuery(batch.key, batch.members) == batch
     assert batch.by_clause == "le, route"
+
+
+def test_long_groups_are_cut_for_parallel_queries_small_ones_stay_one() -> None:
+    many = {RouteKey(f"ns/r{i}"): lat({"route": f"checkout-route-{i:05d}"}) for i in range(4000)}
+    one = plan_queries(many, 128_000)
+    spread = plan_queries(many, 128_000, min_batches=4)
+    assert len(one.batches) == 1  # 4,000 short names fit one body
+    assert len(spread.batches) >= 4
+    sizes = [len(quote_plus(b.promql)) for b in spread.batches]
+    assert max(sizes) <= 128_000
+    assert sum(len(b.route_keys) for b in spread.batches) == 4000
+    few = {RouteKey(f"ns/r{i}"): lat({"route": f"r{i}"}) for i in range(40)}
+    assert len(plan_queries(few, 128_000, min_batches=4).batches) == 1

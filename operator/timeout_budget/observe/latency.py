@@ -124,7 +124,12 @@ class LatencyObserver:
         plan = self._reusable_plan(latencies)
         if plan is None:
             # Planning 10,000 routes takes a few hundred ms of CPU: off the event loop.
-            plan = await asyncio.to_thread(plan_queries, latencies, self.settings.query_length)
+            plan = await asyncio.to_thread(
+                plan_queries,
+                latencies,
+                self.settings.query_length,
+                self.settings.max_concurrency,
+            )
             self._last_plan = (latencies, plan)
         if plan.invalid:
             yield {key: LatencyObservation.invalid(msg) for key, msg in plan.invalid.items()}
