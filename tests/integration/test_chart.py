@@ -147,6 +147,25 @@ def test_every_option_renders(helm: Helm) -> None:
     assert json.loads(dashboard["data"]["timeout-budget-operator.json"])["panels"]
 
 
+def test_sharding_renders_replicas_that_each_hold_their_shards(helm: Helm) -> None:
+    docs = helm.render(sets=["replicas=3", "sharding.enabled=true", "sharding.shards=16"])
+    deployment = find(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert not [a for a in container["args"] if a.startswith("--peering")]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TBO_SHARDS"] == "16"
+    assert env["TBO_LEADER_LEASE_SECONDS"] == "15"
+    assert "KopfPeering" not in kinds(docs)
+    loop_role = find(docs, "Role", "tbo-timeout-budget-operator-loop")
+    assert {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["create", "list", "update", "delete"],
+    } in rules_of(loop_role)
+
+
 def test_pod_runs_locked_down(helm: Helm) -> None:
     pod = find(helm.render(), "Deployment")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -218,7 +237,12 @@ def test_namespaced_scope_creates_nothing_cluster_wide(helm: Helm) -> None:
 
 
 BAD_VALUES = [
-    (["replicas=3"], "replicas=3 needs peering.enabled=true"),
+    (["replicas=3"], "replicas=3 needs peering.enabled=true or sharding.enabled=true"),
+    (
+        ["peering.enabled=true", "sharding.enabled=true"],
+        "peering.enabled and sharding.enabled exclude each other",
+    ),
+    (["sharding.shards=1"], "at '/sharding/shards': minimum: got 1, want 2"),
     (["rbac.scope=namespaced"], "rbac.scope=namespaced needs watchNamespaces"),
     (["rbac.scope=everywhere"], "at '/rbac/scope': value must be one of 'cluster', 'namespaced'"),
     (["prometheus.url=prometheus:9090"], "at '/prometheus/url': 'prometheus:9090' does not match"),
