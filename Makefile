@@ -52,5 +52,11 @@ demo: setup
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
 
+# One replica against two shards at 10,000 routes, and the fast lane's reaction
+# (bench/README.md, "Sharding and the fast lane"); e.g. SHARDS_ARGS='--routes 1000'.
+.PHONY: bench-shards
+bench-shards: setup
+	$(PY) -m bench.bench_shards $(SHARDS_ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
