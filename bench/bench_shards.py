@@ -117,6 +117,7 @@ def measure_replica(
                 "wall_seconds": rec["duration_seconds"],
                 "cpu_seconds_period": rec["cpu_seconds"] - prev["cpu_seconds"],
                 "rss_mib": rec["vmrss"] / 1024,
+                "hwm_mib": rec["vmhwm"] / 1024,
                 "floor_seconds": floor_seconds,
                 "floor_queries": queries,
                 "status_patches": rec["status_patches"],
