@@ -131,6 +131,17 @@ def build_shards(settings: OperatorSettings, engine: Engine, zones: ZoneRegistry
     return shards
 
 
+QUIESCE_SECONDS = 10.0
+"""At shutdown, how long the pass in flight may take to end before clients are closed."""
+
+
+async def quiesce(memo: kopf.Memo) -> None:
+    """Let the evaluation pass in flight end before anything it uses is closed or released."""
+    engine = memo.get("engine")
+    if isinstance(engine, Engine):
+        await engine.quiesce(QUIESCE_SECONDS)
+
+
 def hold_unless_owned(shards: ShardLeases | None, key: str) -> None:
     """Sharded, only the holder of the object's shard may run its deletion handler: the
     other replicas retry (kopf keeps its finalizer until the holder's handler succeeds)."""

@@ -74,6 +74,7 @@ async def evaluation_loop(stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs
 
 @kopf.on.cleanup()
 async def release_lease(memo: kopf.Memo, **_: Any) -> None:
+    await app.quiesce(memo)
     if memo.get("lease") is not None:
         await memo.lease.stop()
     if memo.get("shards") is not None:

@@ -77,18 +77,21 @@ async def run(
         while not stopped:
             started = time.monotonic()
             full = started >= next_full or wake.is_set()
-            if shards is not None:
-                owned = await shards.begin_pass()
-                pick = _picker(shards, owned)
-                if full and owned:
-                    await _cycle(engine, index, pick)
-                elif engine.near and owned:
-                    await _fast_lane(engine, index, pick)
-            elif lease is None or lease.leading():
-                if full:
-                    await _cycle(engine, index)
-                elif engine.near:
-                    await _fast_lane(engine, index)
+            async with engine.passes:
+                if engine.closing:
+                    break
+                if shards is not None:
+                    owned = await shards.begin_pass()
+                    pick = _picker(shards, owned)
+                    if full and owned:
+                        await _cycle(engine, index, pick)
+                    elif engine.near and owned:
+                        await _fast_lane(engine, index, pick)
+                elif lease is None or lease.leading():
+                    if full:
+                        await _cycle(engine, index)
+                    elif engine.near:
+                        await _fast_lane(engine, index)
             if full:
                 # Cycles start every ``interval`` (not ``interval`` after the previous one
                 # ended), so a reading is acted on within one interval plus the observe time.

@@ -115,6 +115,7 @@ async def release(
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    await app.quiesce(memo)
     registry = memo.get("zones")
     if isinstance(registry, ZoneRegistry):
         await registry.aclose()

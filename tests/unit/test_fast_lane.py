@@ -136,6 +136,9 @@ class Recorder:
         self.metrics = engine_for(World([])).metrics
         self.origins = None
         self.t0 = 0.0
+        self.passes = asyncio.Lock()
+        self.closing = False
+        self.pass_seconds = 0.0
 
     async def evaluate(self, snapshots: Any, lane: Any = None) -> Any:
         from timeout_budget.cycle import CycleReport
@@ -144,6 +147,8 @@ class Recorder:
         self.calls.append((round(now, 1), "lane" if lane is not None else "full"))
         if len(self.calls) >= self.near_after:
             self.near = {"x"}
+        await asyncio.sleep(self.pass_seconds)
+        self.calls.append((round(asyncio.get_running_loop().time() - self.t0, 1), "end"))
         return CycleReport()
 
 
@@ -173,7 +178,7 @@ def test_the_loop_runs_lane_passes_between_cycles_never_at_once() -> None:
             await task
         return engine.calls
 
-    calls = asyncio.run(scenario())
+    calls = [c for c in asyncio.run(scenario()) if c[1] != "end"]
     kinds = [k for _, k in calls]
     assert kinds[0] == "full"
     assert kinds.count("full") == 3  # at 0, 3 and 6 s
@@ -202,3 +207,26 @@ def test_fast_lane_setting_refused(value: str) -> None:
     env = {**BASE_ENV, "TBO_FAST_LANE_SECONDS": value}
     with pytest.raises(SettingsError, match="TBO_FAST_LANE_SECONDS"):
         OperatorSettings.from_env(env)
+
+
+def test_shutdown_waits_for_the_pass_in_flight_and_starts_no_other() -> None:
+    """Clients are closed and Leases released only after the pass in flight ended."""
+    from timeout_budget.cycle.engine import Engine
+
+    async def scenario() -> tuple[list[tuple[float, str]], float]:
+        engine = Recorder(near_after=1)
+        engine.pass_seconds = 1.0
+        engine.t0 = asyncio.get_running_loop().time()
+        stopped = Stopped()
+        task = asyncio.create_task(
+            loop.run(engine, FakeIndex(), asyncio.Event(), stopped, 3.0, fast_interval=1.0)  # type: ignore[arg-type]
+        )
+        await asyncio.sleep(0.3)  # the first cycle is running
+        await Engine.quiesce(engine, timeout=5)  # type: ignore[arg-type]
+        quiet_at = asyncio.get_running_loop().time() - engine.t0
+        await asyncio.wait_for(task, 5)  # the loop ends by itself: no pass after it
+        return engine.calls, quiet_at
+
+    calls, quiet_at = asyncio.run(scenario())
+    assert [k for _, k in calls] == ["full", "end"]
+    assert quiet_at >= calls[-1][0]

@@ -73,6 +73,10 @@ class Engine:
     fast_latency: LatencySource | None = None
     """The fast lane's source (``evaluate(..., lane=...)``): its own, so neither lane's
     query plan and bucket-coverage cache is rebuilt for the other's routes."""
+    passes: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held by the loop during each pass, and by ``quiesce`` at shutdown."""
+    closing: bool = False
+    """Set at shutdown (``quiesce``): no pass starts any more."""
     near: set[RouteKey] = field(default_factory=set)
     """Routes whose last reading was at or over their recover line (``decide.lanes``): the
     fast lane's routes."""
@@ -81,6 +85,19 @@ class Engine:
     """The quiet routes' last evaluations, kept from cycle to cycle."""
     _told: dict[RouteKey, frozenset[str]] = field(default_factory=dict)
     """The refusals each route's Events last told about."""
+
+    async def quiesce(self, timeout: float) -> None:
+        """Shutdown: wait (at most ``timeout`` seconds) for the pass in flight to end, and
+        start none after it, so clients are closed and Leases released only between
+        passes."""
+        try:
+            await asyncio.wait_for(self.passes.acquire(), timeout)
+        except TimeoutError:
+            log.warning("shutting down with an evaluation pass still running")
+            self.closing = True
+            return
+        self.closing = True
+        self.passes.release()
 
     def steps(self) -> RouteSteps:
         """The five steps of a route, with this engine's parts."""
