@@ -9,6 +9,7 @@ error codes and timing of each API request (never headers: the token stays out).
 from __future__ import annotations
 
 import copy
+import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ class Entry:
     duration_seconds: float
     error_codes: tuple[int, ...] = ()
     fault: str | None = None  # the injected fault's kind, if one answered
-    token: str | None = None  # the bearer token it carried
+    token: str | None = None  # ``token_fingerprint`` of the bearer token it carried
     replica: str | None = None  # the operator replica that sent it (X-Timeout-Budget-Replica)
 
     def to_json(self) -> JsonObject:
@@ -45,6 +46,11 @@ class Entry:
             "replica": self.replica,
             "fault": self.fault,
         }
+
+
+def token_fingerprint(token: str) -> str:
+    """Which token a request carried, without the token: its SHA-256, shortened."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
 class RequestLog:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from sandbox.cloudflare_emulator import admin
 from sandbox.cloudflare_emulator.faults import API_PREFIX, Kind
 from sandbox.cloudflare_emulator.protocol import ApiError, Code, Reply, failure
-from sandbox.cloudflare_emulator.requestlog import Entry
+from sandbox.cloudflare_emulator.requestlog import Entry, token_fingerprint
 
 if TYPE_CHECKING:
     from sandbox.cloudflare_emulator.emulator import CloudflareEmulator
@@ -172,7 +172,8 @@ def serve(emulator: CloudflareEmulator, port: int = 0) -> tuple[EmulatorServer, 
 
 
 def _bearer(value: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header."""
+    """The fingerprint of an ``Authorization: Bearer <token>`` header's token (the log
+    never holds credentials)."""
     if value is None or not value.startswith("Bearer "):
         return None
-    return value[len("Bearer ") :]
+    return token_fingerprint(value[len("Bearer ") :])

@@ -98,7 +98,10 @@ def test_a_refusal_for_the_backends_limits_is_split_and_reported(
     """``--query.max-samples`` refuses the whole batch ("too many samples"); the operator
     splits it until each part fits, says so with Prometheus' message, and every route
     still gets its exact value."""
-    settings = PrometheusSettings("http://127.0.0.1:1", coverage_refresh_seconds=0.0)
+    # One query at a time: the whole group is one batch (no cut for parallel queries).
+    settings = PrometheusSettings(
+        "http://127.0.0.1:1", coverage_refresh_seconds=0.0, max_concurrency=1
+    )
     with PrometheusServer() as prom:
         prom.backfill(openmetrics)
         prom.start(extra_flags=["--query.max-samples=20000"])

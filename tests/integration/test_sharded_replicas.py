@@ -4,7 +4,8 @@ routes in three Cloudflare zones (each its own shard) synced through the emulato
 What a user of the fleet relies on:
 
 * every zone's Cloudflare writes come from exactly one replica (the emulator's request
-  log shows the token and the ``X-Timeout-Budget-Replica`` header of each request);
+  log shows the token's fingerprint and the ``X-Timeout-Budget-Replica`` header of each
+  request);
 * at any moment each shard Lease has one holder, and every replica evaluates only its own;
 * a SIGKILLed replica's shards are taken over within the lease time, with nothing lost
   (the route's memory is in its status) and no second scale-up inside the cooldown;
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from sandbox.cloudflare_emulator import CloudflareEmulator
+from sandbox.cloudflare_emulator.requestlog import token_fingerprint
 from sandbox.controlplane import ControlPlane
 from sandbox.operator_process import OperatorProcess
 from sandbox.origin_exporter import OriginExporter
@@ -166,7 +168,7 @@ def test_zones_have_one_writer_and_a_killed_replicas_shards_move_without_a_doubl
             expected = holders[shard_of(zone_key(ns, name), SHARDS)]
             assert writers == {expected}, (name, writers, holders)
         tokens = {e.token for e in emulator.requests() if e.method in WRITES}
-        assert tokens == {TOKEN}
+        assert tokens == {token_fingerprint(TOKEN)}
 
         # A scaling route in one zone's shard: scaled once by its holder, then that holder
         # is SIGKILLed right after. The taker reads the scale time from status: no second
