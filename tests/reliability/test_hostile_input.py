@@ -657,8 +657,8 @@ def test_hostile_but_valid_input_is_reported_in_status(
             f"unicode, quote, backslash and tab in a selector value: route = {LITERAL}",
             "literal",
             "matched literally: the exporter's series with exactly that label value is read "
-            "(P95 about 33 s)",
-            value(25, 40),
+            "(P95 33 s: anywhere in its (30, 45] bucket, as histogram_quantile interpolates)",
+            value(25, 45),
         ),
         (
             "a foreign Cache Rule squatting on the route's ref",
