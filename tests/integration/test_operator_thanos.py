@@ -148,14 +148,7 @@ def test_a_tenantless_operator_is_refused_and_changes_nothing(
     try:
         origin.set_route("notenant", p95=110.0, rps=40, host=HOST)
         apply(cp, ns, deployment("notenant", 1), budget("notenant", "notenant"))
-        cond = kube.wait_for(
-            lambda: (
-                (c := metrics_condition(cp, ns, "notenant")).get("reason") == "MetricsUnavailable"
-                and c
-            ),
-            90,
-            "MetricsUnavailable",
-        )
+        cond = wait_reason(cp, ns, "notenant", "MetricsUnavailable")
         assert "refused the tenant (HTTP 400): tenant name not valid" in cond["message"]
         assert "TBO_PROMETHEUS_TENANT" in cond["message"]
         kube.hold(lambda: spec_replicas(cp, ns, "notenant") == 1, 5, "1 replica", interval=1)
@@ -184,24 +177,11 @@ def test_a_dead_store_holds_both_ways_and_its_return_releases(
         for name in routes.values():
             origin.set_route(name, p95=20.0, rps=40, host=HOST)
         # deny: Thanos refuses (422) and the refusal is PartialData, not the query's fault.
-        deny = kube.wait_for(
-            lambda: (
-                (c := metrics_condition(cp, ns, "hold-deny")).get("reason") == "PartialData" and c
-            ),
-            90,
-            "PartialData (deny)",
-        )
+        deny = wait_reason(cp, ns, "hold-deny", "PartialData")
         assert "no whole answer (partial answers are denied): HTTP 422" in deny["message"]
         assert 'store="b"' in deny["message"]
         # allow: Thanos answers 200 with a warning naming the dead store.
-        allow = kube.wait_for(
-            lambda: (
-                (c := metrics_condition(cp, ns_allow, "hold-allow")).get("reason") == "PartialData"
-                and c
-            ),
-            90,
-            "PartialData (allow)",
-        )
+        allow = wait_reason(cp, ns_allow, "hold-allow", "PartialData")
         assert "fetch series for" in allow["message"]
         # Longer than the 3 s stabilization window at a true P95 of 20 s: nothing moves.
         for where, name in routes.items():
