@@ -9,6 +9,8 @@ else in the package builds a client or reads the environment.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import kopf
 
@@ -20,11 +22,12 @@ from timeout_budget.edge.registry import ZoneRegistry
 from timeout_budget.leader import LeaderLease, default_identity
 from timeout_budget.model import ownership
 from timeout_budget.model.lease import LeaseTiming
-from timeout_budget.model.shards import shard_of
+from timeout_budget.model.shards import ROUTE_SHARD_LABEL, route_shard_label, shard_of
 from timeout_budget.observe import chain, cluster
 from timeout_budget.observe.latency import LatencyObserver
 from timeout_budget.observe.nginx_config import NginxConfigReader
 from timeout_budget.report import endpoint, events, metrics
+from timeout_budget.route_watch import RouteWatch
 from timeout_budget.settings import OperatorSettings
 from timeout_budget.shards import ShardLeases
 
@@ -92,6 +95,29 @@ def build_engine(settings: OperatorSettings, edge: EdgeSync | None = None) -> En
         if settings.ingress_nginx_configmap
         else None,
     )
+
+
+def build_routes(settings: OperatorSettings, wake: Callable[[], None]) -> RouteWatch:
+    """The TimeoutBudgets the loop evaluates, watched on their own connections (one per
+    open watch: a scope, or a shard in each scope). Unsharded they are watched from now
+    on (standbys too); sharded, the loop follows the shards it holds."""
+    scopes = max(1, len(settings.served_namespaces)) * max(1, settings.shards)
+    routes = RouteWatch(
+        load_api_client(connections=scopes + 1), settings.served_namespaces or None, wake
+    )
+    if not settings.shards:
+        routes.start()
+    return routes
+
+
+def label_shard(
+    settings: OperatorSettings, namespace: str, spec: Mapping[str, Any], labels: Mapping[str, str]
+) -> dict[str, str]:
+    """Sharded: the shard label a TimeoutBudget lacks (or carries wrong), to patch."""
+    if not settings.shards:
+        return {}
+    want = route_shard_label(namespace, spec, settings.shards)
+    return {} if labels.get(ROUTE_SHARD_LABEL) == want else {ROUTE_SHARD_LABEL: want}
 
 
 def stop_engine(engine: Engine) -> None:
