@@ -32,6 +32,8 @@ from timeout_budget.settings import OperatorSettings
 from timeout_budget.shards import ShardLeases
 
 LOOP_LABEL = "timeoutbudget.io/evaluation-loop"
+KOPF_WORKERS = 100
+"""kopf's per-object workers at once (``settings.queueing.worker_limit``)."""
 IDENTITY = default_identity()
 """This process in the Leases it holds and in the requests it sends Cloudflare."""
 
@@ -45,6 +47,13 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) ->
         prefix="kopf.timeoutbudget.io", key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # only our own Events, not kopf's chatter
+    # At most this many objects handled at once: started on 10,000 existing routes, kopf
+    # would otherwise handle (and patch) them all at once, timing out the API server and
+    # holding gigabytes. A worker lingers ``idle_timeout`` after its last event, so this
+    # bounds the pace too (~100 objects a second). Safe now that there is no kopf index:
+    # indexed objects wait for the whole index, and a limit then deadlocks.
+    settings.queueing.worker_limit = KOPF_WORKERS
+    settings.queueing.idle_timeout = 1.0
     settings.watching.server_timeout = 300
     # A dead active replica's claim expires after this; a standby then takes over.
     settings.peering.lifetime = config.peering_lifetime_seconds
@@ -174,6 +183,17 @@ def hold_unless_owned(shards: ShardLeases | None, key: str) -> None:
     if shards is not None and not shards.owns_key(key):
         shard = shard_of(key, shards.count)
         raise kopf.TemporaryError(f"shard {shard} is not held by this replica", delay=5)
+
+
+def hold_until_listed(shards: ShardLeases | None, routes: RouteWatch | None, key: str) -> None:
+    """A zone's deletion asks which routes still use it: only once the routes of its shard
+    (or, unsharded, all routes) are listed, or a route not listed yet would be missed."""
+    if routes is None:
+        return
+    shard = None if shards is None else shard_of(key, shards.count)
+    if shard not in routes.ready():
+        where = "the routes" if shard is None else f"shard {shard}'s routes"
+        raise kopf.TemporaryError(f"{where} are not listed yet", delay=2)
 
 
 def owns(shards: ShardLeases | None, key: str) -> bool:

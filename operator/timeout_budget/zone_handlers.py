@@ -102,8 +102,10 @@ async def release(
     they are often deleted together with the zone, then once a minute)."""
     namespace, name = str(meta.get("namespace")), str(meta.get("name"))
     app.hold_unless_owned(memo.get("shards"), zone_key(namespace, name))
+    if budgets is None:
+        app.hold_until_listed(memo.get("shards"), memo.get("routes"), zone_key(namespace, name))
+        budgets = memo.get("routes")
     registry = registry_of(memo)
-    budgets = budgets if budgets is not None else memo.get("routes")
     users = sorted(
         set(registry.routes_using(namespace, name)) | _indexed_users(budgets, namespace, name)
     )

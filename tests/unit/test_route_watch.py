@@ -147,3 +147,30 @@ def test_the_first_cycle_waits_for_the_routes_first_list() -> None:
     before, after = asyncio.run(scenario())
     assert before == 0
     assert after == 1  # at once once listed, not an interval later
+
+
+class Listed:
+    def __init__(self, *ready: int | None) -> None:
+        self._ready = frozenset(ready)
+
+    def ready(self) -> frozenset[int | None]:
+        return self._ready
+
+
+def test_a_zone_deletion_waits_until_the_routes_that_may_use_it_are_listed() -> None:
+    import kopf
+
+    from timeout_budget.model.shards import shard_of, zone_key
+
+    key = zone_key("shop", "example-com")
+    with pytest.raises(kopf.TemporaryError, match="the routes are not listed yet"):
+        app.hold_until_listed(None, Listed(), key)  # type: ignore[arg-type]
+    app.hold_until_listed(None, Listed(None), key)  # type: ignore[arg-type]
+
+    class Shards:
+        count = 4
+
+    mine = shard_of(key, 4)
+    with pytest.raises(kopf.TemporaryError, match=f"shard {mine}'s routes are not listed"):
+        app.hold_until_listed(Shards(), Listed((mine + 1) % 4), key)  # type: ignore[arg-type]
+    app.hold_until_listed(Shards(), Listed(mine), key)  # type: ignore[arg-type]
