@@ -89,7 +89,7 @@ async def release_lease(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 @kopf.on.resume(GROUP, VERSION, PLURAL)
-def validate(
+async def validate(
     spec: kopf.Spec,
     labels: kopf.Labels,
     patch: kopf.Patch,
