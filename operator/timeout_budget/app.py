@@ -49,9 +49,9 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) ->
     settings.posting.level = logging.WARNING  # only our own Events, not kopf's chatter
     # At most this many objects handled at once: started on 10,000 existing routes, kopf
     # would otherwise handle (and patch) them all at once, timing out the API server and
-    # holding gigabytes. A worker lingers ``idle_timeout`` after its last event, so this
-    # bounds the pace too (~100 objects a second). Safe now that there is no kopf index:
-    # indexed objects wait for the whole index, and a limit then deadlocks.
+    # holding gigabytes. A worker lingers ``idle_timeout`` after its last event. Safe only
+    # without a kopf index: indexed objects wait for the whole index, and a limit then
+    # deadlocks (tried).
     settings.queueing.worker_limit = KOPF_WORKERS
     settings.queueing.idle_timeout = 1.0
     settings.watching.server_timeout = 300
