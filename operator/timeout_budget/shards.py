@@ -119,11 +119,18 @@ class ShardLeases:
         """Between passes: hand over what the plan moved away, then the shards this pass
         covers (``may_act`` watches them until the next one)."""
         await self.hand_over()
-        owned = self.owned()
+        owned = self._tell_owned()
         self.acting = owned
+        return owned
+
+    def _tell_owned(self) -> frozenset[int]:
+        """The shards held now; ``on_owned`` hears of each change as soon as a tick or a
+        pass sees it (the zone handlers act on a shard from the moment its Lease is held,
+        before the loop's next pass, and must spend the budget's share of it)."""
+        owned = self.owned()
         if owned != self._owned:
             self._owned = owned
-            log.info("evaluating shards %s of %d", sorted(owned), self.count)
+            log.info("holding shards %s of %d", sorted(owned), self.count)
             self.on_owned(owned)
         return owned
 
@@ -197,6 +204,7 @@ class ShardLeases:
             elif lease.wanted:
                 self.leaving.add(i)  # renewed until the loop hands it over between passes
             await lease.consider(by_name.get(lease.name))
+            self._tell_owned()
         await self._forget_stale(now)
         self._said = None
 

@@ -254,10 +254,29 @@ def test_budget_share_follows_the_held_shards() -> None:
         seen: list[frozenset[int]] = []
         a.on_owned = seen.append
         await fleet.step()
+        assert seen[-1] == frozenset(range(4))
         fleet.add("b")
         for _ in range(4):
             await fleet.step()
-        assert seen[0] == frozenset(range(4))
         assert len(seen[-1]) == 2
+
+    run(scenario())
+
+
+def test_the_budget_share_is_told_when_a_lease_is_taken_not_at_the_next_pass() -> None:
+    """The zone handlers act on a shard as soon as its Lease is held: a replica that held
+    nothing (share 0, a budget of one request) must hear of its shards from the tick that
+    takes them, or it spends a zone's first sync on a one-request budget."""
+
+    async def scenario() -> None:
+        fleet = Fleet(4)
+        a = fleet.add("a")
+        seen: list[frozenset[int]] = []
+        a.on_owned = seen.append
+        fleet.clock.now += TIMING.retry
+        await a.tick()  # no pass in between
+        assert a.owned() == frozenset(range(4))
+        # told of each lease as it is taken: {0}, {0, 1}, ... before anything else runs
+        assert seen == [frozenset(range(n)) for n in range(1, 5)]
 
     run(scenario())
