@@ -105,6 +105,10 @@ def measure_replica(
     if first is None:
         raise TimeoutError(f"no full cycle of {routes} routes in time")
     prev: dict[str, Any] = first
+    startup = {
+        "first_full_cycle_after_seconds": first["ended"] - run.started_at,
+        "hwm_mib_at_first_full_cycle": first["vmhwm"] / 1024,
+    }
     rows: list[dict[str, Any]] = []
     while len(rows) < cycles and time.monotonic() < deadline:
         rec = run.next_record(timeout=deadline - time.monotonic())
@@ -124,7 +128,7 @@ def measure_replica(
             }
         )
         prev = rec
-    return summarize(rows)
+    return {**summarize(rows), **startup}
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:

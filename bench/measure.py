@@ -81,6 +81,7 @@ class OperatorRun:
                 **(extra_env or {}),
             }
         )
+        self.started_at = time.time()
         with self.log.open("ab") as handle:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bench.probe"],

@@ -9,6 +9,8 @@ else in the package builds a client or reads the environment.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import kopf
 
@@ -20,15 +22,18 @@ from timeout_budget.edge.registry import ZoneRegistry
 from timeout_budget.leader import LeaderLease, default_identity
 from timeout_budget.model import ownership
 from timeout_budget.model.lease import LeaseTiming
-from timeout_budget.model.shards import shard_of
+from timeout_budget.model.shards import ROUTE_SHARD_LABEL, route_shard_label, shard_of
 from timeout_budget.observe import chain, cluster
 from timeout_budget.observe.latency import LatencyObserver
 from timeout_budget.observe.nginx_config import NginxConfigReader
 from timeout_budget.report import endpoint, events, metrics
+from timeout_budget.route_watch import RouteWatch
 from timeout_budget.settings import OperatorSettings
 from timeout_budget.shards import ShardLeases
 
 LOOP_LABEL = "timeoutbudget.io/evaluation-loop"
+KOPF_WORKERS = 100
+"""kopf's per-object workers at once (``settings.queueing.worker_limit``)."""
 IDENTITY = default_identity()
 """This process in the Leases it holds and in the requests it sends Cloudflare."""
 
@@ -42,6 +47,13 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) ->
         prefix="kopf.timeoutbudget.io", key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # only our own Events, not kopf's chatter
+    # At most this many objects handled at once: started on 10,000 existing routes, kopf
+    # would otherwise handle (and patch) them all at once, timing out the API server and
+    # holding gigabytes. A worker lingers ``idle_timeout`` after its last event. Safe only
+    # without a kopf index: indexed objects wait for the whole index, and a limit then
+    # deadlocks (tried).
+    settings.queueing.worker_limit = KOPF_WORKERS
+    settings.queueing.idle_timeout = 1.0
     settings.watching.server_timeout = 300
     # A dead active replica's claim expires after this; a standby then takes over.
     settings.peering.lifetime = config.peering_lifetime_seconds
@@ -92,6 +104,29 @@ def build_engine(settings: OperatorSettings, edge: EdgeSync | None = None) -> En
         if settings.ingress_nginx_configmap
         else None,
     )
+
+
+def build_routes(settings: OperatorSettings, wake: Callable[[], None]) -> RouteWatch:
+    """The TimeoutBudgets the loop evaluates, watched on their own connections (one per
+    open watch: a scope, or a shard in each scope). Unsharded they are watched from now
+    on (standbys too); sharded, the loop follows the shards it holds."""
+    scopes = max(1, len(settings.served_namespaces)) * max(1, settings.shards)
+    routes = RouteWatch(
+        load_api_client(connections=scopes + 1), settings.served_namespaces or None, wake
+    )
+    if not settings.shards:
+        routes.start()
+    return routes
+
+
+def label_shard(
+    settings: OperatorSettings, namespace: str, spec: Mapping[str, Any], labels: Mapping[str, str]
+) -> dict[str, str]:
+    """Sharded: the shard label a TimeoutBudget lacks (or carries wrong), to patch."""
+    if not settings.shards:
+        return {}
+    want = route_shard_label(namespace, spec, settings.shards)
+    return {} if labels.get(ROUTE_SHARD_LABEL) == want else {ROUTE_SHARD_LABEL: want}
 
 
 def stop_engine(engine: Engine) -> None:
@@ -148,6 +183,17 @@ def hold_unless_owned(shards: ShardLeases | None, key: str) -> None:
     if shards is not None and not shards.owns_key(key):
         shard = shard_of(key, shards.count)
         raise kopf.TemporaryError(f"shard {shard} is not held by this replica", delay=5)
+
+
+def hold_until_listed(shards: ShardLeases | None, routes: RouteWatch | None, key: str) -> None:
+    """A zone's deletion asks which routes still use it: only once the routes of its shard
+    (or, unsharded, all routes) are listed, or a route not listed yet would be missed."""
+    if routes is None:
+        return
+    shard = None if shards is None else shard_of(key, shards.count)
+    if shard not in routes.ready():
+        where = "the routes" if shard is None else f"shard {shard}'s routes"
+        raise kopf.TemporaryError(f"{where} are not listed yet", delay=2)
 
 
 def owns(shards: ShardLeases | None, key: str) -> bool:

@@ -1,11 +1,13 @@
 """kopf wiring only: every handler hands off to the engine or the actions in one line.
 
-* An index keeps every TimeoutBudget as the watch last saw it.
+* A watch of its own keeps every TimeoutBudget as last seen (``route_watch``; sharded, only
+  the held shards'), and wakes the loop when a route is created or its spec changed.
 * One evaluation loop evaluates all routes each interval with one batched Prometheus
-  query, and wakes early when a route is created or changed. It runs as a kopf daemon on
-  one ConfigMap of the operator's own, so kopf peering stops it on a paused replica.
-* Create/update/resume handlers only validate and wake the loop; the finalizer restores
-  what the operator changed (Service selector, HPA minReplicas) and nothing else.
+  query. It runs as a kopf daemon on one ConfigMap of the operator's own, so kopf peering
+  stops it on a paused replica.
+* Create/update/resume handlers only validate (and, sharded, label the route with its
+  shard); the finalizer restores what the operator changed (Service selector, HPA
+  minReplicas) and nothing else.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import Any
 import kopf
 
 from timeout_budget import app, finalizer, loop, zone_handlers
-from timeout_budget.cycle.snapshot import RouteSnapshot, snapshot_entry
 from timeout_budget.model.shards import route_key_for_shard
 from timeout_budget.model.spec import parse_timeout_budget, route_key
 from timeout_budget.settings import OperatorSettings
@@ -32,6 +33,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         memo.settings = OperatorSettings.from_env()
     app.configure_kopf(settings, memo.settings)
     memo.wake = asyncio.Event()
+    running = asyncio.get_running_loop()
+
+    def wake() -> None:  # from a watch thread
+        running.call_soon_threadsafe(memo.wake.set)
+
+    memo.routes = app.build_routes(memo.settings, wake)
     memo.zones = app.build_zones(memo.settings)
     memo.engine = app.build_engine(memo.settings, edge=memo.zones)
     memo.settle = 0.0 if settings.peering.standalone else memo.settings.peering_settle_seconds
@@ -46,22 +53,16 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     await app.ensure_loop_host(memo.settings)
 
 
-@kopf.index(GROUP, VERSION, PLURAL)
-def budgets(body: kopf.Body, **_: Any) -> dict[tuple[str, str], RouteSnapshot]:
-    return snapshot_entry(body)
-
-
 def _is_loop_host(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> bool:
     return app.is_loop_host(name, namespace, memo.settings)
 
 
 @kopf.daemon("v1", "configmaps", labels={app.LOOP_LABEL: "true"}, when=_is_loop_host)
 async def evaluation_loop(stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs: Any) -> None:
-    index = kwargs["budgets"]  # the index above, passed by name
     interval = memo.settings.interval_seconds
     await loop.run(
         memo.engine,
-        index,
+        memo.routes,
         memo.wake,
         stopped,
         interval,
@@ -81,20 +82,29 @@ async def release_lease(memo: kopf.Memo, **_: Any) -> None:
         await memo.shards.stop()
     if memo.get("engine") is not None:
         await asyncio.to_thread(app.stop_engine, memo.engine)
+    if memo.get("routes") is not None:
+        await asyncio.to_thread(memo.routes.stop)
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 @kopf.on.resume(GROUP, VERSION, PLURAL)
-def validate(
-    spec: kopf.Spec, memo: kopf.Memo, namespace: str | None, name: str | None, **_: Any
+async def validate(
+    spec: kopf.Spec,
+    labels: kopf.Labels,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    namespace: str | None,
+    name: str | None,
+    **_: Any,
 ) -> None:
+    # Sharded: the route's shard label, which the replicas' watches select by.
+    patch.metadata.labels.update(app.label_shard(memo.settings, str(namespace), spec, labels))
     try:
         parse_timeout_budget(dict(spec))
     except ValueError as exc:
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
     zone_handlers.registry_of(memo).revive(route_key(str(namespace), str(name)))
-    memo.wake.set()
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -1,7 +1,8 @@
 """The operator's single evaluation loop, behind the kopf daemon ``handlers.evaluation_loop``.
 
 One loop per operator process evaluates every route each interval (default 15 s) from
-the kopf index of TimeoutBudgets; a create or spec change wakes it early. A cycle that
+the watched copy of the TimeoutBudgets (``route_watch``); a create or spec change wakes it
+early. A cycle that
 fails as a whole (Prometheus and the API server both gone, say) is logged and retried
 next interval: it never kills the loop.
 """
@@ -12,8 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Protocol
 
 import kopf
 
@@ -28,11 +29,22 @@ log = logging.getLogger("timeout_budget.loop")
 
 MIN_PAUSE_SECONDS = 1.0
 """The least pause between two cycles, even when a cycle overran the interval."""
+NOT_LISTED_PAUSE_SECONDS = 0.5
+"""The pause while the routes (or a newly held shard's) are not listed yet."""
+
+
+class Routes(Protocol):
+    """The TimeoutBudgets as last seen (``route_watch.RouteWatch``), by shard (None:
+    unsharded)."""
+
+    def follow(self, shards: Collection[int | None]) -> None: ...
+    def ready(self) -> frozenset[int | None]: ...
+    def snapshots(self, shards: Collection[int | None] | None = None) -> list[RouteSnapshot]: ...
 
 
 async def run(
     engine: Engine,
-    index: kopf.Index[Any, Any],
+    routes: Routes,
     wake: asyncio.Event,
     stopped: kopf.DaemonStopped,
     interval: float,
@@ -54,8 +66,10 @@ async def run(
     paused by peering before either asks for the Lease.
 
     Sharded (``shards``), every replica runs the loop, and each pass covers only the
-    routes of the shards this replica holds at its start (``timeout_budget.shards``); a
-    replica holding none waits. Shards the plan moved away are handed over between passes.
+    routes of the shards this replica holds at its start (``timeout_budget.shards``) and
+    whose routes are listed (``routes.follow`` watches exactly the held shards); a replica
+    holding none waits. Shards the plan moved away are handed over between passes.
+    Unsharded, the first cycle waits for the routes' first list.
     """
     if settle > 0:
         log.info("evaluation loop: settling %.0fs before the first cycle (peering)", settle)
@@ -77,26 +91,34 @@ async def run(
         while not stopped:
             started = time.monotonic()
             full = started >= next_full or wake.is_set()
+            listed = True
             async with engine.passes:
                 if engine.closing:
                     break
+                if full:
+                    wake.clear()  # a change seen from here on wakes the next cycle
                 if shards is not None:
                     owned = await shards.begin_pass()
-                    pick = _picker(shards, owned)
-                    if full and owned:
-                        await _cycle(engine, index, pick)
-                    elif engine.near and owned:
-                        await _fast_lane(engine, index, pick)
+                    await asyncio.to_thread(routes.follow, owned)
+                    ready = frozenset(s for s in owned if s in routes.ready())
+                    listed = ready == owned
+                    shards.acting = ready
+                    pick = _picker(routes, shards, ready)
+                    if full and ready:
+                        await _cycle(engine, pick)
+                    elif engine.near and ready:
+                        await _fast_lane(engine, pick)
+                elif None not in routes.ready():
+                    listed = False
                 elif lease is None or lease.leading():
                     if full:
-                        await _cycle(engine, index)
+                        await _cycle(engine, _all(routes))
                     elif engine.near:
-                        await _fast_lane(engine, index)
-            if full:
+                        await _fast_lane(engine, _all(routes))
+            if full and listed:
                 # Cycles start every ``interval`` (not ``interval`` after the previous one
                 # ended), so a reading is acted on within one interval plus the observe time.
                 next_full = started + interval
-                wake.clear()
             now = time.monotonic()
             pause = next_full - now
             if fast_interval > 0 and engine.near:
@@ -106,6 +128,8 @@ async def run(
                 pause = min(pause, lease.timing.retry)  # start as soon as the Lease is ours
             if shards is not None and not shards.owned():
                 pause = min(pause, shards.timing.retry)  # start as soon as a shard is ours
+            if not listed:
+                pause = NOT_LISTED_PAUSE_SECONDS  # the first cycle waits for the list
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=pause)
     finally:
@@ -115,24 +139,22 @@ async def run(
     engine.metrics.retain_routes(())  # the active replica reports the routes, not this one
 
 
-Pick = Callable[[list[RouteSnapshot]], list[RouteSnapshot]]
+Pick = Callable[[], list[RouteSnapshot]]
 
 
-def _all(snapshots: list[RouteSnapshot]) -> list[RouteSnapshot]:
-    return snapshots
+def _all(routes: Routes) -> Pick:
+    return lambda: routes.snapshots()
 
 
-def _picker(shards: ShardLeases, owned: frozenset[int]) -> Pick:
-    return lambda snapshots: shards.mine(snapshots, owned)
+def _picker(routes: Routes, shards: ShardLeases, ready: frozenset[int]) -> Pick:
+    """The routes of the ``ready`` shards; each checked against its spec's shard too (a
+    route whose zone just changed may still carry its former shard's label)."""
+    return lambda: shards.mine(routes.snapshots(ready), ready)
 
 
-def _snapshots(index: kopf.Index[Any, Any], pick: Pick = _all) -> list[RouteSnapshot]:
-    return pick([snap for key in list(index) for snap in index.get(key, [])])
-
-
-async def _fast_lane(engine: Engine, index: kopf.Index[Any, Any], pick: Pick = _all) -> None:
+async def _fast_lane(engine: Engine, pick: Pick) -> None:
     try:
-        report = await engine.evaluate(_snapshots(index, pick), lane=frozenset(engine.near))
+        report = await engine.evaluate(pick(), lane=frozenset(engine.near))
         log.info(
             "fast lane: %d routes, %d actions (%d failed) in %.3fs",
             report.routes,
@@ -145,8 +167,8 @@ async def _fast_lane(engine: Engine, index: kopf.Index[Any, Any], pick: Pick = _
         engine.near.clear()
 
 
-async def _cycle(engine: Engine, index: kopf.Index[Any, Any], pick: Pick = _all) -> None:
-    snapshots = _snapshots(index, pick)
+async def _cycle(engine: Engine, pick: Pick) -> None:
+    snapshots = pick()
     try:
         report = await engine.evaluate(snapshots)
         heap.give_back()  # the cycle's answers are garbage now: hand their pages back

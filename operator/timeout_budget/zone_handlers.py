@@ -16,8 +16,8 @@ goes from the Secret to the registry and nowhere else: not into status, events o
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any, Protocol
 
 import kopf
 import pydantic
@@ -45,9 +45,13 @@ FIRST_RETRY_DELETE_SECONDS = 5.0
 RETRY_DELETE_SECONDS = 60.0
 DELETION_BLOCKED = "DeletionBlocked"
 
-BudgetIndex = Mapping[tuple[str, str], Collection[RouteSnapshot]]
-"""The ``budgets`` index of ``handlers`` as kopf passes it (a ``kopf.Index``): the entries
-``cycle.snapshot.snapshot_entry`` makes, keyed by the TimeoutBudget's namespace and name."""
+
+class BudgetIndex(Protocol):
+    """The TimeoutBudgets as last seen (``route_watch.RouteWatch``, in ``memo.routes``):
+    each route's (namespace, name) and its ``cycle.snapshot.snapshot_entry`` snapshots."""
+
+    def items(self) -> Iterable[tuple[tuple[str, str], Collection[RouteSnapshot]]]: ...
+
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
@@ -98,6 +102,9 @@ async def release(
     they are often deleted together with the zone, then once a minute)."""
     namespace, name = str(meta.get("namespace")), str(meta.get("name"))
     app.hold_unless_owned(memo.get("shards"), zone_key(namespace, name))
+    if budgets is None:
+        app.hold_until_listed(memo.get("shards"), memo.get("routes"), zone_key(namespace, name))
+        budgets = memo.get("routes")
     registry = registry_of(memo)
     users = sorted(
         set(registry.routes_using(namespace, name)) | _indexed_users(budgets, namespace, name)
@@ -267,9 +274,10 @@ def _retry_delay(retry: int) -> float:
 
 def _indexed_users(index: BudgetIndex | None, namespace: str, name: str) -> set[RouteKey]:
     """TimeoutBudgets of the zone's namespace whose edge syncs through it, from the
-    ``budgets`` index (registered by ``handlers``; absent when only these handlers run).
-    Every replica keeps the index, while the registry knows only the routes this
-    replica's cycles saw. An entry keeps its spec as JSON text: ``spec_dict`` reads it."""
+    watched routes (``handlers`` keeps them; absent when only these handlers run). The
+    zone's holder watches every route of the zone (one shard), while the registry knows
+    only the routes this replica's cycles saw. A snapshot keeps its spec as JSON text:
+    ``spec_dict`` reads it."""
     if index is None:
         return set()
     return {

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support.engine_world import NS, World, engine_for
+from tests.support.loop_doubles import Routes, Stopped
 from timeout_budget import loop
 from timeout_budget.decide.lanes import near_line
 from timeout_budget.model.errors import SettingsError
@@ -122,10 +123,6 @@ def test_lane_passes_keep_the_routes_gauges_of_the_others() -> None:
     assert engine.metrics.tracked_routes() == tracked
 
 
-class FakeIndex(dict[Any, Any]):
-    pass
-
-
 class Recorder:
     """Stands for the engine in the loop: records full cycles and lane passes."""
 
@@ -152,24 +149,13 @@ class Recorder:
         return CycleReport()
 
 
-class Stopped:
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-
-    def __bool__(self) -> bool:
-        return self.event.is_set()
-
-    async def wait(self, timeout: float | None = None) -> None:
-        await asyncio.wait_for(self.event.wait(), timeout)
-
-
 def test_the_loop_runs_lane_passes_between_cycles_never_at_once() -> None:
     async def scenario() -> list[tuple[float, str]]:
         engine = Recorder(near_after=1)
         engine.t0 = asyncio.get_running_loop().time()
         stopped = Stopped()
         task = asyncio.create_task(
-            loop.run(engine, FakeIndex(), asyncio.Event(), stopped, 3.0, fast_interval=1.0)  # type: ignore[arg-type]
+            loop.run(engine, Routes(), asyncio.Event(), stopped, 3.0, fast_interval=1.0)  # type: ignore[arg-type]
         )
         await asyncio.sleep(6.5)
         stopped.event.set()
@@ -219,7 +205,7 @@ def test_shutdown_waits_for_the_pass_in_flight_and_starts_no_other() -> None:
         engine.t0 = asyncio.get_running_loop().time()
         stopped = Stopped()
         task = asyncio.create_task(
-            loop.run(engine, FakeIndex(), asyncio.Event(), stopped, 3.0, fast_interval=1.0)  # type: ignore[arg-type]
+            loop.run(engine, Routes(), asyncio.Event(), stopped, 3.0, fast_interval=1.0)  # type: ignore[arg-type]
         )
         await asyncio.sleep(0.3)  # the first cycle is running
         await Engine.quiesce(engine, timeout=5)  # type: ignore[arg-type]

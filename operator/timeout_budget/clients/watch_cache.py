@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -40,6 +40,7 @@ from timeout_budget.clients.kube import Fields, KubeUnavailable
 from timeout_budget.clients.watch_store import Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,16 @@ class Kind:
         if namespace is None:
             return self.list_all(_preload_content=False, **kwargs)
         return self.list_namespaced(namespace, _preload_content=False, **kwargs)
+
+
+class StoreLike(Protocol):
+    """What a ``Watcher`` fills: ``watch_store.Store`` (slimmed dicts) or another keeping
+    its own form of each object (``route_watch.SnapshotStore``)."""
+
+    def put(self, obj: Mapping[str, Any]) -> object: ...
+    def apply(self, event_type: str, obj: Mapping[str, Any]) -> None: ...
+    def in_namespace(self, namespace: str) -> list[Any]: ...
+    def __len__(self) -> int: ...
 
 
 class Gone(Exception):
@@ -75,8 +86,13 @@ class Watcher:
         watch_seconds: int = 240,
         relist_seconds: float = 600.0,
         backoff_seconds: tuple[float, float] = (1.0, 30.0),
+        label_selector: str | None = None,
+        store_factory: Callable[[], StoreLike] | None = None,
     ) -> None:
         self.kind = kind
+        self.label_selector = label_selector
+        """Server-side selection (``timeoutbudget.io/shard=3``): only matching objects."""
+        self.store_factory = store_factory
         self.namespace = namespace
         self.page_size = page_size
         self.watch_seconds = watch_seconds
@@ -96,12 +112,15 @@ class Watcher:
         self._response: Any = None
         self._thread = threading.Thread(target=self._run, name=f"watch-{self.scope}", daemon=True)
 
-    def _new_store(self) -> Store:
+    def _new_store(self) -> StoreLike:
+        if self.store_factory is not None:
+            return self.store_factory()
         return Store(self.fields, self.annotation_prefix)
 
     @property
     def scope(self) -> str:
-        return f"{self.kind.plural}@{self.namespace or '*'}"
+        where = f"{self.kind.plural}@{self.namespace or '*'}"
+        return f"{where}[{self.label_selector}]" if self.label_selector else where
 
     def start(self) -> None:
         self._thread.start()
@@ -125,6 +144,11 @@ class Watcher:
             if self.problem is not None:
                 raise KubeUnavailable(f"{self.scope}: {self.problem}")
             return self._store.in_namespace(namespace)
+
+    def read(self, reader: Callable[[Any], T]) -> T:
+        """``reader(store)`` under the lock (the copy as last seen, current or not)."""
+        with self._lock:
+            return reader(self._store)
 
     def size(self) -> int:
         """How many objects the copy holds now."""
@@ -164,7 +188,7 @@ class Watcher:
         store = self._new_store()
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"limit": self.page_size}
+            kwargs: dict[str, Any] = {"limit": self.page_size, **self._selection()}
             if token:
                 kwargs["_continue"] = token
             response = self.kind.call(self.namespace, **kwargs)
@@ -185,6 +209,9 @@ class Watcher:
         self.synced.set()
         return version
 
+    def _selection(self) -> dict[str, str]:
+        return {"label_selector": self.label_selector} if self.label_selector else {}
+
     def _watch(self, version: str) -> str:
         """Stream changes from ``version`` until the server ends the watch; the last
         version seen. Raises ``Gone`` on 410 and whatever the connection raises."""
@@ -195,6 +222,7 @@ class Watcher:
             allow_watch_bookmarks=True,
             timeout_seconds=self.watch_seconds,
             _request_timeout=(10, self.watch_seconds + 60),
+            **self._selection(),
         )
         self._response = response
         try:

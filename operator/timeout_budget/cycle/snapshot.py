@@ -1,9 +1,9 @@
 """A TimeoutBudget as the watch last saw it: the cycle's input, one per route.
 
-kopf keeps an index of these (``snapshot_entry``), so a cycle reads every route without an
-API call. The spec is kept as compact JSON text (parsed only when its generation changes)
-and the status with its keys and short strings shared: at 10,000 routes that is about half
-the memory of the watched bodies.
+The route watch keeps these (``route_watch``, ``snapshot_entry``), so a cycle reads every
+route without an API call. The spec is kept as compact JSON text (parsed only when its
+generation changes) and the status with its keys and short strings shared: at 10,000
+routes that is about half the memory of the watched bodies.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from timeout_budget.model.spec import RouteKey, route_key
 
 INTERN_UP_TO = 64
-"""Strings up to this length are shared between index entries (``sys.intern``)."""
+"""Strings up to this length are shared between snapshots (``sys.intern``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ class RouteSnapshot:
     uid: str
     generation: int | None
     spec: Mapping[str, Any] | str
-    """The spec, or (in the index) its compact JSON text: parsed only when the generation
+    """The spec, or (as watched) its compact JSON text: parsed only when the generation
     changes, and a fifth of the memory of the nested dicts (~0.4 instead of ~2 kB)."""
     status: Mapping[str, Any]
 
@@ -50,7 +50,7 @@ class RouteSnapshot:
 
 
 def snapshot_entry(body: Mapping[str, Any]) -> dict[tuple[str, str], RouteSnapshot]:
-    """The ``budgets`` index entry of one TimeoutBudget (none while it is being deleted:
+    """The snapshot of one TimeoutBudget, by (namespace, name) (none while it is being deleted:
     the finalizer restores what the route changed, and a cycle must not re-apply it
     behind the finalizer's back)."""
     meta = body.get("metadata", {})
@@ -68,7 +68,7 @@ def snapshot_entry(body: Mapping[str, Any]) -> dict[tuple[str, str], RouteSnapsh
 
 
 def _plain(value: Any) -> Any:
-    """A plain copy of a watched body's part for the index, its keys and short strings
+    """A plain copy of a watched body's part for the snapshot, its keys and short strings
     shared: every route's status repeats the same keys, condition types, reasons and (in
     one cycle) timestamps. At 10,000 routes that is ~43 MB less (4.4 instead of 8.7 kB a
     route, measured on a healthy route's spec and status)."""

@@ -30,6 +30,9 @@ SHARD_LABEL = "timeoutbudget.io/shards-of"
 """On every shard and member Lease: the loop's name, to list them in one call."""
 ROLE_LABEL = "timeoutbudget.io/lease-role"
 """``shard`` or ``member``."""
+ROUTE_SHARD_LABEL = "timeoutbudget.io/shard"
+"""On every TimeoutBudget when sharded: its shard (``"0"`` to ``"N-1"``), so that each
+replica watches only its shards' routes (a label selector, server-side)."""
 
 
 def shard_of(key: str, shards: int) -> int:
@@ -54,6 +57,11 @@ def route_key_for_shard(namespace: str, spec: Mapping[str, Any]) -> str:
     if isinstance(name, str) and name:
         return zone_key(namespace, name)
     return namespace_key(namespace)
+
+
+def route_shard_label(namespace: str, spec: Mapping[str, Any], shards: int) -> str:
+    """The ``ROUTE_SHARD_LABEL`` value a TimeoutBudget should carry."""
+    return str(shard_of(route_key_for_shard(namespace, spec), shards))
 
 
 def _score(shard: int, member: str) -> int:

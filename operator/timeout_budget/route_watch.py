@@ -1,0 +1,184 @@
+"""The TimeoutBudgets the loop evaluates, kept current by list-then-watch on their own threads.
+
+The loop reads every route each cycle from this copy, never from the API server: each
+TimeoutBudget is kept as a ``RouteSnapshot`` (``cycle.snapshot``: the spec as compact JSON
+text, the status with shared keys), by the same ``Watcher`` that keeps the origins'
+objects (``clients.watch_cache``: paged list, watch from its resourceVersion, 410 lists
+afresh, a safety-net relist).
+
+Why not a kopf index: kopf makes every object of an indexed resource wait until the whole
+resource is indexed, and each object's arrival wakes every waiting one. With 10,000
+existing TimeoutBudgets a replica spent over two minutes of CPU at startup before its first
+cycle (bench/README.md, "Sharding"). A plain watch has no such wait.
+
+**Sharded** (``TBO_SHARDS=N``), a replica keeps only the routes of the shards it holds:
+every TimeoutBudget carries its shard in the label ``timeoutbudget.io/shard`` (set by the
+``handlers.validate`` handler of any replica, from ``model.shards``), and the replica opens
+one watch per held shard with that label selected server-side, closing it when the shard
+moves away. A shard is evaluated only once its watch has listed it (``ready``): a
+half-listed shard could look like a zone whose routes were deleted.
+
+A new or changed spec (a new generation) wakes the loop (``wake``), so it is evaluated at
+once rather than at the next interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
+
+import kubernetes
+
+from timeout_budget.clients.watch_cache import Kind, Watcher
+from timeout_budget.cycle.snapshot import RouteSnapshot, snapshot_entry
+from timeout_budget.model.shards import ROUTE_SHARD_LABEL
+
+log = logging.getLogger(__name__)
+
+GROUP, VERSION, PLURAL = "timeoutbudget.io", "v1alpha1", "timeoutbudgets"
+Key = tuple[str, str]
+"""(namespace, name)"""
+
+
+class SnapshotStore:
+    """One watch's TimeoutBudgets as ``RouteSnapshot``s by (namespace, name). Filled by the
+    list (``put``), kept current by the watch's events (``apply``); ``changed`` is called
+    for an event that brings a new object or a new spec generation. A route being deleted
+    has no snapshot (``snapshot_entry``): its finalizer restores what it changed."""
+
+    def __init__(self, changed: Callable[[], None] = lambda: None) -> None:
+        self.snapshots: dict[Key, RouteSnapshot] = {}
+        self.changed = changed
+
+    def put(self, obj: Mapping[str, Any]) -> bool:
+        """Keep the object's snapshot; True when its spec is new to this store."""
+        meta = obj.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        before = self.snapshots.pop(key, None)
+        for snap in snapshot_entry(obj).values():
+            self.snapshots[key] = snap
+            return before is None or before.generation != snap.generation
+        return False
+
+    def apply(self, event_type: str, obj: Mapping[str, Any]) -> None:
+        if event_type in ("ADDED", "MODIFIED"):
+            if self.put(obj):
+                self.changed()
+        elif event_type == "DELETED":
+            meta = obj.get("metadata") or {}
+            self.snapshots.pop((str(meta.get("namespace")), str(meta.get("name"))), None)
+
+    def in_namespace(self, namespace: str) -> list[RouteSnapshot]:
+        return [s for s in self.snapshots.values() if s.namespace == namespace]
+
+    def all(self) -> list[RouteSnapshot]:
+        return list(self.snapshots.values())
+
+    def __len__(self) -> int:
+        return len(self.snapshots)
+
+
+def timeoutbudgets(api_client: kubernetes.client.ApiClient) -> Kind:
+    custom = kubernetes.client.CustomObjectsApi(api_client)
+
+    def list_all(**kwargs: Any) -> Any:
+        return custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+
+    def list_namespaced(namespace: str, **kwargs: Any) -> Any:
+        return custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kwargs)
+
+    return Kind(PLURAL, list_all, list_namespaced)
+
+
+def shard_selector(shard: int) -> str:
+    return f"{ROUTE_SHARD_LABEL}={shard}"
+
+
+class RouteWatch:
+    """Every TimeoutBudget the operator serves (``namespaces``; None: the whole cluster),
+    or, once ``follow`` is called (sharded), those of the shards followed.
+
+    ``wake`` is called from a watch thread when a route is new or its spec changed."""
+
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient,
+        namespaces: Iterable[str] | None = None,
+        wake: Callable[[], None] = lambda: None,
+        **watcher_options: Any,
+    ) -> None:
+        self.kind = timeoutbudgets(api_client)
+        served = sorted(set(namespaces or ()))
+        self.scopes: list[str | None] = [*served] if served else [None]
+        self.wake = wake
+        self.options = watcher_options
+        self._lock = threading.Lock()
+        self.watchers: dict[int | None, list[Watcher]] = {}
+        """By shard (None: unsharded, every route)."""
+
+    def _watchers(self, shard: int | None) -> list[Watcher]:
+        selector = None if shard is None else shard_selector(shard)
+        return [
+            Watcher(
+                self.kind,
+                ns,
+                {},
+                label_selector=selector,
+                store_factory=lambda: SnapshotStore(self.wake),
+                **self.options,
+            )
+            for ns in self.scopes
+        ]
+
+    def start(self) -> None:
+        """Unsharded: watch every route."""
+        self.follow([None])
+
+    def follow(self, shards: Collection[int | None]) -> None:
+        """Watch exactly these shards' routes: open the new ones' watches, close the others'.
+        Blocking (a closed watch's thread is joined): call it off the event loop."""
+        with self._lock:
+            gone = [s for s in self.watchers if s not in shards]
+            new = [s for s in shards if s not in self.watchers]
+            stopped = [w for s in gone for w in self.watchers.pop(s)]
+            for shard in new:
+                self.watchers[shard] = self._watchers(shard)
+                for watcher in self.watchers[shard]:
+                    watcher.start()
+        for watcher in stopped:
+            watcher._stop.set()
+        for watcher in stopped:
+            watcher.stop()
+        if gone or (new and new != [None]):
+            log.info("watching the routes of shards %s", sorted(s for s in shards if s is not None))
+
+    def stop(self) -> None:
+        self.follow([])
+
+    def ready(self) -> frozenset[int | None]:
+        """The shards (None: unsharded) whose routes are all listed."""
+        with self._lock:
+            return frozenset(
+                s for s, ws in self.watchers.items() if all(w.synced.is_set() for w in ws)
+            )
+
+    def snapshots(self, shards: Collection[int | None] | None = None) -> list[RouteSnapshot]:
+        """The routes of ``shards`` (default: all followed), as last seen."""
+        with self._lock:
+            picked = [
+                w for s, ws in self.watchers.items() if shards is None or s in shards for w in ws
+            ]
+        out: list[RouteSnapshot] = []
+        for watcher in picked:
+            out.extend(watcher.read(SnapshotStore.all))
+        return out
+
+    def size(self) -> int:
+        with self._lock:
+            return sum(w.size() for ws in self.watchers.values() for w in ws)
+
+    def items(self) -> list[tuple[Key, list[RouteSnapshot]]]:
+        """As a kopf index reads (``zone_handlers``): each route's key and its snapshot."""
+        return [((s.namespace, s.name), [s]) for s in self.snapshots()]
