@@ -6,8 +6,10 @@ exporter scraped every 15 s, the reaction routes every second):
 1. **one replica** (``bench.probe``, the real operator, cluster-wide, 15 s interval): after
    its first full cycle, ``--cycles`` cycles: wall time, CPU seconds per period, RSS; the
    floor (the batched query for all routes) timed in the pause after each cycle;
-2. **two shards** (``TBO_SHARDS=2``, two replicas): the same per replica, each replica's
-   floor being the batched query for its own shard's routes; the routes each evaluates;
+2. **two shards** (``TBO_SHARDS=2``, two replicas): their first start labels every route
+   (the time to each replica's first full cycle and its memory high-water); both are then
+   restarted on the labeled routes and measured as the single one, each replica's floor
+   being the batched query for its own shard's routes; the routes each evaluates;
 3. **the fast lane** (on the two shards): ``--trials`` reaction routes start near their
    line (P95 between the recover and at-risk lines, so in the fast lane) and are raised
    over it at moments spread evenly over the 15 s rhythm; the time from Prometheus' first
@@ -96,19 +98,28 @@ def wait_split(world: w.World, runs: list[measure.OperatorRun], deadline: float)
     raise TimeoutError("the replicas never split the shards")
 
 
+def first_full_cycle(
+    run: measure.OperatorRun, routes: int, deadline: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The replica's first cycle over all its ``routes``, and when (and at what memory
+    high-water) it came."""
+    first = run.wait_for(lambda r: r["routes"] >= routes, timeout=deadline - time.monotonic())
+    if first is None:
+        raise TimeoutError(f"no full cycle of {routes} routes in time")
+    return first, {
+        "first_full_cycle_after_seconds": first["ended"] - run.started_at,
+        "hwm_mib_at_first_full_cycle": first["vmhwm"] / 1024,
+        "rss_mib_at_first_full_cycle": first["vmrss"] / 1024,
+    }
+
+
 def measure_replica(
     run: measure.OperatorRun, floor: measure.Floor, routes: int, cycles: int, deadline: float
 ) -> dict[str, Any]:
     """Wait for a cycle over all ``routes`` of the replica, then ``cycles`` more, each with
     its CPU over the period and its floor timed in the pause after it."""
-    first = run.wait_for(lambda r: r["routes"] >= routes, timeout=deadline - time.monotonic())
-    if first is None:
-        raise TimeoutError(f"no full cycle of {routes} routes in time")
+    first, startup = first_full_cycle(run, routes, deadline)
     prev: dict[str, Any] = first
-    startup = {
-        "first_full_cycle_after_seconds": first["ended"] - run.started_at,
-        "hwm_mib_at_first_full_cycle": first["vmhwm"] / 1024,
-    }
     rows: list[dict[str, Any]] = []
     while len(rows) < cycles and time.monotonic() < deadline:
         rec = run.next_record(timeout=deadline - time.monotonic())
@@ -224,6 +235,22 @@ def main() -> int:
         env = {"TBO_SHARDS": str(SHARDS)}
         runs = [
             measure.OperatorRun(world, INTERVAL, workdir / f"logs-replica-{i}", extra_env=env)
+            for i in range(SHARDS)
+        ]
+        # The first sharded start labels every route (kopf, in both replicas): timed, with
+        # its memory high-water; then both are restarted on the labeled routes, as any
+        # later start (a rollout, a failover) finds them, and measured there.
+        held = wait_split(world, runs, deadline)
+        out["migration"] = []
+        for i, run in enumerate(runs):
+            mine = held[run.pid]
+            _, first = first_full_cycle(run, len(parts[mine]), deadline)
+            out["migration"].append({"shard_routes": len(parts[mine]), **first})
+            log(f"replica {i} labeled and evaluated shard {mine}: {json.dumps(first)}")
+        for run in runs:
+            run.stop()
+        runs = [
+            measure.OperatorRun(world, INTERVAL, workdir / f"logs-restarted-{i}", extra_env=env)
             for i in range(SHARDS)
         ]
         out["sharded"] = []

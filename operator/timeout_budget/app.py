@@ -27,7 +27,7 @@ from timeout_budget.observe import chain, cluster
 from timeout_budget.observe.latency import LatencyObserver
 from timeout_budget.observe.nginx_config import NginxConfigReader
 from timeout_budget.report import endpoint, events, metrics
-from timeout_budget.route_watch import RouteWatch
+from timeout_budget.route_watch import GROUP, PLURAL, RouteWatch
 from timeout_budget.settings import OperatorSettings
 from timeout_budget.shards import ShardLeases
 
@@ -60,6 +60,18 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) ->
     # Watch only the loop's own ConfigMap, filtered server-side, not every ConfigMap.
     settings.watching.field_selectors["configmaps"] = f"metadata.name={config.loop_configmap}"
     settings.watching.label_selectors["configmaps"] = f"{LOOP_LABEL}=true"
+    if config.shards:
+        # Sharded, kopf sees only the routes not labeled with one of the shards yet (none,
+        # or one of another shard count): it adds its finalizer and the label. The holder
+        # of a labeled route's shard does the rest (``shard_upkeep``), so no replica's kopf
+        # holds or handles the whole fleet.
+        settings.watching.label_selectors[GROUP, PLURAL] = unlabeled_selector(config.shards)
+
+
+def unlabeled_selector(shards: int) -> str:
+    """The routes whose shard label is missing or not one of ``0..shards-1`` (``notin``
+    matches an object without the label too)."""
+    return f"{ROUTE_SHARD_LABEL} notin ({','.join(str(i) for i in range(shards))})"
 
 
 def build_zones(settings: OperatorSettings) -> ZoneRegistry:

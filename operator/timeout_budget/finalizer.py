@@ -10,6 +10,7 @@ now (Cloudflare or the API server unreachable), the deletion waits and kopf retr
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -25,7 +26,9 @@ from timeout_budget.model.spec import parse_timeout_budget, route_key
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
-async def finalize(body: kopf.Body, logger: Logger, zones: ZoneRegistry | None = None) -> None:
+async def finalize(
+    body: Mapping[str, Any], logger: Logger, zones: ZoneRegistry | None = None
+) -> None:
     meta = body.get("metadata", {})
     namespace, name = str(meta.get("namespace")), str(meta.get("name"))
     key = route_key(namespace, name)

@@ -7,7 +7,9 @@
   stops it on a paused replica.
 * Create/update/resume handlers only validate (and, sharded, label the route with its
   shard); the finalizer restores what the operator changed (Service selector, HPA
-  minReplicas) and nothing else.
+  minReplicas) and nothing else. Sharded, kopf sees only the routes not labeled yet: the
+  holder of a labeled route's shard relabels, finalizes and deletes it
+  (``shard_upkeep``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from timeout_budget import app, finalizer, loop, zone_handlers
 from timeout_budget.model.shards import route_key_for_shard
 from timeout_budget.model.spec import parse_timeout_budget, route_key
 from timeout_budget.settings import OperatorSettings
+from timeout_budget.shard_upkeep import ShardUpkeep
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 GROUP, VERSION, PLURAL = "timeoutbudget.io", "v1alpha1", "timeoutbudgets"
@@ -50,6 +53,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.shards = (
         app.build_shards(memo.settings, memo.engine, memo.zones) if memo.settings.shards else None
     )
+    # Sharded: the label, finalizer and deletion of the held shards' routes, which this
+    # replica's kopf never sees (see timeout_budget.shard_upkeep).
+    memo.upkeep = None
+    if memo.shards is not None:
+        memo.upkeep = ShardUpkeep(memo.engine.kube, memo.routes, memo.shards, memo.zones)
+        memo.upkeep.start()
     await app.ensure_loop_host(memo.settings)
 
 
@@ -76,6 +85,8 @@ async def evaluation_loop(stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs
 @kopf.on.cleanup()
 async def release_lease(memo: kopf.Memo, **_: Any) -> None:
     await app.quiesce(memo)
+    if memo.get("upkeep") is not None:
+        await memo.upkeep.stop()
     if memo.get("lease") is not None:
         await memo.lease.stop()
     if memo.get("shards") is not None:

@@ -42,14 +42,24 @@ Key = tuple[str, str]
 """(namespace, name)"""
 
 
+KOPF_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
+"""The finalizer kopf puts on every TimeoutBudget (its default name; the operator's
+deletion handler runs before it is removed). Sharded, the holder of a labeled route's
+shard removes it (``shard_upkeep``)."""
+
+
 class SnapshotStore:
     """One watch's TimeoutBudgets as ``RouteSnapshot``s by (namespace, name). Filled by the
     list (``put``), kept current by the watch's events (``apply``); ``changed`` is called
     for an event that brings a new object or a new spec generation. A route being deleted
-    has no snapshot (``snapshot_entry``): its finalizer restores what it changed."""
+    has no snapshot (``snapshot_entry``): its finalizer restores what it changed. While
+    it still carries kopf's finalizer, its metadata and spec are kept in ``deleting``; a
+    route without that finalizer is in ``unfinalized`` (sharded, the holder adds it)."""
 
     def __init__(self, changed: Callable[[], None] = lambda: None) -> None:
         self.snapshots: dict[Key, RouteSnapshot] = {}
+        self.deleting: dict[Key, dict[str, Any]] = {}
+        self.unfinalized: dict[Key, list[str]] = {}
         self.changed = changed
 
     def put(self, obj: Mapping[str, Any]) -> bool:
@@ -57,6 +67,22 @@ class SnapshotStore:
         meta = obj.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
         before = self.snapshots.pop(key, None)
+        finalizers = meta.get("finalizers") or ()
+        self.deleting.pop(key, None)
+        self.unfinalized.pop(key, None)
+        if meta.get("deletionTimestamp"):
+            if KOPF_FINALIZER in finalizers:
+                self.deleting[key] = {
+                    "metadata": {
+                        k: meta[k]
+                        for k in ("namespace", "name", "uid", "finalizers", "resourceVersion")
+                        if k in meta
+                    },
+                    "spec": obj.get("spec") or {},
+                }
+            return False
+        if KOPF_FINALIZER not in finalizers:
+            self.unfinalized[key] = list(finalizers)
         for snap in snapshot_entry(obj).values():
             self.snapshots[key] = snap
             return before is None or before.generation != snap.generation
@@ -68,13 +94,22 @@ class SnapshotStore:
                 self.changed()
         elif event_type == "DELETED":
             meta = obj.get("metadata") or {}
-            self.snapshots.pop((str(meta.get("namespace")), str(meta.get("name"))), None)
+            key = (str(meta.get("namespace")), str(meta.get("name")))
+            self.snapshots.pop(key, None)
+            self.deleting.pop(key, None)
+            self.unfinalized.pop(key, None)
 
     def in_namespace(self, namespace: str) -> list[RouteSnapshot]:
         return [s for s in self.snapshots.values() if s.namespace == namespace]
 
     def all(self) -> list[RouteSnapshot]:
         return list(self.snapshots.values())
+
+    def being_deleted(self) -> list[dict[str, Any]]:
+        return list(self.deleting.values())
+
+    def without_finalizer(self) -> list[tuple[Key, list[str]]]:
+        return sorted(self.unfinalized.items())
 
     def __len__(self) -> int:
         return len(self.snapshots)
@@ -182,3 +217,26 @@ class RouteWatch:
     def items(self) -> list[tuple[Key, list[RouteSnapshot]]]:
         """As a kopf index reads (``zone_handlers``): each route's key and its snapshot."""
         return [((s.namespace, s.name), [s]) for s in self.snapshots()]
+
+    def _held(self, shards: Collection[int]) -> list[tuple[int, Watcher]]:
+        with self._lock:
+            return [
+                (s, w)
+                for s, ws in self.watchers.items()
+                if s is not None and s in shards
+                for w in ws
+            ]
+
+    def filed(self, shards: Collection[int]) -> list[tuple[int, RouteSnapshot]]:
+        """Sharded: each route of ``shards`` with the shard its label files it under."""
+        return [(s, snap) for s, w in self._held(shards) for snap in w.read(SnapshotStore.all)]
+
+    def being_deleted(self, shards: Collection[int]) -> list[dict[str, Any]]:
+        """Sharded: the routes of ``shards`` being deleted that still carry kopf's finalizer
+        (metadata and spec)."""
+        return [b for _, w in self._held(shards) for b in w.read(SnapshotStore.being_deleted)]
+
+    def without_finalizer(self, shards: Collection[int]) -> list[tuple[Key, list[str]]]:
+        """Sharded: the live routes of ``shards`` that lack kopf's finalizer (with the
+        finalizers they carry)."""
+        return [k for _, w in self._held(shards) for k in w.read(SnapshotStore.without_finalizer)]

@@ -31,7 +31,8 @@ from sandbox.prometheus import PrometheusServer
 from tests.support import kube
 from tests.support import operator as operator_process
 from tests.support.objects import apply, budget, deployment, secret, spec_replicas, zone
-from timeout_budget.model.shards import ROLE_LABEL, assign, shard_of, zone_key
+from timeout_budget.model.shards import ROLE_LABEL, ROUTE_SHARD_LABEL, assign, shard_of, zone_key
+from timeout_budget.route_watch import KOPF_FINALIZER
 
 pytestmark = pytest.mark.integration
 
@@ -240,6 +241,35 @@ def test_zones_have_one_writer_and_a_killed_replicas_shards_move_without_a_doubl
             90,
             "the rule moved to 401 s by the new holder",
         )
+        assert fleet.writers(zone_id, since) == {new_holder}
+
+        # kopf watches only unlabeled routes: every route was labeled with its shard and
+        # got kopf's finalizer. One created with its label already set (kopf never sees
+        # it) gets the finalizer from its shard's holder.
+        for name in zones:
+            meta = kube.get_json(cp, "tb", f"r-{name}", "-n", ns)["metadata"]
+            want = str(shard_of(zone_key(ns, name), SHARDS))
+            assert meta["labels"][ROUTE_SHARD_LABEL] == want
+            assert KOPF_FINALIZER in meta["finalizers"]
+        labeled = budget("labeled", "labeled")
+        labeled["metadata"]["labels"] = {
+            ROUTE_SHARD_LABEL: str(shard_of(zone_key(ns, target_zone), SHARDS))
+        }
+        labeled["spec"]["edge"] = {"zoneRef": {"name": target_zone}, "sync": False}
+        apply(cp, ns, labeled)
+        kube.wait_for(
+            lambda: (
+                KOPF_FINALIZER
+                in kube.get_json(cp, "tb", "labeled", "-n", ns)["metadata"].get("finalizers", [])
+            ),
+            30,
+            "kopf's finalizer on a route created labeled",
+        )
+
+        # A labeled route deleted: its holder removes its Cache Rule, then the finalizer.
+        since = time.time()
+        cp.kubectl("delete", "tb", f"r-{target_zone}", "-n", ns, "--timeout=60s")
+        assert emulator.rules(zone_id) == []
         assert fleet.writers(zone_id, since) == {new_holder}
 
         # A replica added later gets shards; still one holder per shard.

@@ -390,6 +390,23 @@ class Kube:
             {"status": status},
         )
 
+    async def patch_budget(
+        self, namespace: str, name: str, body: dict[str, Any] | list[dict[str, Any]]
+    ) -> None:
+        """A merge patch (a dict) or a JSON patch (a list of operations) of a TimeoutBudget."""
+        kind = "json-patch" if isinstance(body, list) else "merge-patch"
+        await self._call(
+            f"patch timeoutbudget {namespace}/{name}",
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            body,
+            _content_type=f"application/{kind}+json",  # the client sends a list as a merge patch
+        )
+
 
 Fields = Mapping[str, tuple[str, ...]]
 """Per top-level section (``metadata``, ``spec``, ``status``), the fields to keep."""
