@@ -14,6 +14,7 @@ What a user of the fleet relies on:
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -43,6 +44,8 @@ LEASE_SECONDS = 6
 LOOP = "timeout-budget-operator-loop"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 COOLDOWN = 40
+LAST_HANDLED = "kopf.timeoutbudget.io/last-handled-configuration"
+"""kopf's record of the spec it last handled (``app.configure_kopf``)."""
 
 
 def zones_on_distinct_shards(ns: str) -> dict[str, str]:
@@ -251,6 +254,11 @@ def test_zones_have_one_writer_and_a_killed_replicas_shards_move_without_a_doubl
             want = str(shard_of(zone_key(ns, name), SHARDS))
             assert meta["labels"][ROUTE_SHARD_LABEL] == want
             assert KOPF_FINALIZER in meta["finalizers"]
+        # ... and kopf did not handle the moved route's spec change (400 s, above): what it
+        # last handled is still the spec it labeled.
+        meta = kube.get_json(cp, "tb", f"r-{target_zone}", "-n", ns)["metadata"]
+        handled = json.loads(meta["annotations"][LAST_HANDLED])
+        assert handled["spec"]["budget"]["requiredSeconds"] == 300
         labeled = budget("labeled", "labeled")
         labeled["metadata"]["labels"] = {
             ROUTE_SHARD_LABEL: str(shard_of(zone_key(ns, target_zone), SHARDS))
