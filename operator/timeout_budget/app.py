@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from timeout_budget.clients.kube import Kube, load_api_client
+from timeout_budget.clients.kube import GROUP, PLURAL, Kube, load_api_client
 from timeout_budget.clients.watch_cache import WatchedLists
 from timeout_budget.cycle.engine import Engine
 from timeout_budget.cycle.ports import EdgeSync
@@ -27,7 +27,7 @@ from timeout_budget.observe import chain, cluster
 from timeout_budget.observe.latency import LatencyObserver
 from timeout_budget.observe.nginx_config import NginxConfigReader
 from timeout_budget.report import endpoint, events, metrics
-from timeout_budget.route_watch import GROUP, PLURAL, RouteWatch
+from timeout_budget.route_watch import KOPF_FINALIZER, RouteWatch
 from timeout_budget.settings import OperatorSettings
 from timeout_budget.shards import ShardLeases
 
@@ -46,6 +46,7 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) ->
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="kopf.timeoutbudget.io", key="last-handled-configuration"
     )
+    settings.persistence.finalizer = KOPF_FINALIZER  # the shard holders remove it too
     settings.posting.level = logging.WARNING  # only our own Events, not kopf's chatter
     # At most this many objects handled at once: started on 10,000 existing routes, kopf
     # would otherwise handle (and patch) them all at once, timing out the API server and

@@ -31,21 +31,22 @@ from typing import Any
 
 import kubernetes
 
+from timeout_budget.clients.kube import GROUP, PLURAL, VERSION
 from timeout_budget.clients.watch_cache import Kind, Watcher
 from timeout_budget.cycle.snapshot import RouteSnapshot, snapshot_entry
 from timeout_budget.model.shards import ROUTE_SHARD_LABEL
 
 log = logging.getLogger(__name__)
 
-GROUP, VERSION, PLURAL = "timeoutbudget.io", "v1alpha1", "timeoutbudgets"
 Key = tuple[str, str]
 """(namespace, name)"""
 
 
 KOPF_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
-"""The finalizer kopf puts on every TimeoutBudget (its default name; the operator's
-deletion handler runs before it is removed). Sharded, the holder of a labeled route's
-shard removes it (``shard_upkeep``)."""
+"""The finalizer kopf puts on every TimeoutBudget (set in ``app.configure_kopf``: kopf's
+default name, so routes finalized before keep working; the operator's deletion handler
+runs before it is removed). Sharded, the holder of a labeled route's shard removes it
+(``shard_upkeep``)."""
 
 
 class SnapshotStore:
@@ -74,9 +75,7 @@ class SnapshotStore:
             if KOPF_FINALIZER in finalizers:
                 self.deleting[key] = {
                     "metadata": {
-                        k: meta[k]
-                        for k in ("namespace", "name", "uid", "finalizers", "resourceVersion")
-                        if k in meta
+                        k: meta[k] for k in ("namespace", "name", "uid", "finalizers") if k in meta
                     },
                     "spec": obj.get("spec") or {},
                 }

@@ -112,12 +112,7 @@ class ShardUpkeep:
         if not ready:
             return
         for snap, want in misfiled(self.routes.filed(ready), self.shards.shard_of):
-            await self._write(
-                snap.namespace,
-                snap.name,
-                {"metadata": {"labels": {ROUTE_SHARD_LABEL: str(want)}}},
-                f"moved to shard {want}",
-            )
+            await self._move(snap.namespace, snap.name, want)
         for (namespace, name), finalizers in self.routes.without_finalizer(ready):
             if (
                 await self._write(
@@ -126,8 +121,15 @@ class ShardUpkeep:
                 and self.zones is not None
             ):
                 self.zones.revive(route_key(namespace, name))  # kopf's create would have
-        for body in self.routes.being_deleted(ready):
+        deleting = self.routes.being_deleted(ready)
+        for body in deleting:
             await self._delete(body, ready)
+        live = {str(body["metadata"]["uid"]) for body in deleting}
+        self.retry_at = {uid: t for uid, t in self.retry_at.items() if uid in live}
+
+    async def _move(self, namespace: str, name: str, shard: int) -> None:
+        patch = {"metadata": {"labels": {ROUTE_SHARD_LABEL: str(shard)}}}
+        await self._write(namespace, name, patch, f"moved to shard {shard}")
 
     async def _write(
         self, namespace: str, name: str, patch: dict[str, Any] | list[dict[str, Any]], said: str
@@ -148,8 +150,7 @@ class ShardUpkeep:
             # Filed under this shard, but its spec's zone is another shard's: only the
             # zone's holder can remove its Cache Rule. Moved there (unless held here).
             if want not in self.shards.owned():
-                patch = {"metadata": {"labels": {ROUTE_SHARD_LABEL: str(want)}}}
-                await self._write(namespace, name, patch, f"moved to shard {want}")
+                await self._move(namespace, name, want)
             return
         if self.clock() < self.retry_at.get(uid, 0.0):
             return
