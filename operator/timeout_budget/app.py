@@ -112,6 +112,7 @@ def build_engine(settings: OperatorSettings, edge: EdgeSync | None = None) -> En
         post_event=events.EventPoster(kube),
         edge=edge,
         dry_run=settings.dry_run,
+        reading_refresh_seconds=settings.reading_refresh_seconds,
         origins=origins,
         nginx=NginxConfigReader(kube, *settings.ingress_nginx_configmap)
         if settings.ingress_nginx_configmap

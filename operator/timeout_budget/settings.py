@@ -10,6 +10,9 @@ TBO_CLOUDFLARE_BASE_URL         Cloudflare's API (default); the sandbox's emulat
 TBO_EVALUATION_INTERVAL_SECONDS the cycle length (default 15)
 TBO_FAST_LANE_SECONDS           how often routes near their line are read between cycles
                                 (default 5; 0: off)
+TBO_READING_REFRESH_SECONDS     a change of a route's P95 alone (nothing decided differently)
+                                is written to its status at most this often (default 60;
+                                0: at once); any other change is written at once
 TBO_SHARDS                      shard the routes by Cloudflare zone over the replicas, each
                                 evaluating the shards whose Lease it holds (default 0: off,
                                 one active replica by peering and the leader Lease)
@@ -51,6 +54,8 @@ class OperatorSettings:
     interval_seconds: float = 15.0
     fast_lane_seconds: float = 5.0
     """Routes at or over their recover line are read this often between cycles (0: off)."""
+    reading_refresh_seconds: float = 60.0
+    """A change of a route's reading alone is written to its status at most this often."""
     shards: int = 0
     """Shards of the routes (``timeout_budget.shards``); 0: not sharded."""
     dry_run: bool = False
@@ -96,6 +101,7 @@ class OperatorSettings:
             cloudflare_base_url=env.get("TBO_CLOUDFLARE_BASE_URL") or DEFAULT_BASE_URL,
             interval_seconds=interval,
             fast_lane_seconds=_fast_lane(env, interval),
+            reading_refresh_seconds=_reading_refresh(env),
             shards=_shards(env),
             dry_run=_bool(env.get("TBO_DRY_RUN")),
             operator_namespace=env.get("TBO_OPERATOR_NAMESPACE", "default"),
@@ -136,6 +142,16 @@ def _fast_lane(env: Mapping[str, str], interval: float) -> float:
         raise SettingsError(
             f"TBO_FAST_LANE_SECONDS must be 0 (off) or at least 1 and shorter than the "
             f"evaluation interval ({interval:g} s), not {value:g}"
+        )
+    return value
+
+
+def _reading_refresh(env: Mapping[str, str]) -> float:
+    value = _number(env, "TBO_READING_REFRESH_SECONDS", float, "60")
+    if not 0 <= value <= 3600:
+        raise SettingsError(
+            f"TBO_READING_REFRESH_SECONDS must be between 0 (every change at once) and 3600, "
+            f"not {value:g}"
         )
     return value
 

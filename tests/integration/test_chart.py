@@ -121,6 +121,7 @@ def test_every_option_renders(helm: Helm) -> None:
     assert env["TBO_PROMETHEUS_CA_FILE"] == "/var/run/secrets/timeoutbudget.io/prometheus-ca/ca.crt"
     assert env["TBO_DRY_RUN"] == "true"
     assert env["TBO_EVALUATION_INTERVAL_SECONDS"] == "30"
+    assert env["TBO_READING_REFRESH_SECONDS"] == "30"
     assert env["TBO_CLOUDFLARE_BASE_URL"] == "https://cloudflare-proxy.internal/client/v4"
     assert env["TBO_CLOUDFLARE_REQUEST_BUDGET"] == "300"
     assert env["TBO_PEERING_LIFETIME_SECONDS"] == "20"

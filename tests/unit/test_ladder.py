@@ -792,6 +792,20 @@ SPENT_EDGE = replace(ZONE, route_timeout_seconds=121)
             id="no-reroute-no-edge",
         ),
         pytest.param(
+            make_observation(90, replicas=6),
+            AT_RISK,
+            make_spec(reroute=None, edge=None),
+            True,
+            id="held-at-risk-between-the-lines",  # no flip of Ready on a wobble under 96 s
+        ),
+        pytest.param(
+            make_observation(90, replicas=6),
+            Memory(),
+            make_spec(reroute=None, edge=None),
+            False,
+            id="between-the-lines-never-at-risk",
+        ),
+        pytest.param(
             make_observation(100, replicas=6), AT_RISK, NO_EDGE, False, id="reroute-pending"
         ),
         pytest.param(

@@ -60,6 +60,8 @@ class Engine:
     dry_run: bool = False
     """Operator-wide dry run (``TBO_DRY_RUN``): every route plans, nothing changes."""
     metrics: OperatorMetrics = METRICS
+    reading_refresh_seconds: float = 60.0
+    """A change of a route's reading alone is written to its status at most this often."""
     may_act: Callable[[], bool] = lambda: True
     """False when this replica lost the leader Lease mid-cycle: it then writes nothing more."""
     origins: cluster.NamespaceLists | None = None
@@ -101,7 +103,14 @@ class Engine:
 
     def steps(self) -> RouteSteps:
         """The five steps of a route, with this engine's parts."""
-        reporter = Reporter(self.kube, self.post_event, self.metrics, self.edge, self._told)
+        reporter = Reporter(
+            self.kube,
+            self.post_event,
+            self.metrics,
+            self.edge,
+            self._told,
+            self.reading_refresh_seconds,
+        )
         return RouteSteps(
             Actor(self.kube, self.edge, self.metrics), reporter, self.quiet, self.edge
         )

@@ -1,7 +1,9 @@
 """Step 5 of the cycle, report: the route's status, its Events and its metrics.
 
 The status is built whole by ``decide.status`` (pure) and patched only where it differs
-from the one the watch last brought, so an unchanged route costs no write. Events: one
+from the one the watch last brought, so an unchanged route costs no write; a change of the
+reading alone is written at most once per ``reading_refresh_seconds``
+(``status.reading_only``). Events: one
 Normal Event per change made (its kind's ``event_reason``), a Warning per failure, and a
 Warning per refusal the first time it appears (not every cycle while it lasts). A route
 that cannot be evaluated at all (invalid spec, origin or namespace unreadable) is held as
@@ -22,7 +24,9 @@ from timeout_budget.cycle.ports import EdgeSync, EventSink
 from timeout_budget.cycle.snapshot import RouteSnapshot
 from timeout_budget.decide import bands, status
 from timeout_budget.model.actions import Action, Refusal
+from timeout_budget.model.conditions import ConditionInput
 from timeout_budget.model.decision import Decision
+from timeout_budget.model.edge_view import RouteEdge
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec
 from timeout_budget.model.world import RouteObservation
@@ -37,6 +41,8 @@ class CycleReport:
     actions_applied: int = 0
     actions_failed: int = 0
     status_patches: int = 0
+    readings_held: int = 0
+    """Routes whose reading alone changed, not written yet (``status.reading_only``)."""
     unchanged: int = 0
     """Quiet routes whose inputs had not changed: not decided again (``decide.quiet``)."""
     duration_seconds: float = 0.0
@@ -58,6 +64,9 @@ class Outcome:
     failures: Sequence[str]
     problems: Sequence[str]
     """References that do not resolve (a Service the spec names), for ``Ready``."""
+    unmoved: Decision | None = None
+    """The same evaluation on the P95 the status shows, when the reading moved and nothing
+    was to change: whether the reading is all that changed (``status.reading_only``)."""
 
 
 @dataclass
@@ -68,6 +77,8 @@ class Reporter:
     edge: EdgeSync | None
     told: dict[RouteKey, frozenset[str]] = field(default_factory=dict)
     """The refusals each route was last told about (a Warning only for new ones)."""
+    reading_refresh_seconds: float = 60.0
+    """A change of the reading alone is written at most this often (0: at once)."""
 
     async def report(
         self, outcome: Outcome, edge_failure: str | None, now: float, cycle: CycleReport
@@ -103,8 +114,36 @@ class Reporter:
         reading = read(outcome.observation.latency)
         self.metrics.route(snap.namespace, snap.name, decision, extra, reading, view)
         await self._events(snap, decision.dry_run, acted, failures, decision.refusals)
+        if not (acted or failures) and self._hold_reading(outcome, new, extra, view, now):
+            cycle.readings_held += 1
+            return False  # decided again next cycle, so the reading is written when due
         patched = await self.patch(snap, new, cycle)
         return not (failures or patched)
+
+    def _hold_reading(
+        self,
+        outcome: Outcome,
+        new: Mapping[str, Any],
+        extra: Sequence[ConditionInput],
+        view: RouteEdge | None,
+        now: float,
+    ) -> bool:
+        """Whether the status's only change is the reading, written less often."""
+        previous = outcome.snap.status
+        if outcome.unmoved is None or status.refresh_due(
+            previous, now, self.reading_refresh_seconds
+        ):
+            return False
+        same = status.build(
+            outcome.unmoved,
+            outcome.observation,
+            previous=previous,
+            now=now,
+            generation=outcome.snap.generation,
+            extra_conditions=extra,
+            edge_view=view,
+        )
+        return status.reading_only(previous, new, same)
 
     async def held(
         self, snap: RouteSnapshot, now: float, reason: str, message: str, cycle: CycleReport

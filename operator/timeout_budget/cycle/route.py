@@ -18,7 +18,7 @@ backend answers; ``Cycle`` is what the routes of one cycle share.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from timeout_budget.cycle.act import Actor
@@ -29,6 +29,7 @@ from timeout_budget.cycle.snapshot import RouteSnapshot
 from timeout_budget.decide import diff, ladder, quiet
 from timeout_budget.decide.context import Context
 from timeout_budget.model.actions import Action
+from timeout_budget.model.decision import Decision
 from timeout_budget.model.memory import Memory
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec
@@ -118,7 +119,12 @@ class RouteSteps:
             if changes:
                 await self.actor.remember(snap, decision)
             acted, failures = await self.actor.apply(snap, spec, changes, origin, objects)
-        outcome = Outcome(snap, spec, observation, decision, acted, failures, origin.problems)
+        unmoved = (
+            None if changes else _unmoved(spec, observation, memory, decision, cycle.now, shown)
+        )
+        outcome = Outcome(
+            snap, spec, observation, decision, acted, failures, origin.problems, unmoved
+        )
         return Decided(outcome, memory, inputs, seen)
 
     async def report(self, decided: Decided, edge_failure: str | None, cycle: Cycle) -> None:
@@ -169,6 +175,23 @@ class RouteSteps:
                 else chain.held_hops(objects.ingresses_held_by(snap.key), snap.key)
             ),
         )
+
+
+def _unmoved(
+    spec: TimeoutBudgetSpec,
+    observation: RouteObservation,
+    memory: Memory,
+    decision: Decision,
+    now: float,
+    shown: float | None,
+) -> Decision | None:
+    """The decision had the P95 stayed as the status shows it, when the reading moved from
+    it (``cycle.report``: a change of the reading alone is written less often)."""
+    latency = observation.latency
+    if shown is None or decision.p95_seconds in (None, shown) or not latency.has_value:
+        return None
+    stayed = replace(observation, latency=replace(latency, seconds=shown))
+    return ladder.decide(spec, stayed, memory, now, shown=shown)
 
 
 def shown_p95(status: Mapping[str, Any]) -> float | None:

@@ -62,6 +62,7 @@ def saturated(seconds: float, top_bucket_seconds: float | None) -> bool:
 
 
 SHOWN_TOLERANCE = 0.10
+READING_DECIMALS = 2
 SHOWN_TOLERANCE_OF_BUDGET = 0.025
 SHOWN_TOLERANCE_OF_BUDGET_RECOVERED = 0.10
 """A new reading is shown once it drifts from the one the status shows by more than 10 % of
@@ -104,16 +105,21 @@ def reading(latency: LatencyObservation, shown: float | None, lines: Lines) -> f
     A partial answer (``PartialData``: a store of the backend did not answer) is decided on
     only when its value is already at or over the at-risk line: then the ladder may add
     capacity (scale up, reroute, raise the edge), the safe direction. Under the line it is
-    no reading at all, so nothing is scaled down or undone on it."""
+    no reading at all, so nothing is scaled down or undone on it.
+
+    Rounded to the hundredth of a second the status shows (``p95Seconds``): the number
+    decided on, the one shown and the ones the messages quote are then the same, and the
+    same evaluation made again on the reading shown gives the same status
+    (``status.reading_only``)."""
     if latency.outcome is Outcome.PARTIAL:
         partial = latency.seconds
         if partial is None or not math.isfinite(partial) or partial < lines.at_risk:
             return None
-        return partial
+        return round(partial, READING_DECIMALS)
     seconds = usable_seconds(latency)
     if seconds is None:
         return None
-    return steady(seconds, shown, lines, latency.top_bucket_seconds)
+    return round(steady(seconds, shown, lines, latency.top_bucket_seconds), READING_DECIMALS)
 
 
 def classify(seconds: float, lines: Lines, top_bucket_seconds: float | None) -> Band:

@@ -64,7 +64,7 @@ def decide(
     steps = () if spec.paused else _climb(ctx, observed)
     # Paused and dry run change nothing in the world, so they remember no action either.
     memory = observed if spec.paused or spec.dry_run or not steps else steps[-1].memory
-    exhausted = _exhausted(ctx, steps)
+    exhausted = _exhausted(ctx, memory, steps)
     state = _state(ctx, memory)
     desired = _desired_replicas(ctx, steps)
     synced, sync_refused = (
@@ -116,9 +116,14 @@ def _actions(steps: tuple[Step, ...]) -> tuple[Action, ...]:
     return tuple(a for s in _in_ladder_order(steps) for a in s.actions)
 
 
-def _exhausted(ctx: Context, steps: tuple[Step, ...]) -> tuple[str, ...]:
-    """Why nothing more can be done, when at risk and every rung is spent; else empty."""
-    if not ctx.at_risk or not steps or any(s.exhausted is None for s in steps):
+def _exhausted(ctx: Context, memory: Memory, steps: tuple[Step, ...]) -> tuple[str, ...]:
+    """Why nothing more can be done, when at risk and every rung is spent; else empty.
+
+    At risk as the state says it: a reading between the lines keeps a route that was at
+    risk there (``_state``), so a P95 wobbling about the at-risk line does not flip
+    ``Ready`` between NothingMoreToDo and AtRisk from one cycle to the next."""
+    held = ctx.band is Band.HOLD and memory.at_risk
+    if not (ctx.at_risk or held) or not steps or any(s.exhausted is None for s in steps):
         return ()
     return tuple(s.exhausted for s in _in_ladder_order(steps) if s.exhausted)
 

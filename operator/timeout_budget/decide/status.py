@@ -10,6 +10,13 @@ its time.
 
 Fields that no longer apply are ``None`` rather than missing, so a JSON merge patch removes
 them (``p95Seconds`` once data is gone).
+
+A change of the reading alone (``reading_only``: the same status but for the P95, the ratio
+and the messages that quote them) is written at most once per refresh period
+(``refresh_due``), as the kubelet reports an unchanged node's status less often than a
+changed one. A route whose noisy P95 crosses a line it is already held on (at risk at its
+ladder's end, say) would otherwise be written every cycle with nothing a decision takes
+from it changed; the metric ``timeout_budget_route_p95_seconds`` carries every reading.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from timeout_budget.model.actions import Action, EdgeTimeout
 from timeout_budget.model.conditions import ConditionInput, ConditionStatus, ConditionType
 from timeout_budget.model.decision import Decision
 from timeout_budget.model.edge_view import RouteEdge
-from timeout_budget.model.timestamps import rfc3339
+from timeout_budget.model.timestamps import parse_rfc3339, rfc3339
 from timeout_budget.model.world import RouteObservation
 
 READY, FALSE = ConditionType.READY, ConditionStatus.FALSE
@@ -154,6 +161,43 @@ def patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, An
     }
     diff.update({k: new[k] for k in VOLATILE if k in new})
     return diff
+
+
+def reading_only(
+    previous: Mapping[str, Any] | None, new: Mapping[str, Any], unmoved: Mapping[str, Any]
+) -> bool:
+    """Whether ``new`` differs from ``previous`` only because the reading moved.
+
+    ``unmoved``: the status the same evaluation gives with the P95 the status shows
+    (everything else alike: spec, memory, origin, edge, time). When that equals
+    ``previous``, the reading is the only cause of any difference; still, ``new`` must keep
+    the state, the memory and every condition's status and reason, so a reading that
+    changes a decision (a line crossed that matters) is never held back."""
+    if previous is None or changed(previous, unmoved):
+        return False
+    return _skeleton(previous) == _skeleton(new)
+
+
+def refresh_due(previous: Mapping[str, Any] | None, now: float, period: float) -> bool:
+    """Whether a reading-only change is written now: the status was last written (its
+    ``lastEvaluationTime``) ``period`` seconds ago or more, or never."""
+    written = parse_rfc3339((previous or {}).get("lastEvaluationTime"))
+    return written is None or now - written >= period
+
+
+READINGS = frozenset({"p95Seconds", "ratio", "message"})
+"""What a reading-only change may touch (besides the conditions' messages)."""
+
+
+def _skeleton(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The status without its readings: what a decision takes from it."""
+    kept = {k: v for k, v in _comparable(status).items() if k not in READINGS}
+    kept["conditions"] = [
+        {k: v for k, v in c.items() if k != "message"}
+        for c in status.get("conditions") or ()
+        if isinstance(c, Mapping)
+    ]
+    return kept
 
 
 def _merge(old: Any, new: Any) -> Any:
