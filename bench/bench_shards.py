@@ -136,6 +136,7 @@ def measure_replica(
                 "floor_seconds": floor_seconds,
                 "floor_queries": queries,
                 "status_patches": rec["status_patches"],
+                "readings_held": rec.get("readings_held", 0),
             }
         )
         prev = rec

@@ -246,9 +246,10 @@ class _CycleRecorder(logging.Handler):
         if not isinstance(record.msg, str) or not _CYCLE_LINE.match(record.msg):
             return
         # The operator's cycle line: routes, actions, failed, status patches, seconds,
-        # states, then (since the quiet routes) the routes not decided again.
-        args = tuple(record.args or ()) + (0,) * 7
-        routes, applied, failed, patches, duration, states, unchanged = args[:7]
+        # states, then (since the quiet routes) the routes not decided again, then the routes
+        # whose reading alone changed and was not written yet.
+        args = tuple(record.args or ()) + (0,) * 8
+        routes, applied, failed, patches, duration, states, unchanged, held = args[:8]
         with _LOCK:
             counts = dict(_COUNTS)
         line = {
@@ -260,6 +261,7 @@ class _CycleRecorder(logging.Handler):
             "actions_failed": failed,
             "status_patches": patches,
             "unchanged_routes": unchanged,
+            "readings_held": held,
             "duration_seconds": duration,
             "states": states,
             "phases": dict(_PHASES),

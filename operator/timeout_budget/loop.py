@@ -176,7 +176,8 @@ async def _cycle(engine: Engine, pick: Pick) -> None:
             engine.metrics.origin_copies(engine.origins.health())
         # bench/probe.py reads this line's arguments: keep their order.
         log.info(
-            "cycle: %d routes, %d actions, %d failed, %d status patches in %.3fs %s; %d unchanged",
+            "cycle: %d routes, %d actions, %d failed, %d status patches in %.3fs %s; %d unchanged"
+            ", %d readings held",
             report.routes,
             report.actions_applied,
             report.actions_failed,
@@ -184,6 +185,7 @@ async def _cycle(engine: Engine, pick: Pick) -> None:
             report.duration_seconds,
             report.states,
             report.unchanged,
+            report.readings_held,
         )
     except Exception:  # one bad cycle must not end the loop
         log.exception("evaluation cycle failed; retrying next interval")
