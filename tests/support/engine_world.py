@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from tests.support import merge_patch
 from timeout_budget.clients.kube import Fields
 from timeout_budget.cycle import CycleReport, Engine, RouteSnapshot
 from timeout_budget.cycle.ports import AnswersAtOnce
@@ -86,12 +87,7 @@ class World(AnswersAtOnce):
 
     async def patch_budget_status(self, namespace: str, name: str, body: dict[str, Any]) -> None:
         self.patches += 1
-        merged = self.status[name]
-        for key, value in body.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = copy.deepcopy(value)
+        self.status[name] = merge_patch.apply(self.status[name], copy.deepcopy(body))
 
     # the latency source
     async def observe(

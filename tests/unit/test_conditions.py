@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 
+from tests.support import merge_patch
 from tests.support.ladder import SERVICE, T0, ago, make_observation, make_spec
 from timeout_budget.decide import diff, ladder, status
 from timeout_budget.model import conditions
 from timeout_budget.model.actions import RerouteTarget, RerouteVia
 from timeout_budget.model.conditions import ConditionInput, ConditionStatus
+from timeout_budget.model.edge_view import RouteEdge, Window
 from timeout_budget.model.memory import Memory
 from timeout_budget.model.timestamps import parse_rfc3339, rfc3339
 
@@ -238,3 +240,22 @@ def test_a_memory_time_that_goes_away_is_removed_by_the_patch() -> None:
     patch = status.patch(first, second)
     assert patch["memory"]["recoveryStartedAt"] is None
     assert patch["memory"]["atRisk"] is True
+
+
+def test_a_status_written_and_read_back_needs_no_second_write() -> None:
+    """A field inside the status that is None (the edge's origin P95 of a window without
+    requests) is dropped by the API server: built again from the same inputs, the status
+    read back must ask for no patch (it did, every evaluation, for every route through a
+    zone with edge analytics: a write per route per 5 s in the benchmark)."""
+    quiet = RouteEdge(Window(T0 - 600, T0 - 300), 0, 0, 0, None, 0, 1.0)
+    observation = make_observation(50)
+    decision = ladder.decide(make_spec(), observation, Memory(), T0)
+    first = status.build(
+        decision, observation, previous=None, now=T0, generation=1, edge_view=quiet
+    )
+    stored = merge_patch.apply({}, status.patch(None, first))
+    again = status.build(
+        decision, observation, previous=stored, now=T0 + 15, generation=1, edge_view=quiet
+    )
+    assert "originP95Seconds" not in stored["edge"]
+    assert status.patch(stored, again) == {}

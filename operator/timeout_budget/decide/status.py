@@ -9,7 +9,10 @@ transition times are kept (``model.conditions.merge``), and a dry run's unchange
 its time.
 
 Fields that no longer apply are ``None`` rather than missing, so a JSON merge patch removes
-them (``p95Seconds`` once data is gone).
+them (``p95Seconds`` once data is gone). Below the top level there is no ``None``: the API
+server drops a null it is sent (the merge patch removes the key; the CRD's schema prunes a
+null in a list's object), so a nested ``None`` would never match the status the watch
+brings back, and the route would be written again every evaluation.
 
 A change of the reading alone (``reading_only``: the same status but for the P95, the ratio
 and the messages that quote them) is written at most once per refresh period
@@ -63,7 +66,7 @@ def build(
     message = decision.message
     if failures:
         message = f"{message} Failed: {'; '.join(failures)}".strip()
-    return {
+    built = {
         "observedGeneration": generation,
         "state": decision.state.value,
         "p95Seconds": None if decision.p95_seconds is None else round(decision.p95_seconds, 2),
@@ -88,6 +91,16 @@ def build(
             generation=generation,
         ),
     }
+    return {k: _pruned(v) for k, v in built.items()}
+
+
+def _pruned(value: Any) -> Any:
+    """``value`` without ``None`` anywhere inside it, as the API server stores it."""
+    if isinstance(value, Mapping):
+        return {k: _pruned(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
 
 
 def edge_status(edge: RouteEdge | None) -> dict[str, Any] | None:
