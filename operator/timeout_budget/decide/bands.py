@@ -62,7 +62,6 @@ def saturated(seconds: float, top_bucket_seconds: float | None) -> bool:
 
 
 SHOWN_TOLERANCE = 0.10
-READING_DECIMALS = 2
 SHOWN_TOLERANCE_OF_BUDGET = 0.025
 SHOWN_TOLERANCE_OF_BUDGET_RECOVERED = 0.10
 """A new reading is shown once it drifts from the one the status shows by more than 10 % of
@@ -70,6 +69,8 @@ that, and more than 2.5 % of the budget (3 s of a 120 s budget), or crosses a li
 the recover line, where the only thing a decision reads is "below the line", the second
 bound is 10 % of the budget (12 s of 120 s): healthy routes far from any line were most of
 the status writes (bench/README.md)."""
+READING_DECIMALS = 2
+"""The reading is decided on and shown to the hundredth of a second (``reading``)."""
 
 
 def steady(
