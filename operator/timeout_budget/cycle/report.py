@@ -12,7 +12,7 @@ it is, with the reason (``held``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +64,7 @@ class Outcome:
     failures: Sequence[str]
     problems: Sequence[str]
     """References that do not resolve (a Service the spec names), for ``Ready``."""
-    unmoved: Decision | None = None
+    unmoved: Callable[[], Decision] | None = None
     """The same evaluation on the P95 the status shows, when the reading moved and nothing
     was to change: whether the reading is all that changed (``status.reading_only``)."""
 
@@ -135,7 +135,7 @@ class Reporter:
         ):
             return False
         same = status.build(
-            outcome.unmoved,
+            outcome.unmoved(),
             outcome.observation,
             previous=previous,
             now=now,

@@ -17,8 +17,9 @@ backend answers; ``Cycle`` is what the routes of one cycle share.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from timeout_budget.cycle.act import Actor
@@ -184,14 +185,15 @@ def _unmoved(
     decision: Decision,
     now: float,
     shown: float | None,
-) -> Decision | None:
-    """The decision had the P95 stayed as the status shows it, when the reading moved from
-    it (``cycle.report``: a change of the reading alone is written less often)."""
+) -> Callable[[], Decision] | None:
+    """How to decide again had the P95 stayed as the status shows it, when the reading moved
+    from it (``cycle.report``: a change of the reading alone is written less often). Made
+    only when the reporter needs it: not for a write that is due anyway."""
     latency = observation.latency
     if shown is None or decision.p95_seconds in (None, shown) or not latency.has_value:
         return None
     stayed = replace(observation, latency=replace(latency, seconds=shown))
-    return ladder.decide(spec, stayed, memory, now, shown=shown)
+    return partial(ladder.decide, spec, stayed, memory, now, shown=shown)
 
 
 def shown_p95(status: Mapping[str, Any]) -> float | None:
