@@ -115,7 +115,7 @@ def test_the_tenant_header_is_required_and_sent(
 
     origin.set_route("tenant", p95=30.0, rps=40, host=HOST)
     apply(cp, ns, deployment("tenant", 1), budget("tenant", "tenant"))
-    st = kube.wait_for(
+    kube.wait_for(
         lambda: (s := status_of(cp, ns, "tenant")).get("state") == "Healthy" and s, 90, "Healthy"
     )
     assert metrics_condition(cp, ns, "tenant")["reason"] == "Value"
@@ -131,8 +131,16 @@ def test_the_tenant_header_is_required_and_sent(
         return float(result[0]["value"][1]) if result else None
 
     seen = kube.wait_for(store_p95, 30, "the store's own P95")
-    # The synthetic origin holds P95 at 30 s: both readings land in the same bucket.
-    assert abs(st["p95Seconds"] - seen) <= 0.2 * 30, (st["p95Seconds"], seen)
+
+    def agreeing() -> tuple[float, float] | None:
+        ours = status_of(cp, ns, "tenant").get("p95Seconds")
+        return (ours, seen) if ours is not None and abs(ours - seen) <= 0.2 * 30 else None
+
+    # The synthetic origin holds P95 at 30 s: both readings land in the same bucket. The
+    # status's first reading may come from a window still filling (37.5 s seen once); a
+    # later reading that alone moved is written within TBO_READING_REFRESH_SECONDS (60 s).
+    ours, seen = kube.wait_for(agreeing, 90, "the status's P95 as the store's")
+    assert abs(ours - seen) <= 0.2 * 30, (ours, seen)
 
 
 @pytest.fixture
