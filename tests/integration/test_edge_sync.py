@@ -370,6 +370,25 @@ def test_route_of_an_unknown_zone_is_reported_not_ready(edge: EdgeWorld) -> None
     assert (conditions[0].reason, conditions[0].status.value) == ("ZoneNotReady", "False")
 
 
+@pytest.mark.parametrize("analytics", [False, True])
+def test_a_route_waits_for_its_zones_first_read_in_this_process(
+    edge: EdgeWorld, analytics: bool
+) -> None:
+    """Until the CloudflareZone handler has read the zone (and, when on, tried its
+    analytics), the route's status keeps the edge it shows (``decide.status.kept_edge``)."""
+    zone_id = edge.emu.add_zone(plan="enterprise")
+    route = route_spec(required=300)
+
+    async def scenario() -> tuple[bool, bool]:
+        before = edge.registry.unread(NS, API, route)
+        await edge.sync(zone_spec(zone_id, analytics={"enabled": analytics}))
+        return before, edge.registry.unread(NS, API, route)
+
+    before, after = edge.run(scenario)
+
+    assert (before, after) == (True, False)
+
+
 def test_second_cloudflarezone_for_the_same_zone_id_is_refused(edge: EdgeWorld) -> None:
     zone_id = edge.emu.add_zone(plan="enterprise")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.engine_world import NS, World, engine_for
+from tests.support.engine_world import NS, EdgeWorld, World, engine_for
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, route_key
 
@@ -93,6 +93,9 @@ class _Edge:
     def edge_view(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> None:
         return None
 
+    def unread(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> bool:
+        return False
+
     def comparisons_due(self) -> dict[RouteKey, Any]:
         return {}
 
@@ -105,14 +108,6 @@ class _Edge:
     async def flush(self) -> Mapping[RouteKey, str]:
         self.at_flush = copy.deepcopy(self.world.status)
         return {}
-
-
-class EdgeWorld(World):
-    def snapshots(self) -> list[Any]:
-        snaps = super().snapshots()
-        for snap in snaps:
-            snap.spec["edge"] = {"zoneRef": {"name": "zone"}}  # type: ignore[index]
-        return snaps
 
 
 def test_only_routes_whose_edge_awaits_the_flush_are_reported_after_it() -> None:

@@ -91,6 +91,11 @@ class EdgeSync(Protocol):
         """The route's share of its zone's last window of Cloudflare's analytics."""
         ...
 
+    def unread(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> bool:
+        """Whether the route's zone has not been read by this process yet, with nothing
+        known against it (a start, a shard taken over): its status keeps its edge as is."""
+        ...
+
     def comparisons_due(self) -> Mapping[RouteKey, Window]:
         """Routes whose zone's newest analytics window Prometheus was not asked about."""
         ...

@@ -95,8 +95,7 @@ class Reporter:
                 self.metrics.actions_done([action], "failed")
         cycle.actions_applied += 0 if decision.dry_run else len(acted)
         cycle.actions_failed += len(failures)
-        edge = self.edge.conditions(snap.namespace, snap.key, outcome.spec) if self.edge else ()
-        view = self.edge.edge_view(snap.namespace, snap.key, outcome.spec) if self.edge else None
+        edge, view = self._edge(snap, outcome.spec)
         extra = [*edge, *status.outcome(outcome.problems, failures)]
         new = status.build(
             decision,
@@ -112,7 +111,8 @@ class Reporter:
         cycle.count_state(decision.state.value)
         self.metrics.actions_done(acted, "planned" if decision.dry_run else "applied")
         reading = read(outcome.observation.latency)
-        self.metrics.route(snap.namespace, snap.name, decision, extra, reading, view)
+        shown = view if isinstance(view, RouteEdge) else None
+        self.metrics.route(snap.namespace, snap.name, decision, extra, reading, shown)
         await self._events(snap, decision.dry_run, acted, failures, decision.refusals)
         if not (acted or failures) and self._hold_reading(outcome, new, extra, view, now):
             cycle.readings_held += 1
@@ -120,12 +120,26 @@ class Reporter:
         patched = await self.patch(snap, new, cycle)
         return not (failures or patched)
 
+    def _edge(
+        self, snap: RouteSnapshot, spec: TimeoutBudgetSpec
+    ) -> tuple[Sequence[ConditionInput], RouteEdge | Mapping[str, Any] | None]:
+        """The route's edge conditions and view; while this process has not read its zone
+        yet, those its status shows (``status.kept_edge``)."""
+        if self.edge is None:
+            return (), None
+        if self.edge.unread(snap.namespace, snap.key, spec):
+            kept = status.kept_edge(snap.status, snap.generation)
+            if kept is not None:
+                return kept.conditions, kept.edge
+        edge = self.edge.conditions(snap.namespace, snap.key, spec)
+        return edge, self.edge.edge_view(snap.namespace, snap.key, spec)
+
     def _hold_reading(
         self,
         outcome: Outcome,
         new: Mapping[str, Any],
         extra: Sequence[ConditionInput],
-        view: RouteEdge | None,
+        view: RouteEdge | Mapping[str, Any] | None,
         now: float,
     ) -> bool:
         """Whether the status's only change is the reading, written less often."""

@@ -25,6 +25,7 @@ from it changed; the metric ``timeout_budget_route_p95_seconds`` carries every r
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from timeout_budget.model import conditions
@@ -51,7 +52,7 @@ def build(
     acted: Sequence[Action] = (),
     failures: Sequence[str] = (),
     extra_conditions: Sequence[ConditionInput] = (),
-    edge_view: RouteEdge | None = None,
+    edge_view: RouteEdge | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The full status after one evaluation.
 
@@ -59,7 +60,8 @@ def build(
     planned ones; ``failures``: the changes that failed, in words (``Ready`` then says
     ``ActionFailed``, and the message names them). ``extra_conditions``: inputs from other
     writers (the edge sync's ``EdgeSynced``, ``outcome``), which replace the ladder's
-    placeholders of the same type.
+    placeholders of the same type. ``edge_view``: the route's share of Cloudflare's view,
+    or ``status.edge`` as it stands (``kept_edge``).
     """
     before = previous or {}
     ratio = decision.ratio
@@ -77,7 +79,7 @@ def build(
         "edgeTimeoutSeconds": _edge_timeout(observation, () if decision.dry_run else acted),
         "edgeCoverage": [c.to_status() for c in decision.edge_coverage] or None,
         "chain": [h.to_status() for h in decision.chain] or None,
-        "edge": edge_status(edge_view),
+        "edge": edge_view if isinstance(edge_view, Mapping) else edge_status(edge_view),
         "rerouted": decision.memory.rerouted,
         **_last_action(decision, before, acted, now),
         "lastEvaluationTime": rfc3339(now, whole_seconds=True),
@@ -119,6 +121,56 @@ def edge_status(edge: RouteEdge | None) -> dict[str, Any] | None:
         ),
         "paths": edge.paths,
     }
+
+
+EDGE_CONDITIONS = frozenset(
+    {ConditionType.EDGE_SYNCED, ConditionType.EDGE_ERRORS, ConditionType.EDGE_AGREES}
+)
+NOT_FROM_A_READ_ZONE = frozenset({"Pending", "NotManaged", "ZoneNotReady"})
+"""``EdgeSynced`` reasons written without the zone read: nothing to keep."""
+
+
+@dataclass(frozen=True)
+class KeptEdge:
+    """The edge as the route's status shows it: its edge conditions and ``edge``."""
+
+    conditions: tuple[ConditionInput, ...]
+    edge: Mapping[str, Any] | None
+
+
+def kept_edge(previous: Mapping[str, Any] | None, generation: int | None) -> KeptEdge | None:
+    """The edge the status shows, to stand while this process has not read the route's zone
+    yet (``cycle.ports.EdgeSync.unread``: a restart, a shard taken over). Without it every
+    route through a zone would go to ``ZoneNotReady`` on each rollout and back once the zone
+    is read: two writes per route and a condition that flaps for nothing.
+
+    ``None`` when there is nothing to keep: no ``EdgeSynced`` written from a read zone for
+    this generation of the spec (a changed ``edge.zoneRef`` may name another zone)."""
+    found = {
+        str(c.get("type")): c
+        for c in (previous or {}).get("conditions") or ()
+        if isinstance(c, Mapping)
+    }
+    synced = found.get(ConditionType.EDGE_SYNCED)
+    if (
+        synced is None
+        or synced.get("reason") in NOT_FROM_A_READ_ZONE
+        or synced.get("observedGeneration") != generation
+    ):
+        return None
+    kept: list[ConditionInput] = []
+    for kind, entry in found.items():
+        if kind not in EDGE_CONDITIONS:
+            continue
+        try:
+            state = ConditionStatus(str(entry.get("status")))
+        except ValueError:
+            return None  # not a status this operator wrote: build it afresh
+        kept.append(
+            ConditionInput(kind, state, str(entry.get("reason")), str(entry.get("message", "")))
+        )
+    edge = (previous or {}).get("edge")
+    return KeptEdge(tuple(kept), edge if isinstance(edge, Mapping) else None)
 
 
 def outcome(problems: Sequence[str], failures: Sequence[str]) -> list[ConditionInput]:

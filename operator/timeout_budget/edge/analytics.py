@@ -130,6 +130,12 @@ class Analytics:
     attributed: tuple[object, dict[RouteKey, RouteEdge], list[EdgePath]] | None = None
     """The view split between the routes, and for which view and covers."""
 
+    @property
+    def attempted(self) -> bool:
+        """Whether this process has tried the zone's analytics yet: probed, read a window,
+        or failed and waits (``message`` then says why)."""
+        return self.available is not None or self.view is not None or self.retry_at is not None
+
     def due(self, now: float, interval: float, delay: float) -> Window | None:
         """The window to read now, if any."""
         if self.retry_at is not None and now < self.retry_at:

@@ -35,6 +35,11 @@ from timeout_budget.model.world import EdgeObservation
 
 log = logging.getLogger("timeout_budget.edge")
 
+FIRST_READ_GRACE_SECONDS = 120.0
+"""How long a zone this process has not read yet may leave its routes' edge as their
+status shows it (``RouteEdgeSync.unread``). A zone is read within the CloudflareZone
+timer's 30 s of its shard being held; a read that fails says so in its condition at once."""
+
 
 class RouteEdgeSync(EdgeViews):
     def observe(
@@ -71,6 +76,31 @@ class RouteEdgeSync(EdgeViews):
             ),
             *self._edge_conditions(route.zone, key),
         )
+
+    def unread(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> bool:
+        """Whether this process has not read the route's zone (or its analytics) yet, with
+        nothing known against it: right after a start or a shard's takeover, before the
+        CloudflareZone handler's first read. The route's status then keeps the edge it
+        shows (``decide.status.kept_edge``) instead of ``ZoneNotReady`` and back a moment
+        later, for at most ``FIRST_READ_GRACE_SECONDS`` per zone."""
+        route = self._remember(namespace, key, spec)
+        if route is None:
+            return False
+        zone = self._zones.get(route.zone)
+        if self._zones.problems.get(route.zone) is not None or (
+            zone is not None and zone.problem is not None
+        ):
+            return False  # the zone's condition says why
+        analytics = self._analytics.get(route.zone)
+        if (
+            zone is not None
+            and zone.timeout is not None
+            and (not zone.spec.analytics.enabled or (analytics is not None and analytics.attempted))
+        ):
+            self._awaited.pop(route.zone, None)
+            return False
+        now = self._clock()
+        return now - self._awaited.setdefault(route.zone, now) < FIRST_READ_GRACE_SECONDS
 
     async def apply(
         self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec, actions: Sequence[Action]

@@ -75,6 +75,8 @@ class EdgeState:
         self._covers_version: dict[ZoneRef, int] = {}
         self._analytics: dict[ZoneRef, Analytics] = {}
         """By zone: its GraphQL Analytics state (``edge.analytics``)."""
+        self._awaited: dict[ZoneRef, float] = {}
+        """By zone not read yet: when a route first asked for it (``RouteEdgeSync.unread``)."""
         self._cycled = False
         """An engine cycle has flushed: ``_routes`` holds every route with edge sync."""
 

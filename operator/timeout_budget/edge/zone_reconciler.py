@@ -129,6 +129,7 @@ class ZoneReconciler(EdgeViews):
         """The CloudflareZone is gone: drop its cache and client (nothing at Cloudflare)."""
         self._batches.pop((namespace, name), None)
         self._analytics.pop((namespace, name), None)
+        self._awaited.pop((namespace, name), None)
         await self._zones.forget((namespace, name))
         if self._metrics is not None:
             self._metrics.forget_cloudflare_zone(namespace, name)
