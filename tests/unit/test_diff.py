@@ -98,6 +98,16 @@ def test_changes_keeps_order_and_drops_no_ops() -> None:
     assert diff.changes(actions, observation) == (scale(6), reroute(DNS))
 
 
+def test_edge_changes_wait_while_the_zone_is_unread_and_the_cluster_goes_on() -> None:
+    """Right after a start, a DNS-only reroute in memory is not seen in force (the zone's
+    records are not read yet): it is neither sent again nor undone; a scale goes out."""
+    unread = replace(make_observation(replicas=2, edge=None), edge_unread=True)
+    actions = (scale(4), reroute(DNS), reroute(DNS, apply=False), edge(301), reroute(SERVICE))
+    assert diff.changes(actions, unread) == (scale(4), reroute(SERVICE))
+    read = replace(unread, edge_unread=False)
+    assert diff.changes(actions, read) == (scale(4), reroute(DNS), edge(301), reroute(SERVICE))
+
+
 @pytest.mark.parametrize(
     ("observation", "memory"),
     [

@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.engine_world import NS, EdgeWorld, World, engine_for, spec_of
 from timeout_budget.cycle import CycleReport, Engine
+from timeout_budget.cycle.snapshot import RouteSnapshot
 from timeout_budget.decide import status
 from timeout_budget.edge import ZoneRegistry
 from timeout_budget.edge.route_sync import FIRST_READ_GRACE_SECONDS
@@ -41,6 +42,7 @@ EDGE_ERRORS = {
     "observedGeneration": 1,
 }
 EDGE = {"windowStart": "2027-01-15T07:55:00Z", "windowEnd": "2027-01-15T08:00:00Z"}
+COVERAGE = [{"methods": ["GET", "HEAD"], "by": "ZoneTimeout", "timeoutSeconds": 120}]
 
 
 def previous(synced: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
@@ -49,7 +51,13 @@ def previous(synced: dict[str, Any] | None = None, **extra: Any) -> dict[str, An
         synced or SYNCED,
         EDGE_ERRORS,
     ]
-    return {"conditions": conditions, "edge": EDGE, **extra}
+    return {
+        "conditions": conditions,
+        "edge": EDGE,
+        "edgeTimeoutSeconds": 120,
+        "edgeCoverage": COVERAGE,
+        **extra,
+    }
 
 
 # -- the pure part ------------------------------------------------------------------------
@@ -62,7 +70,7 @@ def test_the_edge_conditions_and_view_of_a_read_zone_are_kept() -> None:
         ("EdgeSynced", ConditionStatus.TRUE, "Synced", SYNCED["message"]),
         ("EdgeErrors", ConditionStatus.FALSE, "No524s", EDGE_ERRORS["message"]),
     ]
-    assert kept.edge == EDGE
+    assert kept.fields == {"edge": EDGE, "edgeTimeoutSeconds": 120, "edgeCoverage": COVERAGE}
 
 
 @pytest.mark.parametrize(
@@ -115,7 +123,7 @@ def synced_world() -> EdgeWorld:
     written["conditions"] = [
         c for c in written["conditions"] if c["type"] not in ("EdgeSynced", "EdgeErrors")
     ] + [copy.deepcopy(SYNCED), copy.deepcopy(EDGE_ERRORS)]
-    written["edge"] = dict(EDGE)
+    written.update(edge=dict(EDGE), edgeTimeoutSeconds=120, edgeCoverage=copy.deepcopy(COVERAGE))
     return world
 
 
@@ -167,4 +175,32 @@ def test_a_changed_spec_does_not_keep_the_edge_of_the_spec_before() -> None:
     cycle(engine, world)
 
     assert edge_synced(world)["reason"] == "ZoneNotReady"
-    assert "edge" not in world.status["api"]
+    assert not {"edge", "edgeTimeoutSeconds", "edgeCoverage"} & world.status["api"].keys()
+
+
+def test_a_required_read_timeout_waits_for_the_zone_without_a_warning() -> None:
+    """A route that asks for a read timeout at the edge (``budget.requiredSeconds``) is not
+    refused it while its zone's first read is pending; it is once the grace is over."""
+    world = synced_world()
+    events: list[tuple[str, str]] = []
+
+    async def record(_ref: Any, kind: str, reason: str, _message: str) -> None:
+        events.append((kind, reason))
+
+    def with_required(snaps: list[RouteSnapshot]) -> list[RouteSnapshot]:
+        for snap in snaps:
+            snap.spec["budget"] = {"timeoutSeconds": 400, "requiredSeconds": 300}  # type: ignore[index]
+        return snaps
+
+    plain = world.snapshots
+    world.snapshots = lambda: with_required(plain())  # type: ignore[method-assign]
+    engine, _ = restarted(world)
+    engine.post_event = record
+
+    cycle(engine, world)
+    assert events == []
+    assert "Cannot allow" not in world.status["api"]["message"]
+
+    world.now += FIRST_READ_GRACE_SECONDS
+    cycle(engine, world)
+    assert ("Warning", "Refused") in events

@@ -95,7 +95,7 @@ class Reporter:
                 self.metrics.actions_done([action], "failed")
         cycle.actions_applied += 0 if decision.dry_run else len(acted)
         cycle.actions_failed += len(failures)
-        edge, view = self._edge(snap, outcome.spec)
+        edge, view, kept = self._edge(snap, outcome.spec, outcome.observation)
         extra = [*edge, *status.outcome(outcome.problems, failures)]
         new = status.build(
             decision,
@@ -107,39 +107,40 @@ class Reporter:
             failures=failures,
             extra_conditions=extra,
             edge_view=view,
+            kept_edge=kept,
         )
         cycle.count_state(decision.state.value)
         self.metrics.actions_done(acted, "planned" if decision.dry_run else "applied")
         reading = read(outcome.observation.latency)
-        shown = view if isinstance(view, RouteEdge) else None
-        self.metrics.route(snap.namespace, snap.name, decision, extra, reading, shown)
+        self.metrics.route(snap.namespace, snap.name, decision, extra, reading, view)
         await self._events(snap, decision.dry_run, acted, failures, decision.refusals)
-        if not (acted or failures) and self._hold_reading(outcome, new, extra, view, now):
+        if not (acted or failures) and self._hold_reading(outcome, new, extra, view, kept, now):
             cycle.readings_held += 1
             return False  # decided again next cycle, so the reading is written when due
         patched = await self.patch(snap, new, cycle)
         return not (failures or patched)
 
     def _edge(
-        self, snap: RouteSnapshot, spec: TimeoutBudgetSpec
-    ) -> tuple[Sequence[ConditionInput], RouteEdge | Mapping[str, Any] | None]:
+        self, snap: RouteSnapshot, spec: TimeoutBudgetSpec, observation: RouteObservation
+    ) -> tuple[Sequence[ConditionInput], RouteEdge | None, status.KeptEdge | None]:
         """The route's edge conditions and view; while this process has not read its zone
-        yet, those its status shows (``status.kept_edge``)."""
+        yet, what its status shows instead (``status.kept_edge``)."""
         if self.edge is None:
-            return (), None
-        if self.edge.unread(snap.namespace, snap.key, spec):
+            return (), None, None
+        if observation.edge_unread:
             kept = status.kept_edge(snap.status, snap.generation)
             if kept is not None:
-                return kept.conditions, kept.edge
+                return kept.conditions, None, kept
         edge = self.edge.conditions(snap.namespace, snap.key, spec)
-        return edge, self.edge.edge_view(snap.namespace, snap.key, spec)
+        return edge, self.edge.edge_view(snap.namespace, snap.key, spec), None
 
     def _hold_reading(
         self,
         outcome: Outcome,
         new: Mapping[str, Any],
         extra: Sequence[ConditionInput],
-        view: RouteEdge | Mapping[str, Any] | None,
+        view: RouteEdge | None,
+        kept: status.KeptEdge | None,
         now: float,
     ) -> bool:
         """Whether the status's only change is the reading, written less often."""
@@ -156,6 +157,7 @@ class Reporter:
             generation=outcome.snap.generation,
             extra_conditions=extra,
             edge_view=view,
+            kept_edge=kept,
         )
         return status.reading_only(previous, new, same)
 

@@ -163,6 +163,7 @@ class RouteSteps:
             scale=origin.scale,
             rerouted=rerouted,
             edge=edge,
+            edge_unread=self.edge is not None and self.edge.unread(snap.namespace, snap.key, spec),
             shift_percent=shifted.percent,
             shift_changed=shifted.changed,
             chain=(

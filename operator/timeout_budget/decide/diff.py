@@ -24,7 +24,14 @@ from timeout_budget.model.world import RouteObservation, ScaleObservation
 
 
 def changes(actions: Iterable[Action], observation: RouteObservation) -> tuple[Action, ...]:
-    return tuple(a for a in actions if is_needed(a, observation))
+    """The actions still needed. An edge change waits while the route's zone is not read
+    yet (``edge_unread``): what is in force at Cloudflare is not known, so a DNS-only
+    reroute in memory must neither be sent again nor count as undone."""
+    return tuple(
+        a
+        for a in actions
+        if not (a.at_edge and observation.edge_unread) and is_needed(a, observation)
+    )
 
 
 def is_needed(action: Action, observation: RouteObservation) -> bool:

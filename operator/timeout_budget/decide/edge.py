@@ -117,7 +117,11 @@ def _pending_note(uncovered: tuple[Refusal, ...], pending: int | None) -> str | 
 def _zone_unknown(ctx: Context, memory: Memory) -> Step:
     why = "the zone's Cloudflare state is not known yet"
     required = ctx.spec.budget.required_seconds
-    refusals = (Refusal(EDGE, f"allow {secs(required)} at the edge", why),) if required else ()
+    if ctx.observation.edge_unread or not required:
+        # Right after a start the zone's first read is seconds away: a wait, not a refusal
+        # (no Warning Event on every rollout).
+        return Step(memory, exhausted=why)
+    refusals = (Refusal(EDGE, f"allow {secs(required)} at the edge", why),)
     return Step(memory, refusals=refusals, exhausted=why)
 
 

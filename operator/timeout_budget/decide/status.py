@@ -52,7 +52,8 @@ def build(
     acted: Sequence[Action] = (),
     failures: Sequence[str] = (),
     extra_conditions: Sequence[ConditionInput] = (),
-    edge_view: RouteEdge | Mapping[str, Any] | None = None,
+    edge_view: RouteEdge | None = None,
+    kept_edge: KeptEdge | None = None,
 ) -> dict[str, Any]:
     """The full status after one evaluation.
 
@@ -60,8 +61,9 @@ def build(
     planned ones; ``failures``: the changes that failed, in words (``Ready`` then says
     ``ActionFailed``, and the message names them). ``extra_conditions``: inputs from other
     writers (the edge sync's ``EdgeSynced``, ``outcome``), which replace the ladder's
-    placeholders of the same type. ``edge_view``: the route's share of Cloudflare's view,
-    or ``status.edge`` as it stands (``kept_edge``).
+    placeholders of the same type. ``edge_view``: the route's share of Cloudflare's view.
+    ``kept_edge``: the edge fields as the status shows them, kept while the route's zone is
+    not read yet (its conditions come in ``extra_conditions``).
     """
     before = previous or {}
     ratio = decision.ratio
@@ -79,7 +81,7 @@ def build(
         "edgeTimeoutSeconds": _edge_timeout(observation, () if decision.dry_run else acted),
         "edgeCoverage": [c.to_status() for c in decision.edge_coverage] or None,
         "chain": [h.to_status() for h in decision.chain] or None,
-        "edge": edge_view if isinstance(edge_view, Mapping) else edge_status(edge_view),
+        "edge": edge_status(edge_view),
         "rerouted": decision.memory.rerouted,
         **_last_action(decision, before, acted, now),
         "lastEvaluationTime": rfc3339(now, whole_seconds=True),
@@ -93,6 +95,8 @@ def build(
             generation=generation,
         ),
     }
+    if kept_edge is not None:
+        built.update(kept_edge.fields)
     return {k: _pruned(v) for k, v in built.items()}
 
 
@@ -126,20 +130,23 @@ def edge_status(edge: RouteEdge | None) -> dict[str, Any] | None:
 EDGE_CONDITIONS = frozenset(
     {ConditionType.EDGE_SYNCED, ConditionType.EDGE_ERRORS, ConditionType.EDGE_AGREES}
 )
+EDGE_FIELDS = ("edge", "edgeTimeoutSeconds", "edgeCoverage")
+"""What the status takes from the zone's cache (``observation.edge``, the edge view)."""
 NOT_FROM_A_READ_ZONE = frozenset({"Pending", "NotManaged", "ZoneNotReady"})
 """``EdgeSynced`` reasons written without the zone read: nothing to keep."""
 
 
 @dataclass(frozen=True)
 class KeptEdge:
-    """The edge as the route's status shows it: its edge conditions and ``edge``."""
+    """The edge as the route's status shows it: its edge conditions and ``EDGE_FIELDS``."""
 
     conditions: tuple[ConditionInput, ...]
-    edge: Mapping[str, Any] | None
+    fields: Mapping[str, Any]
 
 
 def kept_edge(previous: Mapping[str, Any] | None, generation: int | None) -> KeptEdge | None:
-    """The edge the status shows, to stand while this process has not read the route's zone
+    """The edge the status shows (its edge conditions, ``status.edge``, the read timeout
+    in force and the coverage by method), to stand while this process has not read the route's zone
     yet (``cycle.ports.EdgeSync.unread``: a restart, a shard taken over). Without it every
     route through a zone would go to ``ZoneNotReady`` on each rollout and back once the zone
     is read: two writes per route and a condition that flaps for nothing.
@@ -169,8 +176,8 @@ def kept_edge(previous: Mapping[str, Any] | None, generation: int | None) -> Kep
         kept.append(
             ConditionInput(kind, state, str(entry.get("reason")), str(entry.get("message", "")))
         )
-    edge = (previous or {}).get("edge")
-    return KeptEdge(tuple(kept), edge if isinstance(edge, Mapping) else None)
+    fields = {k: (previous or {}).get(k) for k in EDGE_FIELDS}
+    return KeptEdge(tuple(kept), fields)
 
 
 def outcome(problems: Sequence[str], failures: Sequence[str]) -> list[ConditionInput]:

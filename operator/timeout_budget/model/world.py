@@ -79,6 +79,9 @@ class RouteObservation:
     """Targets found rerouted by the operator (its annotation present and in force)."""
     edge: EdgeObservation | None = None
     """``None`` when the route has no zone or the zone's state is not known yet."""
+    edge_unread: bool = False
+    """The route's zone has not been read by this process yet (a start, a shard taken
+    over; ``cycle.ports.EdgeSync.unread``): its edge changes wait for that read."""
     shift_percent: int | None = None
     """The weighted reroute's share in force on the HTTPRoute rule, as the operator last
     wrote it (``None``: not shifted)."""
