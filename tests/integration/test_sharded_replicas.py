@@ -149,6 +149,13 @@ class Fleet:
             proc.stop()
 
 
+def edge_synced(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
+    conditions = kube.get_json(cp, "tb", name, "-n", ns).get("status", {}).get("conditions", [])
+    found = [c for c in conditions if c.get("type") == "EdgeSynced"]
+    assert len(found) == 1, conditions
+    return {k: found[0].get(k) for k in ("status", "reason", "lastTransitionTime")}
+
+
 def test_zones_have_one_writer_and_a_killed_replicas_shards_move_without_a_double_action(
     control_plane: ControlPlane,
     origin: OriginExporter,
@@ -210,6 +217,9 @@ def test_zones_have_one_writer_and_a_killed_replicas_shards_move_without_a_doubl
         apply(cp, ns, deployment("hot", 1), hot)
         kube.wait_for(lambda: spec_replicas(cp, ns, "hot") == 2, 90, "the first scale-up")
         scaled_at = time.monotonic()
+        moved = f"r-{target_zone}"
+        synced_before = edge_synced(cp, ns, moved)
+        assert synced_before["status"] == "True", synced_before
         killed_at = fleet.kill(victim)
         lost = [s for s, h in holders.items() if h == victim]
 
@@ -230,6 +240,10 @@ def test_zones_have_one_writer_and_a_killed_replicas_shards_move_without_a_doubl
         )
         # ... and the next one after it, by the new holder.
         kube.wait_for(lambda: spec_replicas(cp, ns, "hot") == 3, 60, "the next scale-up")
+        # The moved zone's route kept its EdgeSynced through the takeover: the new holder
+        # evaluated it before its first read of the zone, and did not flip it to
+        # ZoneNotReady and back (the transition time would have moved).
+        assert edge_synced(cp, ns, moved) == synced_before
 
         # The moved zone's writes now come from its new holder only.
         since = time.time()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -17,6 +17,7 @@ from tests.support import merge_patch
 from timeout_budget.clients.kube import Fields
 from timeout_budget.cycle import CycleReport, Engine, RouteSnapshot
 from timeout_budget.cycle.ports import AnswersAtOnce
+from timeout_budget.model.edge_view import Window
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, route_key
 from timeout_budget.report.metrics import OperatorMetrics
@@ -110,6 +111,57 @@ class EdgeWorld(World):
         for snap in snaps:
             snap.spec["edge"] = {"zoneRef": {"name": "zone"}}  # type: ignore[index]
         return snaps
+
+
+class StillEdge:
+    """Stands where the ZoneRegistry stands: nothing to observe or change. ``waiting``
+    routes await the flush (say, they failed at the last one); ``due``: the windows of
+    Cloudflare's view to compare, each route's until Prometheus answered it. Records what
+    the statuses were when the flush came, and the answers."""
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        waiting: Collection[RouteKey] = (),
+        due: Mapping[RouteKey, Window] | None = None,
+    ) -> None:
+        self.world = world
+        self.waiting = waiting
+        self.due = dict(due or {})
+        self.told: dict[RouteKey, tuple[Window, float | None]] = {}
+        self.at_flush: dict[str, Any] = {}
+
+    def observe(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> None:
+        return None
+
+    def rerouted(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> frozenset[Any]:
+        return frozenset()
+
+    def conditions(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> tuple[()]:
+        return ()
+
+    async def apply(self, *args: Any) -> None:
+        return None
+
+    def edge_view(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> None:
+        return None
+
+    def unread(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> bool:
+        return False
+
+    def comparisons_due(self) -> dict[RouteKey, Window]:
+        return {k: w for k, w in self.due.items() if k not in self.told}
+
+    def compared(self, answers: Mapping[RouteKey, tuple[Window, float | None]]) -> None:
+        self.told.update(answers)
+
+    def awaits_flush(self, key: RouteKey) -> bool:
+        return key in self.waiting
+
+    async def flush(self) -> Mapping[RouteKey, str]:
+        self.at_flush = copy.deepcopy(self.world.status)
+        return {}
 
 
 async def _no_event(*_: Any) -> None:

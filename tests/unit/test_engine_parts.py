@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.engine_world import NS, EdgeWorld, World, engine_for
+from tests.support.engine_world import NS, EdgeWorld, StillEdge, World, engine_for
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, route_key
 
@@ -68,51 +68,9 @@ def test_a_route_no_answer_covered_holds_and_says_why() -> None:
     assert world.replicas["late"] == 3
 
 
-class _Edge:
-    """Stands where the ZoneRegistry stands: nothing to observe or change; ``waiting``
-    routes await the flush (say, they failed at the last one). Records what the statuses
-    were when the flush came."""
-
-    def __init__(self, world: World, waiting: set[RouteKey]) -> None:
-        self.world = world
-        self.waiting = waiting
-        self.at_flush: dict[str, Any] = {}
-
-    def observe(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> None:
-        return None
-
-    def rerouted(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> frozenset[Any]:
-        return frozenset()
-
-    def conditions(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> tuple[()]:
-        return ()
-
-    async def apply(self, *args: Any) -> None:
-        return None
-
-    def edge_view(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> None:
-        return None
-
-    def unread(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> bool:
-        return False
-
-    def comparisons_due(self) -> dict[RouteKey, Any]:
-        return {}
-
-    def compared(self, answers: Mapping[RouteKey, Any]) -> None:
-        return None
-
-    def awaits_flush(self, key: RouteKey) -> bool:
-        return key in self.waiting
-
-    async def flush(self) -> Mapping[RouteKey, str]:
-        self.at_flush = copy.deepcopy(self.world.status)
-        return {}
-
-
 def test_only_routes_whose_edge_awaits_the_flush_are_reported_after_it() -> None:
     world = EdgeWorld(["steady", "waiting"])
-    edge = _Edge(world, {route_key(NS, "waiting")})
+    edge = StillEdge(world, waiting={route_key(NS, "waiting")})
     engine = engine_for(world)
     engine.edge = edge
     world.now += 15

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.engine_world import NS, World, engine_for
+from tests.support.engine_world import NS, StillEdge, World, engine_for
 from tests.support.loop_doubles import Routes, Stopped
 from timeout_budget import loop
 from timeout_budget.decide.lanes import near_line
+from timeout_budget.model.edge_view import Window
 from timeout_budget.model.errors import SettingsError
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, parse_timeout_budget, route_key
@@ -95,6 +96,26 @@ def test_a_lane_pass_reads_and_decides_only_its_routes() -> None:
     asyncio.run(engine.evaluate(world.snapshots()))
     assert engine.near == {route_key(NS, "gone-up"), route_key(NS, "quiet")}
     assert world.replicas["quiet"] > 1
+
+
+def test_a_lane_pass_compares_the_edge_windows_of_its_routes_before_deciding_them() -> None:
+    """A new window of Cloudflare's view is shown with Prometheus' P95 over it in one
+    write, whichever pass first shows it: the lane asks about its own routes' windows."""
+    world = CountingWorld(["quiet", "near"])
+    world.p95[route_key(NS, "near")] = 80.0
+    engine = engine_for(world)
+    world.now += 15
+    asyncio.run(engine.evaluate(world.snapshots()))
+    window = Window(world.now - 300, world.now)
+    edge = StillEdge(world, due={route_key(NS, "near"): window, route_key(NS, "quiet"): window})
+    engine.edge, engine.edge_latency = edge, world
+    world.asked.clear()
+
+    world.now += 5
+    asyncio.run(engine.evaluate(world.snapshots(), lane=frozenset(engine.near)))
+
+    assert world.asked == [{"near"}, {"near"}]  # the window first, then the lane's reading
+    assert edge.told == {route_key(NS, "near"): (window, 80.0)}
 
 
 def test_a_deleted_route_leaves_the_lane_at_the_next_cycle() -> None:

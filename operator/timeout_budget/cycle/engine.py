@@ -131,7 +131,10 @@ class Engine:
             cycle.specs = {s.key: cycle.specs[s.key] for s in valid}
             latency = self.fast_latency or self.latency
         cycle.report.routes = len(valid)
-        if lane is None and self.edge is not None and self.edge_latency is not None:
+        if self.edge is not None and self.edge_latency is not None:
+            # Before the routes are decided, so a route shows a new window of Cloudflare's
+            # view with Prometheus' P95 over it in one write; a lane pass asks for its own
+            # routes only (a window comes every few minutes, so seldom more than nothing).
             await edge_check.compare(self.edge, self.edge_latency, cycle.specs)
         readings: dict[RouteKey, LatencyObservation] = {}
         waiting = {s.key: s for s in valid}
