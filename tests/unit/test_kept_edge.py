@@ -204,3 +204,22 @@ def test_a_required_read_timeout_waits_for_the_zone_without_a_warning() -> None:
     world.now += FIRST_READ_GRACE_SECONDS
     cycle(engine, world)
     assert ("Warning", "Refused") in events
+
+
+def test_a_change_of_words_alone_waits_for_the_zones_read() -> None:
+    """Right after a start the ladder knows less of the edge than the status says (an
+    at-risk route's message loses its "edge read timeout held at 121s"): the words wait
+    for the zone's read, anything a decision takes from the status does not."""
+    world = synced_world()
+    world.status["api"]["message"] += " Edge read timeout held at 121s."
+    before = copy.deepcopy(world.status["api"])
+    engine, _ = restarted(world)
+
+    report = cycle(engine, world)
+    assert (report.status_patches, report.readings_held) == (0, 1)
+    assert world.status["api"] == before
+
+    world.p95[route_key(NS, "api")] = 110.0  # over the at-risk line: scaled and written
+    report = cycle(engine, world)
+    assert report.status_patches == 1
+    assert world.status["api"]["state"] == "AtRisk"

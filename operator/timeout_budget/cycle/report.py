@@ -42,7 +42,8 @@ class CycleReport:
     actions_failed: int = 0
     status_patches: int = 0
     readings_held: int = 0
-    """Routes whose reading alone changed, not written yet (``status.reading_only``)."""
+    """Routes whose reading alone changed, not written yet (``status.reading_only``); or,
+    while their zone is not read yet after a start, their messages (``status.words_only``)."""
     unchanged: int = 0
     """Quiet routes whose inputs had not changed: not decided again (``decide.quiet``)."""
     duration_seconds: float = 0.0
@@ -114,7 +115,10 @@ class Reporter:
         reading = read(outcome.observation.latency)
         self.metrics.route(snap.namespace, snap.name, decision, extra, reading, view)
         await self._events(snap, decision.dry_run, acted, failures, decision.refusals)
-        if not (acted or failures) and self._hold_reading(outcome, new, extra, view, kept, now):
+        if not (acted or failures) and (
+            (kept is not None and status.words_only(snap.status, new))
+            or self._hold_reading(outcome, new, extra, view, kept, now)
+        ):
             cycle.readings_held += 1
             return False  # decided again next cycle, so the reading is written when due
         patched = await self.patch(snap, new, cycle)

@@ -247,7 +247,15 @@ def reading_only(
     changes a decision (a line crossed that matters) is never held back."""
     if previous is None or changed(previous, unmoved):
         return False
-    return _skeleton(previous) == _skeleton(new)
+    return words_only(previous, new)
+
+
+def words_only(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether ``new`` keeps ``previous``'s state, memory and every condition's status and
+    reason: only the reading and the messages differ. While a route's zone is not read yet
+    after a start, such a change waits (the messages then say less about the edge than the
+    status does: "the zone's Cloudflare state is not known yet")."""
+    return previous is not None and _skeleton(previous) == _skeleton(new)
 
 
 def refresh_due(previous: Mapping[str, Any] | None, now: float, period: float) -> bool:
