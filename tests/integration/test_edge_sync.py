@@ -389,6 +389,21 @@ def test_a_route_waits_for_its_zones_first_read_in_this_process(
     assert (before, after) == (True, False)
 
 
+def test_a_dns_only_route_waits_for_its_hostnames_records(edge: EdgeWorld) -> None:
+    """Its DNS-only reroute is known in force or not only once the hostname's records are
+    read: the zone read before the route was seen reads them at the next flush."""
+    zone_id = edge.emu.add_zone(plan="enterprise")
+    route = route_spec(dns_only="dl.example.com")
+
+    async def scenario() -> tuple[bool, bool]:
+        await edge.sync(zone_spec(zone_id))
+        first = edge.registry.unread(NS, API, route)
+        await edge.registry.flush()
+        return first, edge.registry.unread(NS, API, route)
+
+    assert edge.run(scenario) == (True, False)
+
+
 def test_second_cloudflarezone_for_the_same_zone_id_is_refused(edge: EdgeWorld) -> None:
     zone_id = edge.emu.add_zone(plan="enterprise")
 

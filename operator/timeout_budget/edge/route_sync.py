@@ -78,11 +78,12 @@ class RouteEdgeSync(EdgeViews):
         )
 
     def unread(self, namespace: str, key: RouteKey, spec: TimeoutBudgetSpec) -> bool:
-        """Whether this process has not read the route's zone (or its analytics) yet, with
-        nothing known against it: right after a start or a shard's takeover, before the
-        CloudflareZone handler's first read. The route's status then keeps the edge it
-        shows (``decide.status.kept_edge``) instead of ``ZoneNotReady`` and back a moment
-        later, for at most ``FIRST_READ_GRACE_SECONDS`` per zone."""
+        """Whether this process has not read the route's zone (its settings, the records of
+        its DNS-only hostname, its analytics) yet, with nothing known against it: right
+        after a start or a shard's takeover, before the CloudflareZone handler's first
+        read. The route's status then keeps the edge it shows
+        (``decide.status.kept_edge``) instead of ``ZoneNotReady`` and back a moment later,
+        and its edge changes wait; for at most ``FIRST_READ_GRACE_SECONDS`` per zone."""
         route = self._remember(namespace, key, spec)
         if route is None:
             return False
@@ -92,9 +93,11 @@ class RouteEdgeSync(EdgeViews):
         ):
             return False  # the zone's condition says why
         analytics = self._analytics.get(route.zone)
+        hostname = route.dns_only_hostname
         if (
             zone is not None
             and zone.timeout is not None
+            and (hostname is None or hostname in zone.dns)
             and (not zone.spec.analytics.enabled or (analytics is not None and analytics.attempted))
         ):
             self._awaited.pop(route.zone, None)
