@@ -145,18 +145,17 @@ class KeptEdge:
 
 
 def kept_edge(previous: Mapping[str, Any] | None, generation: int | None) -> KeptEdge | None:
-    """The edge the status shows (its edge conditions, ``status.edge``, the read timeout
-    in force and the coverage by method), to stand while this process has not read the route's zone
-    yet (``cycle.ports.EdgeSync.unread``: a restart, a shard taken over). Without it every
-    route through a zone would go to ``ZoneNotReady`` on each rollout and back once the zone
-    is read: two writes per route and a condition that flaps for nothing.
+    """The edge the status shows (its edge conditions, ``status.edge``, the read timeout in
+    force and the coverage by method), to stand while this process has not read the route's
+    zone yet (``cycle.ports.EdgeSync.unread``: a restart, a shard taken over). Without it
+    every route through a zone would go to ``ZoneNotReady`` on each rollout and back once
+    the zone is read: two writes per route and a condition that flaps for nothing.
 
     ``None`` when there is nothing to keep: no ``EdgeSynced`` written from a read zone for
     this generation of the spec (a changed ``edge.zoneRef`` may name another zone)."""
+    before = previous or {}
     found = {
-        str(c.get("type")): c
-        for c in (previous or {}).get("conditions") or ()
-        if isinstance(c, Mapping)
+        str(c.get("type")): c for c in before.get("conditions") or () if isinstance(c, Mapping)
     }
     synced = found.get(ConditionType.EDGE_SYNCED)
     if (
@@ -176,8 +175,7 @@ def kept_edge(previous: Mapping[str, Any] | None, generation: int | None) -> Kep
         kept.append(
             ConditionInput(kind, state, str(entry.get("reason")), str(entry.get("message", "")))
         )
-    fields = {k: (previous or {}).get(k) for k in EDGE_FIELDS}
-    return KeptEdge(tuple(kept), fields)
+    return KeptEdge(tuple(kept), {k: before.get(k) for k in EDGE_FIELDS})
 
 
 def outcome(problems: Sequence[str], failures: Sequence[str]) -> list[ConditionInput]:
