@@ -102,6 +102,8 @@ def build_engine(settings: OperatorSettings, edge: EdgeSync | None = None) -> En
             settings.served_namespaces or None,
             # The operator's own annotations, and what the chain reads of an Ingress.
             annotation_prefix=(f"{ownership.PREFIX}/", *chain.ANNOTATIONS_READ),
+            # Sharded: only the held shards' namespaces, asked for by the loop.
+            on_demand=bool(settings.shards),
         )
         origins.start()
     return Engine(

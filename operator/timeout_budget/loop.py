@@ -169,6 +169,9 @@ async def _fast_lane(engine: Engine, pick: Pick) -> None:
 
 async def _cycle(engine: Engine, pick: Pick) -> None:
     snapshots = pick()
+    if isinstance(engine.origins, WatchedLists):
+        # The origins of these routes' namespaces only (sharded: the shards held now).
+        engine.origins.serve({s.namespace for s in snapshots})
     try:
         report = await engine.evaluate(snapshots)
         heap.give_back()  # the cycle's answers are garbage now: hand their pages back

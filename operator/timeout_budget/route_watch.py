@@ -101,6 +101,12 @@ class SnapshotStore:
     def in_namespace(self, namespace: str) -> list[RouteSnapshot]:
         return [s for s in self.snapshots.values() if s.namespace == namespace]
 
+    def retain(self, namespaces: Collection[str]) -> None:
+        """Drop the routes of every other namespace."""
+        for kept in (self.snapshots, self.deleting, self.unfinalized):
+            for key in [key for key in kept if key[0] not in namespaces]:
+                del kept[key]
+
     def all(self) -> list[RouteSnapshot]:
         return list(self.snapshots.values())
 

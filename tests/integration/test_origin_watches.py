@@ -145,6 +145,41 @@ def test_served_namespaces_only(control_plane: ControlPlane, ns: str, other_ns: 
         cp.kubectl("delete", "namespace", empty, "--wait=false", check=False)
 
 
+def test_on_demand_the_copy_holds_the_namespaces_asked_for(control_plane: ControlPlane) -> None:
+    """Sharded (``on_demand``), the cluster-wide copies hold nothing until a namespace is
+    asked for; one asked for is listed in (its objects that existed before are there, not
+    only the later ones), the others' are not kept, and ``serve`` drops what is no longer
+    the loop's."""
+    cp = control_plane
+    mine, theirs = kube.new_namespace(cp, "watch-mine"), kube.new_namespace(cp, "watch-theirs")
+    apply(cp, mine, deployment("api", 2))
+    apply(cp, theirs, deployment("api", 1))
+    lists = WatchedLists(
+        _client(cp), cluster.FIELDS, None, annotation_prefix=PREFIX, on_demand=True
+    )
+    lists.start()
+    deployments = lists.watchers["deployments"][None]
+    try:
+        kube.wait_for(deployments.synced.is_set, 20, "the first list")
+        assert lists.health()["deployments"][0] == 0  # nothing asked for yet
+        assert replicas(lists, mine, "api") == 2  # listed in on demand
+        assert lists.health()["deployments"][0] == 1
+        apply(cp, theirs, deployment("later", 1))
+        apply(cp, mine, deployment("web", 1))
+        kube.wait_for(lambda: replicas(lists, mine, "web") == 1, 20, "the watch event")
+        assert lists.health()["deployments"][0] == 2  # the other namespace's were not kept
+
+        lists.serve([theirs])  # the loop's routes moved: mine is dropped, theirs listed in
+        assert lists.health()["deployments"][0] == 0
+        assert replicas(lists, theirs, "api") == 1
+        assert replicas(lists, theirs, "later") == 1
+        assert lists.health()["deployments"] == (2, True)
+    finally:
+        lists.stop()
+        for namespace in (mine, theirs):
+            cp.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
 def test_an_unreachable_api_server_is_unavailable_with_the_reason(
     control_plane: ControlPlane,
 ) -> None:

@@ -293,3 +293,66 @@ def test_stop_ends_an_open_watch_at_once() -> None:
     watcher.stop()
     assert not watcher._thread.is_alive()
     assert time.monotonic() - started < 4  # the open watch holds 5 s unless shut down
+
+
+# -- only the namespaces asked for ----------------------------------------------------
+
+
+def test_store_retain_drops_every_other_namespace() -> None:
+    store = Store(cluster.DEPLOYMENT_FIELDS, PREFIX)
+    for ns in ("shop", "blog", "mail"):
+        store.put(deployment("api", 1, ns=ns))
+    store.retain({"blog"})
+    assert len(store) == 1
+    assert store.in_namespace("shop") == []
+    assert len(store.in_namespace("blog")) == 1
+    store.put(deployment("web", 1, ns="blog"))
+    assert {o["metadata"]["name"] for o in store.in_namespace("blog")} == {"api", "web"}
+
+
+def test_watcher_keeps_only_the_namespaces_wanted_from_list_and_watch() -> None:
+    api = _Api()
+    api.items = [deployment("api", 2), deployment("api", 2, ns="blog")]
+    api.watches = [
+        [
+            {"type": "ADDED", "object": deployment("web", 1, ns="blog")},
+            {"type": "ADDED", "object": deployment("web", 1)},
+        ]
+    ]
+    watcher = _watcher(api)
+    watcher.want({"shop"})
+    watcher.start()
+    try:
+        _until(lambda: watcher.events_seen == 2, "two events")
+        assert _replicas(watcher) == {"api": 2, "web": 1}
+        assert watcher.objects("blog") == []
+        assert watcher.size() == 2
+        assert watcher.covers("shop")
+        assert not watcher.covers("blog")
+    finally:
+        watcher.stop()
+
+
+def test_a_namespace_wanted_later_is_listed_in_and_one_dropped_is_forgotten() -> None:
+    """The copy never listed ``blog``'s objects: asking for it closes the open watch and
+    lists the kind afresh, so the objects that saw no event since are there too."""
+    api = _Api()
+    api.items = [deployment("api", 2), deployment("api", 3, ns="blog")]
+    api.watches = [[], []]  # the second watch stays open until closed
+    watcher = _watcher(api)
+    watcher.want({"shop"})
+    watcher.start()
+    try:
+        _until(lambda: watcher.lists_done == 1 and len(api.calls) >= 2, "the watch open")
+        watcher.want({"shop", "blog"})
+        _until(lambda: watcher.covers("blog"), "blog listed in")
+        assert watcher.lists_done == 2
+        assert watcher.problem is None
+        assert [o["spec"]["replicas"] for o in watcher.objects("blog")] == [3]
+        watcher.want({"blog"})  # shop's routes moved away: its objects go at once
+        assert watcher.objects("shop") == []
+        assert watcher.size() == 1
+        assert not watcher.covers("shop")
+        assert watcher.lists_done == 2
+    finally:
+        watcher.stop()

@@ -19,6 +19,15 @@ is known to be current:
 A watch the server ends normally (``timeout_seconds``) is reopened from the last
 ``resourceVersion`` seen (bookmarks keep it recent); a 410 Gone lists afresh. The whole
 copy is also re-listed every ``relist_seconds`` as a safety net.
+
+**Only the namespaces asked for.** A cluster-wide copy keeps only the namespaces the loop
+has routes in (``WatchedLists.serve``, each full cycle), filtered as objects arrive: the
+API server cannot select several namespaces in one watch, and a watch per namespace would
+be a thread and a connection each. Sharded, a replica thus holds its own shards' origins,
+not the fleet's; unsharded, not the Deployments of namespaces without a TimeoutBudget.
+A namespace asked for that the copy was not listed with (a new route's, a shard taken
+over) is listed in: the watch is closed and the kind listed afresh, and its readers wait
+for that list (``first_sync_wait``) as for the first one.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -64,6 +73,7 @@ class StoreLike(Protocol):
     def put(self, obj: Mapping[str, Any]) -> object: ...
     def apply(self, event_type: str, obj: Mapping[str, Any]) -> None: ...
     def in_namespace(self, namespace: str) -> list[Any]: ...
+    def retain(self, namespaces: Collection[str]) -> None: ...
     def __len__(self) -> int: ...
 
 
@@ -110,6 +120,11 @@ class Watcher:
         self.events_seen = 0
         self.lists_done = 0
         self._response: Any = None
+        self._wanted: frozenset[str] | None = None
+        """The namespaces whose objects are kept (None: every one in scope)."""
+        self._covered: frozenset[str] | None = None
+        """The wanted namespaces the current copy was listed with (None: every one)."""
+        self._relist = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch-{self.scope}", daemon=True)
 
     def _new_store(self) -> StoreLike:
@@ -127,11 +142,8 @@ class Watcher:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        response = self._response
-        if response is not None:
-            # Wakes the thread blocked reading the stream (the connection may be gone already).
-            with contextlib.suppress(Exception):
-                response.shutdown()
+        # Wakes the thread blocked reading the stream (the connection may be gone already).
+        self._close_watch()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -144,6 +156,51 @@ class Watcher:
             if self.problem is not None:
                 raise KubeUnavailable(f"{self.scope}: {self.problem}")
             return self._store.in_namespace(namespace)
+
+    def want(self, namespaces: Collection[str] | None) -> None:
+        """Keep only these namespaces' objects from now on (None: every namespace). Those
+        no longer wanted are dropped at once; one the copy was not listed with is listed in
+        (the watch is closed, the kind listed afresh)."""
+        wanted = None if namespaces is None else frozenset(namespaces)
+        with self._lock:
+            if wanted == self._wanted:
+                return
+            self._wanted = wanted
+            if wanted is not None:
+                self._store.retain(wanted)
+                if self._covered is not None:
+                    self._covered &= wanted
+            missing = not self._covers(wanted)
+        if missing:
+            self._relist.set()
+            self._close_watch()
+
+    def want_also(self, namespace: str) -> None:
+        """Keep this namespace's objects too (listed in if the copy lacks them)."""
+        with self._lock:
+            wanted = self._wanted
+        if wanted is not None and namespace not in wanted:
+            self.want(wanted | {namespace})
+
+    def covers(self, namespace: str) -> bool:
+        """Whether the copy was listed with this namespace's objects."""
+        with self._lock:
+            return self._covers(frozenset((namespace,)))
+
+    def _covers(self, namespaces: frozenset[str] | None) -> bool:
+        if self._covered is None:
+            return True
+        return namespaces is not None and namespaces <= self._covered
+
+    def _keeps(self, obj: Mapping[str, Any]) -> bool:
+        wanted = self._wanted
+        return wanted is None or (obj.get("metadata") or {}).get("namespace") in wanted
+
+    def _close_watch(self) -> None:
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.shutdown()
 
     def read(self, reader: Callable[[Any], T]) -> T:
         """``reader(store)`` under the lock (the copy as last seen, current or not)."""
@@ -162,7 +219,7 @@ class Watcher:
                 version = self._list()
                 failures = 0
                 listed_at = time.monotonic()
-                while not self._stop.is_set():
+                while not self._stop.is_set() and not self._relist.is_set():
                     version = self._watch(version)
                     if time.monotonic() - listed_at > self.relist_seconds:
                         break  # the safety-net relist
@@ -172,6 +229,8 @@ class Watcher:
             except Exception as exc:  # any failure: say so, back off, relist
                 if self._stop.is_set():
                     return
+                if self._relist.is_set():
+                    continue  # the watch was closed to list new namespaces in
                 failures += 1
                 self._broken(_describe(exc))
                 low, high = self.backoff_seconds
@@ -185,6 +244,9 @@ class Watcher:
 
     def _list(self) -> str:
         """List in pages into a new store, then swap it in; the list's resourceVersion."""
+        self._relist.clear()
+        with self._lock:
+            wanted = self._wanted
         store = self._new_store()
         token: str | None = None
         while True:
@@ -194,7 +256,8 @@ class Watcher:
             response = self.kind.call(self.namespace, **kwargs)
             page = json.loads(response.data)
             for item in page.get("items", []):
-                store.put(item)
+                if wanted is None or (item.get("metadata") or {}).get("namespace") in wanted:
+                    store.put(item)
             meta = page.get("metadata") or {}
             token = meta.get("continue")
             if not token:
@@ -204,6 +267,10 @@ class Watcher:
             if self.problem is not None:
                 log.info("%s: listed again (%d objects), copy current", self.scope, len(store))
             self._store = store
+            self._covered = wanted
+            if self._wanted is not None:  # narrowed while listing
+                store.retain(self._wanted)
+                self._covered = self._wanted if wanted is None else wanted & self._wanted
             self.problem = None
             self.lists_done += 1
         self.synced.set()
@@ -235,7 +302,8 @@ class Watcher:
                 version = str(meta.get("resourceVersion") or version)
                 if event_type != "BOOKMARK":
                     with self._lock:
-                        self._store.apply(event_type, obj)
+                        if event_type == "DELETED" or self._keeps(obj):
+                            self._store.apply(event_type, obj)
                         self.events_seen += 1
         finally:
             self._response = None
@@ -281,7 +349,11 @@ class WatchedLists:
     ``Kube``) served from watches. ``namespaces``: the namespaces the operator serves, or
     None for the whole cluster (one watch per kind). The ``fields`` the readers pass are
     the ones the copies were built with (``observe.cluster.FIELDS``): they are not read
-    again per call."""
+    again per call.
+
+    Cluster-wide, the copies keep every namespace until ``serve`` names the ones to keep;
+    with ``on_demand`` they keep none until asked (a sharded replica, whose shards are not
+    known yet at start)."""
 
     def __init__(
         self,
@@ -290,6 +362,7 @@ class WatchedLists:
         namespaces: Iterable[str] | None = None,
         annotation_prefix: str | tuple[str, ...] | None = None,
         first_sync_wait: float = 30.0,
+        on_demand: bool = False,
         **watcher_options: Any,
     ) -> None:
         apps = kubernetes.client.AppsV1Api(api_client)
@@ -326,6 +399,8 @@ class WatchedLists:
             }
             for plural, kind in kinds.items()
         }
+        if on_demand:
+            self.serve(())
 
     def start(self) -> None:
         for watcher in self._all():
@@ -339,6 +414,14 @@ class WatchedLists:
 
     def _all(self) -> list[Watcher]:
         return [w for by_ns in self.watchers.values() for w in by_ns.values()]
+
+    def serve(self, namespaces: Iterable[str]) -> None:
+        """Keep only these namespaces' objects in the cluster-wide copies (the namespaces of
+        the routes the loop evaluates); a per-namespace scope keeps its own."""
+        wanted = frozenset(namespaces)
+        for by_ns in self.watchers.values():
+            if None in by_ns:
+                by_ns[None].want(wanted)
 
     def health(self) -> dict[str, tuple[int, bool]]:
         """Per kind: objects held, and whether every scope's copy is current."""
@@ -377,10 +460,17 @@ class WatchedLists:
         watcher = by_ns[namespace] if namespace in by_ns else by_ns.get(None)
         if watcher is None:
             raise KubeUnavailable(f"{plural} in {namespace}: not a namespace the operator serves")
-        if not watcher.synced.is_set():
-            # Only before the first list: the first cycle waits for it rather than holding
-            # every route. Polled, so no worker thread is parked on the Event.
+        if not watcher.covers(namespace):
+            watcher.want_also(namespace)
+        if not (watcher.synced.is_set() and watcher.covers(namespace)):
+            # Only before the first list, or the list of a namespace new to the copy: the
+            # cycle waits for it rather than holding the routes. Polled, so no worker
+            # thread is parked on the Event.
             deadline = time.monotonic() + self.first_sync_wait
-            while not watcher.synced.is_set() and time.monotonic() < deadline:
+            while time.monotonic() < deadline and not (
+                watcher.synced.is_set() and watcher.covers(namespace)
+            ):
                 await asyncio.sleep(0.05)
+            if watcher.synced.is_set() and not watcher.covers(namespace):
+                raise KubeUnavailable(f"{watcher.scope}: {namespace} not listed yet")
         return watcher.objects(namespace)

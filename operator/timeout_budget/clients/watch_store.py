@@ -7,7 +7,7 @@ the watch's events; the objects are indexed by (namespace, name) and by namespac
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from timeout_budget.clients.kube import Fields, slim
@@ -68,6 +68,12 @@ class Store:
 
     def in_namespace(self, namespace: str) -> list[dict[str, Any]]:
         return list(self.by_namespace.get(namespace, {}).values())
+
+    def retain(self, namespaces: Collection[str]) -> None:
+        """Drop the objects of every other namespace."""
+        for ns in [ns for ns in self.by_namespace if ns not in namespaces]:
+            for name in self.by_namespace.pop(ns):
+                self.objects.pop((ns, name), None)
 
     def __len__(self) -> int:
         return len(self.objects)
