@@ -202,6 +202,8 @@ def _install_phase_timers() -> None:
         _PHASES.clear()
         _CYCLE["started"] = time.time()
         _CYCLE["cpu_started"] = _cpu_seconds()
+        health = self.origins.health() if hasattr(self.origins, "health") else {}
+        _CYCLE["origin_objects"] = sum(held for held, _ in health.values())
         _CYCLE["skipped"] = _skip_requested()
         if _CYCLE["skipped"]:
             # The harness times the floor query in this period, at the very moment a cycle
@@ -267,6 +269,7 @@ class _CycleRecorder(logging.Handler):
             "phases": dict(_PHASES),
             "cpu_seconds": _cpu_seconds(),
             "cpu_at_start": _CYCLE.get("cpu_started"),
+            "origin_objects": _CYCLE.get("origin_objects"),
             "counts": counts,
             "urllib3_max_in_flight": _IN_FLIGHT[1],
             **{k.lower(): v for k, v in _status_kib().items()},
