@@ -44,7 +44,7 @@ def test_a_new_route_or_a_new_spec_wakes_the_loop_a_status_write_does_not() -> N
     assert len(woken) == 1
     store.apply("MODIFIED", {**budget("new", 1), "status": {"state": "AtRisk"}})
     assert len(woken) == 1  # the operator's own status write
-    assert {s.name: s.status["state"] for s in store.all()} == {
+    assert {s.name: s.status_dict()["state"] for s in store.all()} == {
         "listed": "Healthy",
         "new": "AtRisk",
     }

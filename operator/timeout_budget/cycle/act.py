@@ -56,7 +56,8 @@ class Actor:
     async def remember(self, snap: RouteSnapshot, decision: Decision) -> None:
         """Write the decision's memory to status *before* acting. If this write fails,
         nothing is done this cycle."""
-        body = status.patch(snap.status, {**snap.status, "memory": decision.memory.to_status()})
+        previous = snap.status_dict()
+        body = status.patch(previous, {**previous, "memory": decision.memory.to_status()})
         if body:
             await with_conflict_retry(
                 lambda: self.kube.patch_budget_status(snap.namespace, snap.name, body)

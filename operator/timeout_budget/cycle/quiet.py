@@ -43,7 +43,8 @@ class Quiet:
     """A quiet route's last evaluation: its inputs, and the status it found unchanged."""
 
     inputs: tuple[Any, ...]
-    status: Mapping[str, Any]
+    status: Mapping[str, Any] | str
+    """The snapshot's status as kept (``RouteSnapshot.status``: text as watched)."""
     state: str
     until: float
     """``quiet.stable_until``: from then on, a window's end may change the decision."""
@@ -51,7 +52,9 @@ class Quiet:
     """The index entry decided (the fast check wants the very same one)."""
     seen: Seen
 
-    def matches(self, inputs: tuple[Any, ...], current: Mapping[str, Any], now: float) -> bool:
+    def matches(
+        self, inputs: tuple[Any, ...], current: Mapping[str, Any] | str, now: float
+    ) -> bool:
         # The status too: one edited by a person or another replica is decided again.
         return now < self.until and self.inputs == inputs and self.status == current
 

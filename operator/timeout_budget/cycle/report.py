@@ -88,6 +88,7 @@ class Reporter:
         route's edge changes, if it did. True when everything is as reported with nothing
         patched and nothing failed (the route may then count as quiet)."""
         snap, decision = outcome.snap, outcome.decision
+        previous = snap.status_dict()
         acted, failures = list(outcome.acted), list(outcome.failures)
         if edge_failure is not None and not decision.dry_run:
             for action in [a for a in acted if a.at_edge]:
@@ -96,12 +97,12 @@ class Reporter:
                 self.metrics.actions_done([action], "failed")
         cycle.actions_applied += 0 if decision.dry_run else len(acted)
         cycle.actions_failed += len(failures)
-        edge, view, kept = self._edge(snap, outcome.spec, outcome.observation)
+        edge, view, kept = self._edge(snap, previous, outcome.spec, outcome.observation)
         extra = [*edge, *status.outcome(outcome.problems, failures)]
         new = status.build(
             decision,
             outcome.observation,
-            previous=snap.status,
+            previous=previous,
             now=now,
             generation=snap.generation,
             acted=acted,
@@ -116,23 +117,27 @@ class Reporter:
         self.metrics.route(snap.namespace, snap.name, decision, extra, reading, view)
         await self._events(snap, decision.dry_run, acted, failures, decision.refusals)
         if not (acted or failures) and (
-            (kept is not None and status.words_only(snap.status, new))
-            or self._hold_reading(outcome, new, extra, view, kept, now)
+            (kept is not None and status.words_only(previous, new))
+            or self._hold_reading(outcome, previous, new, extra, view, kept, now)
         ):
             cycle.readings_held += 1
             return False  # decided again next cycle, so the reading is written when due
-        patched = await self.patch(snap, new, cycle)
+        patched = await self.patch(snap, new, cycle, previous)
         return not (failures or patched)
 
     def _edge(
-        self, snap: RouteSnapshot, spec: TimeoutBudgetSpec, observation: RouteObservation
+        self,
+        snap: RouteSnapshot,
+        previous: Mapping[str, Any],
+        spec: TimeoutBudgetSpec,
+        observation: RouteObservation,
     ) -> tuple[Sequence[ConditionInput], RouteEdge | None, status.KeptEdge | None]:
         """The route's edge conditions and view; while this process has not read its zone
         yet, what its status shows instead (``status.kept_edge``)."""
         if self.edge is None:
             return (), None, None
         if observation.edge_unread:
-            kept = status.kept_edge(snap.status, snap.generation)
+            kept = status.kept_edge(previous, snap.generation)
             if kept is not None:
                 return kept.conditions, None, kept
         edge = self.edge.conditions(snap.namespace, snap.key, spec)
@@ -141,6 +146,7 @@ class Reporter:
     def _hold_reading(
         self,
         outcome: Outcome,
+        previous: Mapping[str, Any],
         new: Mapping[str, Any],
         extra: Sequence[ConditionInput],
         view: RouteEdge | None,
@@ -148,7 +154,6 @@ class Reporter:
         now: float,
     ) -> bool:
         """Whether the status's only change is the reading, written less often."""
-        previous = outcome.snap.status
         if outcome.unmoved is None or status.refresh_due(
             previous, now, self.reading_refresh_seconds
         ):
@@ -170,10 +175,11 @@ class Reporter:
     ) -> None:
         """The route cannot be evaluated: everything stays as it is, ``Ready`` says why,
         and a Warning Event when that is news."""
-        new = status.held(snap.status, reason, message, now=now, generation=snap.generation)
-        if status.changed(snap.status, new):
+        previous = snap.status_dict()
+        new = status.held(previous, reason, message, now=now, generation=snap.generation)
+        if status.changed(previous, new):
             await self.post_event(snap.ref(), "Warning", reason, new["message"])
-        await self.patch(snap, new, cycle)
+        await self.patch(snap, new, cycle, previous)
 
     async def invalid(
         self, snap: RouteSnapshot, exc: pydantic.ValidationError, now: float, cycle: CycleReport
@@ -183,9 +189,16 @@ class Reporter:
         )
         await self.held(snap, now, "InvalidSpec", f"invalid spec: {errors}", cycle)
 
-    async def patch(self, snap: RouteSnapshot, new: Mapping[str, Any], cycle: CycleReport) -> bool:
-        """Patch what changed; False when nothing did."""
-        body = status.patch(snap.status, new)
+    async def patch(
+        self,
+        snap: RouteSnapshot,
+        new: Mapping[str, Any],
+        cycle: CycleReport,
+        previous: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Patch what changed from ``previous`` (the snapshot's status, read once by the
+        caller); False when nothing did."""
+        body = status.patch(snap.status_dict() if previous is None else previous, new)
         if not body:
             return False
         await with_conflict_retry(

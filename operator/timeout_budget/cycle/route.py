@@ -94,8 +94,9 @@ class RouteSteps:
             await self.reporter.held(snap, cycle.now, "OriginNotFound", message, cycle.report)
             return None
         observation = self._observation(snap, spec, latency, origin, objects)
-        memory = Memory.from_status(snap.status.get("memory")).adopt(observation.rerouted)
-        shown = shown_p95(snap.status)
+        previous = snap.status_dict()
+        memory = Memory.from_status(previous.get("memory")).adopt(observation.rerouted)
+        shown = shown_p95(previous)
         ctx = Context.of(spec, observation, cycle.now, shown)
         edge = tuple(self.edge.conditions(snap.namespace, snap.key, spec)) if self.edge else ()
         extra = (*origin.problems, *edge)
