@@ -4,8 +4,8 @@ On one sandbox (``bench.world``: N routes in 50 namespaces, Deployments paused, 
 exporter scraped every 15 s, the reaction routes every second):
 
 1. **one replica** (``bench.probe``, the real operator, cluster-wide, 15 s interval): after
-   its first full cycle and once its routes settled (a cycle writes no status patch: the
-   at-risk routes climbed their ladders; the climb's cycles are reported apart),
+   its first full cycle and once its routes settled (two cycles in a row write no status
+   patch: the at-risk routes climbed their ladders; the climb's cycles are reported apart),
    ``--cycles`` cycles: wall time, CPU seconds per period, RSS, origin objects held; the
    floor (the batched query for all routes) timed in the pause after each cycle;
 2. **two shards** (``TBO_SHARDS=2``, two replicas): their first start labels every route
@@ -47,6 +47,8 @@ INTERVAL = 15.0
 SHARDS = 2
 NEAR_P95 = (w.RECOVER_RATIO + w.AT_RISK_RATIO) / 2 * w.BUDGET_SECONDS
 """Between the lines: in the fast lane, not yet acted on."""
+QUIET_CYCLES = 2
+"""Cycles in a row without a status patch that make a replica's routes settled."""
 SETTLE_SECONDS = 300.0
 """How long a replica's routes may take to climb their ladders before it is measured (each
 at-risk route: a scale step after its 60 s cooldown, then the edge raise)."""
@@ -121,24 +123,27 @@ def first_full_cycle(
 def settle(
     run: measure.OperatorRun, after: dict[str, Any], deadline: float
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The replica's cycles until one writes no status patch: the world's at-risk routes
-    have climbed their ladders (scale, edge raise, each after its cooldown), so what is
-    measured next is the steady rhythm, not the one-off climb a fresh world or a restart
-    in the middle of it makes. At most ``SETTLE_SECONDS``; the last cycle seen, and the
-    climb's figures (reported, not measured against the floor)."""
+    """The replica's cycles until ``QUIET_CYCLES`` in a row write no status patch: the
+    world's at-risk routes have climbed their ladders (scale, edge raise, each after its
+    cooldown), so what is measured next is the steady rhythm, not the one-off climb a fresh
+    world or a restart in the middle of it makes. One quiet cycle is not enough: after a
+    restart a zone's routes wait for its first read (``FIRST_READ_GRACE_SECONDS``) and then
+    climb. At most ``SETTLE_SECONDS``; the last cycle seen, and the climb's figures
+    (reported, not measured against the floor)."""
     rows: list[dict[str, Any]] = []
-    last = after
+    last, quiet = after, 0 if after["status_patches"] else 1
     limit = min(deadline, time.monotonic() + SETTLE_SECONDS)
-    while last["status_patches"] and time.monotonic() < limit:
+    while quiet < QUIET_CYCLES and time.monotonic() < limit:
         rec = run.next_record(timeout=limit - time.monotonic())
         if rec is None:
             break
         rows.append(
             {"wall_seconds": rec["duration_seconds"], "status_patches": rec["status_patches"]}
         )
+        quiet = 0 if rec["status_patches"] else quiet + 1
         last = rec
     return last, {
-        "settled": not last["status_patches"],
+        "settled": quiet >= QUIET_CYCLES,
         "settled_after_seconds": last["ended"] - after["ended"],
         "settling_cycles": rows,
     }
