@@ -180,6 +180,10 @@ def measure_replica(
                 "status_patches": rec["status_patches"],
                 "readings_held": rec.get("readings_held", 0),
                 "origin_objects": rec.get("origin_objects"),
+                # The cycle's own batched query, answered in the cycle: the floor at the
+                # very moment (the floor above is timed after it, with Prometheus busy
+                # differently: the other replica's cycle, a scrape).
+                "own_query_seconds": (rec.get("phases") or {}).get("observe_answered"),
             }
         )
         prev = rec
@@ -197,6 +201,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out["cycle_over_floor"] = (
         out["wall_seconds"] / out["floor_seconds"] if rows and out["floor_seconds"] else None
     )
+    own = [r["wall_seconds"] / r["own_query_seconds"] for r in rows if r["own_query_seconds"]]
+    out["cycle_over_own_query"] = statistics.median(own) if own else None
     out["all"] = rows
     return out
 
