@@ -356,3 +356,30 @@ def test_a_namespace_wanted_later_is_listed_in_and_one_dropped_is_forgotten() ->
         assert watcher.lists_done == 2
     finally:
         watcher.stop()
+
+
+def test_a_namespace_asked_for_while_the_watch_opens_is_listed_in_at_once() -> None:
+    """Asked for between the watch's request and its answer, there is no response to shut
+    down yet: the watch must not then stay open (minutes) before listing it in."""
+    api = _Api()
+    api.items = [deployment("api", 2), deployment("api", 3, ns="blog")]
+    api.watches = [[]]  # the watch stays open until closed (up to 5 s here)
+    watcher = _watcher(api)
+    watcher.want({"shop"})
+    opened = api.list_all
+
+    def list_all(**kwargs: Any) -> _Response:
+        response = opened(**kwargs)
+        if kwargs.get("watch") and not watcher.covers("blog"):
+            watcher.want({"shop", "blog"})  # after the request, before the response is held
+        return response
+
+    watcher.kind = Kind("deployments", list_all, api.list_namespaced)
+    watcher.start()
+    try:
+        started = time.monotonic()
+        _until(lambda: watcher.covers("blog"), "blog listed in")
+        assert time.monotonic() - started < 2  # not after the open watch's 5 s
+        assert [o["spec"]["replicas"] for o in watcher.objects("blog")] == [3]
+    finally:
+        watcher.stop()

@@ -293,6 +293,8 @@ class Watcher:
         )
         self._response = response
         try:
+            if self._relist.is_set() or self._stop.is_set():
+                return version  # asked for while the watch was being opened: not shut down
             for event_type, obj in _events(_lines(response)):
                 if event_type == "ERROR":
                     if obj.get("code") == 410:
