@@ -7,7 +7,8 @@ exporter scraped every 15 s, the reaction routes every second):
    its first full cycle and once its routes settled (two cycles in a row write no status
    patch: the at-risk routes climbed their ladders; the climb's cycles are reported apart),
    ``--cycles`` cycles: wall time, CPU seconds per period, RSS, origin objects held; the
-   floor (the batched query for all routes) timed in the pause after each cycle;
+   floor (the batched query for all routes) timed in the next period, whose cycle the
+   operator skips, at the moment the cycle would have started;
 2. **two shards** (``TBO_SHARDS=2``, two replicas): their first start labels every route
    (the time to each replica's first full cycle and its memory high-water); both are then
    restarted on the labeled routes and measured as the single one, each replica's floor
@@ -153,8 +154,13 @@ def measure_replica(
     run: measure.OperatorRun, floor: measure.Floor, routes: int, cycles: int, deadline: float
 ) -> dict[str, Any]:
     """Wait for a cycle over all ``routes`` of the replica and for its routes to settle
-    (``settle``), then ``cycles`` more, each with its CPU over the period and its floor
-    timed in the pause after it."""
+    (``settle``), then ``cycles`` measured cycles, each with its CPU over the period and
+    its floor: the batched query timed in the next period, whose cycle the operator skips
+    (``request_skip``), at the moment the cycle would have started. Both replicas run
+    every 15 s, so that moment meets the same neighbours as the cycle did (the other
+    replica's cycle, the bulk scrape); the query timed right after the cycle is kept as
+    ``floor_after_seconds``. The cycle after the skipped period is not measured (its CPU
+    would span two periods): three periods per measured cycle."""
     first, startup = first_full_cycle(run, routes, deadline)
     prev, climb = settle(run, first, deadline)
     startup["first_cycle"] = {
@@ -163,11 +169,19 @@ def measure_replica(
     }
     startup.update(climb)
     rows: list[dict[str, Any]] = []
+    wait = 2 * INTERVAL + 60
+
+    def real(record: dict[str, Any]) -> bool:
+        return not record.get("skipped")
+
     while len(rows) < cycles and time.monotonic() < deadline:
-        rec = run.next_record(timeout=deadline - time.monotonic())
+        rec = run.wait_for(real, timeout=deadline - time.monotonic(), poll=0.2)
         if rec is None:
             break
-        floor_seconds, queries, _ = floor.time_once()
+        after_seconds, queries, _ = floor.time_once()
+        run.request_skip()
+        skipped = run.wait_for(lambda r: bool(r.get("skipped")), timeout=wait)
+        floor_seconds = floor.time_once()[0] if skipped is not None else None
         rows.append(
             {
                 "routes": rec["routes"],
@@ -176,23 +190,23 @@ def measure_replica(
                 "rss_mib": rec["vmrss"] / 1024,
                 "hwm_mib": rec["vmhwm"] / 1024,
                 "floor_seconds": floor_seconds,
+                "floor_after_seconds": after_seconds,
                 "floor_queries": queries,
                 "status_patches": rec["status_patches"],
                 "readings_held": rec.get("readings_held", 0),
                 "origin_objects": rec.get("origin_objects"),
-                # The cycle's own batched query, answered in the cycle: the floor at the
-                # very moment (the floor above is timed after it, with Prometheus busy
-                # differently: the other replica's cycle, a scrape).
+                # The cycle's own batched query, answered in the cycle.
                 "own_query_seconds": (rec.get("phases") or {}).get("observe_answered"),
             }
         )
-        prev = rec
+        after_skip = run.wait_for(real, timeout=wait, poll=0.2)
+        prev = after_skip if after_skip is not None else rec
     return {**summarize(rows), **startup}
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     def med(key: str) -> float | None:
-        values = [r[key] for r in rows]
+        values = [r[key] for r in rows if r[key] is not None]
         return statistics.median(values) if values else None
 
     out: dict[str, Any] = {key: med(key) for key in rows[0]} if rows else {}
