@@ -14,6 +14,7 @@ from typing import Any
 
 import kopf
 
+from timeout_budget import label_sweep
 from timeout_budget.clients.kube import GROUP, PLURAL, Kube, load_api_client
 from timeout_budget.clients.watch_cache import WatchedLists
 from timeout_budget.cycle.engine import Engine
@@ -73,6 +74,31 @@ def unlabeled_selector(shards: int) -> str:
     """The routes whose shard label is missing or not one of ``0..shards-1`` (``notin``
     matches an object without the label too)."""
     return f"{ROUTE_SHARD_LABEL} notin ({','.join(str(i) for i in range(shards))})"
+
+
+async def sweep_labels(settings: OperatorSettings, kube: Kube) -> None:
+    """Sharded: file the routes not labeled yet under their shards before kopf starts
+    watching them (``label_sweep``), saying what it did and what it left to kopf."""
+    if not settings.shards:
+        return
+    scopes: list[str | None] = list(settings.served_namespaces) or [None]
+    result = await label_sweep.sweep(
+        kube, settings.shards, unlabeled_selector(settings.shards), scopes
+    )
+    if not result.listed and result.stopped is None:
+        return
+    logging.getLogger("timeout_budget.label_sweep").log(
+        logging.WARNING if result.stopped or result.failures else logging.INFO,
+        "label sweep done in %.0fs: %d routes labeled for %d shards, %d changed meanwhile, "
+        "%d left to kopf%s%s",
+        result.seconds,
+        result.labeled,
+        settings.shards,
+        result.changed,
+        result.left_to_kopf,
+        f"; stopped early: {result.stopped}" if result.stopped else "",
+        f"; first failures: {'; '.join(result.failures)}" if result.failures else "",
+    )
 
 
 def build_zones(settings: OperatorSettings) -> ZoneRegistry:

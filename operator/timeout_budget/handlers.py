@@ -44,6 +44,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.routes = app.build_routes(memo.settings, wake)
     memo.zones = app.build_zones(memo.settings)
     memo.engine = app.build_engine(memo.settings, edge=memo.zones)
+    # Sharded: the routes not labeled yet are labeled now, before kopf watches them (on a
+    # fleet's first sharded start, all of them; see timeout_budget.label_sweep).
+    await app.sweep_labels(memo.settings, memo.engine.kube)
     memo.settle = 0.0 if settings.peering.standalone else memo.settings.peering_settle_seconds
     # Several replicas: only the leader Lease's holder evaluates (see timeout_budget.leader).
     memo.lease = (

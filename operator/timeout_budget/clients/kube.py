@@ -185,6 +185,45 @@ class Kube:
 
         return await self._call(what, call)
 
+    async def list_budgets_page(
+        self,
+        namespace: str | None,
+        label_selector: str,
+        limit: int,
+        continue_token: str | None = None,
+        fields: Fields | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None, int | None]:
+        """One page of the TimeoutBudgets the selector matches (``namespace`` None: the
+        whole cluster): (items, the next page's token or None, the items left after this
+        page when the API server says).
+
+        The pages of one listing are a consistent snapshot; a token older than the API
+        server keeps (about five minutes) is refused with 410."""
+        where = f"in {namespace}" if namespace else "cluster-wide"
+        kwargs: dict[str, Any] = {"label_selector": label_selector, "limit": limit}
+        if continue_token:
+            kwargs["_continue"] = continue_token
+
+        def call() -> tuple[list[dict[str, Any]], str | None, int | None]:
+            response: Any
+            if namespace is None:
+                response = self.custom.list_cluster_custom_object(
+                    GROUP, VERSION, PLURAL, _preload_content=False, **kwargs
+                )
+            else:
+                response = self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, _preload_content=False, **kwargs
+                )
+            data = json.loads(response.data)
+            meta = data.get("metadata") or {}
+            items: list[dict[str, Any]] = data.get("items") or []
+            if fields is not None:
+                items = [slim(item, fields) for item in items]
+            left = meta.get("remainingItemCount")
+            return items, meta.get("continue") or None, int(left) if left is not None else None
+
+        return await self._call(f"list timeoutbudgets {where}", call)
+
     # -- writes -------------------------------------------------------------------------
     async def patch_deployment_metadata(
         self, namespace: str, name: str, annotations: dict[str, str | None]
