@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from sandbox.controlplane import ControlPlane
+from sandbox.prometheus import PrometheusServer
 from tests.support import kube
+from tests.support import operator as operator_process
 from tests.support.objects import apply, budget
 from timeout_budget import app
 from timeout_budget.clients.kube import Kube, KubeError, load_api_client
@@ -29,6 +31,8 @@ pytestmark = pytest.mark.integration
 
 SHARDS = 4
 KEEP = "example.com/keep"
+LAST_HANDLED = "kopf.timeoutbudget.io/last-handled-configuration"
+"""kopf's record of the spec it handled (``app.configure_kopf``): absent if kopf never did."""
 
 
 @pytest.fixture
@@ -157,3 +161,40 @@ def test_a_sweep_out_of_time_leaves_the_rest_to_kopf(
         if ROUTE_SHARD_LABEL not in (item["metadata"].get("labels") or {})
     ]
     assert sorted(unlabeled) == ["late0", "late1", "late2"]
+
+
+def test_a_sharded_replica_labels_the_routes_already_there_before_kopf_watches(
+    control_plane: ControlPlane, prometheus: PrometheusServer, sweep_ns: str
+) -> None:
+    cp, ns = control_plane, sweep_ns
+    apply(cp, ns, *(budget(f"old{i}", f"old{i}") for i in range(3)))
+    proc = operator_process.start(
+        cp,
+        prometheus.url,
+        ns,
+        "label-sweep",
+        env={"TBO_SHARDS": str(SHARDS), "TBO_OPERATOR_NAMESPACE": ns},
+    )
+    try:
+        kube.wait_for(lambda: "label sweep done" in proc.output(), 60, "the sweep's log line")
+        assert f"3 routes labeled for {SHARDS} shards" in proc.output()
+        new = budget("new", "new")  # created after the start: kopf's, as before
+        apply(cp, ns, new)
+
+        def filed() -> dict[str, dict[str, Any]] | None:
+            now = routes(cp, ns)
+            done = all(
+                KOPF_FINALIZER in (item["metadata"].get("finalizers") or [])
+                for item in now.values()
+            )
+            return now if done and len(now) == 4 else None
+
+        now = kube.wait_for(filed, 60, "every route labeled, with kopf's finalizer")
+    finally:
+        proc.stop()
+    for name, item in now.items():
+        meta = item["metadata"]
+        assert meta["labels"][ROUTE_SHARD_LABEL] == route_shard_label(ns, item["spec"], SHARDS)
+        # The sweep labeled the routes that were there; kopf only the one created later.
+        handled = LAST_HANDLED in (meta.get("annotations") or {})
+        assert handled == (name == "new"), name
