@@ -79,11 +79,15 @@ def unlabeled_selector(shards: int) -> str:
 async def sweep_labels(settings: OperatorSettings, kube: Kube) -> None:
     """Sharded: file the routes not labeled yet under their shards before kopf starts
     watching them (``label_sweep``), saying what it did and what it left to kopf."""
-    if not settings.shards:
+    if not settings.shards or not settings.label_sweep_seconds:
         return
     scopes: list[str | None] = list(settings.served_namespaces) or [None]
     result = await label_sweep.sweep(
-        kube, settings.shards, unlabeled_selector(settings.shards), scopes
+        kube,
+        settings.shards,
+        unlabeled_selector(settings.shards),
+        scopes,
+        seconds=settings.label_sweep_seconds,
     )
     if not result.listed and result.stopped is None:
         return

@@ -16,9 +16,9 @@ list then finds only what the sweep left:
 
 * routes being deleted (kopf's deletion handler);
 * routes changed while the sweep ran;
-* all that remain once ``SWEEP_SECONDS`` has passed (the chart's startup probe gives kopf
-  two minutes to start), or once the API server refused a list, or a write for another
-  reason than the test.
+* all that remain once its time is up (``TBO_LABEL_SWEEP_SECONDS``, 90 s by default; the
+  chart's startup probe waits that long plus a minute for kopf to start), or once the API
+  server refused a list, or a write for another reason than the test.
 
 As kopf's handler does, the sweep files a route by its raw spec's zone (else namespace)
 without validating the rest: a route with a spec the operator refuses is reported
@@ -46,7 +46,7 @@ from timeout_budget.route_watch import KOPF_FINALIZER
 log = logging.getLogger("timeout_budget.label_sweep")
 
 SWEEP_SECONDS = 90.0
-"""At most this long in the startup handler; what is left then is kopf's, as before."""
+"""At most this long in the startup handler by default; what is left then is kopf's."""
 
 PAGE_SIZE = 500
 IN_FLIGHT = 6

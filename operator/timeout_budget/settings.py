@@ -16,6 +16,9 @@ TBO_READING_REFRESH_SECONDS     a change of a route's P95 alone (nothing decided
 TBO_SHARDS                      shard the routes by Cloudflare zone over the replicas, each
                                 evaluating the shards whose Lease it holds (default 0: off,
                                 one active replica by peering and the leader Lease)
+TBO_LABEL_SWEEP_SECONDS         sharded: how long a replica's start may spend labeling the
+                                routes not labeled yet before kopf watches them (default 90;
+                                0: kopf labels them all, see ``label_sweep``)
 TBO_DRY_RUN                     plan every route, change nothing (default false)
 TBO_ORIGIN_READS                watch (default): Deployments, HPAs and Services from watches;
                                 list: listed per namespace every cycle
@@ -58,6 +61,8 @@ class OperatorSettings:
     """A change of a route's reading alone is written to its status at most this often."""
     shards: int = 0
     """Shards of the routes (``timeout_budget.shards``); 0: not sharded."""
+    label_sweep_seconds: float = 90.0
+    """Sharded: the start's label sweep may take this long (``label_sweep``); 0: none."""
     dry_run: bool = False
     operator_namespace: str = "default"
     loop_configmap: str = "timeout-budget-operator-loop"
@@ -103,6 +108,7 @@ class OperatorSettings:
             fast_lane_seconds=_fast_lane(env, interval),
             reading_refresh_seconds=_reading_refresh(env),
             shards=_shards(env),
+            label_sweep_seconds=_label_sweep(env),
             dry_run=_bool(env.get("TBO_DRY_RUN")),
             operator_namespace=env.get("TBO_OPERATOR_NAMESPACE", "default"),
             loop_configmap=env.get("TBO_LOOP_CONFIGMAP", "timeout-budget-operator-loop"),
@@ -161,6 +167,16 @@ def _shards(env: Mapping[str, str]) -> int:
     if value not in (0, 1) and not 2 <= value <= 256:
         raise SettingsError(f"TBO_SHARDS must be 0 (not sharded) or 2..256, not {value}")
     return 0 if value == 1 else value
+
+
+def _label_sweep(env: Mapping[str, str]) -> float:
+    value = _number(env, "TBO_LABEL_SWEEP_SECONDS", float, "90")
+    if not 0 <= value <= 3600:
+        raise SettingsError(
+            "TBO_LABEL_SWEEP_SECONDS must be between 0 (kopf labels every route) and 3600 "
+            f"seconds (keep it inside the startup probe), not {value:g}"
+        )
+    return value
 
 
 def _origin_reads(env: Mapping[str, str]) -> str:

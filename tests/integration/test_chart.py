@@ -158,6 +158,15 @@ def test_sharding_renders_replicas_that_each_hold_their_shards(helm: Helm) -> No
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["TBO_SHARDS"] == "16"
     assert env["TBO_LEADER_LEASE_SECONDS"] == "15"
+    # The start's label sweep (90 s by default) fits inside the startup probe's wait.
+    assert env["TBO_LABEL_SWEEP_SECONDS"] == "90"
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 90 + 60
+    longer = helm.render(
+        sets=["replicas=3", "sharding.enabled=true", "sharding.labelSweepSeconds=600"]
+    )
+    probe = find(longer, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert probe["startupProbe"]["periodSeconds"] * probe["startupProbe"]["failureThreshold"] >= 660
     assert "KopfPeering" not in kinds(docs)
     loop_role = find(docs, "Role", "tbo-timeout-budget-operator-loop")
     assert {
@@ -180,6 +189,7 @@ def test_pod_runs_locked_down(helm: Helm) -> None:
     assert container["resources"]["limits"]["memory"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["startupProbe"]["failureThreshold"] == 60  # two minutes, unsharded
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 9090, "health": 8080}
 

@@ -1,18 +1,22 @@
 """The label sweep's JSON patch (``label_sweep.sweep_patch``): it files a route under its
 spec's shard and adds kopf's finalizer, only while the route is at the listed
-``resourceVersion``. The patches run against the real API server in
+``resourceVersion``; and its setting. The patches run against the real API server in
 tests/integration/test_label_sweep.py."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import jsonpatch
 import pytest
 
+from timeout_budget import app
 from timeout_budget.label_sweep import label_path, sweep_patch
+from timeout_budget.model.errors import SettingsError
 from timeout_budget.model.shards import ROUTE_SHARD_LABEL, route_shard_label
 from timeout_budget.route_watch import KOPF_FINALIZER
+from timeout_budget.settings import OperatorSettings
 
 pytestmark = pytest.mark.unit
 
@@ -84,3 +88,27 @@ def test_routes_being_deleted_and_routes_already_filed_are_left_alone() -> None:
 
 def test_the_label_key_is_escaped_as_a_json_pointer() -> None:
     assert label_path() == "/metadata/labels/timeoutbudget.io~1shard"
+
+
+ENV = {"TBO_PROMETHEUS_URL": "http://prometheus:9090"}
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [(None, 90.0), ("0", 0.0), ("600", 600.0)])
+def test_the_setting(raw: str | None, seconds: float) -> None:
+    env = ENV if raw is None else {**ENV, "TBO_LABEL_SWEEP_SECONDS": raw}
+    assert OperatorSettings.from_env(env).label_sweep_seconds == seconds
+
+
+@pytest.mark.parametrize("raw", ["-1", "3601", "nan", "soon"])
+def test_the_setting_refused(raw: str) -> None:
+    with pytest.raises(SettingsError, match="TBO_LABEL_SWEEP_SECONDS"):
+        OperatorSettings.from_env({**ENV, "TBO_LABEL_SWEEP_SECONDS": raw})
+
+
+@pytest.mark.parametrize("env", [ENV, {**ENV, "TBO_SHARDS": "4", "TBO_LABEL_SWEEP_SECONDS": "0"}])
+def test_no_sweep_unsharded_or_when_off(env: dict[str, str]) -> None:
+    class NoKube:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"the sweep called the API ({name})")
+
+    asyncio.run(app.sweep_labels(OperatorSettings.from_env(env), NoKube()))  # type: ignore[arg-type]
