@@ -15,7 +15,7 @@ it) fails that test at the API server without a write and is left as it is; kopf
 list then finds only what the sweep left:
 
 * routes being deleted (kopf's deletion handler);
-* routes changed while the sweep ran;
+* routes a user edited while the sweep ran (those another replica labeled are done);
 * all that remain once its time is up (``TBO_LABEL_SWEEP_SECONDS``, 90 s by default; the
   chart's startup probe waits that long plus a minute for kopf to start), or once the API
   server refused a list, or a write for another reason than the test.
