@@ -41,7 +41,7 @@ from typing import Any
 
 from timeout_budget.clients.kube import Fields, Kube, KubeError, NotFound
 from timeout_budget.model.shards import ROUTE_SHARD_LABEL, route_shard_label
-from timeout_budget.route_watch import KOPF_FINALIZER
+from timeout_budget.route_watch import KOPF_FINALIZER, finalizer_addition
 
 log = logging.getLogger("timeout_budget.label_sweep")
 
@@ -93,10 +93,7 @@ def sweep_patch(route: Mapping[str, Any], shards: int) -> list[dict[str, Any]] |
     else:
         ops.append({"op": "add", "path": "/metadata/labels", "value": {ROUTE_SHARD_LABEL: want}})
     if KOPF_FINALIZER not in finalizers:
-        if finalizers:
-            ops.append({"op": "add", "path": "/metadata/finalizers/-", "value": KOPF_FINALIZER})
-        else:
-            ops.append({"op": "add", "path": "/metadata/finalizers", "value": [KOPF_FINALIZER]})
+        ops += finalizer_addition(finalizers)
     return ops
 
 
@@ -174,12 +171,11 @@ async def sweep(
                 writes.append(write(str(meta["namespace"]), str(meta["name"]), ops))
             order.shuffle(writes)
             await asyncio.gather(*writes)
-            total = result.listed + (left or 0)
             log.info(
                 "label sweep: %d of %s unlabeled routes labeled for %d shards, %d changed "
                 "meanwhile, %d left to kopf (%.0fs)",
                 result.labeled,
-                f"{total:,}" if token else f"{result.listed:,}",
+                f"{result.listed + (left or 0):,}",
                 shards,
                 result.changed,
                 result.left_to_kopf,

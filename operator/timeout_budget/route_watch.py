@@ -49,6 +49,16 @@ runs before it is removed). Sharded, the holder of a labeled route's shard remov
 (``shard_upkeep``)."""
 
 
+def finalizer_addition(finalizers: Collection[str]) -> list[dict[str, Any]]:
+    """A JSON patch adding kopf's finalizer to the route's (others' are kept)."""
+    if not finalizers:
+        return [{"op": "add", "path": "/metadata/finalizers", "value": [KOPF_FINALIZER]}]
+    return [
+        {"op": "test", "path": "/metadata/finalizers", "value": list(finalizers)},
+        {"op": "add", "path": "/metadata/finalizers/-", "value": KOPF_FINALIZER},
+    ]
+
+
 class SnapshotStore:
     """One watch's TimeoutBudgets as ``RouteSnapshot``s by (namespace, name). Filled by the
     list (``put``), kept current by the watch's events (``apply``); ``changed`` is called

@@ -36,7 +36,7 @@ from timeout_budget.edge.registry import ZoneRegistry
 from timeout_budget.leader import cancel, repeat
 from timeout_budget.model.shards import ROUTE_SHARD_LABEL, route_shard_label
 from timeout_budget.model.spec import route_key
-from timeout_budget.route_watch import KOPF_FINALIZER, RouteWatch
+from timeout_budget.route_watch import KOPF_FINALIZER, RouteWatch, finalizer_addition
 from timeout_budget.shards import ShardLeases
 
 log = logging.getLogger("timeout_budget.shard_upkeep")
@@ -52,16 +52,6 @@ def misfiled(
 ) -> list[tuple[Any, int]]:
     """The routes whose label files them under another shard than their spec's."""
     return [(snap, want) for shard, snap in filed if (want := shard_of(snap)) != shard]
-
-
-def finalizer_addition(finalizers: Collection[str]) -> list[dict[str, Any]]:
-    """A JSON patch adding kopf's finalizer to the route's (others' are kept)."""
-    if not finalizers:
-        return [{"op": "add", "path": "/metadata/finalizers", "value": [KOPF_FINALIZER]}]
-    return [
-        {"op": "test", "path": "/metadata/finalizers", "value": list(finalizers)},
-        {"op": "add", "path": "/metadata/finalizers/-", "value": KOPF_FINALIZER},
-    ]
 
 
 def finalizer_removal(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
