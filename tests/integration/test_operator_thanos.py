@@ -130,14 +130,17 @@ def test_the_tenant_header_is_required_and_sent(
         result = answer.json()["data"]["result"]
         return float(result[0]["value"][1]) if result else None
 
-    seen = kube.wait_for(store_p95, 30, "the store's own P95")
+    kube.wait_for(store_p95, 30, "the store's own P95")
 
     def agreeing() -> tuple[float, float] | None:
         ours = status_of(cp, ns, "tenant").get("p95Seconds")
-        return (ours, seen) if ours is not None and abs(ours - seen) <= 0.2 * 30 else None
+        seen = store_p95()  # asked again each time: one answer may be a window still filling
+        if ours is None or seen is None:
+            return None
+        return (ours, seen) if abs(ours - seen) <= 0.2 * 30 else None
 
-    # The synthetic origin holds P95 at 30 s: both readings land in the same bucket. The
-    # status's first reading may come from a window still filling (37.5 s seen once); a
+    # The synthetic origin holds P95 at 30 s: both readings land in the same bucket. Either
+    # reading may come from a window still filling (37.5 s seen once in the status); a
     # later reading that alone moved is written within TBO_READING_REFRESH_SECONDS (60 s).
     ours, seen = kube.wait_for(agreeing, 90, "the status's P95 as the store's")
     assert abs(ours - seen) <= 0.2 * 30, (ours, seen)
