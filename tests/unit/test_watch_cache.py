@@ -8,16 +8,18 @@ against the real API server is tested in tests/integration/test_origin_watches.p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import kubernetes
 import pytest
 
 from timeout_budget.clients.kube import KubeUnavailable
-from timeout_budget.clients.watch_cache import Kind, Watcher, _events, _lines
+from timeout_budget.clients.watch_cache import Kind, WatchedLists, Watcher, _events, _lines
 from timeout_budget.clients.watch_store import Store
 from timeout_budget.model import ownership
 from timeout_budget.observe import chain, cluster
@@ -381,5 +383,46 @@ def test_a_namespace_asked_for_while_the_watch_opens_is_listed_in_at_once() -> N
         _until(lambda: watcher.covers("blog"), "blog listed in")
         assert time.monotonic() - started < 2  # not after the open watch's 5 s
         assert [o["spec"]["replicas"] for o in watcher.objects("blog")] == [3]
+    finally:
+        watcher.stop()
+
+
+def test_a_namespace_asked_for_during_the_first_list_is_listed_in() -> None:
+    """Sharded, the copy starts wanting no namespace, and the loop may ask for one while the
+    first list (of none) is still under way. That list does not cover it, so another must
+    follow at once; the reader waits for it, not its whole ``first_sync_wait`` for nothing.
+    (Seen on the real API server: tests/integration/test_origin_watches.py failed so.)"""
+    api = _Api()
+    api.items = [deployment("api", 2)]
+    api.watches = [[], []]
+    first_list, listing = threading.Event(), threading.Event()
+    asked = api.list_all
+
+    def list_all(**kwargs: Any) -> _Response:
+        if not kwargs.get("watch") and not first_list.is_set():
+            listing.set()
+            first_list.wait(5)  # the first list is under way until the reader has asked
+        return asked(**kwargs)
+
+    watcher = Watcher(
+        Kind("deployments", list_all, api.list_namespaced),
+        None,
+        cluster.DEPLOYMENT_FIELDS,
+        PREFIX,
+        backoff_seconds=(0.01, 0.05),
+    )
+    lists = WatchedLists(kubernetes.client.ApiClient(), cluster.FIELDS, None, first_sync_wait=3)
+    lists.watchers = {"deployments": {None: watcher}}
+    lists.serve(())  # as ``on_demand`` does: nothing wanted yet
+    assert not watcher.covers("shop")
+    watcher.start()
+    try:
+        _until(listing.is_set, "the first list under way")
+        threading.Timer(0.3, first_list.set).start()
+        started = time.monotonic()
+        objects = asyncio.run(lists.list_deployments("shop"))
+        assert [o["spec"]["replicas"] for o in objects] == [2]
+        assert time.monotonic() - started < 2  # not the whole 3 s wait, then refused
+        assert watcher.lists_done == 2  # the first (of nothing), then shop's
     finally:
         watcher.stop()

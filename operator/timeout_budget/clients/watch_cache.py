@@ -122,8 +122,10 @@ class Watcher:
         self._response: Any = None
         self._wanted: frozenset[str] | None = None
         """The namespaces whose objects are kept (None: every one in scope)."""
-        self._covered: frozenset[str] | None = None
-        """The wanted namespaces the current copy was listed with (None: every one)."""
+        self._covered: frozenset[str] | None = frozenset()
+        """The wanted namespaces the current copy was listed with (None: every one). Empty
+        until the first list: a namespace asked for before it is in is asked for all the
+        same (the list may already be under way with the namespaces wanted before)."""
         self._relist = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch-{self.scope}", daemon=True)
 
