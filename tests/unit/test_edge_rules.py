@@ -9,14 +9,18 @@ was, in its place.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
 import octorules_wirefilter as wirefilter
 import pytest
 from cloudflare.types.rulesets.set_cache_settings_rule_param import SetCacheSettingsRuleParam
 
 from tests.support.cache_rules import user_rule
+from timeout_budget.clients.cloudflare import CloudflareClient
+from timeout_budget.clients.cloudflare_values import ApiToken, Entrypoint
 from timeout_budget.decide import rule_paths, rules
+from timeout_budget.edge.zone import ZoneState
+from timeout_budget.model.spec import parse_cloudflare_zone
 
 pytestmark = pytest.mark.unit
 
@@ -426,3 +430,30 @@ def test_a_parameter_cloudflare_adds_does_not_count_as_a_change() -> None:
     assert rules.matches(stored, owned("api", 301))
     assert not rules.matches(stored, owned("api", 302))
     assert rules.plan([stored], {API: owned("api", 301)}).writes == []
+
+
+def test_the_zone_finds_a_routes_rule_once_per_entry_point() -> None:
+    """Each pass asks every edge route's rule; the zone answers from what it found in the
+    same entry point, and a read or a write (a new entry point) is looked at afresh."""
+    zone = ZoneState(
+        "edge",
+        "zone",
+        parse_cloudflare_zone({"zoneId": "0" * 32, "apiTokenSecretRef": {"name": "cf"}}),
+        ApiToken("secret-token"),
+        cast(CloudflareClient, None),  # never called here
+    )
+    ask = ("shop", "api", "api.example.com", "/export")
+    assert zone.rule_in_force(*ask) is None  # no entry point read yet
+    zone.entrypoint = Entrypoint("e" * 32, "1", [FOREIGN_A, owned("api", 301, rule_id=ID1)])
+    first = zone.rule_in_force(*ask)
+    assert first == rules.in_force(zone.rules, *ask)
+    assert first is not None
+    assert first.seconds == 301
+    assert zone.rule_in_force(*ask) is first  # not looked for again
+    assert zone.rule_in_force("shop", "api", "api.example.com", "/other") is None
+    zone.entrypoint = Entrypoint("e" * 32, "2", [FOREIGN_B, owned("api", 301, rule_id=ID1)])
+    assert zone.rule_in_force(*ask) is None  # now behind the user's rule
+    zone.entrypoint = Entrypoint("e" * 32, "3", [owned("api", 600, rule_id=ID1)])
+    found = zone.rule_in_force(*ask)
+    assert found is not None
+    assert found.seconds == 600

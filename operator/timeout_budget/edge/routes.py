@@ -106,7 +106,7 @@ def need(zone: ZoneState, zone_routes: Iterable[EdgeRoute]) -> Need | None:
 
 def _rule(zone: ZoneState, route: EdgeRoute) -> rules.InForce | None:
     host, prefix = route.spec.route.host, route.spec.route.path_prefix
-    return rules.in_force(zone.rules, route.namespace, route.name, host, prefix)
+    return zone.rule_in_force(route.namespace, route.name, host, prefix)
 
 
 def rerouted(zone: ZoneState, route: EdgeRoute) -> frozenset[RerouteTarget]:

@@ -28,6 +28,8 @@ from timeout_budget.clients.cloudflare_errors import (
     RateLimited,
 )
 from timeout_budget.clients.cloudflare_values import ApiToken, Entrypoint, ZoneTimeout
+from timeout_budget.decide import rules
+from timeout_budget.decide.rules import InForce
 from timeout_budget.decide.zone_raise import ZoneRaise
 from timeout_budget.model.spec import CloudflareZoneSpec
 
@@ -83,6 +85,13 @@ class ZoneState:
     Secret changes or the problem's ``retry_at`` (its permissions may have been fixed)."""
     unavailable_streak: int = 0
     """5xx/timeouts in a row: the backoff doubles with each."""
+    rules_seen: dict[tuple[str, str, str, str], InForce | None] = field(
+        default_factory=dict, repr=False
+    )
+    """``in_force`` by (namespace, name, host, path prefix), for ``rules_seen_in``."""
+    rules_seen_in: Entrypoint | None = field(default=None, repr=False)
+    """The entry point ``rules_seen`` was found in: a read or a write replaces it (its
+    rules are never changed in place), and the answers with it."""
 
     @property
     def label(self) -> str:
@@ -101,6 +110,18 @@ class ZoneState:
     @property
     def rules(self) -> list[dict[str, Any]]:
         return self.entrypoint.rules if self.entrypoint is not None else []
+
+    def rule_in_force(self, namespace: str, name: str, host: str, prefix: str) -> InForce | None:
+        """``decide.rules.in_force`` for one route in this zone's rules, found once per
+        entry point: every pass (the cycle's, the fast lane's) asks it of each edge route,
+        and it reads the zone's whole rule list (routes x rules)."""
+        if self.rules_seen_in is not self.entrypoint:
+            self.rules_seen = {}
+            self.rules_seen_in = self.entrypoint
+        key = (namespace, name, host, prefix)
+        if key not in self.rules_seen:
+            self.rules_seen[key] = rules.in_force(self.rules, namespace, name, host, prefix)
+        return self.rules_seen[key]
 
     def failed(self, exc: CloudflareError, now: float) -> None:
         """Remember what went wrong and how long to hold back."""
