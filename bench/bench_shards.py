@@ -197,6 +197,8 @@ def measure_replica(
                 "origin_objects": rec.get("origin_objects"),
                 # The cycle's own batched query, answered in the cycle.
                 "own_query_seconds": (rec.get("phases") or {}).get("observe_answered"),
+                # The same, as its worker threads read the answers (no wait for the loop).
+                "own_query_received_seconds": (rec.get("phases") or {}).get("observe_received"),
             }
         )
         after_skip = run.wait_for(real, timeout=wait, poll=0.2)

@@ -173,8 +173,12 @@ def _install_phase_timers() -> None:
                 yield part
         finally:
             _PHASES["observe"] = _PHASES.get("observe", 0.0) + time.monotonic() - started
-            answered = getattr(self, "answered_in", 0.0)
-            _PHASES["observe_answered"] = _PHASES.get("observe_answered", 0.0) + answered
+            for phase, attribute in (
+                ("observe_answered", "answered_in"),
+                ("observe_received", "received_in"),
+                ("observe_sent_by", "sent_by"),
+            ):
+                _PHASES[phase] = _PHASES.get(phase, 0.0) + getattr(self, attribute, 0.0)
 
     LatencyObserver.observe_parts = timed_parts  # type: ignore[method-assign]
     apply_event = watch_store.Store.apply

@@ -220,6 +220,35 @@ def test_parts_arrive_as_prometheus_answers_each_route_once() -> None:
     assert parts[2][RouteKey("n/c")].seconds == 3.5
 
 
+def test_received_in_is_prometheus_time_answered_in_adds_the_callers_hold() -> None:
+    """The caller keeps the event loop busy (deciding the first part's routes) while the
+    second answer arrives in its worker thread: ``answered_in`` counts that wait,
+    ``received_in`` does not (the bench tells the two apart with them)."""
+    fast = answering({"a": "1.5"}, {"a": ["10", "+Inf"]})
+
+    def handler(query: str, params: dict[str, Any]) -> Any:
+        if "[5m]" in query:
+            time.sleep(0.05)
+            return vector({"c": "3.5"})
+        return fast(query, params)
+
+    routes = {
+        RouteKey("n/a"): spec({"route": "a"}, window="1m"),
+        RouteKey("n/c"): spec({"route": "c"}, window="5m"),
+    }
+    obs = LatencyObserver(settings(), client=FakeClient(handler))
+
+    async def collect() -> None:
+        async for part in obs.observe_parts(routes, 1.0):
+            if RouteKey("n/a") in part:
+                time.sleep(1.0)  # holding the loop: no task resumes meanwhile
+
+    asyncio.run(collect())
+    assert obs.answered_in >= 1.0
+    assert obs.received_in < obs.answered_in - 0.5  # the answer came in during the hold
+    assert obs.sent_by < obs.received_in  # every query went out at once
+
+
 def test_leaving_the_parts_early_cancels_the_queries_still_running() -> None:
     started: list[str] = []
 

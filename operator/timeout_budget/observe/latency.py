@@ -86,8 +86,15 @@ class LatencyObserver:
         self.queries_sent = 0
         """HTTP queries sent so far (for benchmarks and metrics)."""
         self.answered_in = 0.0
-        """Seconds from the last observation's start to Prometheus' last answer: the
-        Prometheus time alone, without what the caller did with the parts meanwhile."""
+        """Seconds from the last observation's start to its last part being ready in the
+        event loop: Prometheus' time, plus any wait for the loop the caller kept busy."""
+        self.received_in = 0.0
+        """Seconds from the last observation's start to its last answer read and parsed in
+        its worker thread: Prometheus' time without the event loop's."""
+        self.sent_by = 0.0
+        """Seconds from the last observation's start until its last query was sent (the
+        concurrency bound and the worker threads' queue)."""
+        self._thread_times: list[tuple[float, float]] = []
 
     async def __aenter__(self) -> LatencyObserver:
         return self
@@ -136,6 +143,8 @@ class LatencyObserver:
         stale = {id(batch) for batch in self._stale_coverage(plan)}
         started = time.monotonic()
         answered: list[float] = []
+        times: list[tuple[float, float]] = []
+        self._thread_times = times
 
         async def timed(
             work: Awaitable[tuple[dict[RouteKey, LatencyObservation], QueryFailed | None]],
@@ -162,6 +171,8 @@ class LatencyObserver:
             for task in tasks:
                 task.cancel()
         self.answered_in = max(answered, default=started) - started
+        self.sent_by = max((sent for sent, _ in times), default=started) - started
+        self.received_in = max((done for _, done in times), default=started) - started
         if failures:
             # Coverage is advisory: keep the last known bounds, retry next cycle, log once.
             log.warning(
@@ -219,9 +230,13 @@ class LatencyObserver:
         if when is not None:
             params["time"] = f"{when:.3f}"
 
+        times = self._thread_times
+
         def call() -> tuple[Any, str | None]:
+            sent = time.monotonic()
             answer = self._client.query(promql, params)
             result = parse(answer.result) if parse is not None else answer.result
+            times.append((sent, time.monotonic()))
             return result, answer.incomplete
 
         async with self._limit():
