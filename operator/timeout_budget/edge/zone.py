@@ -85,12 +85,12 @@ class ZoneState:
     Secret changes or the problem's ``retry_at`` (its permissions may have been fixed)."""
     unavailable_streak: int = 0
     """5xx/timeouts in a row: the backoff doubles with each."""
-    rules_seen: dict[tuple[str, str, str, str], InForce | None] = field(
-        default_factory=dict, repr=False
+    _rules_seen: dict[tuple[str, str, str, str], InForce | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
     )
-    """``in_force`` by (namespace, name, host, path prefix), for ``rules_seen_in``."""
-    rules_seen_in: Entrypoint | None = field(default=None, repr=False)
-    """The entry point ``rules_seen`` was found in: a read or a write replaces it (its
+    """``in_force`` by (namespace, name, host, path prefix), for ``_rules_seen_in``."""
+    _rules_seen_in: Entrypoint | None = field(default=None, init=False, repr=False, compare=False)
+    """The entry point ``_rules_seen`` was found in: a read or a write replaces it (its
     rules are never changed in place), and the answers with it."""
 
     @property
@@ -115,13 +115,13 @@ class ZoneState:
         """``decide.rules.in_force`` for one route in this zone's rules, found once per
         entry point: every pass (the cycle's, the fast lane's) asks it of each edge route,
         and it reads the zone's whole rule list (routes x rules)."""
-        if self.rules_seen_in is not self.entrypoint:
-            self.rules_seen = {}
-            self.rules_seen_in = self.entrypoint
+        if self._rules_seen_in is not self.entrypoint:
+            self._rules_seen = {}
+            self._rules_seen_in = self.entrypoint
         key = (namespace, name, host, prefix)
-        if key not in self.rules_seen:
-            self.rules_seen[key] = rules.in_force(self.rules, namespace, name, host, prefix)
-        return self.rules_seen[key]
+        if key not in self._rules_seen:
+            self._rules_seen[key] = rules.in_force(self.rules, namespace, name, host, prefix)
+        return self._rules_seen[key]
 
     def failed(self, exc: CloudflareError, now: float) -> None:
         """Remember what went wrong and how long to hold back."""
