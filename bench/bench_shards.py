@@ -151,7 +151,12 @@ def settle(
 
 
 def measure_replica(
-    run: measure.OperatorRun, floor: measure.Floor, routes: int, cycles: int, deadline: float
+    run: measure.OperatorRun,
+    floor: measure.Floor,
+    queries: measure.QueryLog,
+    routes: int,
+    cycles: int,
+    deadline: float,
 ) -> dict[str, Any]:
     """Wait for a cycle over all ``routes`` of the replica and for its routes to settle
     (``settle``), then ``cycles`` measured cycles, each with its CPU over the period and
@@ -160,7 +165,12 @@ def measure_replica(
     every 15 s, so that moment meets the same neighbours as the cycle did (the other
     replica's cycle, the bulk scrape); the query timed right after the cycle is kept as
     ``floor_after_seconds``. The cycle after the skipped period is not measured (its CPU
-    would span two periods): three periods per measured cycle."""
+    would span two periods): three periods per measured cycle.
+
+    Prometheus' answer to the same query varies severalfold from one moment to the next,
+    so each measured cycle also has Prometheus' own time for that cycle's batched query
+    (``own_query_server_seconds``, from its query log: from the first of the batch's
+    queries it began to the last it finished), and the floor's (``floor_server_seconds``)."""
     first, startup = first_full_cycle(run, routes, deadline)
     prev, climb = settle(run, first, deadline)
     startup["first_cycle"] = {
@@ -182,6 +192,11 @@ def measure_replica(
         run.request_skip()
         skipped = run.wait_for(lambda r: bool(r.get("skipped")), timeout=wait)
         floor_seconds = floor.time_once()[0] if skipped is not None else None
+        floor_server = (
+            queries.span(floor.queries, floor.sent_at, floor.done_at)
+            if skipped is not None
+            else None
+        )
         rows.append(
             {
                 "routes": rec["routes"],
@@ -199,6 +214,11 @@ def measure_replica(
                 "own_query_seconds": (rec.get("phases") or {}).get("observe_answered"),
                 # The same, as its worker threads read the answers (no wait for the loop).
                 "own_query_received_seconds": (rec.get("phases") or {}).get("observe_received"),
+                # The same, as Prometheus evaluated it (its query log), and the floor's.
+                "own_query_server_seconds": queries.span(
+                    floor.queries, rec["started"], rec["ended"]
+                ),
+                "floor_server_seconds": floor_server,
             }
         )
         after_skip = run.wait_for(real, timeout=wait, poll=0.2)
@@ -219,6 +239,12 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     )
     own = [r["wall_seconds"] / r["own_query_seconds"] for r in rows if r["own_query_seconds"]]
     out["cycle_over_own_query"] = statistics.median(own) if own else None
+    server = [
+        r["wall_seconds"] / r["own_query_server_seconds"]
+        for r in rows
+        if r.get("own_query_server_seconds")
+    ]
+    out["cycle_over_own_query_server"] = statistics.median(server) if server else None
     out["all"] = rows
     return out
 
@@ -290,8 +316,9 @@ def main() -> int:
         log(f"one replica over {total} routes")
         single = measure.OperatorRun(world, INTERVAL, workdir / "logs-single")
         runs = [single]
+        queries = measure.QueryLog(world.prometheus.query_log)
         floor = measure.Floor(url, specs)
-        out["single"] = measure_replica(single, floor, total, args.cycles, deadline)
+        out["single"] = measure_replica(single, floor, queries, total, args.cycles, deadline)
         floor.close()
         single.stop()
         log(f"one replica: {json.dumps({k: v for k, v in out['single'].items() if k != 'all'})}")
@@ -324,7 +351,7 @@ def main() -> int:
         for i, run in enumerate(runs):
             mine = held[run.pid]
             floor = measure.Floor(url, {k: specs[k] for k in parts[mine]})
-            figures = measure_replica(run, floor, len(parts[mine]), args.cycles, deadline)
+            figures = measure_replica(run, floor, queries, len(parts[mine]), args.cycles, deadline)
             floor.close()
             figures["shard_routes"] = len(parts[mine])
             out["sharded"].append(figures)

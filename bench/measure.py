@@ -21,9 +21,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from bench import world as w
 from sandbox.procutil import free_port
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, parse_timeout_budget
 from timeout_budget.observe.latency import LatencyObserver
+from timeout_budget.observe.promql.planning import plan_queries
 from timeout_budget.observe.settings import PrometheusSettings
 
 CREDENTIAL_ENV = ("CLOUDFLARE_EMAIL", "CLOUDFLARE_API_KEY", "CLOUDFLARE_API_TOKEN")
@@ -269,26 +271,78 @@ def route_specs(world: w.World) -> dict[RouteKey, TimeoutBudgetSpec]:
 
 
 class Floor:
-    """The batched query alone: the operator's own observer and plan, warm coverage."""
+    """The batched query alone: the operator's own observer and plan, warm coverage.
+
+    ``queries`` are the plan's quantile queries, the same text the operator sends for these
+    routes (what ``QueryLog.span`` looks for); ``sent_at`` and ``done_at`` bound the last
+    ``time_once`` on the wall clock."""
 
     def __init__(self, url: str, specs: Mapping[RouteKey, TimeoutBudgetSpec]) -> None:
         self.specs = specs
-        self.observer = LatencyObserver(PrometheusSettings(url, timeout_seconds=60))
+        settings = PrometheusSettings(url, timeout_seconds=60)
+        self.observer = LatencyObserver(settings)
         self.loop = asyncio.new_event_loop()
         self.loop.run_until_complete(self.observer.observe(specs))  # coverage: warm
+        plan = plan_queries(
+            {k: s.latency for k, s in specs.items()},
+            settings.query_length,
+            settings.max_concurrency,
+        )
+        self.queries = frozenset(batch.promql for batch in plan.batches)
+        self.sent_at = self.done_at = 0.0
 
     def time_once(self) -> tuple[float, int, int]:
         """(seconds, queries sent, routes with a value)."""
         before = self.observer.queries_sent
+        self.sent_at = time.time()
         started = time.perf_counter()
         got = self.loop.run_until_complete(self.observer.observe(self.specs))
         seconds = time.perf_counter() - started
+        self.done_at = time.time()
         values = sum(1 for o in got.values() if o.seconds is not None)
         return seconds, self.observer.queries_sent - before, values
 
     def close(self) -> None:
         self.observer.close()
         self.loop.close()
+
+
+class QueryLog:
+    """Prometheus' own record of every query it ran (``global.query_log_file``, one JSON
+    object a line): how long it took to evaluate, whoever sent it. Beside the client's
+    timing, it tells Prometheus' time for a cycle's queries at that very moment from the
+    operator's time around them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._read = 0
+        self._runs: list[tuple[float, float, int]] = []  # (began, finished, hash of text)
+
+    def span(self, queries: Collection[str], start: float, end: float) -> float | None:
+        """Seconds from the first of ``queries`` Prometheus began to evaluate between
+        ``start`` and ``end`` (wall clock) to the last it finished; None if none was."""
+        self._load()
+        wanted = {hash(q) for q in queries}
+        found = [(b, f) for b, f, h in self._runs if h in wanted and start <= b <= end]
+        if not found:
+            return None
+        return max(f for _, f in found) - min(b for b, _ in found)
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as log:
+            log.seek(self._read)
+            for line in log:
+                if not line.endswith(b"\n"):
+                    break  # Prometheus is still writing it: read it next time
+                self._read += len(line)
+                entry = json.loads(line)
+                timings = entry.get("stats", {}).get("timings", {})
+                finished = datetime.fromisoformat(entry["ts"].replace("Z", "+00:00"))
+                done = finished.timestamp()
+                began = done - float(timings.get("execTotalTime", 0.0))
+                self._runs.append((began, done, hash(entry["params"].get("query", ""))))
 
 
 def per_object_poll(

@@ -132,14 +132,25 @@ def deployment(name: str, paused: bool) -> dict[str, Any]:
 
 
 class BenchPrometheus(PrometheusServer):
-    """The sandbox's Prometheus with two scrape jobs: the bulk routes and the reaction routes."""
+    """The sandbox's Prometheus with two scrape jobs: the bulk routes and the reaction routes;
+    it logs every query it runs with its own timings to ``query_log``
+    (``measure.QueryLog``)."""
 
     jobs: dict[str, tuple[list[str], str]]
+
+    @property
+    def query_log(self) -> Path:
+        assert self.workdir is not None  # set in __post_init__
+        return self.workdir / "queries.jsonl"
 
     def write_config(self, scrape_targets: Sequence[str], scrape_interval: str = "1s") -> None:
         jobs = getattr(self, "jobs", {"origin": (list(scrape_targets), scrape_interval)})
         config = {
-            "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
+            "global": {
+                "scrape_interval": "15s",
+                "evaluation_interval": "15s",
+                "query_log_file": str(self.query_log),
+            },
             "scrape_configs": [
                 {
                     "job_name": name,
