@@ -153,7 +153,7 @@ def settle(
 def measure_replica(
     run: measure.OperatorRun,
     floor: measure.Floor,
-    queries: measure.QueryLog,
+    query_log: measure.QueryLog,
     routes: int,
     cycles: int,
     deadline: float,
@@ -193,7 +193,7 @@ def measure_replica(
         skipped = run.wait_for(lambda r: bool(r.get("skipped")), timeout=wait)
         floor_seconds = floor.time_once()[0] if skipped is not None else None
         floor_server = (
-            queries.span(floor.queries, floor.sent_at, floor.done_at)
+            query_log.span(floor.queries, floor.sent_at, floor.done_at)
             if skipped is not None
             else None
         )
@@ -215,7 +215,7 @@ def measure_replica(
                 # The same, as its worker threads read the answers (no wait for the loop).
                 "own_query_received_seconds": (rec.get("phases") or {}).get("observe_received"),
                 # The same, as Prometheus evaluated it (its query log), and the floor's.
-                "own_query_server_seconds": queries.span(
+                "own_query_server_seconds": query_log.span(
                     floor.queries, rec["started"], rec["ended"]
                 ),
                 "floor_server_seconds": floor_server,
@@ -316,9 +316,9 @@ def main() -> int:
         log(f"one replica over {total} routes")
         single = measure.OperatorRun(world, INTERVAL, workdir / "logs-single")
         runs = [single]
-        queries = measure.QueryLog(world.prometheus.query_log)
+        query_log = measure.QueryLog(world.prometheus.query_log)
         floor = measure.Floor(url, specs)
-        out["single"] = measure_replica(single, floor, queries, total, args.cycles, deadline)
+        out["single"] = measure_replica(single, floor, query_log, total, args.cycles, deadline)
         floor.close()
         single.stop()
         log(f"one replica: {json.dumps({k: v for k, v in out['single'].items() if k != 'all'})}")
@@ -351,7 +351,9 @@ def main() -> int:
         for i, run in enumerate(runs):
             mine = held[run.pid]
             floor = measure.Floor(url, {k: specs[k] for k in parts[mine]})
-            figures = measure_replica(run, floor, queries, len(parts[mine]), args.cycles, deadline)
+            figures = measure_replica(
+                run, floor, query_log, len(parts[mine]), args.cycles, deadline
+            )
             floor.close()
             figures["shard_routes"] = len(parts[mine])
             out["sharded"].append(figures)
