@@ -191,12 +191,10 @@ def measure_replica(
         after_seconds, queries, _ = floor.time_once()
         run.request_skip()
         skipped = run.wait_for(lambda r: bool(r.get("skipped")), timeout=wait)
-        floor_seconds = floor.time_once()[0] if skipped is not None else None
-        floor_server = (
-            query_log.span(floor.queries, floor.sent_at, floor.done_at)
-            if skipped is not None
-            else None
-        )
+        floor_seconds = floor_server = None
+        if skipped is not None:
+            floor_seconds = floor.time_once()[0]
+            floor_server = query_log.span(floor.queries, floor.sent_at, floor.done_at)
         rows.append(
             {
                 "routes": rec["routes"],

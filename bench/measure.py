@@ -34,7 +34,6 @@ from bench import world as w
 from sandbox.procutil import free_port
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, parse_timeout_budget
 from timeout_budget.observe.latency import LatencyObserver
-from timeout_budget.observe.promql.planning import plan_queries
 from timeout_budget.observe.settings import PrometheusSettings
 
 CREDENTIAL_ENV = ("CLOUDFLARE_EMAIL", "CLOUDFLARE_API_KEY", "CLOUDFLARE_API_TOKEN")
@@ -279,16 +278,11 @@ class Floor:
 
     def __init__(self, url: str, specs: Mapping[RouteKey, TimeoutBudgetSpec]) -> None:
         self.specs = specs
-        settings = PrometheusSettings(url, timeout_seconds=60)
-        self.observer = LatencyObserver(settings)
+        self.observer = LatencyObserver(PrometheusSettings(url, timeout_seconds=60))
         self.loop = asyncio.new_event_loop()
         self.loop.run_until_complete(self.observer.observe(specs))  # coverage: warm
-        plan = plan_queries(
-            {k: s.latency for k, s in specs.items()},
-            settings.query_length,
-            settings.max_concurrency,
-        )
-        self.queries = frozenset(batch.promql for batch in plan.batches)
+        plan = self.observer.last_plan
+        self.queries = frozenset(b.promql for b in plan.batches) if plan else frozenset()
         self.sent_at = self.done_at = 0.0
 
     def time_once(self) -> tuple[float, int, int]:

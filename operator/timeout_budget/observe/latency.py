@@ -96,6 +96,11 @@ class LatencyObserver:
         concurrency bound and the worker threads' queue)."""
         self._thread_times: list[tuple[float, float]] = []
 
+    @property
+    def last_plan(self) -> QueryPlan | None:
+        """The plan of the last observation (the benchmark reads its queries' text)."""
+        return self._last_plan[1] if self._last_plan is not None else None
+
     async def __aenter__(self) -> LatencyObserver:
         return self
 
