@@ -16,7 +16,7 @@ from sandbox.controlplane import ControlPlane
 from tests.support import kube, objects
 from tests.support.objects import apply, deployment, service
 from timeout_budget.clients.kube import Kube, KubeUnavailable, load_api_client
-from timeout_budget.clients.watch_cache import WatchedLists
+from timeout_budget.clients.watch_cache import Kind, WatchedLists, Watcher
 from timeout_budget.model import ownership
 from timeout_budget.model.spec import parse_timeout_budget, route_key
 from timeout_budget.observe import cluster
@@ -178,6 +178,40 @@ def test_on_demand_the_copy_holds_the_namespaces_asked_for(control_plane: Contro
         lists.stop()
         for namespace in (mine, theirs):
             cp.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_a_namespace_asked_for_while_the_watch_opens_is_listed_in_on_a_fresh_connection(
+    control_plane: ControlPlane, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Asked for between the watch's request and its answer, the watch is given up before
+    it is read, while the server goes on streaming it. Its connection must not go back to
+    the pool as if idle: the list that follows would be sent on it and read the watch's
+    next chunk as its answer (the server's next bookmark, a minute or more later)."""
+    cp = control_plane
+    mine = kube.new_namespace(cp, "watch-race")
+    apply(cp, mine, deployment("api", 2))
+    apps = kubernetes.client.AppsV1Api(_client(cp))
+    watcher: Watcher | None = None
+
+    def list_all(**kwargs: Any) -> Any:
+        response = apps.list_deployment_for_all_namespaces(**kwargs)
+        if kwargs.get("watch") and watcher is not None and not watcher.covers(mine):
+            watcher.want({mine})  # after the watch's request, before its response is held
+        return response
+
+    kind = Kind("deployments", list_all, apps.list_namespaced_deployment)
+    watcher = Watcher(kind, None, cluster.DEPLOYMENT_FIELDS, PREFIX)
+    watcher.want(())  # as a sharded replica starts: nothing asked for yet
+    watcher.start()
+    try:
+        kube.wait_for(lambda: watcher.covers(mine) or None, 20, "the namespace listed in")
+        assert [d["spec"]["replicas"] for d in watcher.objects(mine)] == [2]
+        assert watcher.lists_done == 2
+        assert watcher.problem is None
+        assert not [r for r in caplog.records if "connection broken" in r.getMessage()]
+    finally:
+        watcher.stop()
+        cp.kubectl("delete", "namespace", mine, "--wait=false", check=False)
 
 
 def test_an_unreachable_api_server_is_unavailable_with_the_reason(

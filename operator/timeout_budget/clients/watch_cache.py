@@ -294,6 +294,7 @@ class Watcher:
             **self._selection(),
         )
         self._response = response
+        ended = False  # the server ended the stream: the connection can be used again
         try:
             if self._relist.is_set() or self._stop.is_set():
                 return version  # asked for while the watch was being opened: not shut down
@@ -309,8 +310,14 @@ class Watcher:
                         if event_type == "DELETED" or self._keeps(obj):
                             self._store.apply(event_type, obj)
                         self.events_seen += 1
+            ended = True
         finally:
             self._response = None
+            if not ended:
+                # The server is still streaming this watch. Released as it is, the
+                # connection would look idle to the pool and carry the next list, whose
+                # answer would then be the watch's next chunk (a minute or more later).
+                response.close()
             response.release_conn()
         return version
 
