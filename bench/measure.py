@@ -194,7 +194,7 @@ class StatusWatch:
         while not self._stop.is_set():
             try:
                 if not rv:
-                    raw = custom.list_cluster_custom_object(
+                    raw: Any = custom.list_cluster_custom_object(
                         "timeoutbudget.io", "v1alpha1", "timeoutbudgets", _preload_content=False
                     )
                     data = json.loads(raw.data)

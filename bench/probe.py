@@ -157,7 +157,9 @@ def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _install_phase_timers() -> None:
     from timeout_budget.clients import watch_store
+    from timeout_budget.clients.kube import Kube
     from timeout_budget.cycle import engine
+    from timeout_budget.cycle.report import CycleReport
     from timeout_budget.edge.registry import ZoneRegistry
     from timeout_budget.observe import cluster
     from timeout_budget.observe.latency import LatencyObserver
@@ -191,14 +193,16 @@ def _install_phase_timers() -> None:
     cluster.read_namespaces = _timed("list", cluster.read_namespaces)
     ZoneRegistry.flush = _timed("edge_flush", ZoneRegistry.flush)  # type: ignore[method-assign]
     evaluate = engine.Engine.evaluate
-    patch_status = engine.Kube.patch_budget_status
+    patch_status = Kube.patch_budget_status
 
-    async def counted_patch_status(self: Any, namespace: str, name: str, body: Any) -> Any:
-        for key in body:
+    async def counted_patch_status(
+        self: Kube, namespace: str, name: str, status: dict[str, Any]
+    ) -> None:
+        for key in status:
             _count(f"status field {key}")
-        return await patch_status(self, namespace, name, body)
+        await patch_status(self, namespace, name, status)
 
-    engine.Kube.patch_budget_status = counted_patch_status  # type: ignore[method-assign]
+    Kube.patch_budget_status = counted_patch_status  # type: ignore[method-assign]
 
     async def timed_evaluate(self: Any, snapshots: Any, lane: Any = None) -> Any:
         if lane is not None:  # a fast-lane pass: not a cycle, not recorded as one
@@ -212,7 +216,7 @@ def _install_phase_timers() -> None:
         if _CYCLE["skipped"]:
             # The harness times the floor query in this period, at the very moment a cycle
             # would have started: the operator sends nothing and writes nothing in it.
-            return engine.CycleReport(routes=0)
+            return CycleReport(routes=0)
         return await evaluate(self, snapshots)
 
     engine.Engine.evaluate = timed_evaluate  # type: ignore[method-assign]

@@ -287,10 +287,12 @@ class World:
         apps = kubernetes.client.AppsV1Api(api)
         custom = kubernetes.client.CustomObjectsApi(api)
         for ns in [*self.bench_namespaces(), REACT_NAMESPACE]:
-            core.create_namespace({"metadata": {"name": ns}})
-        core.create_namespaced_secret(
-            "bench-00", {"metadata": {"name": "cf"}, "stringData": {"token": CF_TOKEN}}
+            meta = kubernetes.client.V1ObjectMeta(name=ns)
+            core.create_namespace(kubernetes.client.V1Namespace(metadata=meta))
+        secret = kubernetes.client.V1Secret(
+            metadata=kubernetes.client.V1ObjectMeta(name="cf"), string_data={"token": CF_TOKEN}
         )
+        core.create_namespaced_secret("bench-00", secret)
         zone = {
             "apiVersion": "timeoutbudget.io/v1alpha1",
             "kind": "CloudflareZone",
@@ -301,8 +303,8 @@ class World:
             "timeoutbudget.io", "v1alpha1", "bench-00", "cloudflarezones", zone
         )
 
-        def create(item: tuple[str, dict[str, Any], dict[str, Any]]) -> None:
-            ns, dep, tb = item
+        def create(item: tuple[str, Any, dict[str, Any]]) -> None:
+            ns, dep, tb = item  # the Deployment as a manifest: the client sends a dict as is
             if time.monotonic() > deadline:
                 raise TimeoutError("creating the benchmark's objects ran out of time")
             apps.create_namespaced_deployment(ns, dep, _preload_content=False)
@@ -346,7 +348,7 @@ class World:
         running = 0
         last = 0.0
         while time.monotonic() < deadline:
-            raw = core.list_pod_for_all_namespaces(
+            raw: Any = core.list_pod_for_all_namespaces(
                 field_selector="status.phase=Running", _preload_content=False
             )
             running = len(json.loads(raw.data)["items"])
