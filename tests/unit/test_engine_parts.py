@@ -79,3 +79,53 @@ def test_only_routes_whose_edge_awaits_the_flush_are_reported_after_it() -> None
     assert edge.at_flush["waiting"] == {}  # waited for it
     assert world.status["waiting"]["state"] == "Healthy"
     assert report.status_patches == 2
+
+
+class RefreshingWorld(World):
+    """Records when the engine asks for the coverage refresh; each refresh runs until its
+    own gate is opened."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(names)
+        self.log: list[str] = []
+        self.gates: list[asyncio.Event] = []
+
+    async def observe_parts(
+        self, routes: Mapping[RouteKey, TimeoutBudgetSpec], at: float | None = None
+    ) -> AsyncIterator[dict[RouteKey, LatencyObservation]]:
+        self.log.append(f"observe {len(routes)}")
+        yield {k: LatencyObservation.value(self.p95[k], 6000.0) for k in routes}
+
+    async def refresh_coverage(self) -> int:
+        self.log.append("refresh")
+        self.gates.append(asyncio.Event())
+        await self.gates[-1].wait()
+        self.log.append("refreshed")
+        return 1
+
+
+def test_coverage_is_refreshed_after_a_full_cycle_and_the_next_cycle_waits_for_it() -> None:
+    world = RefreshingWorld(["a", "b"])
+    engine = engine_for(world)
+
+    async def scenario() -> None:
+        report = await engine.evaluate(world.snapshots())
+        assert report.status_patches == 2  # reported before the refresh was asked for
+        assert world.log == ["observe 2"]
+        await asyncio.sleep(0)
+        assert world.log == ["observe 2", "refresh"]  # between passes
+        await engine.evaluate(world.snapshots(), lane=frozenset({route_key(NS, "a")}))
+        assert world.log == ["observe 2", "refresh", "observe 1"]  # a lane pass: no wait
+        next_cycle = asyncio.ensure_future(engine.evaluate(world.snapshots()))
+        await asyncio.sleep(0.05)
+        assert world.log[-1] == "observe 1"  # the next cycle waits for the refresh
+        world.gates[0].set()
+        await next_cycle
+        await asyncio.sleep(0)
+        assert world.log[3:] == ["refreshed", "observe 2", "refresh"]  # and the next one
+        await engine.quiesce(1)  # shutdown: the refresh in flight is cancelled
+        await asyncio.sleep(0)
+        assert engine._refreshing is not None
+        assert engine._refreshing.cancelled()
+
+    asyncio.run(scenario())

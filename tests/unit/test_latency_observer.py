@@ -494,29 +494,64 @@ def test_concurrency_is_bounded() -> None:
     assert client.max_in_flight == 3
 
 
-def test_coverage_is_cached_and_refreshed() -> None:
+def refresh(observer: LatencyObserver) -> int:
+    """What the engine does between passes."""
+
+    async def go() -> int:
+        return await observer.refresh_coverage()
+
+    return asyncio.run(go())
+
+
+def test_coverage_is_read_with_the_first_reading_then_refreshed_between_passes() -> None:
     now = [1000.0]
-    client = FakeClient(answering({"a": "1"}, {"a": ["10", "+Inf"]}))
+    bounds = {"a": ["10", "+Inf"]}
+    client = FakeClient(answering({"a": "1"}, bounds))
     observer = LatencyObserver(settings(), client=client, clock=lambda: now[0])
     routes = {RouteKey("n/a"): spec({"route": "a"})}
 
     def coverage_queries() -> int:
         return sum(q.startswith("group by") for q in client.queries)
 
-    assert run(client, routes, observer=observer)[RouteKey("n/a")].top_bucket_seconds == 10.0
-    # Refreshes are spread over [0.5, 1] x the 300 s period, stably per batch.
-    now[0] += 149
+    # Unknown bounds come with the first reading.
     assert run(client, routes, observer=observer)[RouteKey("n/a")].top_bucket_seconds == 10.0
     assert coverage_queries() == 1
-    now[0] += 152
+    assert refresh(observer) == 0  # nothing due
+    # Refreshes are spread over [0.5, 1] x the 300 s period, stably per batch.
+    now[0] += 149
     run(client, routes, observer=observer)
+    assert refresh(observer) == 0
+    assert coverage_queries() == 1
+    now[0] += 152
+    bounds["a"] = ["30", "+Inf"]  # the app's histogram gained a bucket
+    # Due, but the cycle's answers do not wait for it: it is read between passes.
+    assert run(client, routes, observer=observer)[RouteKey("n/a")].top_bucket_seconds == 10.0
+    assert coverage_queries() == 1
+    assert refresh(observer) == 1
     assert coverage_queries() == 2
-    # a changed selector is a different histogram: re-read at once
+    assert run(client, routes, observer=observer)[RouteKey("n/a")].top_bucket_seconds == 30.0
+    assert refresh(observer) == 0  # read just now: not due again
+    # A changed selector is a different histogram: read with its first reading.
     run(client, {RouteKey("n/a"): spec({"route": "a"}, window="1m")}, observer=observer)
     assert coverage_queries() == 3
 
 
-def test_failed_coverage_keeps_the_last_known_bounds() -> None:
+def test_a_due_refresh_is_not_sent_beside_the_cycles_queries() -> None:
+    """The cycle's one batched query is alone in flight, however many batches are due."""
+    now = [0.0]
+    client = FakeClient(answering({}), delay=0.02)
+    observer = LatencyObserver(settings(), client=client, clock=lambda: now[0])
+    routes = {RouteKey(f"n/{i}"): spec({"route": str(i)}, window=f"{i + 1}m") for i in range(4)}
+    run(client, routes, observer=observer)
+    sent = len(client.queries)
+    now[0] = 1000.0
+    run(client, routes, observer=observer)
+    assert all(q.startswith("histogram_quantile") for q in client.queries[sent:])
+    assert refresh(observer) == 4
+    assert all(q.startswith("group by") for q in client.queries[sent + 4 :])
+
+
+def test_failed_coverage_keeps_the_last_known_bounds(caplog: pytest.LogCaptureFixture) -> None:
     now = [1000.0]
     fail = [False]
 
@@ -530,8 +565,14 @@ def test_failed_coverage_keeps_the_last_known_bounds() -> None:
     routes = {RouteKey("n/a"): spec({"route": "a"})}
     run(client, routes, observer=observer)
     fail[0], now[0] = True, now[0] + 1000
+    run(client, routes, observer=observer)
+    with caplog.at_level("WARNING", logger="timeout_budget.observe.latency"):
+        assert refresh(observer) == 0  # asked, and refused
+    assert "not refreshed for 1 of 1 batches" in caplog.records[-1].getMessage()
     got = run(client, routes, observer=observer)[RouteKey("n/a")]
     assert got == LatencyObservation.value(1.0, top_bucket_seconds=120.0)
+    assert refresh(observer) == 0  # still due: asked again, refused again
+    assert sum(q.startswith("group by") for q in client.queries) == 3
 
 
 def test_unknown_coverage_is_retried_sooner() -> None:
@@ -539,9 +580,13 @@ def test_unknown_coverage_is_retried_sooner() -> None:
     client = FakeClient(answering({}))
     observer = LatencyObserver(settings(), client=client, clock=lambda: now[0])
     routes = {RouteKey("n/a"): spec({"route": "a"})}
+    run(client, routes, observer=observer)  # no series yet: bounds None
+    now[0] = 59.0
     run(client, routes, observer=observer)
+    assert refresh(observer) == 0
     now[0] = 61.0
     run(client, routes, observer=observer)
+    assert refresh(observer) == 1
     assert sum(q.startswith("group by") for q in client.queries) == 2
 
 

@@ -87,6 +87,8 @@ class Engine:
     """The quiet routes' last evaluations, kept from cycle to cycle."""
     _told: dict[RouteKey, frozenset[str]] = field(default_factory=dict)
     """The refusals each route's Events last told about."""
+    _refreshing: asyncio.Task[None] | None = None
+    """The last full cycle's bucket-coverage refresh, run between passes."""
 
     async def quiesce(self, timeout: float) -> None:
         """Shutdown: wait (at most ``timeout`` seconds) for the pass in flight to end, and
@@ -100,6 +102,8 @@ class Engine:
             return
         self.closing = True
         self.passes.release()
+        if self._refreshing is not None:
+            self._refreshing.cancel()
 
     def steps(self) -> RouteSteps:
         """The five steps of a route, with this engine's parts."""
@@ -121,6 +125,8 @@ class Engine:
         """One cycle over every route of ``snapshots``; with ``lane``, the fast lane's: only
         those routes are read (from ``fast_latency``) and go through their steps."""
         started = time.monotonic()
+        if lane is None:
+            await self._refreshed()
         cycle = Cycle(now=self.clock(), report=CycleReport(routes=0), steps=self.steps())
         valid = await self._parse(snapshots, cycle)
         self.quiet.retain(cycle.specs)
@@ -192,6 +198,9 @@ class Engine:
         self._remember_near(cycle.specs, readings, whole=lane is None)
         if lane is None:
             self.metrics.cycle_done(cycle.report.duration_seconds, cycle.report.states)
+            if not self.closing:
+                # What came due beside the cycle's answers is read after them, not with them.
+                self._refreshing = asyncio.ensure_future(self._refresh(latency))
         else:
             own = self.fast_latency is not None  # else its queries count with the cycles'
             self.metrics.fast_lane_done(
@@ -200,6 +209,20 @@ class Engine:
                 latency.queries_sent if own else None,
             )
         return cycle.report
+
+    @staticmethod
+    async def _refresh(latency: LatencySource) -> None:
+        try:
+            await latency.refresh_coverage()
+        except Exception:  # advisory: the last known bounds stay; retried when next due
+            log.exception("bucket coverage refresh failed")
+
+    async def _refreshed(self) -> None:
+        """The last cycle's refresh is over before this cycle's queries are sent (it is
+        normally long done: it runs in the pause between cycles)."""
+        task, self._refreshing = self._refreshing, None
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait([task])
 
     def _remember_near(
         self,

@@ -34,6 +34,11 @@ class LatencySource(Protocol):
         route left out holds, saying it was not observed)."""
         ...
 
+    def refresh_coverage(self) -> Awaitable[int]:
+        """Between passes: read what came due for refresh in the last observation and is
+        not needed to answer it (bucket bounds already known); how much was refreshed."""
+        ...
+
     @property
     def answered_in(self) -> float | None:
         """Seconds from the last observation's start to the backend's last answer."""
@@ -60,6 +65,9 @@ class AnswersAtOnce:
         self, routes: Mapping[RouteKey, TimeoutBudgetSpec], at: float | None = None
     ) -> AsyncGenerator[Readings, None]:
         yield await self.observe(routes, at)
+
+    async def refresh_coverage(self) -> int:
+        return 0  # it has it all at once: nothing comes due
 
 
 class EdgeSync(Protocol):

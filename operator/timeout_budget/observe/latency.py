@@ -18,8 +18,11 @@ gives each route one ``LatencyObservation`` (a failed query classified by
 * ``INVALID``: the operator refused to build the selector; nothing was sent.
 
 Each observation carries the largest finite ``le`` bound seen for the route's histogram
-(``top_bucket_seconds``), refreshed at most every ``coverage_refresh_seconds``, so the
-decide step can flag buckets too coarse for the budget (``decide.conditions.buckets_cover_budget``).
+(``top_bucket_seconds``), so the decide step can flag buckets too coarse for the budget
+(``decide.conditions.buckets_cover_budget``). A route's bounds are read with its first
+reading (and again when its selector changes); after that they come due every
+``coverage_refresh_seconds`` and are read between passes (``refresh_coverage``), so a
+refresh never holds a cycle's answers.
 No message ever contains the bearer token or a URL password.
 """
 
@@ -83,6 +86,9 @@ class LatencyObserver:
         self._limits: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
         self._coverage: dict[RouteKey, _Coverage] = {}
         self._last_plan: tuple[dict[RouteKey, Latency], QueryPlan] | None = None
+        self._due: list[tuple[BatchQuery, QueryPlan]] = []
+        """Batches whose known bounds came due in the last observation, for
+        ``refresh_coverage``."""
         self.queries_sent = 0
         """HTTP queries sent so far (for benchmarks and metrics)."""
         self.answered_in = 0.0
@@ -117,8 +123,8 @@ class LatencyObserver:
     ) -> dict[RouteKey, LatencyObservation]:
         """One observation per route, evaluated at ``at`` (Unix seconds) or now.
 
-        All batched quantile queries, overrides and due coverage queries run concurrently,
-        at most ``max_concurrency`` at a time.
+        All batched quantile queries, overrides and the coverage queries of routes whose
+        bounds are unknown run concurrently, at most ``max_concurrency`` at a time.
         """
         out: dict[RouteKey, LatencyObservation] = {}
         async for part in self.observe_parts(routes, at):
@@ -130,8 +136,9 @@ class LatencyObserver:
     ) -> AsyncGenerator[dict[RouteKey, LatencyObservation], None]:
         """``observe``, answered batch by batch as Prometheus answers: the caller decides
         the first routes while the other queries still run. Every route is in exactly one
-        part. A batch whose bucket coverage is due comes with its coverage refreshed.
-        Leaving the iteration early cancels the queries still running."""
+        part. A batch with a route whose bucket bounds are unknown comes with them; one
+        whose bounds are only due is left for ``refresh_coverage``. Leaving the iteration
+        early cancels the queries still running."""
         latencies = {key: spec.latency for key, spec in routes.items()}
         plan = self._reusable_plan(latencies)
         if plan is None:
@@ -145,7 +152,9 @@ class LatencyObserver:
             self._last_plan = (latencies, plan)
         if plan.invalid:
             yield {key: LatencyObservation.invalid(msg) for key, msg in plan.invalid.items()}
-        stale = {id(batch) for batch in self._stale_coverage(plan)}
+        unknown, due = self._stale_coverage(plan)
+        stale = {id(batch) for batch in unknown}
+        self._due = [(batch, plan) for batch in due]
         started = time.monotonic()
         answered: list[float] = []
         times: list[tuple[float, float]] = []
@@ -178,14 +187,7 @@ class LatencyObserver:
         self.answered_in = max(answered, default=started) - started
         self.sent_by = max((sent for sent, _ in times), default=started) - started
         self.received_in = max((done for _, done in times), default=started) - started
-        if failures:
-            # Coverage is advisory: keep the last known bounds, retry next cycle, log once.
-            log.warning(
-                "bucket coverage not refreshed for %d of %d batches: %s",
-                len(failures),
-                len(stale),
-                failures[0].observation.message,
-            )
+        _log_coverage_failures(failures, len(stale))
         for key in list(self._coverage):
             if key not in plan.selectors:
                 del self._coverage[key]
@@ -200,15 +202,39 @@ class LatencyObserver:
             )
         else:
             values, coverage = await self._batch_quantiles(batch, at), {}
-        if not isinstance(coverage, QueryFailed):
-            now = self._clock()
-            for key, top in coverage.items():
-                self._coverage[key] = _Coverage(plan.selectors[key], top, now)
+        self._remember_coverage(coverage, plan)
         part = {
             key: self._to_observation(batch, key, raw, plan.selectors[key])
             for key, raw in values.items()
         }
         return part, coverage if isinstance(coverage, QueryFailed) else None
+
+    def refresh_coverage(self) -> Awaitable[int]:
+        """Read the bucket bounds that came due in the last observation (between passes:
+        the loop runs this after a cycle, not beside its queries); how many batches were
+        refreshed. A failure keeps the last known bounds, to be retried when next due."""
+        due, self._due = self._due, []
+        return self._refresh(due)
+
+    async def _refresh(self, due: list[tuple[BatchQuery, QueryPlan]]) -> int:
+        results = await asyncio.gather(*(self._batch_coverage(batch, None) for batch, _ in due))
+        failures: list[QueryFailed] = []
+        for (_, plan), coverage in zip(due, results, strict=True):
+            if isinstance(coverage, QueryFailed):
+                failures.append(coverage)
+            else:
+                self._remember_coverage(coverage, plan)
+        _log_coverage_failures(failures, len(due))
+        return len(due) - len(failures)
+
+    def _remember_coverage(
+        self, coverage: Mapping[RouteKey, float | None] | QueryFailed, plan: QueryPlan
+    ) -> None:
+        if isinstance(coverage, QueryFailed):
+            return
+        now = self._clock()
+        for key, top in coverage.items():
+            self._coverage[key] = _Coverage(plan.selectors[key], top, now)
 
     async def _override_part(
         self, override: OverrideQuery, at: float | None
@@ -368,10 +394,13 @@ class LatencyObserver:
                 return None
         return plan
 
-    def _stale_coverage(self, plan: QueryPlan) -> list[BatchQuery]:
-        """Batches with at least one route whose bucket bounds are unknown or due."""
+    def _stale_coverage(self, plan: QueryPlan) -> tuple[list[BatchQuery], list[BatchQuery]]:
+        """Batches with at least one route whose bucket bounds are unknown (never read, or
+        read for another selector), and the others with at least one whose bounds are
+        due."""
         now = self._clock()
-        stale: list[BatchQuery] = []
+        unknown: list[BatchQuery] = []
+        due: list[BatchQuery] = []
         for batch in plan.batches:
             # Spread refreshes over [0.5, 1] x the period, stably per batch, so 10,000 routes'
             # coverage does not all come due in the same cycle.
@@ -379,17 +408,19 @@ class LatencyObserver:
             refresh = self.settings.coverage_refresh_seconds * spread
             # A route with no series yet is retried sooner: it may start receiving traffic.
             refresh_unknown = min(refresh, 60.0)
+            is_due = False
             for key in batch.route_keys:
                 entry = self._coverage.get(key)
-                if (
-                    entry is None
-                    or entry.selector != plan.selectors[key]
-                    or now - entry.fetched_at
-                    >= (refresh if entry.top_bucket_seconds is not None else refresh_unknown)
-                ):
-                    stale.append(batch)
+                if entry is None or entry.selector != plan.selectors[key]:
+                    unknown.append(batch)
                     break
-        return stale
+                is_due = is_due or now - entry.fetched_at >= (
+                    refresh if entry.top_bucket_seconds is not None else refresh_unknown
+                )
+            else:
+                if is_due:
+                    due.append(batch)
+        return unknown, due
 
     def top_bucket_seconds(self, key: RouteKey) -> float | None:
         entry = self._coverage.get(key)
@@ -420,3 +451,14 @@ class LatencyObserver:
             message = "the histogram has no finite buckets to interpolate in"
             return LatencyObservation(Outcome.NO_DATA, message=message, top_bucket_seconds=top)
         return LatencyObservation.value(raw, top_bucket_seconds=top)
+
+
+def _log_coverage_failures(failures: list[QueryFailed], batches: int) -> None:
+    # Coverage is advisory: the last known bounds stay and are retried when next due.
+    if failures:
+        log.warning(
+            "bucket coverage not refreshed for %d of %d batches: %s",
+            len(failures),
+            batches,
+            failures[0].observation.message,
+        )
