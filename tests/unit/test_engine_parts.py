@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.support.engine_world import NS, EdgeWorld, StillEdge, World, engine_for
+from timeout_budget import heap
 from timeout_budget.model.observation import LatencyObservation
 from timeout_budget.model.spec import RouteKey, TimeoutBudgetSpec, route_key
 
@@ -104,9 +105,12 @@ class RefreshingWorld(World):
         return 1
 
 
-def test_coverage_is_refreshed_after_a_full_cycle_and_the_next_cycle_waits_for_it() -> None:
+def test_coverage_is_refreshed_after_a_full_cycle_and_the_next_cycle_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     world = RefreshingWorld(["a", "b"])
     engine = engine_for(world)
+    monkeypatch.setattr(heap, "give_back", lambda: bool(world.log.append("give back")))
 
     async def scenario() -> None:
         report = await engine.evaluate(world.snapshots())
@@ -122,7 +126,8 @@ def test_coverage_is_refreshed_after_a_full_cycle_and_the_next_cycle_waits_for_i
         world.gates[0].set()
         await next_cycle
         await asyncio.sleep(0)
-        assert world.log[3:] == ["refreshed", "observe 2", "refresh"]  # and the next one
+        # The refresh's answers are handed back to the system once it is over.
+        assert world.log[3:] == ["refreshed", "give back", "observe 2", "refresh"]
         await engine.quiesce(1)  # shutdown: the refresh in flight is cancelled
         await asyncio.sleep(0)
         assert engine._refreshing is not None

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 import pydantic
 
+from timeout_budget import heap
 from timeout_budget.clients.kube import Kube, KubeError
 from timeout_budget.cycle import edge_check
 from timeout_budget.cycle.act import Actor
@@ -216,6 +217,7 @@ class Engine:
             await latency.refresh_coverage()
         except Exception:  # advisory: the last known bounds stay; retried when next due
             log.exception("bucket coverage refresh failed")
+        heap.give_back()  # its answers are garbage now, as the cycle's were (``loop``)
 
     async def _refreshed(self) -> None:
         """The last cycle's refresh is over before this cycle's queries are sent (it is
