@@ -105,7 +105,7 @@ class RefreshingWorld(World):
         return 1
 
 
-def test_coverage_is_refreshed_after_a_full_cycle_and_the_next_cycle_waits_for_it(
+def test_coverage_is_refreshed_after_each_pass_and_the_next_cycle_waits_for_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     world = RefreshingWorld(["a", "b"])
@@ -119,18 +119,41 @@ def test_coverage_is_refreshed_after_a_full_cycle_and_the_next_cycle_waits_for_i
         await asyncio.sleep(0)
         assert world.log == ["observe 2", "refresh"]  # between passes
         await engine.evaluate(world.snapshots(), lane=frozenset({route_key(NS, "a")}))
-        assert world.log == ["observe 2", "refresh", "observe 1"]  # a lane pass: no wait
+        await asyncio.sleep(0)
+        # A lane pass does not wait for the refresh; it starts its own for what it read.
+        assert world.log == ["observe 2", "refresh", "observe 1", "refresh"]
         next_cycle = asyncio.ensure_future(engine.evaluate(world.snapshots()))
         await asyncio.sleep(0.05)
-        assert world.log[-1] == "observe 1"  # the next cycle waits for the refresh
+        assert world.log[-1] == "refresh"  # the next cycle waits for both
         world.gates[0].set()
+        await asyncio.sleep(0.05)
+        assert world.log[-1] == "give back"  # its answers handed back to the system
+        assert not next_cycle.done()
+        world.gates[1].set()
         await next_cycle
         await asyncio.sleep(0)
-        # The refresh's answers are handed back to the system once it is over.
-        assert world.log[3:] == ["refreshed", "give back", "observe 2", "refresh"]
+        assert world.log[4:] == ["refreshed", "give back"] * 2 + ["observe 2", "refresh"]
         await engine.quiesce(1)  # shutdown: the refresh in flight is cancelled
         await asyncio.sleep(0)
-        assert engine._refreshing is not None
-        assert engine._refreshing.cancelled()
+        (running,) = engine._refreshing
+        assert running.cancelled()
+
+    asyncio.run(scenario())
+
+
+def test_the_fast_lanes_own_source_is_refreshed_after_its_passes() -> None:
+    world = RefreshingWorld(["a", "b"])
+    lane_source = RefreshingWorld(["a", "b"])
+    engine = engine_for(world)
+    engine.fast_latency = lane_source
+
+    async def scenario() -> None:
+        await engine.evaluate(world.snapshots(), lane=frozenset({route_key(NS, "a")}))
+        await asyncio.sleep(0)
+        assert lane_source.log == ["observe 1", "refresh"]
+        assert world.log == []
+        lane_source.gates[0].set()
+        await asyncio.sleep(0)
+        assert lane_source.log[-1] == "refreshed"
 
     asyncio.run(scenario())

@@ -157,7 +157,7 @@ class Recorder:
         self.passes = asyncio.Lock()
         self.closing = False
         self.pass_seconds = 0.0
-        self._refreshing = None  # the engine's coverage refresh (none here)
+        self._refreshing: list[Any] = []  # the engine's coverage refreshes (none here)
 
     async def evaluate(self, snapshots: Any, lane: Any = None) -> Any:
         from timeout_budget.cycle import CycleReport

@@ -88,8 +88,9 @@ class Engine:
     """The quiet routes' last evaluations, kept from cycle to cycle."""
     _told: dict[RouteKey, frozenset[str]] = field(default_factory=dict)
     """The refusals each route's Events last told about."""
-    _refreshing: asyncio.Task[None] | None = None
-    """The last full cycle's bucket-coverage refresh, run between passes."""
+    _refreshing: list[asyncio.Task[None]] = field(default_factory=list)
+    """The bucket-coverage refreshes started after passes (each pass's, for the source it
+    read), run between passes."""
 
     async def quiesce(self, timeout: float) -> None:
         """Shutdown: wait (at most ``timeout`` seconds) for the pass in flight to end, and
@@ -103,8 +104,8 @@ class Engine:
             return
         self.closing = True
         self.passes.release()
-        if self._refreshing is not None:
-            self._refreshing.cancel()
+        for task in self._refreshing:
+            task.cancel()
 
     def steps(self) -> RouteSteps:
         """The five steps of a route, with this engine's parts."""
@@ -197,11 +198,11 @@ class Engine:
         )
         cycle.report.duration_seconds = time.monotonic() - started
         self._remember_near(cycle.specs, readings, whole=lane is None)
+        if not self.closing:
+            # What came due beside the pass's answers is read after them, not with them.
+            self._refreshing.append(asyncio.ensure_future(self._refresh(latency)))
         if lane is None:
             self.metrics.cycle_done(cycle.report.duration_seconds, cycle.report.states)
-            if not self.closing:
-                # What came due beside the cycle's answers is read after them, not with them.
-                self._refreshing = asyncio.ensure_future(self._refresh(latency))
         else:
             own = self.fast_latency is not None  # else its queries count with the cycles'
             self.metrics.fast_lane_done(
@@ -220,11 +221,13 @@ class Engine:
         heap.give_back()  # its answers are garbage now, as the cycle's were (``loop``)
 
     async def _refreshed(self) -> None:
-        """The last cycle's refresh is over before this cycle's queries are sent (it is
-        normally long done: it runs in the pause between cycles)."""
-        task, self._refreshing = self._refreshing, None
-        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
-            await asyncio.wait([task])
+        """The refreshes started after earlier passes are over before a cycle's queries are
+        sent (they are normally long done: they run in the pauses between passes)."""
+        loop = asyncio.get_running_loop()
+        pending = [t for t in self._refreshing if not t.done() and t.get_loop() is loop]
+        self._refreshing = []
+        if pending:
+            await asyncio.wait(pending)
 
     def _remember_near(
         self,
