@@ -200,6 +200,7 @@ class Engine:
         self._remember_near(cycle.specs, readings, whole=lane is None)
         if not self.closing:
             # What came due beside the pass's answers is read after them, not with them.
+            self._refreshing = [t for t in self._refreshing if not t.done()]
             self._refreshing.append(asyncio.ensure_future(self._refresh(latency)))
         if lane is None:
             self.metrics.cycle_done(cycle.report.duration_seconds, cycle.report.states)
@@ -215,10 +216,10 @@ class Engine:
     @staticmethod
     async def _refresh(latency: LatencySource) -> None:
         try:
-            await latency.refresh_coverage()
+            if await latency.refresh_coverage():
+                heap.give_back()  # its answers are garbage now, as a cycle's are (``loop``)
         except Exception:  # advisory: the last known bounds stay; retried when next due
             log.exception("bucket coverage refresh failed")
-        heap.give_back()  # its answers are garbage now, as the cycle's were (``loop``)
 
     async def _refreshed(self) -> None:
         """The refreshes started after earlier passes are over before a cycle's queries are
