@@ -86,8 +86,8 @@ class LatencyObserver:
         self._limits: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
         self._coverage: dict[RouteKey, _Coverage] = {}
         self._last_plan: tuple[dict[RouteKey, Latency], QueryPlan] | None = None
-        self._due: list[tuple[BatchQuery, QueryPlan]] = []
-        """Batches whose known bounds came due in the last observation, for
+        self._due: tuple[list[BatchQuery], QueryPlan] | None = None
+        """The last observation's batches whose known bounds came due, and its plan, for
         ``refresh_coverage``."""
         self.queries_sent = 0
         """HTTP queries sent so far (for benchmarks and metrics)."""
@@ -154,7 +154,7 @@ class LatencyObserver:
             yield {key: LatencyObservation.invalid(msg) for key, msg in plan.invalid.items()}
         unknown, due = self._stale_coverage(plan)
         stale = {id(batch) for batch in unknown}
-        self._due = [(batch, plan) for batch in due]
+        self._due = (due, plan)
         started = time.monotonic()
         answered: list[float] = []
         times: list[tuple[float, float]] = []
@@ -211,19 +211,19 @@ class LatencyObserver:
 
     def refresh_coverage(self) -> Awaitable[int]:
         """Read the bucket bounds that came due in the last observation (between passes:
-        the loop runs this after a cycle, not beside its queries); how many batches were
-        refreshed. A failure keeps the last known bounds, to be retried when next due."""
-        due, self._due = self._due, []
+        the engine runs this after each pass, not beside its queries); how many batches
+        were refreshed. A failure keeps the last known bounds, retried when next due."""
+        due, self._due = self._due, None  # taken now: a later observation sets its own
         return self._refresh(due)
 
-    async def _refresh(self, due: list[tuple[BatchQuery, QueryPlan]]) -> int:
-        results = await asyncio.gather(*(self._batch_coverage(batch, None) for batch, _ in due))
-        failures: list[QueryFailed] = []
-        for (_, plan), coverage in zip(due, results, strict=True):
-            if isinstance(coverage, QueryFailed):
-                failures.append(coverage)
-            else:
-                self._remember_coverage(coverage, plan)
+    async def _refresh(self, taken: tuple[list[BatchQuery], QueryPlan] | None) -> int:
+        if taken is None:
+            return 0
+        due, plan = taken
+        results = await asyncio.gather(*(self._batch_coverage(batch, None) for batch in due))
+        failures = [coverage for coverage in results if isinstance(coverage, QueryFailed)]
+        for coverage in results:
+            self._remember_coverage(coverage, plan)
         _log_coverage_failures(failures, len(due))
         return len(due) - len(failures)
 
