@@ -27,7 +27,11 @@ What Thanos Query (v0.42.4) answers, read in its source and seen in
   \"transport: Error while dialing: dial tcp 127.0.0.1:P: connect: connection refused\""]``;
   with ``partial_response=false`` HTTP 422, ``errorType`` ``execution``, ``error``
   ``expanding series: proxy Series(): fetch series for {store="b", ...} ...`` (the same
-  text). A query naming only store a's external label (``store="a"``) is not sent to b.
+  text). A query sent just after the SIGKILL, while Query's gRPC client still holds the dead
+  connection, gets the other wording of its proxy instead: ``"receive series from Addr:
+  127.0.0.1:P MinTime: ... MaxTime: ...: rpc error: code = Unavailable desc = error reading
+  from server: EOF"``, without the store's labels (``dead_store_wording`` tells them
+  apart). A query naming only store a's external label (``store="a"``) is not sent to b.
 * A dead store given with ``--endpoint`` (not strict): Query re-checks every endpoint each
   ``--endpoint.info-timeout`` (default 5 s; 1 s here) and leaves out one whose last check
   failed. Until that check, as above; after it the dead store is simply not asked: HTTP 200,
@@ -427,6 +431,26 @@ class ThanosSandbox:
                 return
             time.sleep(0.1)
         raise ThanosFailed(f"query {query} still finds {address} healthy after {timeout}s")
+
+    def dead_store_wording(self, text: str, store: str) -> str | None:
+        """Which of Thanos' two wordings ``text`` (a warning, or a 422's error) uses for
+        ``store``'s dead sidecar, or None if it is not about that sidecar.
+
+        Thanos' proxy (``pkg/store/proxy_merge.go``) says ``"fetch series for {<external
+        labels>} Addr: <address> ..."`` when the Series stream cannot be opened (Query dials,
+        ``connection refused``) and ``"receive series from Addr: <address> ..."`` when it
+        was opened on a connection that died under it (``code = Unavailable desc = error
+        reading from server: EOF``). Which one the first query after a SIGKILL gets depends
+        on whether Query's gRPC client has seen the connection close yet."""
+        address = self.stores[store].sidecar.grpc_address
+        external = sorted(self.stores[store].external_labels.items())
+        labels = ", ".join(f'{k}="{v}"' for k, v in external)
+        refused = f"dial tcp {address}: connect: connection refused"
+        if f"fetch series for {{{labels}}} Addr: {address} " in text and refused in text:
+            return "fetch"
+        if f"receive series from Addr: {address} " in text and "code = Unavailable" in text:
+            return "receive"
+        return None
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -229,7 +229,9 @@ def store_b_killed(thanos: ThanosSandbox) -> Iterator[ThanosSandbox]:
 
 def test_killed_store_strict_endpoint_warns_or_refuses(store_b_killed: ThanosSandbox) -> None:
     """``--endpoint-strict``: with store b's sidecar dead every answer carries a warning
-    (HTTP 200, store a's data only); ``partial_response=false`` makes it an error."""
+    (HTTP 200, store a's data only); ``partial_response=false`` makes it an error. Either
+    names the dead sidecar in one of Thanos' two wordings (``dead_store_wording``): the
+    first query after the SIGKILL may still be sent on the dead connection."""
     thanos = store_b_killed
     url = thanos.queries["strict"].url
     fleet = p95('route=~"checkout|search"')
@@ -242,19 +244,18 @@ def test_killed_store_strict_endpoint_warns_or_refuses(store_b_killed: ThanosSan
         assert body["status"] == "success"
         assert scalar(body) == pytest.approx(only_a, rel=1e-12)
         [warning] = body["warnings"]
-        address = thanos.stores["b"].sidecar.grpc_address
-        assert warning.startswith('fetch series for {store="b", tenant_id="team-b"} Addr: ')
-        assert f"dial tcp {address}: connect: connection refused" in warning
+        assert thanos.dead_store_wording(warning, "b") in ("fetch", "receive"), warning
+        assert thanos.dead_store_wording(warning, "a") is None
         time.sleep(1.5)
+    # Query has dialled the dead sidecar by now: the connection is refused.
     refused = post(url, fleet, partial_response="false")
     print(f"partial_response=false: HTTP {refused.status_code} {refused.text}")
     assert refused.status_code == 422
     error = refused.json()
     assert error["status"] == "error"
     assert error["errorType"] == "execution"
-    assert error["error"].startswith(
-        'expanding series: proxy Series(): fetch series for {store="b", tenant_id="team-b"}'
-    )
+    assert error["error"].startswith("expanding series: proxy Series(): ")
+    assert thanos.dead_store_wording(error["error"], "b") == "fetch", error["error"]
     # Every query is sent to every store whose external labels its selectors allow: a route
     # that store b never had fails too, unless the query names store a's external label.
     checkout = post(url, p95('route="checkout"'), partial_response="false")
@@ -263,6 +264,24 @@ def test_killed_store_strict_endpoint_warns_or_refuses(store_b_killed: ThanosSan
     alone = post(url, p95('route="checkout",store="a"'), partial_response="false")
     assert alone.status_code == 200
     assert "warnings" not in alone.json()
+
+
+def test_both_wordings_of_a_dead_store_are_told_apart(thanos: ThanosSandbox) -> None:
+    """The ``receive series`` wording is rare here (once in a CI run, on the first query
+    after the SIGKILL): its text as Thanos v0.42.4 printed it then, on this run's ports."""
+    a, b = (thanos.stores[s].sidecar.grpc_address for s in ("a", "b"))
+    tail = "MinTime: 1700000000000 MaxTime: 9223372036854775807: rpc error: code = Unavailable"
+    received = f"receive series from Addr: {b} {tail} desc = error reading from server: EOF"
+    fetched = (
+        f'fetch series for {{store="b", tenant_id="team-b"}} Addr: {b} {tail} desc = '
+        f'connection error: desc = "transport: Error while dialing: dial tcp {b}: connect: '
+        'connection refused"'
+    )
+    assert thanos.dead_store_wording(received, "b") == "receive"
+    assert thanos.dead_store_wording(fetched, "b") == "fetch"
+    assert thanos.dead_store_wording(received.replace(b, a), "b") is None
+    assert thanos.dead_store_wording(received, "a") is None
+    assert thanos.dead_store_wording(fetched, "a") is None
 
 
 def test_killed_store_plain_endpoint_drops_it_silently(store_b_killed: ThanosSandbox) -> None:

@@ -350,6 +350,18 @@ ERRORS: list[tuple[str, BaseException, Outcome, str]] = [
         "no whole answer (partial answers are denied): HTTP 422: expanding series",
     ),
     (
+        "thanos-store-stream-broken-partial-denied",
+        client_error(
+            422,
+            b'{"status":"error","errorType":"execution","error":"expanding series: proxy '
+            b"Series(): receive series from Addr: 127.0.0.1:4 MinTime: 0 MaxTime: 9: "
+            b'rpc error: code = Canceled desc = grpc: the client connection is closing"}',
+        ),
+        # Thanos' other wording (a stream that broke, here not Unavailable): still held.
+        Outcome.PARTIAL,
+        "no whole answer (partial answers are denied): HTTP 422: expanding series",
+    ),
+    (
         "victoriametrics-partial-denied",
         client_error(
             503,

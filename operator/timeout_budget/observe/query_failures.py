@@ -38,11 +38,14 @@ _LIMIT_ERRORS = (
 LIMIT_PREFIX = "the backend refused the query for its limits"
 # Refusals because part of the backend did not answer while partial answers are denied
 # (Thanos ``partial_response=false``: 422 "expanding series: proxy Series(): fetch series
-# for {...}: rpc error: code = Unavailable ..."; VictoriaMetrics ``deny_partial_response=1``:
-# "cannot fetch query results from vmstorage nodes"). The query is fine; the answer would
-# miss data, so these are ``PartialData`` with no value, never split or blamed on the query.
+# for {...}: rpc error: code = Unavailable ..." when the store cannot be reached, "receive
+# series from Addr: ...: ..." when its stream broke; VictoriaMetrics
+# ``deny_partial_response=1``: "cannot fetch query results from vmstorage nodes"). The query
+# is fine; the answer would miss data, so these are ``PartialData`` with no value, never
+# split or blamed on the query.
 _WHOLE_ANSWER_ERRORS = (
     "fetch series for",
+    "receive series from",
     "rpc error: code = unavailable",
     "vmstorage",
     "partial response",
