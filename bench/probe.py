@@ -24,12 +24,14 @@ The harness turns consecutive lines into per-cycle figures.
 from __future__ import annotations
 
 import collections
+import ctypes
 import gc
 import json
 import logging
 import os
 import re
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -288,6 +290,8 @@ class _CycleRecorder(logging.Handler):
             _dump_allocations(self.out.with_suffix(".tracemalloc.txt"))
         if os.environ.get("TBO_BENCH_OBJECTS"):
             _dump_objects(self.out.with_suffix(".objects.txt"))
+        if os.environ.get("TBO_BENCH_MALLOCSTATS"):
+            _dump_allocators(self.out.with_suffix(".malloc.txt"))
 
 
 def _dump_objects(path: Path) -> None:
@@ -301,6 +305,86 @@ def _dump_objects(path: Path) -> None:
     lines = [f"=== {time.strftime('%H:%M:%S')} {sum(counts.values())} tracked objects"]
     for name, size in sizes.most_common(25):
         lines.append(f"{size / 2**20:8.1f} MiB {counts[name]:9d} {name}")
+    with path.open("a") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+_PYMALLOC_LINES = (
+    "# arenas allocated current",
+    "# bytes in allocated blocks",
+    "# bytes in available blocks",
+    "unused pools",
+    "# bytes lost to pool headers",
+    "# bytes lost to quantization",
+    "# bytes lost to arena alignment",
+    "Total",
+)
+
+
+def _dump_allocators(path: Path) -> None:
+    """Diagnostics (``TBO_BENCH_MALLOCSTATS=1``): what each allocator holds after a cycle.
+
+    Python's small-object allocator (``sys._debugmallocstats``: its arenas, the bytes in
+    live blocks and in free ones) and glibc's (``mallinfo2``: the heap's size, what is in
+    use and what is free inside it, and the ``mmap``ed blocks), with ``/proc/self/smaps_rollup``'s
+    anonymous memory, so RSS can be told apart into live objects and free space."""
+    with tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(capture.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode(errors="replace")
+    lines = [f"=== {time.strftime('%H:%M:%S')} rss {_status_kib().get('VmRSS', 0) / 1024:.1f} MiB"]
+    lines.extend(
+        f"  pymalloc {line.strip()}"
+        for line in text.splitlines()
+        if any(line.startswith(key) or key in line for key in _PYMALLOC_LINES)
+    )
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+        lines.append(
+            "  glibc "
+            + " ".join(
+                f"{name}={getattr(info, name) / 2**20:.1f}MiB"
+                for name in ("arena", "uordblks", "fordblks", "keepcost", "hblkhd")
+            )
+            + f" hblks={info.hblks} ordblks={info.ordblks}"
+        )
+    except (OSError, AttributeError) as exc:
+        lines.append(f"  glibc: {exc}")
+    rollup = Path("/proc/self/smaps_rollup")
+    if rollup.exists():
+        kib = {
+            key: int(value.split()[0])
+            for key, _, value in (line.partition(":") for line in rollup.read_text().splitlines())
+            if key in ("Rss", "Anonymous", "Pss_File")
+        }
+        lines.append("  smaps " + " ".join(f"{k}={v / 1024:.1f}MiB" for k, v in kib.items()))
     with path.open("a") as handle:
         handle.write("\n".join(lines) + "\n")
 
