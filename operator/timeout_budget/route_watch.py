@@ -31,7 +31,8 @@ from typing import Any
 
 import kubernetes
 
-from timeout_budget.clients.kube import GROUP, PLURAL, VERSION
+from timeout_budget.clients.kube import TIMEOUTBUDGETS
+from timeout_budget.clients.kube_paths import KubePaths
 from timeout_budget.clients.watch_cache import Kind, Watcher
 from timeout_budget.cycle.snapshot import RouteSnapshot, snapshot_entry
 from timeout_budget.model.shards import ROUTE_SHARD_LABEL
@@ -131,15 +132,7 @@ class SnapshotStore:
 
 
 def timeoutbudgets(api_client: kubernetes.client.ApiClient) -> Kind:
-    custom = kubernetes.client.CustomObjectsApi(api_client)
-
-    def list_all(**kwargs: Any) -> Any:
-        return custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
-
-    def list_namespaced(namespace: str, **kwargs: Any) -> Any:
-        return custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kwargs)
-
-    return Kind(PLURAL, list_all, list_namespaced)
+    return Kind.of(KubePaths(api_client), TIMEOUTBUDGETS)
 
 
 def shard_selector(shard: int) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 import kubernetes
@@ -26,6 +27,21 @@ from timeout_budget.clients.kube_errors import KubeError as KubeError
 from timeout_budget.clients.kube_errors import KubeUnavailable as KubeUnavailable
 from timeout_budget.clients.kube_errors import NotFound as NotFound
 from timeout_budget.clients.kube_errors import translate as _translate
+from timeout_budget.clients.kube_paths import (
+    APPLY_PATCH,
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    EVENTS,
+    HPAS,
+    INGRESSES,
+    JSON_PATCH,
+    LEASES,
+    MERGE_PATCH,
+    SERVICES,
+    STRATEGIC_MERGE_PATCH,
+    KubePaths,
+    Resource,
+)
 
 T = TypeVar("T")
 
@@ -55,12 +71,7 @@ class Kube:
     """Async facade over the parts of the Kubernetes API the loop needs."""
 
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
-        self.apps = kubernetes.client.AppsV1Api(api_client)
-        self.autoscaling = kubernetes.client.AutoscalingV2Api(api_client)
-        self.core = kubernetes.client.CoreV1Api(api_client)
-        self.custom = kubernetes.client.CustomObjectsApi(api_client)
-        self.coordination = kubernetes.client.CoordinationV1Api(api_client)
-        self.networking = kubernetes.client.NetworkingV1Api(api_client)
+        self.paths = KubePaths(api_client)
 
     async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -68,13 +79,25 @@ class Kube:
         except Exception as exc:  # translated: callers see only KubeError
             raise _translate(exc, what) from exc
 
+    async def _write(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """A write whose answer the operator does not read (``fn``: a ``KubePaths``
+        method). Refusals raise as from ``_call``; the answer's body is read to its end, so
+        the connection goes back to the pool, and never parsed."""
+
+        def call() -> None:
+            response = fn(*args, **kwargs)
+            response.drain_conn()
+            response.release_conn()
+
+        await self._call(what, call)
+
     # -- reads --------------------------------------------------------------------------
     async def list_deployments(
         self, namespace: str, fields: Fields | None = None
     ) -> list[dict[str, Any]]:
         return await self._list(
             f"list deployments in {namespace}",
-            self.apps.list_namespaced_deployment,
+            partial(self.paths.list, DEPLOYMENTS),
             namespace,
             fields,
         )
@@ -82,7 +105,7 @@ class Kube:
     async def list_hpas(self, namespace: str, fields: Fields | None = None) -> list[dict[str, Any]]:
         return await self._list(
             f"list horizontalpodautoscalers in {namespace}",
-            self.autoscaling.list_namespaced_horizontal_pod_autoscaler,
+            partial(self.paths.list, HPAS),
             namespace,
             fields,
         )
@@ -91,7 +114,7 @@ class Kube:
         self, namespace: str, fields: Fields | None = None
     ) -> list[dict[str, Any]]:
         return await self._list(
-            f"list services in {namespace}", self.core.list_namespaced_service, namespace, fields
+            f"list services in {namespace}", partial(self.paths.list, SERVICES), namespace, fields
         )
 
     async def list_ingresses(
@@ -99,7 +122,7 @@ class Kube:
     ) -> list[dict[str, Any]]:
         return await self._list(
             f"list ingresses in {namespace}",
-            self.networking.list_namespaced_ingress,
+            partial(self.paths.list, INGRESSES),
             namespace,
             fields,
         )
@@ -107,13 +130,11 @@ class Kube:
     async def list_httproutes(self, namespace: str) -> list[dict[str, Any]]:
         """gateway.networking.k8s.io/v1 HTTPRoutes (``NotFound`` without the CRDs)."""
 
-        def call(ns: str, **kw: Any) -> Any:
-            return self.custom.list_namespaced_custom_object(
-                GATEWAY_GROUP, "v1", ns, "httproutes", **kw
-            )
-
         return await self._list(
-            f"list httproutes in {namespace}", call, namespace, HTTPROUTE_FIELDS
+            f"list httproutes in {namespace}",
+            partial(self.paths.list, HTTPROUTES),
+            namespace,
+            HTTPROUTE_FIELDS,
         )
 
     async def get_httproute(self, namespace: str, name: str) -> dict[str, Any]:
@@ -141,16 +162,14 @@ class Kube:
         if apply:
             body |= {"apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "HTTPRoute"}
             body["metadata"] |= {"name": name, "namespace": namespace}
-            options |= {"force": True, "_content_type": "application/apply-patch+yaml"}
+            options |= {"force": True, "content_type": APPLY_PATCH}
         else:
-            options["_content_type"] = "application/merge-patch+json"
-        await self._call(
+            options["content_type"] = MERGE_PATCH
+        await self._write(
             f"write httproute {namespace}/{name}",
-            self.custom.patch_namespaced_custom_object,
-            GATEWAY_GROUP,
-            "v1",
+            self.paths.patch,
+            HTTPROUTES,
             namespace,
-            "httproutes",
             name,
             body,
             **options,
@@ -167,11 +186,8 @@ class Kube:
     async def _get_custom(
         self, what: str, namespace: str | None, plural: str, name: str
     ) -> dict[str, Any]:
-        if namespace is None:
-            cluster = self.custom.get_cluster_custom_object
-            return await self._read(what, cluster, GATEWAY_GROUP, "v1", plural, name)
-        namespaced = self.custom.get_namespaced_custom_object
-        return await self._read(what, namespaced, GATEWAY_GROUP, "v1", namespace, plural, name)
+        resource = Resource(GATEWAY_GROUP, "v1", plural)
+        return await self._read(what, self.paths.get, resource, namespace, name)
 
     async def _list(
         self, what: str, fn: Callable[..., Any], namespace: str, fields: Fields | None
@@ -181,7 +197,7 @@ class Kube:
         cycle, and they would wait for the busy event loop to be slimmed there."""
 
         def call() -> list[dict[str, Any]]:
-            return _items(fn(namespace, _preload_content=False), fields)
+            return _items(fn(namespace), fields)
 
         return await self._call(what, call)
 
@@ -205,16 +221,7 @@ class Kube:
             kwargs["_continue"] = continue_token
 
         def call() -> tuple[list[dict[str, Any]], str | None, int | None]:
-            response: Any
-            if namespace is None:
-                response = self.custom.list_cluster_custom_object(
-                    GROUP, VERSION, PLURAL, _preload_content=False, **kwargs
-                )
-            else:
-                response = self.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, _preload_content=False, **kwargs
-                )
-            data = json.loads(response.data)
+            data = json.loads(self.paths.list(TIMEOUTBUDGETS, namespace, **kwargs).data)
             meta = data.get("metadata") or {}
             items: list[dict[str, Any]] = data.get("items") or []
             if fields is not None:
@@ -229,21 +236,26 @@ class Kube:
         self, namespace: str, name: str, annotations: dict[str, str | None]
     ) -> None:
         body = {"metadata": {"annotations": annotations}}
-        await self._call(
+        await self._write(
             f"patch deployment {namespace}/{name}",
-            self.apps.patch_namespaced_deployment,
-            name,
+            self.paths.patch,
+            DEPLOYMENTS,
             namespace,
+            name,
             body,
+            STRATEGIC_MERGE_PATCH,
         )
 
     async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
-        await self._call(
+        await self._write(
             f"scale deployment {namespace}/{name}",
-            self.apps.patch_namespaced_deployment_scale,
-            name,
+            self.paths.patch,
+            DEPLOYMENTS,
             namespace,
+            name,
             {"spec": {"replicas": replicas}},
+            STRATEGIC_MERGE_PATCH,
+            sub="scale",
         )
 
     async def patch_hpa(
@@ -254,24 +266,28 @@ class Kube:
         annotations: dict[str, str | None],
     ) -> None:
         body = {"metadata": {"annotations": annotations}, "spec": {"minReplicas": min_replicas}}
-        await self._call(
+        await self._write(
             f"patch horizontalpodautoscaler {namespace}/{name}",
-            self.autoscaling.patch_namespaced_horizontal_pod_autoscaler,
-            name,
+            self.paths.patch,
+            HPAS,
             namespace,
+            name,
             body,
+            STRATEGIC_MERGE_PATCH,
         )
 
     async def json_patch_service(
         self, namespace: str, name: str, operations: list[dict[str, Any]]
     ) -> None:
         # A JSON patch replaces the selector whole; a merge patch would keep stale keys.
-        await self._call(
+        await self._write(
             f"patch service {namespace}/{name}",
-            self.core.patch_namespaced_service,
-            name,
+            self.paths.patch,
+            SERVICES,
             namespace,
+            name,
             operations,
+            JSON_PATCH,
         )
 
     async def ensure_configmap(self, namespace: str, name: str, labels: dict[str, str]) -> None:
@@ -283,9 +299,10 @@ class Kube:
             "data": {"purpose": "hosts the timeout-budget-operator evaluation loop (kopf daemon)"},
         }
         try:
-            await self._call(
+            await self._write(
                 f"create configmap {namespace}/{name}",
-                self.core.create_namespaced_config_map,
+                self.paths.create,
+                CONFIGMAPS,
                 namespace,
                 body,
             )
@@ -296,23 +313,18 @@ class Kube:
     async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Lease as a plain object, or None when it does not exist yet."""
         try:
-            out = await self._call(
-                f"read lease {namespace}/{name}",
-                self.coordination.read_namespaced_lease,
-                name,
-                namespace,
-                _preload_content=False,
+            return await self._read(
+                f"read lease {namespace}/{name}", self.paths.get, LEASES, namespace, name
             )
         except NotFound:
             return None
-        lease: dict[str, Any] = json.loads(out.data)  # type: ignore[attr-defined]  # raw response
-        return lease
 
     async def create_lease(self, namespace: str, body: dict[str, Any]) -> None:
         """Create the Lease; ``Conflict`` when another replica created it first."""
-        await self._call(
+        await self._write(
             f"create lease {namespace}/{body['metadata']['name']}",
-            self.coordination.create_namespaced_lease,
+            self.paths.create,
+            LEASES,
             namespace,
             body,
         )
@@ -320,11 +332,12 @@ class Kube:
     async def replace_lease(self, namespace: str, body: dict[str, Any]) -> None:
         """Replace the Lease at ``metadata.resourceVersion``; ``Conflict`` when it moved."""
         name = body["metadata"]["name"]
-        await self._call(
+        await self._write(
             f"replace lease {namespace}/{name}",
-            self.coordination.replace_namespaced_lease,
-            name,
+            self.paths.replace,
+            LEASES,
             namespace,
+            name,
             body,
         )
 
@@ -332,10 +345,8 @@ class Kube:
         """The Leases carrying these labels (the shards' and members'), as plain objects."""
 
         def call() -> list[dict[str, Any]]:
-            out = self.coordination.list_namespaced_lease(
-                namespace, label_selector=label_selector, _preload_content=False
-            )
-            items: list[dict[str, Any]] = json.loads(out.data)["items"]  # type: ignore[attr-defined]  # raw response
+            out = self.paths.list(LEASES, namespace, label_selector=label_selector)
+            items: list[dict[str, Any]] = json.loads(out.data)["items"]
             return items
 
         return await self._call(f"list leases in {namespace}", call)
@@ -343,41 +354,44 @@ class Kube:
     async def delete_lease(self, namespace: str, name: str) -> None:
         """Delete the Lease (a member gone for long); gone already is fine."""
         try:
-            await self._call(
+            await self._write(
                 f"delete lease {namespace}/{name}",
-                self.coordination.delete_namespaced_lease,
-                name,
+                self.paths.delete,
+                LEASES,
                 namespace,
+                name,
             )
         except NotFound:
             return
 
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
-        await self._call(
-            f"create event in {namespace}", self.core.create_namespaced_event, namespace, body
+        await self._write(
+            f"create event in {namespace}", self.paths.create, EVENTS, namespace, body
         )
 
     async def get_configmap(self, namespace: str, name: str) -> dict[str, Any]:
         return await self._read(
             f"get configmap {namespace}/{name}",
-            self.core.read_namespaced_config_map,
-            name,
+            self.paths.get,
+            CONFIGMAPS,
             namespace,
+            name,
         )
 
     async def get_ingress(self, namespace: str, name: str) -> dict[str, Any]:
         return await self._read(
             f"get ingress {namespace}/{name}",
-            self.networking.read_namespaced_ingress,
-            name,
+            self.paths.get,
+            INGRESSES,
             namespace,
+            name,
         )
 
     async def _read(self, what: str, fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
         """One object as a dict, read and parsed in the worker thread."""
 
         def call() -> dict[str, Any]:
-            data: dict[str, Any] = json.loads(fn(*args, _preload_content=False).data)
+            data: dict[str, Any] = json.loads(fn(*args).data)
             return data
 
         return await self._call(what, call)
@@ -392,58 +406,57 @@ class Kube:
             "kind": "Ingress",
             "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
         }
-        await self._call(
+        await self._write(
             f"apply annotations to ingress {namespace}/{name}",
-            self.networking.patch_namespaced_ingress,
-            name,
+            self.paths.patch,
+            INGRESSES,
             namespace,
+            name,
             body,
+            APPLY_PATCH,
             field_manager=manager,
             force=True,
-            _content_type="application/apply-patch+yaml",
         )
 
     async def patch_ingress_annotations(
         self, namespace: str, name: str, annotations: dict[str, str | None], manager: str
     ) -> None:
         """A merge patch of annotations (``None`` removes one)."""
-        await self._call(
+        await self._write(
             f"patch ingress {namespace}/{name}",
-            self.networking.patch_namespaced_ingress,
-            name,
+            self.paths.patch,
+            INGRESSES,
             namespace,
+            name,
             {"metadata": {"annotations": annotations}},
+            MERGE_PATCH,
             field_manager=manager,
-            _content_type="application/merge-patch+json",
         )
 
     async def patch_budget_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        await self._call(
+        await self._write(
             f"patch timeoutbudget {namespace}/{name} status",
-            self.custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
+            self.paths.patch,
+            TIMEOUTBUDGETS,
             namespace,
-            PLURAL,
             name,
             {"status": status},
+            MERGE_PATCH,
+            sub="status",
         )
 
     async def patch_budget(
         self, namespace: str, name: str, body: dict[str, Any] | list[dict[str, Any]]
     ) -> None:
         """A merge patch (a dict) or a JSON patch (a list of operations) of a TimeoutBudget."""
-        kind = "json-patch" if isinstance(body, list) else "merge-patch"
-        await self._call(
+        await self._write(
             f"patch timeoutbudget {namespace}/{name}",
-            self.custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
+            self.paths.patch,
+            TIMEOUTBUDGETS,
             namespace,
-            PLURAL,
             name,
             body,
-            _content_type=f"application/{kind}+json",  # the client sends a list as a merge patch
+            JSON_PATCH if isinstance(body, list) else MERGE_PATCH,
         )
 
 
@@ -451,6 +464,8 @@ Fields = Mapping[str, tuple[str, ...]]
 """Per top-level section (``metadata``, ``spec``, ``status``), the fields to keep."""
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
+HTTPROUTES = Resource(GATEWAY_GROUP, "v1", "httproutes")
+TIMEOUTBUDGETS = Resource(GROUP, VERSION, PLURAL)
 HTTPROUTE_FIELDS: Fields = {
     "metadata": ("name", "namespace", "creationTimestamp", "annotations"),
     "spec": ("hostnames", "parentRefs", "rules"),

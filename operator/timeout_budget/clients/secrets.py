@@ -18,6 +18,8 @@ from typing import Any, NoReturn, cast
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
+from timeout_budget.clients.kube_paths import SECRETS, KubePaths
+
 
 class SecretProblem(Exception):
     """The token cannot be read; ``reason`` is a condition reason, the message says why."""
@@ -29,14 +31,12 @@ class SecretProblem(Exception):
 
 class SecretReader:
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
-        self._core = kubernetes.client.CoreV1Api(api_client)
+        self._paths = KubePaths(api_client)
 
     async def read(self, namespace: str, name: str, key: str) -> str:
         where = f"Secret {namespace}/{name}"
         try:
-            raw = await asyncio.to_thread(
-                self._core.read_namespaced_secret, name, namespace, _preload_content=False
-            )
+            raw = await asyncio.to_thread(self._paths.get, SECRETS, namespace, name)
         except ApiException as exc:
             raise _problem(where, int(exc.status or 0)) from None
         except Exception as exc:  # connection errors: the next tick tries again

@@ -40,12 +40,21 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from timeout_budget.clients.kube import Fields, KubeUnavailable
+from timeout_budget.clients.kube_paths import (
+    DEPLOYMENTS,
+    HPAS,
+    INGRESSES,
+    SERVICES,
+    KubePaths,
+    Resource,
+)
 from timeout_budget.clients.watch_store import Store
 
 log = logging.getLogger(__name__)
@@ -59,6 +68,15 @@ class Kind:
     plural: str
     list_all: Callable[..., Any]
     list_namespaced: Callable[..., Any]
+
+    @classmethod
+    def of(cls, paths: KubePaths, resource: Resource) -> Kind:
+        """``resource``'s lists and watches, by path (``kube_paths``)."""
+        return cls(
+            resource.plural,
+            partial(paths.list, resource, None),
+            partial(paths.list, resource),
+        )
 
     def call(self, namespace: str | None, **kwargs: Any) -> Any:
         if namespace is None:
@@ -376,29 +394,10 @@ class WatchedLists:
         on_demand: bool = False,
         **watcher_options: Any,
     ) -> None:
-        apps = kubernetes.client.AppsV1Api(api_client)
-        autoscaling = kubernetes.client.AutoscalingV2Api(api_client)
-        core = kubernetes.client.CoreV1Api(api_client)
-        networking = kubernetes.client.NetworkingV1Api(api_client)
+        paths = KubePaths(api_client)
         kinds = {
-            "deployments": Kind(
-                "deployments",
-                apps.list_deployment_for_all_namespaces,
-                apps.list_namespaced_deployment,
-            ),
-            "horizontalpodautoscalers": Kind(
-                "horizontalpodautoscalers",
-                autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces,
-                autoscaling.list_namespaced_horizontal_pod_autoscaler,
-            ),
-            "services": Kind(
-                "services", core.list_service_for_all_namespaces, core.list_namespaced_service
-            ),
-            "ingresses": Kind(
-                "ingresses",
-                networking.list_ingress_for_all_namespaces,
-                networking.list_namespaced_ingress,
-            ),
+            resource.plural: Kind.of(paths, resource)
+            for resource in (DEPLOYMENTS, HPAS, SERVICES, INGRESSES)
         }
         served = sorted(set(namespaces or ()))
         scopes: list[str | None] = [*served] if served else [None]
