@@ -2,7 +2,9 @@
 
 kopf watches the custom resources; everything else the loop touches (Deployments, their
 scale subresource, HPAs, Services, the TimeoutBudget status) goes through this class.
-The official ``kubernetes`` client is synchronous, so every call runs in a worker thread
+Requests go by path (``kube_paths``) through the official ``kubernetes`` client's
+``ApiClient``, as JSON in and out: reads are parsed (and slimmed) here, writes' answers are
+drained unread. The client is synchronous, so every call runs in a worker thread
 (``asyncio.to_thread``) and never blocks the event loop. Errors are translated into the
 operator's own exceptions so callers need not know the client library:
 

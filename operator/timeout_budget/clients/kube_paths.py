@@ -38,6 +38,12 @@ QUERY_NAMES = {
 }
 """The typed methods' keyword arguments the operator uses, by their query parameter."""
 
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+"""What the typed methods sent for an object patch of a built-in kind."""
+JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
 
 @dataclass(frozen=True)
 class Resource:
@@ -134,9 +140,3 @@ class KubePaths:
 
     def delete(self, resource: Resource, namespace: str, name: str) -> Any:
         return self.request("DELETE", resource.path(namespace, name))
-
-
-MERGE_PATCH = "application/merge-patch+json"
-STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-APPLY_PATCH = "application/apply-patch+yaml"
